@@ -1,0 +1,2 @@
+//! The `botflow` command-line tool.
+fn main() {}

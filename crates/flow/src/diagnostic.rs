@@ -1,0 +1,63 @@
+//! Validation problems as values: a stable code, a severity, a JSON Pointer and a message.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How serious a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The flow may run but probably not as meant.
+    Warning,
+    /// The flow cannot be published.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Warning => "warning",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// One problem found in a flow document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    /// Stable code, e.g. `dangling-target`; see [`crate::codes`].
+    pub code: String,
+    /// Error or warning.
+    pub severity: Severity,
+    /// JSON Pointer (RFC 6901) of the value at fault, e.g. `/blocks/3/messages/1/title`.
+    pub pointer: String,
+    /// What is wrong, for a person.
+    pub message: String,
+    /// How to fix it, when there is a useful hint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// 1-based line and column, for problems found while reading the JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<TextLocation>,
+}
+
+/// A 1-based line and column in the JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextLocation {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub column: usize,
+}
+
+impl Diagnostic {
+    /// Whether this diagnostic blocks publishing.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Escapes one reference token of a JSON Pointer (`~` → `~0`, `/` → `~1`).
+pub fn escape_pointer_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}

@@ -1,0 +1,1 @@
+//! botflow messenger crate (work in progress).

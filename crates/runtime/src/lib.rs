@@ -1,0 +1,1 @@
+//! botflow runtime crate (work in progress).

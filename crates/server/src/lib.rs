@@ -1,0 +1,1 @@
+//! botflow server crate (work in progress).

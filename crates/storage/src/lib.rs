@@ -1,0 +1,1 @@
+//! botflow storage crate (work in progress).

@@ -1,0 +1,4 @@
+//! End-to-end tests: one test binary whose modules are the suites.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
