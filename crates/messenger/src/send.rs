@@ -1,0 +1,515 @@
+//! Send API request types, their wire JSON, and the platform's limits checked before sending.
+
+use crate::webhook::RecurringFrequency;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// Longest text message, in characters.
+pub const MAX_TEXT_CHARS: usize = 2000;
+/// Longest text of a button template, in characters.
+pub const MAX_BUTTON_TEXT_CHARS: usize = 640;
+/// Most buttons on a button template.
+pub const MAX_BUTTONS: usize = 3;
+/// Longest button or quick-reply title, in characters.
+pub const MAX_BUTTON_TITLE_CHARS: usize = 20;
+/// Most quick replies on one message.
+pub const MAX_QUICK_REPLIES: usize = 13;
+/// Longest postback or quick-reply payload, in characters.
+pub const MAX_PAYLOAD_CHARS: usize = 1000;
+/// Longest title of a one-time-notification or recurring-notification request, in characters.
+pub const MAX_NOTIFICATION_TITLE_CHARS: usize = 65;
+/// Message tags the platform answers with code 100 since 27 April 2026.
+pub const RETIRED_MESSAGE_TAGS: &[&str] = &[
+    "CONFIRMED_EVENT_UPDATE",
+    "ACCOUNT_UPDATE",
+    "POST_PURCHASE_UPDATE",
+];
+
+/// Whom a message goes to: a person by PSID, or a notification token that pays for the message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    /// A person by page-scoped id (`recipient.id`); subject to the 24-hour window.
+    Psid(String),
+    /// A one-time notification token (`recipient.one_time_notif_token`); usable exactly once.
+    OtnToken(String),
+    /// A recurring notification token (`recipient.notification_messages_token`).
+    NotificationToken(String),
+}
+
+impl Recipient {
+    /// Whether the recipient is a notification token rather than a PSID.
+    pub fn is_token(&self) -> bool {
+        !matches!(self, Self::Psid(_))
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Self::Psid(psid) => json!({ "id": psid }),
+            Self::OtnToken(token) => json!({ "one_time_notif_token": token }),
+            Self::NotificationToken(token) => json!({ "notification_messages_token": token }),
+        }
+    }
+}
+
+/// The `messaging_type` of a send: why the Page may send this message now.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessagingType {
+    /// A reply inside the 24-hour window.
+    Response,
+    /// A proactive message inside the 24-hour window.
+    Update,
+    /// A tagged message outside the window; the tag (e.g. `HUMAN_AGENT`) is sent as `tag`.
+    MessageTag(String),
+}
+
+/// A button of a button template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Button {
+    /// Sends a postback event with `payload` when tapped.
+    Postback {
+        /// Shown on the button (at most 20 characters).
+        title: String,
+        /// Returned in the postback event (at most 1,000 characters).
+        payload: String,
+    },
+    /// Opens `url` when tapped.
+    WebUrl {
+        /// Shown on the button (at most 20 characters).
+        title: String,
+        /// The http(s) URL to open.
+        url: String,
+    },
+}
+
+/// A text quick reply: a chip under the message that sends `payload` back when tapped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuickReply {
+    /// Shown on the chip (at most 20 characters).
+    pub title: String,
+    /// Returned as `quick_reply.payload` (at most 1,000 characters).
+    pub payload: String,
+}
+
+/// The content of one outgoing message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutgoingMessage {
+    /// Plain text.
+    Text {
+        /// The text (1..=2,000 characters).
+        text: String,
+    },
+    /// Text with 1–3 buttons, sent as a button template.
+    TextWithButtons {
+        /// The text (1..=640 characters).
+        text: String,
+        /// The buttons (1..=3).
+        buttons: Vec<Button>,
+    },
+    /// Text with 1–13 quick replies.
+    TextWithQuickReplies {
+        /// The text (1..=2,000 characters).
+        text: String,
+        /// The quick replies (1..=13).
+        quick_replies: Vec<QuickReply>,
+    },
+    /// An image attachment by URL.
+    Image {
+        /// The http(s) URL of the image.
+        url: String,
+    },
+    /// A file attachment by URL.
+    File {
+        /// The http(s) URL of the file.
+        url: String,
+    },
+    /// The one-time-notification request template: a title and a "Notify Me" button.
+    OtnRequest {
+        /// Shown to the subscriber (1..=65 characters).
+        title: String,
+        /// The app's string, echoed back in the opt-in event.
+        payload: String,
+    },
+    /// The recurring notification request template (`notification_messages`).
+    RecurringRequest {
+        /// Shown to the subscriber (1..=65 characters).
+        title: String,
+        /// The app's string, echoed back in the opt-in event.
+        payload: String,
+        /// How often the Page may send.
+        frequency: RecurringFrequency,
+        /// An optional image shown with the request.
+        image_url: Option<String>,
+        /// An optional IANA timezone for the frequency (e.g. `"Europe/Paris"`).
+        timezone: Option<String>,
+    },
+}
+
+impl OutgoingMessage {
+    /// The wire JSON of the `message` field of a Send API request.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Text { text } => json!({ "text": text }),
+            Self::TextWithButtons { text, buttons } => {
+                let buttons: Vec<Value> = buttons
+                    .iter()
+                    .map(|button| match button {
+                        Button::Postback { title, payload } => {
+                            json!({ "type": "postback", "title": title, "payload": payload })
+                        }
+                        Button::WebUrl { title, url } => {
+                            json!({ "type": "web_url", "title": title, "url": url })
+                        }
+                    })
+                    .collect();
+                template(json!({ "template_type": "button", "text": text, "buttons": buttons }))
+            }
+            Self::TextWithQuickReplies {
+                text,
+                quick_replies,
+            } => {
+                let quick_replies: Vec<Value> = quick_replies
+                    .iter()
+                    .map(|reply| {
+                        json!({ "content_type": "text", "title": reply.title, "payload": reply.payload })
+                    })
+                    .collect();
+                json!({ "text": text, "quick_replies": quick_replies })
+            }
+            Self::Image { url } => {
+                json!({ "attachment": { "type": "image", "payload": { "url": url } } })
+            }
+            Self::File { url } => {
+                json!({ "attachment": { "type": "file", "payload": { "url": url } } })
+            }
+            Self::OtnRequest { title, payload } => template(json!({
+                "template_type": "one_time_notif_req",
+                "title": title,
+                "payload": payload,
+            })),
+            Self::RecurringRequest {
+                title,
+                payload,
+                frequency,
+                image_url,
+                timezone,
+            } => {
+                let mut fields = Map::new();
+                fields.insert("template_type".into(), json!("notification_messages"));
+                fields.insert("title".into(), json!(title));
+                fields.insert("payload".into(), json!(payload));
+                fields.insert(
+                    "notification_messages_frequency".into(),
+                    json!(frequency.as_platform()),
+                );
+                if let Some(image_url) = image_url {
+                    fields.insert("image_url".into(), json!(image_url));
+                }
+                if let Some(timezone) = timezone {
+                    fields.insert("notification_messages_timezone".into(), json!(timezone));
+                }
+                template(Value::Object(fields))
+            }
+        }
+    }
+
+    /// Whether this message is a notification request template (must go to a PSID in the window).
+    pub fn is_notification_request(&self) -> bool {
+        matches!(
+            self,
+            Self::OtnRequest { .. } | Self::RecurringRequest { .. }
+        )
+    }
+
+    /// Checks the platform's limits for this message; `field` paths are those of the wire JSON.
+    pub fn check_limits(&self) -> Result<(), LimitError> {
+        match self {
+            Self::Text { text } => check_text("message.text", text, MAX_TEXT_CHARS),
+            Self::TextWithButtons { text, buttons } => {
+                let base = "message.attachment.payload";
+                check_text(&format!("{base}.text"), text, MAX_BUTTON_TEXT_CHARS)?;
+                check_count(&format!("{base}.buttons"), buttons.len(), 1, MAX_BUTTONS)?;
+                for (index, button) in buttons.iter().enumerate() {
+                    let field = format!("{base}.buttons[{index}]");
+                    match button {
+                        Button::Postback { title, payload } => {
+                            check_text(&format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
+                            check_text(&format!("{field}.payload"), payload, MAX_PAYLOAD_CHARS)?;
+                        }
+                        Button::WebUrl { title, url } => {
+                            check_text(&format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
+                            check_url(&format!("{field}.url"), url)?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Self::TextWithQuickReplies {
+                text,
+                quick_replies,
+            } => {
+                check_text("message.text", text, MAX_TEXT_CHARS)?;
+                check_count(
+                    "message.quick_replies",
+                    quick_replies.len(),
+                    1,
+                    MAX_QUICK_REPLIES,
+                )?;
+                for (index, reply) in quick_replies.iter().enumerate() {
+                    let field = format!("message.quick_replies[{index}]");
+                    check_text(
+                        &format!("{field}.title"),
+                        &reply.title,
+                        MAX_BUTTON_TITLE_CHARS,
+                    )?;
+                    check_text(
+                        &format!("{field}.payload"),
+                        &reply.payload,
+                        MAX_PAYLOAD_CHARS,
+                    )?;
+                }
+                Ok(())
+            }
+            Self::Image { url } | Self::File { url } => {
+                check_url("message.attachment.payload.url", url)
+            }
+            Self::OtnRequest { title, .. } => check_text(
+                "message.attachment.payload.title",
+                title,
+                MAX_NOTIFICATION_TITLE_CHARS,
+            ),
+            Self::RecurringRequest {
+                title, image_url, ..
+            } => {
+                check_text(
+                    "message.attachment.payload.title",
+                    title,
+                    MAX_NOTIFICATION_TITLE_CHARS,
+                )?;
+                match image_url {
+                    Some(url) => check_url("message.attachment.payload.image_url", url),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn template(payload: Value) -> Value {
+    json!({ "attachment": { "type": "template", "payload": payload } })
+}
+
+/// One Send API call: recipient, message and messaging type. Its serde form is botflow's own
+/// (for the outbox); [`SendRequest::to_json`] gives the Graph API wire JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// Whom the message goes to.
+    pub recipient: Recipient,
+    /// What is sent.
+    pub message: OutgoingMessage,
+    /// Why the Page may send it; `None` for token recipients, which need none.
+    pub messaging_type: Option<MessagingType>,
+}
+
+impl SendRequest {
+    /// A reply to `psid` inside the 24-hour window (`RESPONSE`).
+    pub fn response(psid: impl Into<String>, message: OutgoingMessage) -> Self {
+        Self {
+            recipient: Recipient::Psid(psid.into()),
+            message,
+            messaging_type: Some(MessagingType::Response),
+        }
+    }
+
+    /// A proactive message to `psid` inside the 24-hour window (`UPDATE`).
+    pub fn update(psid: impl Into<String>, message: OutgoingMessage) -> Self {
+        Self {
+            recipient: Recipient::Psid(psid.into()),
+            message,
+            messaging_type: Some(MessagingType::Update),
+        }
+    }
+
+    /// A message to `psid` with a message tag (`MESSAGE_TAG`).
+    pub fn tagged(
+        psid: impl Into<String>,
+        tag: impl Into<String>,
+        message: OutgoingMessage,
+    ) -> Self {
+        Self {
+            recipient: Recipient::Psid(psid.into()),
+            message,
+            messaging_type: Some(MessagingType::MessageTag(tag.into())),
+        }
+    }
+
+    /// The single message a one-time notification token pays for.
+    pub fn to_otn_token(token: impl Into<String>, message: OutgoingMessage) -> Self {
+        Self {
+            recipient: Recipient::OtnToken(token.into()),
+            message,
+            messaging_type: None,
+        }
+    }
+
+    /// A message to a recurring notification token.
+    pub fn to_notification_token(token: impl Into<String>, message: OutgoingMessage) -> Self {
+        Self {
+            recipient: Recipient::NotificationToken(token.into()),
+            message,
+            messaging_type: None,
+        }
+    }
+
+    /// The Graph API wire JSON body of this request.
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("recipient".into(), self.recipient.to_json());
+        match &self.messaging_type {
+            Some(MessagingType::Response) => {
+                body.insert("messaging_type".into(), json!("RESPONSE"));
+            }
+            Some(MessagingType::Update) => {
+                body.insert("messaging_type".into(), json!("UPDATE"));
+            }
+            Some(MessagingType::MessageTag(tag)) => {
+                body.insert("messaging_type".into(), json!("MESSAGE_TAG"));
+                body.insert("tag".into(), json!(tag));
+            }
+            None => {}
+        }
+        body.insert("message".into(), self.message.to_json());
+        Value::Object(body)
+    }
+
+    /// Checks the platform's limits and the combination of recipient and messaging type.
+    pub fn check_limits(&self) -> Result<(), LimitError> {
+        match (&self.recipient, &self.messaging_type) {
+            (Recipient::Psid(psid), _) if psid.is_empty() => {
+                return Err(LimitError::Empty {
+                    field: "recipient.id".into(),
+                });
+            }
+            (Recipient::OtnToken(token) | Recipient::NotificationToken(token), _)
+                if token.is_empty() =>
+            {
+                return Err(LimitError::Empty {
+                    field: "recipient token".into(),
+                });
+            }
+            (Recipient::Psid(_), None) => return Err(LimitError::MissingMessagingType),
+            (_, Some(MessagingType::MessageTag(tag))) => {
+                if tag.is_empty() {
+                    return Err(LimitError::Empty {
+                        field: "tag".into(),
+                    });
+                }
+                if RETIRED_MESSAGE_TAGS.contains(&tag.as_str()) {
+                    return Err(LimitError::RetiredTag(tag.clone()));
+                }
+            }
+            _ => {}
+        }
+        if self.recipient.is_token() && self.message.is_notification_request() {
+            return Err(LimitError::RequestToToken);
+        }
+        self.message.check_limits()
+    }
+}
+
+/// A Send API request that breaks one of the platform's limits; `field` is a wire JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// A required string is empty.
+    #[error("{field} is empty")]
+    Empty {
+        /// Where, as a wire JSON path (e.g. `message.text`).
+        field: String,
+    },
+    /// A string is longer than the platform allows.
+    #[error("{field} has {chars} characters, at most {max} allowed")]
+    TooLong {
+        /// Where, as a wire JSON path.
+        field: String,
+        /// Its length in characters.
+        chars: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A list has too few or too many items.
+    #[error("{field} has {count} items, expected {min} to {max}")]
+    Count {
+        /// Where, as a wire JSON path.
+        field: String,
+        /// How many items it has.
+        count: usize,
+        /// The fewest allowed.
+        min: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// A URL is not an absolute http(s) URL.
+    #[error("{field} is not an http(s) URL: {url:?}")]
+    NotHttpUrl {
+        /// Where, as a wire JSON path.
+        field: String,
+        /// The offending value.
+        url: String,
+    },
+    /// A message to a PSID has no `messaging_type`.
+    #[error("a message to a PSID needs a messaging_type (RESPONSE, UPDATE or MESSAGE_TAG)")]
+    MissingMessagingType,
+    /// A message tag the platform no longer accepts.
+    #[error("message tag {0} is retired and answered with error 100")]
+    RetiredTag(String),
+    /// A notification request template addressed to a token instead of a PSID.
+    #[error(
+        "a notification request must be sent to a PSID inside the 24-hour window, not to a token"
+    )]
+    RequestToToken,
+}
+
+fn check_text(field: &str, text: &str, max: usize) -> Result<(), LimitError> {
+    if text.trim().is_empty() {
+        return Err(LimitError::Empty {
+            field: field.to_owned(),
+        });
+    }
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(LimitError::TooLong {
+            field: field.to_owned(),
+            chars,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn check_count(field: &str, count: usize, min: usize, max: usize) -> Result<(), LimitError> {
+    if count < min || count > max {
+        return Err(LimitError::Count {
+            field: field.to_owned(),
+            count,
+            min,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn check_url(field: &str, url: &str) -> Result<(), LimitError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !url.chars().any(char::is_whitespace) => Ok(()),
+        _ => Err(LimitError::NotHttpUrl {
+            field: field.to_owned(),
+            url: url.to_owned(),
+        }),
+    }
+}
