@@ -1,2 +1,33 @@
-//! The `botflow` command-line tool.
-fn main() {}
+//! The `botflow` command-line tool: a thin clap entry point with one module per subcommand.
+
+mod schema;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// botflow: visual chatbot flows on Facebook Messenger, with One-Time Notifications.
+#[derive(Debug, Parser)]
+#[command(name = "botflow", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands; each variant's arguments and behaviour live in the module of the same name.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check flow files (or folders of *.json files) and report every problem.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema (draft 2020-12) of the flow format.
+    Schema(schema::SchemaArgs),
+    // `Serve` and `Simulate` are added here by their owners: one variant and one module each.
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Schema(args) => schema::run(&args),
+    }
+}

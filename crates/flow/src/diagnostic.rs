@@ -51,10 +51,48 @@ pub struct TextLocation {
 }
 
 impl Diagnostic {
+    /// A diagnostic with `code`'s severity from [`crate::codes::ALL`] (error for an unlisted code).
+    pub fn new(code: &str, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            severity: crate::codes::severity_of(code).unwrap_or(Severity::Error),
+            pointer: pointer.into(),
+            message: message.into(),
+            hint: None,
+            location: None,
+        }
+    }
+
+    /// The same diagnostic with a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
     /// Whether this diagnostic blocks publishing.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+}
+
+/// Renders a diagnostic the way the CLI prints it, rustc-like:
+/// `file:pointer: error[code]: message`, then `  = hint: ...` when there is a hint.
+/// Syntax errors show `file:line:column` instead of the (empty) pointer.
+pub fn render_human(file: &str, diagnostic: &Diagnostic) -> String {
+    let place = match (&diagnostic.location, diagnostic.pointer.as_str()) {
+        (Some(at), _) => format!("{file}:{}:{}", at.line, at.column),
+        (None, "") => file.to_owned(),
+        (None, pointer) => format!("{file}:{pointer}"),
+    };
+    let mut out = format!(
+        "{place}: {}[{}]: {}",
+        diagnostic.severity, diagnostic.code, diagnostic.message
+    );
+    if let Some(hint) = &diagnostic.hint {
+        out.push_str("\n  = hint: ");
+        out.push_str(hint);
+    }
+    out
 }
 
 /// Escapes one reference token of a JSON Pointer (`~` → `~0`, `/` → `~1`).

@@ -1,33 +1,11 @@
-//! The checked form of a flow ([`ValidFlow`]) and the entry points that produce it.
-//!
-//! NOTE: parse_flow/validate are minimal placeholders until the validation work lands.
+//! The checked form of a flow ([`ValidFlow`]): a document without errors, indexed for the runtime.
 
-use crate::diagnostic::{Diagnostic, Severity, TextLocation};
+use crate::check::validate;
+use crate::diagnostic::Diagnostic;
+use crate::graph::FlowGraph;
 use crate::ids::BlockId;
 use crate::model::{Block, FlowDocument};
 use std::collections::HashMap;
-
-/// Reads flow JSON text. On failure returns diagnostics (with line and column for syntax errors).
-pub fn parse_flow(text: &str) -> Result<FlowDocument, Vec<Diagnostic>> {
-    serde_json::from_str(text).map_err(|err| {
-        vec![Diagnostic {
-            code: "invalid-json".into(),
-            severity: Severity::Error,
-            pointer: String::new(),
-            message: err.to_string(),
-            hint: None,
-            location: Some(TextLocation {
-                line: err.line(),
-                column: err.column(),
-            }),
-        }]
-    })
-}
-
-/// Checks a document against every validation rule and returns all problems found.
-pub fn validate(_doc: &FlowDocument) -> Vec<Diagnostic> {
-    Vec::new()
-}
 
 /// A flow document that passed validation without errors, indexed for the runtime.
 #[derive(Debug, Clone)]
@@ -78,5 +56,10 @@ impl ValidFlow {
     /// Warnings found by validation.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+
+    /// The flow's graph (built on demand; block `i` is node `i`).
+    pub fn graph(&self) -> FlowGraph {
+        FlowGraph::build(&self.document)
     }
 }

@@ -1,0 +1,158 @@
+//! The validation entry points: from JSON text ([`check_text`]) or from a typed document
+//! ([`validate`]), optionally against a store's topics.
+
+use crate::codes;
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::graph::FlowGraph;
+use crate::graph_rules::check_graph;
+use crate::model::{FORMAT_VERSION, FlowDocument};
+use crate::outline::{Origins, Outline};
+use crate::rules::check_content;
+use crate::structure::{Structure, read_structure};
+use crate::topics::TopicLookup;
+use std::collections::HashSet;
+
+/// The outcome of checking one flow file: the document when every part of it parsed, and every
+/// problem found (structural and rule problems alike).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The typed document; `None` when some part of the text could not be read.
+    pub document: Option<FlowDocument>,
+    /// Every problem found, errors and warnings, in the order the checks ran.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    /// Number of errors.
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// Number of warnings.
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
+    }
+
+    /// Whether the flow may be published (no errors; warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.error_count() == 0
+    }
+}
+
+/// Reads and checks flow JSON text, reporting every problem with its JSON Pointer.
+pub fn check_text(text: &str) -> Report {
+    check_text_inner(text, None)
+}
+
+/// Like [`check_text`], and reports topic ids that `topics` does not know (`unknown-topic`).
+pub fn check_text_with_topics(text: &str, topics: &dyn TopicLookup) -> Report {
+    check_text_inner(text, Some(topics))
+}
+
+fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>) -> Report {
+    let mut structure = read_structure(text);
+    if !structure.is_json {
+        return Report {
+            document: None,
+            diagnostics: structure.diagnostics,
+        };
+    }
+    let complete = structure.complete();
+    let mut diagnostics = std::mem::take(&mut structure.diagnostics);
+    let block_origins = std::mem::take(&mut structure.origins);
+    let identity = block_origins
+        .iter()
+        .enumerate()
+        .all(|(i, o)| o.index == i && o.messages.iter().enumerate().all(|(j, &m)| m == j));
+    let origins: Origins = (!identity).then_some(block_origins);
+    let outline = Outline {
+        triggers: &structure.triggers,
+        start: structure.start.as_ref(),
+        blocks: &structure.blocks,
+        origins: &origins,
+        broken_ids: &structure.broken_ids,
+        complete,
+    };
+    run_rules(&outline, topics, &mut diagnostics);
+    let document = if complete {
+        into_document(structure)
+    } else {
+        None
+    };
+    Report {
+        document,
+        diagnostics,
+    }
+}
+
+/// Reads flow JSON text into a document. Fails with the structural problems (syntax errors with
+/// line and column, unknown types, malformed fields); rule problems are left to [`validate`].
+pub fn parse_flow(text: &str) -> Result<FlowDocument, Vec<Diagnostic>> {
+    let structure = read_structure(text);
+    if !structure.complete() {
+        let errors = structure
+            .diagnostics
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
+        return Err(errors);
+    }
+    into_document(structure).ok_or_else(Vec::new)
+}
+
+/// The typed document of a structure whose required top-level fields all parsed.
+fn into_document(structure: Structure) -> Option<FlowDocument> {
+    Some(FlowDocument {
+        format: structure.format.unwrap_or(FORMAT_VERSION),
+        id: structure.id?,
+        name: structure.name?,
+        triggers: structure.triggers,
+        start: structure.start?,
+        blocks: structure.blocks,
+        ui: structure.ui,
+    })
+}
+
+/// Checks a document against every validation rule and returns all problems found.
+pub fn validate(document: &FlowDocument) -> Vec<Diagnostic> {
+    validate_inner(document, None)
+}
+
+/// Like [`validate`], and reports topic ids that `topics` does not know (`unknown-topic`).
+pub fn validate_with_topics(document: &FlowDocument, topics: &dyn TopicLookup) -> Vec<Diagnostic> {
+    validate_inner(document, Some(topics))
+}
+
+fn validate_inner(document: &FlowDocument, topics: Option<&dyn TopicLookup>) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    if document.format != FORMAT_VERSION {
+        diagnostics.push(
+            Diagnostic::new(
+                codes::UNSUPPORTED_FORMAT,
+                "/format",
+                format!("format {} is not supported", document.format),
+            )
+            .with_hint(format!("this botflow reads \"format\": {FORMAT_VERSION}")),
+        );
+    }
+    let broken_ids = HashSet::new();
+    let outline = Outline {
+        triggers: &document.triggers,
+        start: Some(&document.start),
+        blocks: &document.blocks,
+        origins: &None,
+        broken_ids: &broken_ids,
+        complete: true,
+    };
+    run_rules(&outline, topics, &mut diagnostics);
+    diagnostics
+}
+
+fn run_rules(outline: &Outline<'_>, topics: Option<&dyn TopicLookup>, out: &mut Vec<Diagnostic>) {
+    check_content(outline, topics, out);
+    let graph = FlowGraph::from_blocks(outline.blocks, outline.start);
+    check_graph(outline, &graph, out);
+}

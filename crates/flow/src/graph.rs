@@ -1,0 +1,250 @@
+//! The flow as a petgraph graph: one node per block, one typed edge per reference to a block.
+
+use crate::ids::BlockId;
+use crate::model::{Block, BlockKind, FlowDocument, Message};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::HashMap;
+
+/// Which reference of a block an edge comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EdgeKind {
+    /// The block's `next`.
+    Next,
+    /// A button's `next`: the subscriber tapped it.
+    Button {
+        /// Index of the message in the block.
+        message: usize,
+        /// Index of the button in the message.
+        button: usize,
+    },
+    /// A quick reply's `next`: the subscriber tapped it.
+    QuickReply {
+        /// Index of the message in the block.
+        message: usize,
+        /// Index of the quick reply in the message.
+        reply: usize,
+    },
+    /// An OTN request's `on_optin`: the subscriber tapped "Notify me".
+    OnOptin {
+        /// Index of the message in the block.
+        message: usize,
+    },
+    /// A condition branch's `next`.
+    Branch(usize),
+    /// A condition's `else`.
+    Else,
+    /// A `wait_input`'s `on_invalid`: too many invalid replies.
+    InvalidInput,
+    /// A `wait_input`'s `on_timeout`: no reply in time.
+    Timeout,
+    /// An `otn_send`'s `on_no_token`: the subscriber holds no usable token.
+    NoToken,
+}
+
+impl EdgeKind {
+    /// JSON Pointer of the reference relative to its block, given the pointer of the message
+    /// the reference sits in (used only by message-level edges).
+    pub fn pointer_suffix(&self, message_pointer: &str) -> String {
+        match self {
+            Self::Next => "/next".to_owned(),
+            Self::Button { button, .. } => format!("{message_pointer}/buttons/{button}/next"),
+            Self::QuickReply { reply, .. } => {
+                format!("{message_pointer}/quick_replies/{reply}/next")
+            }
+            Self::OnOptin { .. } => format!("{message_pointer}/on_optin"),
+            Self::Branch(branch) => format!("/branches/{branch}/next"),
+            Self::Else => "/else".to_owned(),
+            Self::InvalidInput => "/on_invalid".to_owned(),
+            Self::Timeout => "/on_timeout".to_owned(),
+            Self::NoToken => "/on_no_token".to_owned(),
+        }
+    }
+
+    /// The message this reference sits in, for message-level edges.
+    pub fn message(&self) -> Option<usize> {
+        match self {
+            Self::Button { message, .. }
+            | Self::QuickReply { message, .. }
+            | Self::OnOptin { message } => Some(*message),
+            _ => None,
+        }
+    }
+}
+
+/// An edge of the flow graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowEdge {
+    /// Which reference this edge comes from.
+    pub kind: EdgeKind,
+    /// Whether taking this edge means the subscriber just acted (reply, tap, opt-in),
+    /// which opens a new 24-hour window and ends any loop without waiting.
+    pub after_input: bool,
+    /// Seconds that pass, at least, before the target runs (a delay or a reply timeout).
+    pub wait_secs: u64,
+}
+
+/// A reference to a block id that no block has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DanglingTarget {
+    /// Index of the block holding the reference.
+    pub block: usize,
+    /// Which reference it is.
+    pub kind: EdgeKind,
+    /// The id that names no block.
+    pub target: BlockId,
+}
+
+/// The graph of a flow: node `i` is block `i` of the document (so block indices and
+/// [`NodeIndex`] values agree); edges to unknown ids are kept aside as [`DanglingTarget`]s.
+#[derive(Debug, Clone)]
+pub struct FlowGraph {
+    graph: DiGraph<usize, FlowEdge>,
+    start: Option<NodeIndex>,
+    dangling: Vec<DanglingTarget>,
+}
+
+impl FlowGraph {
+    /// Builds the graph of a document.
+    pub fn build(document: &FlowDocument) -> Self {
+        Self::from_blocks(&document.blocks, Some(&document.start))
+    }
+
+    /// Builds the graph of a list of blocks with an optional start id. With duplicate ids the
+    /// first block of an id receives the edges.
+    pub fn from_blocks(blocks: &[Block], start: Option<&BlockId>) -> Self {
+        let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(blocks.len());
+        for (index, block) in blocks.iter().enumerate() {
+            by_id.entry(block.id.as_str()).or_insert(index);
+        }
+        let mut graph = DiGraph::with_capacity(blocks.len(), blocks.len() * 2);
+        for index in 0..blocks.len() {
+            graph.add_node(index);
+        }
+        let mut dangling = Vec::new();
+        for (index, block) in blocks.iter().enumerate() {
+            for (kind, target, after_input, wait_secs) in references(block) {
+                match by_id.get(target.as_str()) {
+                    Some(&to) => {
+                        graph.add_edge(
+                            NodeIndex::new(index),
+                            NodeIndex::new(to),
+                            FlowEdge {
+                                kind,
+                                after_input,
+                                wait_secs,
+                            },
+                        );
+                    }
+                    None => dangling.push(DanglingTarget {
+                        block: index,
+                        kind,
+                        target: target.clone(),
+                    }),
+                }
+            }
+        }
+        let start = start
+            .and_then(|id| by_id.get(id.as_str()))
+            .map(|&i| NodeIndex::new(i));
+        Self {
+            graph,
+            start,
+            dangling,
+        }
+    }
+
+    /// The petgraph graph; node weights are block indices.
+    pub fn graph(&self) -> &DiGraph<usize, FlowEdge> {
+        &self.graph
+    }
+
+    /// The start block's node, when `start` names a block.
+    pub fn start(&self) -> Option<NodeIndex> {
+        self.start
+    }
+
+    /// References to ids that no block has.
+    pub fn dangling(&self) -> &[DanglingTarget] {
+        &self.dangling
+    }
+
+    /// The edges leaving block `block`, with the index of the block each one reaches.
+    pub fn edges_from(&self, block: usize) -> impl Iterator<Item = (usize, &FlowEdge)> {
+        self.graph.edges(NodeIndex::new(block)).map(|edge| {
+            (
+                petgraph::visit::EdgeRef::target(&edge).index(),
+                edge.weight(),
+            )
+        })
+    }
+}
+
+/// Every block reference of `block`: (edge kind, target, after user input, seconds waited).
+fn references(block: &Block) -> Vec<(EdgeKind, &BlockId, bool, u64)> {
+    let mut refs = Vec::new();
+    let mut next_after_input = false;
+    let mut next_wait = 0;
+    match &block.kind {
+        BlockKind::SendMessage { messages } => {
+            for (m, message) in messages.iter().enumerate() {
+                match message {
+                    Message::Text(text) => {
+                        for (b, button) in text.buttons.iter().enumerate() {
+                            if let Some(next) = &button.next {
+                                let kind = EdgeKind::Button {
+                                    message: m,
+                                    button: b,
+                                };
+                                refs.push((kind, next, true, 0));
+                            }
+                        }
+                        for (r, reply) in text.quick_replies.iter().enumerate() {
+                            if let Some(next) = &reply.next {
+                                let kind = EdgeKind::QuickReply {
+                                    message: m,
+                                    reply: r,
+                                };
+                                refs.push((kind, next, true, 0));
+                            }
+                        }
+                    }
+                    Message::OtnRequest(request) => {
+                        if let Some(next) = &request.on_optin {
+                            refs.push((EdgeKind::OnOptin { message: m }, next, true, 0));
+                        }
+                    }
+                    Message::Image(_) | Message::File(_) => {}
+                }
+            }
+        }
+        BlockKind::WaitInput(wait) => {
+            next_after_input = true;
+            if let Some(next) = &wait.on_invalid {
+                refs.push((EdgeKind::InvalidInput, next, true, 0));
+            }
+            if let Some(next) = &wait.on_timeout {
+                let secs = wait.timeout.map_or(0, |t| t.as_secs());
+                refs.push((EdgeKind::Timeout, next, false, secs));
+            }
+        }
+        BlockKind::Condition(condition) => {
+            for (i, branch) in condition.branches.iter().enumerate() {
+                refs.push((EdgeKind::Branch(i), &branch.next, false, 0));
+            }
+            if let Some(next) = &condition.else_next {
+                refs.push((EdgeKind::Else, next, false, 0));
+            }
+        }
+        BlockKind::Delay { duration } => next_wait = duration.as_secs(),
+        BlockKind::OtnSend(send) => {
+            if let Some(next) = &send.on_no_token {
+                refs.push((EdgeKind::NoToken, next, false, 0));
+            }
+        }
+        BlockKind::Action { .. } => {}
+    }
+    if let Some(next) = &block.next {
+        refs.push((EdgeKind::Next, next, next_after_input, next_wait));
+    }
+    refs
+}
