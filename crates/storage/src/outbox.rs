@@ -53,6 +53,9 @@ pub struct OutboundMessage {
     pub created_ms: u64,
     /// Where it stands.
     pub status: OutboundStatus,
+    /// The error of the last failed attempt, kept while the message waits for a retry.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// The state of an outbound message.

@@ -1,0 +1,161 @@
+//! The store's error type: every variant names the record or input at fault.
+
+use crate::ids::{EventId, OutboxId, PageId};
+use botflow_flow::{Diagnostic, FlowId, TopicId};
+
+/// Everything a store call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The underlying sled database failed (I/O error, corruption detected by sled).
+    #[error("database error: {0}")]
+    Database(#[from] sled::Error),
+    /// A stored record could not be decoded.
+    #[error("corrupt {what} record: {detail}")]
+    Corrupt {
+        /// Which kind of record.
+        what: &'static str,
+        /// What went wrong while decoding it.
+        detail: String,
+    },
+    /// A stored record was written by a newer release with a record format this one cannot read.
+    #[error("{what} record has format version {version}, this release reads up to {supported}")]
+    UnsupportedRecordVersion {
+        /// Which kind of record.
+        what: &'static str,
+        /// The record's format version.
+        version: u8,
+        /// The newest format version this release reads.
+        supported: u8,
+    },
+    /// The database was created by a newer release.
+    #[error("database format {found} is newer than the supported format {supported}")]
+    UnsupportedDatabaseFormat {
+        /// The format version found in the database.
+        found: u32,
+        /// The newest format this release opens.
+        supported: u32,
+    },
+    /// A record could not be encoded.
+    #[error("cannot encode {what}: {detail}")]
+    Encode {
+        /// Which kind of record.
+        what: &'static str,
+        /// The serializer's message.
+        detail: String,
+    },
+    /// A topic name is empty or longer than 65 characters after trimming.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Another topic of the Page already has this name (ignoring case and surrounding spaces).
+    #[error("topic name {name:?} is taken by topic {existing_id}")]
+    TopicNameTaken {
+        /// The name as given.
+        name: String,
+        /// The topic that has it.
+        existing_id: TopicId,
+    },
+    /// No topic with this id exists on the Page.
+    #[error("topic {topic} not found on page {page}")]
+    TopicNotFound {
+        /// The Page.
+        page: PageId,
+        /// The topic id.
+        topic: TopicId,
+    },
+    /// A topic cannot be deleted without `force` while published flows use it.
+    #[error("topic {topic} is used by published flows: {}", join(flows))]
+    TopicInUse {
+        /// The topic.
+        topic: TopicId,
+        /// The flows whose active version uses it.
+        flows: Vec<FlowId>,
+    },
+    /// The flow text does not parse; nothing was saved.
+    #[error("flow does not parse ({} problems)", diagnostics.len())]
+    FlowParse {
+        /// What is wrong with the text.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The flow has validation errors; it was not published.
+    #[error("flow {flow} has {} validation errors", diagnostics.iter().filter(|d| d.is_error()).count())]
+    FlowInvalid {
+        /// The flow.
+        flow: FlowId,
+        /// Every diagnostic, errors and warnings.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// No draft or version of this flow exists on the Page.
+    #[error("flow {flow} not found on page {page}")]
+    FlowNotFound {
+        /// The Page.
+        page: PageId,
+        /// The flow.
+        flow: FlowId,
+    },
+    /// The flow has no published version with this number.
+    #[error("flow {flow} has no version {version}")]
+    VersionNotFound {
+        /// The flow.
+        flow: FlowId,
+        /// The version asked for.
+        version: u32,
+    },
+    /// A published flow refers to a topic id that does not exist on the Page.
+    #[error("flow {flow} refers to unknown topic {topic} at {pointer}")]
+    UnknownTopic {
+        /// The flow.
+        flow: FlowId,
+        /// The unknown topic id.
+        topic: TopicId,
+        /// JSON Pointer of the reference in the flow document.
+        pointer: String,
+    },
+    /// A stored published version no longer passes validation (the rules got stricter).
+    #[error("stored version {version} of flow {flow} does not validate")]
+    StoredFlowInvalid {
+        /// The flow.
+        flow: FlowId,
+        /// The version.
+        version: u32,
+        /// The diagnostics.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The inbound event was already processed; the commit was refused so it has no effect twice.
+    #[error("event {event} of page {page} was already processed")]
+    EventAlreadyProcessed {
+        /// The Page.
+        page: PageId,
+        /// The event's dedup key.
+        event: EventId,
+    },
+    /// No outbound message has this id.
+    #[error("outbound message {0} not found")]
+    OutboundNotFound(OutboxId),
+    /// The outbound message already has a final status; it cannot change again.
+    #[error("outbound message {id} is not pending (status {status})")]
+    OutboundNotPending {
+        /// The message.
+        id: OutboxId,
+        /// Its current status, as a word.
+        status: &'static str,
+    },
+    /// No OTN token with this value exists on the Page.
+    #[error("OTN token not found on page {page}")]
+    TokenNotFound {
+        /// The Page.
+        page: PageId,
+    },
+}
+
+fn join(flows: &[FlowId]) -> String {
+    flows
+        .iter()
+        .map(FlowId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,103 @@
+//! Flow records: drafts with their diagnostics, immutable published versions, summaries.
+
+use botflow_flow::{Diagnostic, FlowDocument, FlowId, ValidFlow};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::topic::Topic;
+
+/// What a draft is saved from: flow JSON text or an already parsed document.
+#[derive(Debug, Clone)]
+pub enum DraftSource {
+    /// Flow JSON text; saved only if it parses.
+    Text(String),
+    /// A parsed document.
+    Document(FlowDocument),
+}
+
+/// A saved draft of a flow and what validation found in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    /// The document as saved (topics may still be referenced by name).
+    pub document: FlowDocument,
+    /// Validation diagnostics at the time of saving (errors and warnings).
+    pub diagnostics: Vec<Diagnostic>,
+    /// When it was saved.
+    pub saved_ms: u64,
+}
+
+/// An immutable published version of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowVersion {
+    /// The flow.
+    pub flow: FlowId,
+    /// The version number, from 1.
+    pub version: u32,
+    /// The document the runtime runs: every topic reference is by id.
+    pub document: FlowDocument,
+    /// The document as it was submitted (topic references by name kept).
+    pub source: FlowDocument,
+    /// When it was published.
+    pub published_ms: u64,
+    /// For a rollback: the older version whose content this version republished.
+    #[serde(default)]
+    pub republished_from: Option<u32>,
+}
+
+/// The outcome of a publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// The flow.
+    pub flow: FlowId,
+    /// The version now active.
+    pub version: u32,
+    /// Topics created inline by this publish (names not found on the Page).
+    pub created_topics: Vec<Topic>,
+    /// True when the document equalled the latest version's and no new version was made.
+    pub unchanged: bool,
+    /// Validation warnings of the published document.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The state of a flow's draft relative to its published versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DraftState {
+    /// No draft is stored.
+    None,
+    /// The draft is the latest published version's source.
+    Published,
+    /// The draft differs from the latest published version.
+    Unpublished {
+        /// Validation errors in the draft (it cannot be published while > 0).
+        errors: usize,
+        /// Validation warnings in the draft.
+        warnings: usize,
+    },
+}
+
+/// One line of the flow list of a Page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowSummary {
+    /// The flow.
+    pub id: FlowId,
+    /// Its name (from the draft, else the latest version).
+    pub name: String,
+    /// Highest published version, if any.
+    pub latest_version: Option<u32>,
+    /// The version new runs start on (always the latest: rollback republishes).
+    pub active_version: Option<u32>,
+    /// The draft's state.
+    pub draft: DraftState,
+}
+
+/// The active version of a flow, checked and ready to run (for trigger routing).
+#[derive(Debug, Clone)]
+pub struct ActiveFlow {
+    /// The flow.
+    pub flow: FlowId,
+    /// Its active version.
+    pub version: u32,
+    /// The checked document.
+    pub valid: Arc<ValidFlow>,
+}

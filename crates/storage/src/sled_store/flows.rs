@@ -1,0 +1,381 @@
+//! Flows on sled: drafts, immutable published versions with inline topic creation, rollback.
+
+use super::SledStore;
+use super::codec::Key;
+use super::topics::{insert_topic, live_topic, name_key};
+use super::trees::{T, Tx, TxResult};
+use crate::error::StoreError;
+use crate::flows::{
+    ActiveFlow, Draft, DraftSource, DraftState, FlowSummary, FlowVersion, Published,
+};
+use crate::ids::PageId;
+use crate::store::StoreResult;
+use crate::topic::{Topic, clean_topic_name, topic_name_key};
+use botflow_flow::{
+    BlockKind, Diagnostic, FlowDocument, FlowId, Message, TopicId, TopicRef, ValidFlow, parse_flow,
+    validate,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The version pointers of a published flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct FlowHead {
+    pub(super) flow: FlowId,
+    pub(super) name: String,
+    /// Highest version number.
+    pub(super) latest: u32,
+    /// The version new runs start on (equal to `latest`: rollback republishes).
+    pub(super) active: u32,
+}
+
+pub(super) fn flow_key(page: &PageId, flow: &FlowId) -> Vec<u8> {
+    Key::new().str(page.as_str()).str(flow.as_str()).finish()
+}
+
+pub(super) fn version_key(page: &PageId, flow: &FlowId, version: u32) -> Vec<u8> {
+    Key::new()
+        .str(page.as_str())
+        .str(flow.as_str())
+        .u64(u64::from(version))
+        .finish()
+}
+
+/// Every topic reference of a document with its JSON Pointer.
+pub(super) fn topic_refs(doc: &FlowDocument) -> Vec<(TopicRef, String)> {
+    let mut doc = doc.clone();
+    let mut refs = Vec::new();
+    visit_topic_refs(&mut doc, &mut |r, pointer| refs.push((r.clone(), pointer)));
+    refs
+}
+
+/// Calls `f` with every topic reference of a document (OTN requests and `otn_send` blocks).
+fn visit_topic_refs(doc: &mut FlowDocument, f: &mut dyn FnMut(&mut TopicRef, String)) {
+    fn in_message(
+        message: &mut Message,
+        pointer: String,
+        f: &mut dyn FnMut(&mut TopicRef, String),
+    ) {
+        if let Message::OtnRequest(request) = message {
+            if let Some(topic) = request.topic.as_mut() {
+                f(topic, format!("{pointer}/topic"));
+            }
+        }
+    }
+    for (b, block) in doc.blocks.iter_mut().enumerate() {
+        match &mut block.kind {
+            BlockKind::SendMessage { messages } => {
+                for (m, message) in messages.iter_mut().enumerate() {
+                    in_message(message, format!("/blocks/{b}/messages/{m}"), f);
+                }
+            }
+            BlockKind::OtnSend(send) => {
+                f(&mut send.topic, format!("/blocks/{b}/topic"));
+                in_message(&mut send.message, format!("/blocks/{b}/message"), f);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Resolves topic names to ids inside the publish transaction, creating missing topics.
+fn resolve_topics(
+    tx: &Tx<'_>,
+    page: &PageId,
+    source: &FlowDocument,
+    now_ms: u64,
+) -> TxResult<(FlowDocument, Vec<Topic>)> {
+    let mut resolved = source.clone();
+    let mut refs: Vec<(TopicRef, String)> = Vec::new();
+    visit_topic_refs(&mut resolved, &mut |r, pointer| {
+        refs.push((r.clone(), pointer))
+    });
+    let mut ids: Vec<TopicId> = Vec::with_capacity(refs.len());
+    let mut created: Vec<Topic> = Vec::new();
+    let mut by_name: HashMap<String, TopicId> = HashMap::new();
+    for (reference, pointer) in &refs {
+        let id = match reference {
+            TopicRef::Id(by_id) => {
+                if live_topic(tx, page, &by_id.id)?.is_none() {
+                    return Err(StoreError::UnknownTopic {
+                        flow: source.id.clone(),
+                        topic: by_id.id.clone(),
+                        pointer: pointer.clone(),
+                    }
+                    .into());
+                }
+                by_id.id.clone()
+            }
+            TopicRef::Name(by_name_ref) => {
+                let key = topic_name_key(&by_name_ref.name);
+                if let Some(id) = by_name.get(&key) {
+                    id.clone()
+                } else {
+                    let id = match tx.get::<TopicId>(T::TopicNames, &name_key(page, &key))? {
+                        Some(id) => id,
+                        None => {
+                            let topic = insert_topic(tx, page, &by_name_ref.name, now_ms)?;
+                            let id = topic.id.clone();
+                            created.push(topic);
+                            id
+                        }
+                    };
+                    by_name.insert(key, id.clone());
+                    id
+                }
+            }
+        };
+        ids.push(id);
+    }
+    let mut next = ids.into_iter();
+    visit_topic_refs(&mut resolved, &mut |r, _| {
+        if let Some(id) = next.next() {
+            *r = TopicRef::by_id(id);
+        }
+    });
+    Ok((resolved, created))
+}
+
+impl SledStore {
+    pub(super) fn draft_save(
+        &self,
+        page: &PageId,
+        source: DraftSource,
+        now_ms: u64,
+    ) -> StoreResult<Draft> {
+        let document = match source {
+            DraftSource::Text(text) => {
+                parse_flow(&text).map_err(|diagnostics| StoreError::FlowParse { diagnostics })?
+            }
+            DraftSource::Document(document) => document,
+        };
+        let draft = Draft {
+            diagnostics: validate(&document),
+            document,
+            saved_ms: now_ms,
+        };
+        self.tree(T::Drafts).insert(
+            flow_key(page, &draft.document.id),
+            super::codec::encode("drafts", &draft)?,
+        )?;
+        self.durable()?;
+        Ok(draft)
+    }
+
+    pub(super) fn flow_head(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<FlowHead>> {
+        self.read(T::Heads, &flow_key(page, flow))
+    }
+
+    pub(super) fn flow_heads(&self, page: &PageId) -> StoreResult<Vec<FlowHead>> {
+        self.scan(T::Heads, &Self::page_key(page))
+    }
+
+    pub(super) fn flow_version_record(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<FlowVersion>> {
+        self.read(T::Versions, &version_key(page, flow, version))
+    }
+
+    /// Publishes `source` as the next version unless it equals the latest version's source.
+    fn publish_source(
+        &self,
+        page: &PageId,
+        source: &FlowDocument,
+        republished_from: Option<u32>,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        let diagnostics = validate(source);
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            return Err(StoreError::FlowInvalid {
+                flow: source.id.clone(),
+                diagnostics,
+            });
+        }
+        for (reference, _) in topic_refs(source) {
+            if let TopicRef::Name(by_name) = reference {
+                clean_topic_name(&by_name.name)?;
+            }
+        }
+        let warnings = diagnostics;
+        let flow = source.id.clone();
+        let hkey = flow_key(page, &flow);
+        let published = self.transact(|tx| {
+            let head: Option<FlowHead> = tx.get(T::Heads, &hkey)?;
+            if let Some(head) = &head {
+                let latest: Option<FlowVersion> =
+                    tx.get(T::Versions, &version_key(page, &flow, head.latest))?;
+                if latest.is_some_and(|v| &v.source == source) {
+                    return Ok(Published {
+                        flow: flow.clone(),
+                        version: head.latest,
+                        created_topics: Vec::new(),
+                        unchanged: true,
+                        warnings: warnings.clone(),
+                    });
+                }
+            }
+            let (document, created_topics) = resolve_topics(tx, page, source, now_ms)?;
+            let version = head.as_ref().map_or(1, |h| h.latest + 1);
+            tx.put(
+                T::Versions,
+                &version_key(page, &flow, version),
+                &FlowVersion {
+                    flow: flow.clone(),
+                    version,
+                    document,
+                    source: source.clone(),
+                    published_ms: now_ms,
+                    republished_from,
+                },
+            )?;
+            tx.put(
+                T::Heads,
+                &hkey,
+                &FlowHead {
+                    flow: flow.clone(),
+                    name: source.name.clone(),
+                    latest: version,
+                    active: version,
+                },
+            )?;
+            Ok(Published {
+                flow: flow.clone(),
+                version,
+                created_topics,
+                unchanged: false,
+                warnings: warnings.clone(),
+            })
+        })?;
+        self.durable()?;
+        Ok(published)
+    }
+
+    pub(super) fn flow_publish(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        let draft: Draft = self
+            .read(T::Drafts, &flow_key(page, flow))?
+            .ok_or_else(|| StoreError::FlowNotFound {
+                page: page.clone(),
+                flow: flow.clone(),
+            })?;
+        self.publish_source(page, &draft.document, None, now_ms)
+    }
+
+    pub(super) fn flow_publish_document(
+        &self,
+        page: &PageId,
+        document: FlowDocument,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        let existing: Option<Draft> = self.read(T::Drafts, &flow_key(page, &document.id))?;
+        if existing.as_ref().map(|d| &d.document) != Some(&document) {
+            self.draft_save(page, DraftSource::Document(document.clone()), now_ms)?;
+        }
+        self.publish_source(page, &document, None, now_ms)
+    }
+
+    pub(super) fn flow_rollback(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        let old = self
+            .flow_version_record(page, flow, version)?
+            .ok_or_else(|| StoreError::VersionNotFound {
+                flow: flow.clone(),
+                version,
+            })?;
+        // Republish the stored, id-resolved document: topics named inline then are reused by
+        // id now, and a topic deleted since makes the rollback fail with `UnknownTopic`.
+        self.publish_source(page, &old.document, Some(version), now_ms)
+    }
+
+    pub(super) fn flow_list(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>> {
+        let mut flows: BTreeMap<FlowId, FlowSummary> = BTreeMap::new();
+        for head in self.flow_heads(page)? {
+            flows.insert(
+                head.flow.clone(),
+                FlowSummary {
+                    id: head.flow,
+                    name: head.name,
+                    latest_version: Some(head.latest),
+                    active_version: Some(head.active),
+                    draft: DraftState::None,
+                },
+            );
+        }
+        for draft in self.scan::<Draft>(T::Drafts, &Self::page_key(page))? {
+            let id = draft.document.id.clone();
+            let summary = flows.entry(id.clone()).or_insert_with(|| FlowSummary {
+                id: id.clone(),
+                name: draft.document.name.clone(),
+                latest_version: None,
+                active_version: None,
+                draft: DraftState::None,
+            });
+            summary.name = draft.document.name.clone();
+            let latest_source = match summary.latest_version {
+                Some(v) => self.flow_version_record(page, &id, v)?.map(|v| v.source),
+                None => None,
+            };
+            summary.draft = if latest_source.as_ref() == Some(&draft.document) {
+                DraftState::Published
+            } else {
+                DraftState::Unpublished {
+                    errors: draft.diagnostics.iter().filter(|d| d.is_error()).count(),
+                    warnings: draft.diagnostics.iter().filter(|d| !d.is_error()).count(),
+                }
+            };
+        }
+        Ok(flows.into_values().collect())
+    }
+
+    pub(super) fn flow_valid(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<Arc<ValidFlow>>> {
+        let cache_key = (page.clone(), flow.clone(), version);
+        if let Some(valid) = self.cache().get(&cache_key) {
+            return Ok(Some(valid.clone()));
+        }
+        let Some(stored) = self.flow_version_record(page, flow, version)? else {
+            return Ok(None);
+        };
+        let valid = ValidFlow::new(stored.document).map_err(|diagnostics| {
+            StoreError::StoredFlowInvalid {
+                flow: flow.clone(),
+                version,
+                diagnostics,
+            }
+        })?;
+        let valid = Arc::new(valid);
+        self.cache().insert(cache_key, valid.clone());
+        Ok(Some(valid))
+    }
+
+    pub(super) fn flow_active_all(&self, page: &PageId) -> StoreResult<Vec<ActiveFlow>> {
+        let mut active = Vec::new();
+        for head in self.flow_heads(page)? {
+            if let Some(valid) = self.flow_valid(page, &head.flow, head.active)? {
+                active.push(ActiveFlow {
+                    flow: head.flow,
+                    version: head.active,
+                    valid,
+                });
+            }
+        }
+        Ok(active)
+    }
+}

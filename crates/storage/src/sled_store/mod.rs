@@ -1,0 +1,451 @@
+//! The sled backend of [`crate::Store`]: one sled database, one tree per record kind.
+
+mod codec;
+mod flows;
+mod group_commit;
+mod journal;
+mod outbox;
+mod pages;
+mod steps;
+mod tokens;
+mod topics;
+mod trees;
+
+use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
+use crate::error::StoreError;
+use crate::flows::{ActiveFlow, Draft, DraftSource, FlowSummary, FlowVersion, Published};
+use crate::ids::{EventId, OutboxId, PageId, Psid};
+use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::outbox::OutboundMessage;
+use crate::session::Session;
+use crate::store::{BodyFor, Store, StoreResult};
+use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
+use crate::topic::{DeletedTopic, Topic, TopicSummary};
+use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
+use codec::{Key, decode};
+use group_commit::GroupCommit;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::TransactionError;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use trees::{T, Tx, TxResult};
+
+/// Format of the database as a whole; bumped when trees or keys change shape.
+pub const DATABASE_FORMAT: u32 = 1;
+
+/// Settings of a [`SledStore`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How often sled's background thread fsyncs (`None`: never; durable calls flush anyway).
+    pub flush_every_ms: Option<u64>,
+    /// sled's page cache size in bytes.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            flush_every_ms: Some(500),
+            cache_capacity_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// The embedded sled implementation of [`Store`].
+pub struct SledStore {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    group: GroupCommit,
+    valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in directory `path`, finishing any interrupted topic
+    /// deletion.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path.as_ref())
+            .flush_every_ms(options.flush_every_ms)
+            .cache_capacity(options.cache_capacity_bytes)
+            .open()?;
+        let trees = T::ALL
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let store = Self {
+            db,
+            trees,
+            group: GroupCommit::default(),
+            valid_flows: Mutex::new(HashMap::new()),
+        };
+        store.check_format()?;
+        store.finish_topic_deletions()?;
+        Ok(store)
+    }
+
+    fn check_format(&self) -> StoreResult<()> {
+        let meta = self.tree(T::Meta);
+        match trees::read::<u32>(meta, T::Meta, b"format")? {
+            Some(found) if found > DATABASE_FORMAT => Err(StoreError::UnsupportedDatabaseFormat {
+                found,
+                supported: DATABASE_FORMAT,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                meta.insert(b"format", codec::encode("meta", &DATABASE_FORMAT)?)?;
+                self.durable()
+            }
+        }
+    }
+
+    /// The open tree for `t`.
+    fn tree(&self, t: T) -> &sled::Tree {
+        // `trees` holds one tree per `T::ALL` entry, in order, so the index is always valid.
+        &self.trees[t as usize]
+    }
+
+    /// Runs `f` as one atomic transaction over every tree.
+    fn transact<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> StoreResult<R> {
+        self.trees
+            .as_slice()
+            .transaction(|trees| f(&Tx { trees }))
+            .map_err(|err| match err {
+                TransactionError::Abort(err) => err,
+                TransactionError::Storage(err) => StoreError::Database(err),
+            })
+    }
+
+    /// Waits until everything written so far is flushed (shared with concurrent callers).
+    fn durable(&self) -> StoreResult<()> {
+        self.group.wait_durable(|| self.db.flush())
+    }
+
+    /// Reads one record outside a transaction.
+    fn read<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> StoreResult<Option<V>> {
+        trees::read(self.tree(t), t, key)
+    }
+
+    /// Decodes every record under a key prefix, in key order.
+    fn scan<V: DeserializeOwned>(&self, t: T, prefix: &[u8]) -> StoreResult<Vec<V>> {
+        self.tree(t)
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (_, value) = item?;
+                decode(t.name(), &value)
+            })
+            .collect()
+    }
+
+    /// The keys under a prefix, in order.
+    fn scan_keys(&self, t: T, prefix: &[u8]) -> StoreResult<Vec<sled::IVec>> {
+        self.tree(t)
+            .scan_prefix(prefix)
+            .keys()
+            .map(|k| k.map_err(StoreError::from))
+            .collect()
+    }
+
+    fn page_key(page: &PageId) -> Vec<u8> {
+        Key::new().str(page.as_str()).finish()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>> {
+        self.valid_flows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The raw sled database, for benchmarks comparing the store with plain sled.
+    #[doc(hidden)]
+    pub fn raw_db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+impl Store for SledStore {
+    fn ensure_page(&self, page: &PageId, now_ms: u64) -> StoreResult<bool> {
+        self.page_ensure(page, now_ms)
+    }
+
+    fn page_exists(&self, page: &PageId) -> StoreResult<bool> {
+        Ok(self.tree(T::Pages).contains_key(Self::page_key(page))?)
+    }
+
+    fn list_pages(&self) -> StoreResult<Vec<PageId>> {
+        self.pages_list()
+    }
+
+    fn create_topic(&self, page: &PageId, name: &str, now_ms: u64) -> StoreResult<Topic> {
+        self.topic_create(page, name, now_ms)
+    }
+
+    fn get_topic(&self, page: &PageId, topic: &TopicId) -> StoreResult<Option<Topic>> {
+        self.topic_get(page, topic)
+    }
+
+    fn find_topic_by_name(&self, page: &PageId, name: &str) -> StoreResult<Option<Topic>> {
+        self.topic_by_name(page, name)
+    }
+
+    fn list_topics(&self, page: &PageId, now_ms: u64) -> StoreResult<Vec<TopicSummary>> {
+        self.topic_list(page, now_ms)
+    }
+
+    fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic> {
+        self.topic_rename(page, topic, name)
+    }
+
+    fn delete_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        force: bool,
+        now_ms: u64,
+    ) -> StoreResult<DeletedTopic> {
+        self.topic_delete(page, topic, force, now_ms)
+    }
+
+    fn save_draft(&self, page: &PageId, source: DraftSource, now_ms: u64) -> StoreResult<Draft> {
+        self.draft_save(page, source, now_ms)
+    }
+
+    fn draft(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<Draft>> {
+        self.read(T::Drafts, &flows::flow_key(page, flow))
+    }
+
+    fn publish(&self, page: &PageId, flow: &FlowId, now_ms: u64) -> StoreResult<Published> {
+        self.flow_publish(page, flow, now_ms)
+    }
+
+    fn publish_document(
+        &self,
+        page: &PageId,
+        document: FlowDocument,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        self.flow_publish_document(page, document, now_ms)
+    }
+
+    fn rollback(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        self.flow_rollback(page, flow, version, now_ms)
+    }
+
+    fn list_flows(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>> {
+        self.flow_list(page)
+    }
+
+    fn flow_versions(&self, page: &PageId, flow: &FlowId) -> StoreResult<Vec<FlowVersion>> {
+        self.scan(T::Versions, &flows::flow_key(page, flow))
+    }
+
+    fn flow_version(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<FlowVersion>> {
+        self.read(T::Versions, &flows::version_key(page, flow, version))
+    }
+
+    fn valid_flow(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<Arc<ValidFlow>>> {
+        self.flow_valid(page, flow, version)
+    }
+
+    fn active_version(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<u32>> {
+        Ok(self.flow_head(page, flow)?.map(|head| head.active))
+    }
+
+    fn active_flows(&self, page: &PageId) -> StoreResult<Vec<ActiveFlow>> {
+        self.flow_active_all(page)
+    }
+
+    fn load_session(&self, page: &PageId, psid: &Psid) -> StoreResult<Option<Session>> {
+        self.read(T::Sessions, &steps::session_key(page, psid))
+    }
+
+    fn list_subscribers(&self, page: &PageId) -> StoreResult<Vec<Psid>> {
+        self.subscribers_list(page)
+    }
+
+    fn add_token(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        token: NewToken,
+        now_ms: u64,
+    ) -> StoreResult<TokenAdded> {
+        let added = self.transact(|tx| tokens::add(tx, page, psid, &token, now_ms))?;
+        self.durable()?;
+        Ok(added)
+    }
+
+    fn get_token(&self, page: &PageId, token: &str) -> StoreResult<Option<OtnToken>> {
+        self.read(T::Tokens, &tokens::token_key(page, token))
+    }
+
+    fn usable_tokens(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Vec<OtnToken>> {
+        self.tokens_usable(page, psid, topic, now_ms)
+    }
+
+    fn usable_token_counts(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        now_ms: u64,
+    ) -> StoreResult<BTreeMap<TopicId, u64>> {
+        self.tokens_counts(page, psid, now_ms)
+    }
+
+    fn topic_holders(&self, page: &PageId, topic: &TopicId, now_ms: u64) -> StoreResult<Vec<Psid>> {
+        self.tokens_holders(page, topic, now_ms)
+    }
+
+    fn mark_token(
+        &self,
+        page: &PageId,
+        token: &str,
+        mark: TokenMark,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        let changed = self.transact(|tx| tokens::mark(tx, page, token, &mark, now_ms))?;
+        self.durable()?;
+        Ok(changed)
+    }
+
+    fn expire_tokens(&self, now_ms: u64) -> StoreResult<u64> {
+        self.tokens_expire(now_ms)
+    }
+
+    fn journal_append(
+        &self,
+        page: &PageId,
+        event: &EventId,
+        psid: &Psid,
+        payload: &serde_json::Value,
+        received_ms: u64,
+    ) -> StoreResult<Appended> {
+        let event = NewJournalEvent {
+            page: page.clone(),
+            event: event.clone(),
+            psid: psid.clone(),
+            payload: payload.clone(),
+            received_ms,
+        };
+        let mut appended = self.journal_append_all(std::slice::from_ref(&event))?;
+        appended.pop().ok_or_else(|| StoreError::Corrupt {
+            what: "journal",
+            detail: "append returned no outcome".into(),
+        })
+    }
+
+    fn journal_append_batch(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>> {
+        self.journal_append_all(events)
+    }
+
+    fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>> {
+        self.scan(T::Journal, &[])
+    }
+
+    fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
+        self.step_commit(commit)
+    }
+
+    fn notify_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<NotifyOutcome> {
+        self.topic_notify(page, topic, body_for, now_ms)
+    }
+
+    fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {
+        self.outbox_due(now_ms, limit)
+    }
+
+    fn outbound(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>> {
+        self.read(T::Outbox, &outbox::outbox_key(id))
+    }
+
+    fn mark_sent(&self, id: OutboxId, message_id: &str, at_ms: u64) -> StoreResult<()> {
+        self.outbox_finish(
+            id,
+            crate::OutboundStatus::Sent {
+                message_id: message_id.to_owned(),
+                at_ms,
+            },
+        )
+    }
+
+    fn mark_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
+        self.outbox_retry(id, due_ms, error)
+    }
+
+    fn mark_failed(&self, id: OutboxId, error: &str, at_ms: u64) -> StoreResult<()> {
+        self.outbox_finish(
+            id,
+            crate::OutboundStatus::Failed {
+                error: error.to_owned(),
+                at_ms,
+            },
+        )
+    }
+
+    fn mark_refused(&self, id: OutboxId, reason: &str, at_ms: u64) -> StoreResult<()> {
+        self.outbox_finish(
+            id,
+            crate::OutboundStatus::RefusedByPolicy {
+                reason: reason.to_owned(),
+                at_ms,
+            },
+        )
+    }
+
+    fn mark_delivered_unconfirmed(&self, id: OutboxId, at_ms: u64) -> StoreResult<()> {
+        self.outbox_finish(id, crate::OutboundStatus::DeliveredUnconfirmed { at_ms })
+    }
+
+    fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        Ok(self
+            .read(T::Meta, outbox::STATS_KEY.as_bytes())?
+            .unwrap_or_default())
+    }
+
+    fn messages_for(&self, page: &PageId, psid: &Psid) -> StoreResult<Vec<OutboundMessage>> {
+        self.outbox_messages_for(page, psid)
+    }
+
+    fn due_timers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
+        self.timers_due(now_ms, limit)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.durable()
+    }
+}

@@ -1,0 +1,219 @@
+//! The outbound queue on sled: per-subscriber FIFO, a due index of queue heads, final states.
+
+use super::SledStore;
+use super::codec::{Key, KeyReader};
+use super::tokens;
+use super::trees::{T, Tx, TxResult};
+use crate::commit::OutboxStats;
+use crate::error::StoreError;
+use crate::ids::{OutboxId, PageId, Psid};
+use crate::outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
+use crate::store::StoreResult;
+use crate::token::TokenMark;
+
+/// Key of the outbox figures in the meta tree.
+pub(super) const STATS_KEY: &str = "outbox_stats";
+/// Name of the outbox id counter in the meta tree.
+const ID_COUNTER: &str = "outbox_id";
+
+pub(super) fn outbox_key(id: OutboxId) -> Vec<u8> {
+    Key::new().u64(id.0).finish()
+}
+
+fn queue_key(page: &PageId, psid: &Psid) -> Vec<u8> {
+    Key::new().str(page.as_str()).str(psid.as_str()).finish()
+}
+
+fn due_key(due_ms: u64, id: OutboxId) -> Vec<u8> {
+    Key::new().u64(due_ms).u64(id.0).finish()
+}
+
+fn message_index_key(page: &PageId, psid: &Psid, id: OutboxId) -> Vec<u8> {
+    Key::new()
+        .str(page.as_str())
+        .str(psid.as_str())
+        .u64(id.0)
+        .finish()
+}
+
+fn update_stats(tx: &Tx<'_>, f: impl FnOnce(&mut OutboxStats)) -> TxResult<()> {
+    let mut stats: OutboxStats = tx.get(T::Meta, STATS_KEY.as_bytes())?.unwrap_or_default();
+    f(&mut stats);
+    tx.put(T::Meta, STATS_KEY.as_bytes(), &stats)
+}
+
+/// The id the next queued message will get (not reserved until [`enqueue`]).
+pub(super) fn peek_next_id(tx: &Tx<'_>) -> TxResult<OutboxId> {
+    Ok(OutboxId(tx.counter(ID_COUNTER)? + 1))
+}
+
+/// Queues a message behind the subscriber's pending ones, with the id from [`peek_next_id`].
+pub(super) fn enqueue(
+    tx: &Tx<'_>,
+    page: &PageId,
+    psid: &Psid,
+    new: &NewOutbound,
+    token: Option<String>,
+    now_ms: u64,
+) -> TxResult<OutboxId> {
+    let id = peek_next_id(tx)?;
+    tx.set_counter(ID_COUNTER, id.0)?;
+    let message = OutboundMessage {
+        id,
+        page: page.clone(),
+        psid: psid.clone(),
+        body: new.body.clone(),
+        kind: new.kind.clone(),
+        token,
+        attempts: 0,
+        due_ms: now_ms,
+        created_ms: now_ms,
+        status: OutboundStatus::Pending,
+        last_error: None,
+    };
+    tx.put(T::Outbox, &outbox_key(id), &message)?;
+    tx.mark(T::SubMessages, &message_index_key(page, psid, id))?;
+    let qkey = queue_key(page, psid);
+    let mut queue: Vec<OutboxId> = tx.get(T::SubQueue, &qkey)?.unwrap_or_default();
+    if queue.is_empty() {
+        tx.mark(T::OutboxDue, &due_key(now_ms, id))?;
+    }
+    queue.push(id);
+    tx.put(T::SubQueue, &qkey, &queue)?;
+    update_stats(tx, |s| s.pending += 1)?;
+    Ok(id)
+}
+
+fn load_pending(tx: &Tx<'_>, id: OutboxId) -> TxResult<OutboundMessage> {
+    let message: OutboundMessage = tx
+        .get(T::Outbox, &outbox_key(id))?
+        .ok_or(StoreError::OutboundNotFound(id))?;
+    if !message.status.is_pending() {
+        return Err(StoreError::OutboundNotPending {
+            id,
+            status: status_word(&message.status),
+        }
+        .into());
+    }
+    Ok(message)
+}
+
+fn status_word(status: &OutboundStatus) -> &'static str {
+    match status {
+        OutboundStatus::Pending => "pending",
+        OutboundStatus::Sent { .. } => "sent",
+        OutboundStatus::Failed { .. } => "failed",
+        OutboundStatus::RefusedByPolicy { .. } => "refused_by_policy",
+        OutboundStatus::DeliveredUnconfirmed { .. } => "delivered_unconfirmed",
+    }
+}
+
+impl SledStore {
+    /// Gives a pending message its final status and moves its subscriber's queue on.
+    pub(super) fn outbox_finish(&self, id: OutboxId, status: OutboundStatus) -> StoreResult<()> {
+        self.transact(|tx| {
+            let mut message = load_pending(tx, id)?;
+            let qkey = queue_key(&message.page, &message.psid);
+            let mut queue: Vec<OutboxId> = tx.get(T::SubQueue, &qkey)?.unwrap_or_default();
+            let was_head = queue.first() == Some(&id);
+            queue.retain(|queued| *queued != id);
+            if was_head {
+                tx.del(T::OutboxDue, &due_key(message.due_ms, id))?;
+                if let Some(&next) = queue.first() {
+                    let next_message: OutboundMessage = tx
+                        .get(T::Outbox, &outbox_key(next))?
+                        .ok_or(StoreError::OutboundNotFound(next))?;
+                    tx.mark(T::OutboxDue, &due_key(next_message.due_ms, next))?;
+                }
+            }
+            if queue.is_empty() {
+                tx.del(T::SubQueue, &qkey)?;
+            } else {
+                tx.put(T::SubQueue, &qkey, &queue)?;
+            }
+            if let (
+                OutboundStatus::Failed { error, at_ms },
+                OutboundKind::OtnToken { .. },
+                Some(token),
+            ) = (&status, &message.kind, &message.token)
+            {
+                // Any permanent error on a token send means the token is not usable any more.
+                let mark = TokenMark::Invalid {
+                    reason: error.clone(),
+                };
+                match tokens::mark(tx, &message.page, token, &mark, *at_ms) {
+                    Ok(_)
+                    | Err(sled::transaction::ConflictableTransactionError::Abort(
+                        StoreError::TokenNotFound { .. },
+                    )) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            update_stats(tx, |s| {
+                s.pending = s.pending.saturating_sub(1);
+                match &status {
+                    OutboundStatus::Pending => s.pending += 1,
+                    OutboundStatus::Sent { .. } => s.sent += 1,
+                    OutboundStatus::Failed { .. } => s.failed += 1,
+                    OutboundStatus::RefusedByPolicy { .. } => s.refused += 1,
+                    OutboundStatus::DeliveredUnconfirmed { .. } => s.delivered_unconfirmed += 1,
+                }
+            })?;
+            message.status = status.clone();
+            tx.put(T::Outbox, &outbox_key(id), &message)
+        })?;
+        self.durable()
+    }
+
+    pub(super) fn outbox_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
+        self.transact(|tx| {
+            let mut message = load_pending(tx, id)?;
+            let old_due = due_key(message.due_ms, id);
+            if tx.contains(T::OutboxDue, &old_due)? {
+                tx.del(T::OutboxDue, &old_due)?;
+                tx.mark(T::OutboxDue, &due_key(due_ms, id))?;
+            }
+            message.attempts += 1;
+            message.due_ms = due_ms;
+            message.last_error = Some(error.to_owned());
+            tx.put(T::Outbox, &outbox_key(id), &message)
+        })?;
+        self.durable()
+    }
+
+    pub(super) fn outbox_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboundMessage>> {
+        let end = Key::new().u64(now_ms.saturating_add(1)).finish();
+        let mut due = Vec::new();
+        for item in self.tree(T::OutboxDue).range(..end).take(limit) {
+            let (key, _) = item?;
+            let mut reader = KeyReader::new(&key);
+            let _due = reader.u64()?;
+            let id = OutboxId(reader.u64()?);
+            if let Some(message) = self.read::<OutboundMessage>(T::Outbox, &outbox_key(id))? {
+                due.push(message);
+            }
+        }
+        Ok(due)
+    }
+
+    pub(super) fn outbox_messages_for(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+    ) -> StoreResult<Vec<OutboundMessage>> {
+        let mut messages = Vec::new();
+        for key in self.scan_keys(T::SubMessages, &queue_key(page, psid))? {
+            let mut reader = KeyReader::new(&key);
+            let (_page, _psid) = (reader.str()?, reader.str()?);
+            let id = OutboxId(reader.u64()?);
+            if let Some(message) = self.read(T::Outbox, &outbox_key(id))? {
+                messages.push(message);
+            }
+        }
+        Ok(messages)
+    }
+}

@@ -1,0 +1,213 @@
+//! The step commit and topic notifications on sled, plus sessions and the due-timer index.
+
+use super::SledStore;
+use super::codec::{Key, KeyReader};
+use super::journal::mark_processed;
+use super::outbox::{enqueue, peek_next_id};
+use super::tokens;
+use super::trees::{T, Tx, TxResult};
+use crate::commit::{DueTimer, NotifyOutcome, StepCommit, StepCommitted, TokenSendOutcome};
+use crate::error::StoreError;
+use crate::ids::{PageId, Psid};
+use crate::outbox::{NewOutbound, OutboundKind};
+use crate::session::{Session, Timer};
+use crate::store::{BodyFor, StoreResult};
+use botflow_flow::TopicId;
+
+pub(super) fn session_key(page: &PageId, psid: &Psid) -> Vec<u8> {
+    Key::new().str(page.as_str()).str(psid.as_str()).finish()
+}
+
+fn timer_key(page: &PageId, psid: &Psid, timer: &Timer) -> Vec<u8> {
+    Key::new()
+        .u64(timer.due_ms)
+        .str(page.as_str())
+        .str(psid.as_str())
+        .u64(timer.id)
+        .finish()
+}
+
+/// Replaces the due-timer index entries of the old session by those of the new one.
+fn reindex_timers(
+    tx: &Tx<'_>,
+    page: &PageId,
+    psid: &Psid,
+    old: Option<&Session>,
+    new: &Session,
+) -> TxResult<()> {
+    for timer in old.map(|s| s.timers.as_slice()).unwrap_or_default() {
+        if !new.timers.contains(timer) {
+            tx.del(T::TimersDue, &timer_key(page, psid, timer))?;
+        }
+    }
+    for timer in &new.timers {
+        if !old.is_some_and(|s| s.timers.contains(timer)) {
+            let due = DueTimer {
+                page: page.clone(),
+                psid: psid.clone(),
+                timer: timer.clone(),
+            };
+            tx.put(T::TimersDue, &timer_key(page, psid, timer), &due)?;
+        }
+    }
+    Ok(())
+}
+
+/// Queues a token send: takes the oldest usable token of the topic, or reports there is none.
+fn queue_token_send(
+    tx: &Tx<'_>,
+    page: &PageId,
+    psid: &Psid,
+    topic: &TopicId,
+    outbound: &NewOutbound,
+    now_ms: u64,
+) -> TxResult<(TokenSendOutcome, u64)> {
+    let id = peek_next_id(tx)?;
+    let taken = tokens::take_oldest(tx, page, psid, topic, id, now_ms)?;
+    match taken.token {
+        Some(token) => {
+            let queued = enqueue(tx, page, psid, outbound, Some(token.clone()), now_ms)?;
+            if queued != id {
+                return Err(StoreError::Corrupt {
+                    what: "meta",
+                    detail: format!("outbox id {queued} differs from the reserved {id}"),
+                }
+                .into());
+            }
+            Ok((
+                TokenSendOutcome::Queued { outbox: id, token },
+                taken.expired,
+            ))
+        }
+        None => Ok((
+            TokenSendOutcome::NoToken {
+                topic: topic.clone(),
+            },
+            taken.expired,
+        )),
+    }
+}
+
+impl SledStore {
+    pub(super) fn step_commit(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
+        let StepCommit {
+            page,
+            psid,
+            event,
+            session,
+            outbound,
+            tokens_added,
+            now_ms,
+            durable,
+        } = &commit;
+        let committed = self.transact(|tx| {
+            if let Some(event) = event {
+                mark_processed(tx, page, event)?;
+            }
+            let skey = session_key(page, psid);
+            let old: Option<Session> = tx.get(T::Sessions, &skey)?;
+            reindex_timers(tx, page, psid, old.as_ref(), session)?;
+            tx.put(T::Sessions, &skey, session)?;
+            let mut token_adds = Vec::with_capacity(tokens_added.len());
+            for token in tokens_added {
+                token_adds.push(tokens::add(tx, page, psid, token, *now_ms)?);
+            }
+            let mut outbox_ids = Vec::with_capacity(outbound.len());
+            let mut token_sends = Vec::new();
+            for message in outbound {
+                match &message.kind {
+                    OutboundKind::Normal => {
+                        outbox_ids.push(enqueue(tx, page, psid, message, None, *now_ms)?);
+                    }
+                    OutboundKind::OtnToken { topic } => {
+                        let (outcome, _expired) =
+                            queue_token_send(tx, page, psid, topic, message, *now_ms)?;
+                        if let TokenSendOutcome::Queued { outbox, .. } = &outcome {
+                            outbox_ids.push(*outbox);
+                        }
+                        token_sends.push(outcome);
+                    }
+                }
+            }
+            Ok(StepCommitted {
+                outbox_ids,
+                token_sends,
+                token_adds,
+            })
+        })?;
+        if *durable {
+            self.durable()?;
+        }
+        Ok(committed)
+    }
+
+    pub(super) fn topic_notify(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<NotifyOutcome> {
+        if self.topic_get(page, topic)?.is_none() {
+            return Err(StoreError::TopicNotFound {
+                page: page.clone(),
+                topic: topic.clone(),
+            });
+        }
+        let mut outcome = NotifyOutcome::default();
+        let kind = OutboundKind::OtnToken {
+            topic: topic.clone(),
+        };
+        for chunk in self.holder_psids(page, topic)?.chunks(64) {
+            // One transaction per chunk: each subscriber's token and message commit together,
+            // and a chunk shares one flush.
+            let bodies: Vec<NewOutbound> = chunk
+                .iter()
+                .map(|psid| NewOutbound {
+                    body: body_for(psid),
+                    kind: kind.clone(),
+                })
+                .collect();
+            let counts = self.transact(|tx| {
+                let mut counts = NotifyOutcome::default();
+                for (psid, message) in chunk.iter().zip(&bodies) {
+                    let (sent, expired) = queue_token_send(tx, page, psid, topic, message, now_ms)?;
+                    counts.expired += expired;
+                    match sent {
+                        TokenSendOutcome::Queued { .. } => counts.queued += 1,
+                        TokenSendOutcome::NoToken { .. } => counts.no_token += 1,
+                    }
+                }
+                Ok(counts)
+            })?;
+            outcome.queued += counts.queued;
+            outcome.no_token += counts.no_token;
+            outcome.expired += counts.expired;
+        }
+        self.durable()?;
+        Ok(outcome)
+    }
+
+    pub(super) fn subscribers_list(&self, page: &PageId) -> StoreResult<Vec<Psid>> {
+        self.scan_keys(T::Sessions, &Self::page_key(page))?
+            .iter()
+            .map(|key| {
+                let mut reader = KeyReader::new(key);
+                let _page = reader.str()?;
+                Ok(Psid(reader.str()?))
+            })
+            .collect()
+    }
+
+    pub(super) fn timers_due(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
+        let end = Key::new().u64(now_ms.saturating_add(1)).finish();
+        self.tree(T::TimersDue)
+            .range(..end)
+            .take(limit)
+            .map(|item| {
+                let (_, value) = item?;
+                super::codec::decode("timers_due", &value)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,184 @@
+//! The sled trees of the store and a typed view of them inside a transaction.
+
+use super::codec::{decode, encode};
+use crate::error::StoreError;
+use crate::store::StoreResult;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+/// Every tree of the store; the discriminant is the index into the open trees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum T {
+    /// Store-wide records: format version, counters, outbox figures.
+    Meta,
+    /// page → PageRecord.
+    Pages,
+    /// (page, topic id) → TopicRecord (tombstoned while its tokens are swept).
+    Topics,
+    /// (page, lowercased trimmed name) → topic id.
+    TopicNames,
+    /// (page, flow) → Draft.
+    Drafts,
+    /// (page, flow, version) → FlowVersion.
+    Versions,
+    /// (page, flow) → FlowHead.
+    Heads,
+    /// (page, token) → OtnToken.
+    Tokens,
+    /// (page, psid, topic) → SubscriberTokens: the usable tokens, oldest first.
+    SubTokens,
+    /// (page, topic) → count of usable tokens (expired ones included until swept).
+    TopicCounts,
+    /// (expires_ms, page, topic, token) → psid, for usable tokens only.
+    TokenExpiry,
+    /// (page, topic, psid) → (), while the subscriber holds usable tokens of the topic.
+    TopicHolders,
+    /// (page, event id) → EventKeyRecord: dedup of inbound events.
+    EventKeys,
+    /// seq → JournalEntry, for unprocessed events only.
+    Journal,
+    /// (page, psid) → Session.
+    Sessions,
+    /// (due_ms, page, psid, timer id) → DueTimer.
+    TimersDue,
+    /// outbox id → OutboundMessage.
+    Outbox,
+    /// (page, psid) → pending outbox ids in queue order.
+    SubQueue,
+    /// (due_ms, outbox id) → (), for the head of each subscriber's queue.
+    OutboxDue,
+    /// (page, psid, outbox id) → (), every message ever queued for the subscriber.
+    SubMessages,
+}
+
+impl T {
+    /// Every tree, in index order.
+    pub(crate) const ALL: [T; 20] = [
+        T::Meta,
+        T::Pages,
+        T::Topics,
+        T::TopicNames,
+        T::Drafts,
+        T::Versions,
+        T::Heads,
+        T::Tokens,
+        T::SubTokens,
+        T::TopicCounts,
+        T::TokenExpiry,
+        T::TopicHolders,
+        T::EventKeys,
+        T::Journal,
+        T::Sessions,
+        T::TimersDue,
+        T::Outbox,
+        T::SubQueue,
+        T::OutboxDue,
+        T::SubMessages,
+    ];
+
+    /// The sled tree name, also used as the record kind in errors.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            T::Meta => "meta",
+            T::Pages => "pages",
+            T::Topics => "topics",
+            T::TopicNames => "topic_names",
+            T::Drafts => "drafts",
+            T::Versions => "versions",
+            T::Heads => "heads",
+            T::Tokens => "tokens",
+            T::SubTokens => "sub_tokens",
+            T::TopicCounts => "topic_counts",
+            T::TokenExpiry => "token_expiry",
+            T::TopicHolders => "topic_holders",
+            T::EventKeys => "event_keys",
+            T::Journal => "journal",
+            T::Sessions => "sessions",
+            T::TimersDue => "timers_due",
+            T::Outbox => "outbox",
+            T::SubQueue => "sub_queue",
+            T::OutboxDue => "outbox_due",
+            T::SubMessages => "sub_messages",
+        }
+    }
+}
+
+/// Result inside a transaction closure.
+pub(crate) type TxResult<R> = Result<R, ConflictableTransactionError<StoreError>>;
+
+/// A transaction over every tree, with typed reads and writes.
+pub(crate) struct Tx<'a> {
+    pub(crate) trees: &'a [TransactionalTree],
+}
+
+impl Tx<'_> {
+    fn tree(&self, t: T) -> TxResult<&TransactionalTree> {
+        self.trees.get(t as usize).ok_or_else(|| {
+            ConflictableTransactionError::Abort(StoreError::Corrupt {
+                what: t.name(),
+                detail: "tree missing from the transaction".into(),
+            })
+        })
+    }
+
+    /// Reads and decodes a record.
+    pub(crate) fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> TxResult<Option<V>> {
+        match self.tree(t)?.get(key)? {
+            Some(bytes) => Ok(Some(decode(t.name(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a key is present.
+    pub(crate) fn contains(&self, t: T, key: &[u8]) -> TxResult<bool> {
+        Ok(self.tree(t)?.get(key)?.is_some())
+    }
+
+    /// Encodes and writes a record.
+    pub(crate) fn put<V: Serialize>(&self, t: T, key: &[u8], value: &V) -> TxResult<()> {
+        let bytes = encode(t.name(), value)?;
+        self.tree(t)?.insert(key, bytes)?;
+        Ok(())
+    }
+
+    /// Writes an index entry without a value.
+    pub(crate) fn mark(&self, t: T, key: &[u8]) -> TxResult<()> {
+        self.tree(t)?.insert(key, &[] as &[u8])?;
+        Ok(())
+    }
+
+    /// Removes a key.
+    pub(crate) fn del(&self, t: T, key: &[u8]) -> TxResult<()> {
+        self.tree(t)?.remove(key)?;
+        Ok(())
+    }
+
+    /// Reads a counter of the meta tree (0 when absent).
+    pub(crate) fn counter(&self, name: &str) -> TxResult<u64> {
+        Ok(self.get::<u64>(T::Meta, name.as_bytes())?.unwrap_or(0))
+    }
+
+    /// Writes a counter of the meta tree.
+    pub(crate) fn set_counter(&self, name: &str, value: u64) -> TxResult<()> {
+        self.put(T::Meta, name.as_bytes(), &value)
+    }
+}
+
+impl From<StoreError> for ConflictableTransactionError<StoreError> {
+    fn from(err: StoreError) -> Self {
+        ConflictableTransactionError::Abort(err)
+    }
+}
+
+/// Reads and decodes a record outside a transaction.
+pub(crate) fn read<V: DeserializeOwned>(
+    tree: &sled::Tree,
+    t: T,
+    key: &[u8],
+) -> StoreResult<Option<V>> {
+    match tree.get(key)? {
+        Some(bytes) => Ok(Some(decode(t.name(), &bytes)?)),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,229 @@
+//! The `Store` trait: the storage boundary the runtime and the server program against.
+//!
+//! sled ([`crate::SledStore`]) is the embedded default; a PostgreSQL backend can implement the
+//! same trait later. Every call is scoped by Page, takes the current time explicitly where time
+//! matters (for determinism), and never exposes trees or bytes.
+
+use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
+use crate::error::StoreError;
+use crate::flows::{ActiveFlow, Draft, DraftSource, FlowSummary, FlowVersion, Published};
+use crate::ids::{EventId, OutboxId, PageId, Psid};
+use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::outbox::OutboundMessage;
+use crate::session::Session;
+use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
+use crate::topic::{DeletedTopic, Topic, TopicSummary};
+use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Shorthand for results of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Builds the Send API body of a topic notification for one subscriber.
+pub type BodyFor<'a> = &'a (dyn Fn(&Psid) -> serde_json::Value + Sync);
+
+/// Durable state of botflow: topics, flows, sessions, OTN tokens, the event journal and the outbox.
+///
+/// Durability: calls documented as durable have their effect on disk (as far as the backend's
+/// flush guarantees, see the crate docs) when they return `Ok`.
+pub trait Store: Send + Sync {
+    // ---- pages ----
+
+    /// Registers a Page (idempotent); returns whether it was new. Durable.
+    fn ensure_page(&self, page: &PageId, now_ms: u64) -> StoreResult<bool>;
+    /// Whether the Page was registered.
+    fn page_exists(&self, page: &PageId) -> StoreResult<bool>;
+    /// All registered Pages.
+    fn list_pages(&self) -> StoreResult<Vec<PageId>>;
+
+    // ---- topics ----
+
+    /// Creates a topic with a new UUID v4 id; the trimmed name must be unique on the Page
+    /// ignoring case ([`StoreError::TopicNameTaken`]) and 1..=65 characters long. Durable.
+    fn create_topic(&self, page: &PageId, name: &str, now_ms: u64) -> StoreResult<Topic>;
+    /// The topic with this id, if any.
+    fn get_topic(&self, page: &PageId, topic: &TopicId) -> StoreResult<Option<Topic>>;
+    /// The topic whose name matches (trimmed, case-insensitive), if any.
+    fn find_topic_by_name(&self, page: &PageId, name: &str) -> StoreResult<Option<Topic>>;
+    /// All topics of the Page by name, each with its count of usable tokens at `now_ms`.
+    fn list_topics(&self, page: &PageId, now_ms: u64) -> StoreResult<Vec<TopicSummary>>;
+    /// Renames a topic (same rules as creation; its id and tokens stay). Durable.
+    fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic>;
+    /// Deletes a topic. Refused with [`StoreError::TopicInUse`] when the active version of a flow
+    /// refers to it, unless `force`; its unused tokens are invalidated. Durable.
+    fn delete_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        force: bool,
+        now_ms: u64,
+    ) -> StoreResult<DeletedTopic>;
+
+    // ---- flows ----
+
+    /// Saves a draft if it parses ([`StoreError::FlowParse`] otherwise), with its validation
+    /// diagnostics; returns the stored draft. Durable.
+    fn save_draft(&self, page: &PageId, source: DraftSource, now_ms: u64) -> StoreResult<Draft>;
+    /// The draft of a flow, if one is stored.
+    fn draft(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<Draft>>;
+    /// Publishes the draft as immutable version n+1 if it validates without errors; topics named
+    /// inline are created (or an existing one of that name reused) in the same atomic commit and
+    /// the stored version refers to them by id. Durable.
+    fn publish(&self, page: &PageId, flow: &FlowId, now_ms: u64) -> StoreResult<Published>;
+    /// Saves `document` as the draft and publishes it; when it equals the latest version's source
+    /// no new version is made (`unchanged: true`). Durable.
+    fn publish_document(
+        &self,
+        page: &PageId,
+        document: FlowDocument,
+        now_ms: u64,
+    ) -> StoreResult<Published>;
+    /// Republishes the content of an older version as a new version n+1 (versions stay
+    /// immutable and the active version is always the latest). Durable.
+    fn rollback(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+        now_ms: u64,
+    ) -> StoreResult<Published>;
+    /// All flows of the Page (drafts and published), by id.
+    fn list_flows(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>>;
+    /// All published versions of a flow, oldest first.
+    fn flow_versions(&self, page: &PageId, flow: &FlowId) -> StoreResult<Vec<FlowVersion>>;
+    /// One published version.
+    fn flow_version(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<FlowVersion>>;
+    /// One published version, checked for running (cached: versions are immutable).
+    fn valid_flow(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<Arc<ValidFlow>>>;
+    /// The version new runs of the flow start on.
+    fn active_version(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<u32>>;
+    /// The active version of every published flow of the Page (for trigger routing).
+    fn active_flows(&self, page: &PageId) -> StoreResult<Vec<ActiveFlow>>;
+
+    // ---- subscribers ----
+
+    /// The subscriber's session, if it has one.
+    fn load_session(&self, page: &PageId, psid: &Psid) -> StoreResult<Option<Session>>;
+    /// The subscribers of the Page that have a session.
+    fn list_subscribers(&self, page: &PageId) -> StoreResult<Vec<Psid>>;
+
+    // ---- OTN tokens ----
+
+    /// Stores a token from an opt-in; a token stored before is a no-op
+    /// ([`TokenAdded::Duplicate`]). Durable.
+    fn add_token(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        token: NewToken,
+        now_ms: u64,
+    ) -> StoreResult<TokenAdded>;
+    /// The token with this value, in whatever state.
+    fn get_token(&self, page: &PageId, token: &str) -> StoreResult<Option<OtnToken>>;
+    /// The subscriber's usable tokens of a topic at `now_ms`, oldest first.
+    fn usable_tokens(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Vec<OtnToken>>;
+    /// The subscriber's usable token count per topic at `now_ms` (topics without one omitted).
+    fn usable_token_counts(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        now_ms: u64,
+    ) -> StoreResult<BTreeMap<TopicId, u64>>;
+    /// The subscribers holding at least one usable token of the topic at `now_ms`.
+    fn topic_holders(&self, page: &PageId, topic: &TopicId, now_ms: u64) -> StoreResult<Vec<Psid>>;
+    /// Marks a token spent or invalid; returns whether it was usable before. Durable.
+    fn mark_token(
+        &self,
+        page: &PageId,
+        token: &str,
+        mark: TokenMark,
+        now_ms: u64,
+    ) -> StoreResult<bool>;
+    /// Marks every usable token with `expires_ms <= now_ms` expired; returns how many. Durable.
+    fn expire_tokens(&self, now_ms: u64) -> StoreResult<u64>;
+
+    // ---- inbound journal ----
+
+    /// Journals an event under its dedup key; durable when it returns (group commit: concurrent
+    /// appends share one flush).
+    fn journal_append(
+        &self,
+        page: &PageId,
+        event: &EventId,
+        psid: &Psid,
+        payload: &serde_json::Value,
+        received_ms: u64,
+    ) -> StoreResult<Appended>;
+    /// Journals a webhook batch in one commit and one flush; one outcome per event, in order.
+    fn journal_append_batch(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>>;
+    /// Every journaled event not yet processed, in arrival order.
+    fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>>;
+
+    // ---- the step commit and notifications ----
+
+    /// Atomically marks the event processed, writes the session (and its timers), stores new
+    /// tokens and queues the outbound messages; an `OtnToken` message takes the oldest usable
+    /// token of its topic in the same commit or is not queued. Refused with
+    /// [`StoreError::EventAlreadyProcessed`] for an event processed before. Durable unless
+    /// `commit.durable` is false.
+    fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted>;
+    /// Queues one message per subscriber holding a usable token of the topic, each taking that
+    /// subscriber's oldest usable token in the same commit as the message. Durable.
+    fn notify_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<NotifyOutcome>;
+
+    // ---- outbox ----
+
+    /// Pending messages due at `now_ms`, at most `limit`, only the head of each subscriber's
+    /// queue (so sending them keeps per-subscriber order), earliest due first. Not a lease: the
+    /// caller tracks what it has in flight.
+    fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>>;
+    /// One outbound message.
+    fn outbound(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>>;
+    /// Records that the Send API accepted the message. Durable.
+    fn mark_sent(&self, id: OutboxId, message_id: &str, at_ms: u64) -> StoreResult<()>;
+    /// Records a failed attempt and when to try again (the message stays at its queue's head). Durable.
+    fn mark_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()>;
+    /// Records a permanent failure; for a token send the token is marked invalid. Durable.
+    fn mark_failed(&self, id: OutboxId, error: &str, at_ms: u64) -> StoreResult<()>;
+    /// Records that policy (e.g. the 24-hour window) forbade sending it. Durable.
+    fn mark_refused(&self, id: OutboxId, reason: &str, at_ms: u64) -> StoreResult<()>;
+    /// Records that it may have been delivered but no answer confirmed it; never retried. Durable.
+    fn mark_delivered_unconfirmed(&self, id: OutboxId, at_ms: u64) -> StoreResult<()>;
+    /// Queue figures for metrics.
+    fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+    /// Every message queued for the subscriber (any status), oldest first.
+    fn messages_for(&self, page: &PageId, psid: &Psid) -> StoreResult<Vec<OutboundMessage>>;
+
+    // ---- timers ----
+
+    /// Timers due at `now_ms` across all subscribers, earliest first, at most `limit`.
+    fn due_timers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>>;
+
+    // ---- durability ----
+
+    /// Flushes everything written so far to disk (group-committed with concurrent callers).
+    fn flush(&self) -> StoreResult<()>;
+}
