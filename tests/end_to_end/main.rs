@@ -1,4 +1,5 @@
 //! End-to-end tests: one test binary whose modules are the suites.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod simulate;
 mod support;

@@ -1,6 +1,7 @@
 //! The `botflow` command-line tool: a thin clap entry point with one module per subcommand.
 
 mod schema;
+mod simulate;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema (draft 2020-12) of the flow format.
     Schema(schema::SchemaArgs),
+    /// Play a scripted conversation through a flow and print the transcript.
+    Simulate(simulate::SimulateArgs),
     // `Serve` and `Simulate` are added here by their owners: one variant and one module each.
 }
 
@@ -29,5 +32,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     }
 }

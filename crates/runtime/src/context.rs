@@ -1,0 +1,122 @@
+//! What the step function may read besides the session: the Page's published flows and the
+//! subscriber's usable OTN tokens. Built by the caller; the step function does no I/O.
+
+use botflow_flow::{FlowId, KeywordMatch, TopicId, Trigger, ValidFlow};
+use botflow_storage::{PageId, Psid};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Default number of blocks one event may run before the run is stopped as a runaway loop.
+pub const DEFAULT_STEP_BUDGET: u32 = 200;
+
+/// The published flow versions of one Page the step function may run, and which version of
+/// each flow is active (the one triggers and `goto_flow` start).
+#[derive(Debug, Clone, Default)]
+pub struct PublishedFlows {
+    versions: HashMap<FlowId, BTreeMap<u32, Arc<ValidFlow>>>,
+    active: BTreeMap<FlowId, u32>,
+}
+
+impl PublishedFlows {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a published version (an older one a session or payload refers to, or the active one).
+    pub fn insert(&mut self, version: u32, flow: Arc<ValidFlow>) {
+        let id = flow.document().id.clone();
+        self.versions.entry(id).or_default().insert(version, flow);
+    }
+
+    /// Adds a version and makes it the active version of its flow.
+    pub fn insert_active(&mut self, version: u32, flow: Arc<ValidFlow>) {
+        let id = flow.document().id.clone();
+        self.insert(version, flow);
+        self.active.insert(id, version);
+    }
+
+    /// Removes a flow's active mark (its versions stay available to sessions and old taps).
+    pub fn deactivate(&mut self, flow: &FlowId) {
+        self.active.remove(flow);
+    }
+
+    /// The given version of a flow, if available.
+    pub fn version(&self, flow: &FlowId, version: u32) -> Option<&Arc<ValidFlow>> {
+        self.versions.get(flow)?.get(&version)
+    }
+
+    /// Whether this version of the flow is available.
+    pub fn contains(&self, flow: &FlowId, version: u32) -> bool {
+        self.version(flow, version).is_some()
+    }
+
+    /// The active version of a flow and its number.
+    pub fn active(&self, flow: &FlowId) -> Option<(u32, &Arc<ValidFlow>)> {
+        let version = *self.active.get(flow)?;
+        Some((version, self.version(flow, version)?))
+    }
+
+    /// The active flows in flow id order, with their version numbers.
+    pub fn active_flows(&self) -> impl Iterator<Item = (u32, &Arc<ValidFlow>)> {
+        self.active
+            .iter()
+            .filter_map(|(id, &v)| Some((v, self.version(id, v)?)))
+    }
+
+    /// The first active flow (in flow id order) with a trigger that `matches`.
+    pub fn find_trigger(
+        &self,
+        matches: impl Fn(&Trigger) -> bool,
+    ) -> Option<(u32, &Arc<ValidFlow>)> {
+        self.active_flows()
+            .find(|(_, flow)| flow.document().triggers.iter().any(&matches))
+    }
+
+    /// The active flow a text message starts through a keyword trigger.
+    pub fn keyword_flow(&self, text: &str) -> Option<(u32, &Arc<ValidFlow>)> {
+        let text = text.trim().to_lowercase();
+        if text.is_empty() {
+            return None;
+        }
+        self.find_trigger(|trigger| match trigger {
+            Trigger::Keyword { words, match_mode } => words.iter().any(|word| {
+                let word = word.trim().to_lowercase();
+                !word.is_empty()
+                    && match match_mode {
+                        KeywordMatch::Exact => text == word,
+                        KeywordMatch::Contains => text.contains(&word),
+                    }
+            }),
+            _ => false,
+        })
+    }
+}
+
+/// Everything the step function reads besides the session and the event.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The Page.
+    pub page: PageId,
+    /// The subscriber.
+    pub psid: Psid,
+    /// The Page's published flows.
+    pub flows: Arc<PublishedFlows>,
+    /// The subscriber's usable (unspent, unexpired) OTN tokens per topic, now.
+    pub usable_tokens: BTreeMap<TopicId, u32>,
+    /// Blocks one event may run before the run stops with a recorded error.
+    pub step_budget: u32,
+}
+
+impl StepContext {
+    /// A context with no tokens and the default step budget.
+    pub fn new(page: PageId, psid: Psid, flows: Arc<PublishedFlows>) -> Self {
+        Self {
+            page,
+            psid,
+            flows,
+            usable_tokens: BTreeMap::new(),
+            step_budget: DEFAULT_STEP_BUDGET,
+        }
+    }
+}
