@@ -441,3 +441,82 @@ pub fn is_token_body(body: &Value) -> bool {
             || recipient.get("notification_messages_token").is_some()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_caps() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+        };
+        for _ in 0..50 {
+            let first = policy.delay_after(1, None);
+            assert!((Duration::from_millis(50)..=Duration::from_millis(100)).contains(&first));
+            let third = policy.delay_after(3, None);
+            assert!((Duration::from_millis(200)..=Duration::from_millis(400)).contains(&third));
+            let late = policy.delay_after(30, None);
+            assert!((Duration::from_millis(500)..=Duration::from_millis(1000)).contains(&late));
+        }
+        let hinted = policy.delay_after(1, Some(Duration::from_millis(700)));
+        assert!(hinted >= Duration::from_millis(700));
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_fractions() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after(" 0.250 "),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn rejects_unusable_configs() {
+        let mut config = ClientConfig::new("");
+        assert!(matches!(
+            SendClient::new(config.clone()),
+            Err(ClientError::EmptyAccessToken)
+        ));
+        config.page_access_token = "token".into();
+        config.graph_base_url = "ftp://example.com".into();
+        assert!(matches!(
+            SendClient::new(config.clone()),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+        config.graph_base_url = DEFAULT_GRAPH_BASE_URL.into();
+        config.retry.max_attempts = 0;
+        assert!(matches!(
+            SendClient::new(config),
+            Err(ClientError::NoAttempts)
+        ));
+    }
+
+    #[test]
+    fn messages_url_carries_version_and_token() {
+        let client = SendClient::new(ClientConfig::new("tok en")).unwrap();
+        assert_eq!(
+            client.messages_url.as_str(),
+            "https://graph.facebook.com/v23.0/me/messages?access_token=tok+en"
+        );
+    }
+
+    #[test]
+    fn detects_token_bodies() {
+        assert!(is_token_body(
+            &serde_json::json!({"recipient": {"one_time_notif_token": "t"}})
+        ));
+        assert!(is_token_body(
+            &serde_json::json!({"recipient": {"notification_messages_token": "t"}})
+        ));
+        assert!(!is_token_body(
+            &serde_json::json!({"recipient": {"id": "1"}})
+        ));
+        assert!(!is_token_body(&serde_json::json!({})));
+    }
+}

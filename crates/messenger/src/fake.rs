@@ -372,12 +372,23 @@ async fn handle_request(
             body: body.clone(),
             received_at: SystemTime::now(),
         });
+        let count = state.requests.len();
+        shared.request_count.send_replace(count);
         next_fault(&mut state.faults)
     };
-    let count = shared.lock().requests.len();
-    shared.request_count.send_replace(count);
     match fault {
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Delay(delay)) => {
+            // Like the platform, finish the work even if the client gives up waiting: the
+            // spawned task outlives this handler when the connection is dropped.
+            let path = uri.path().to_owned();
+            let handled = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                answer_send(&shared, &method, &path, &query, &body)
+            });
+            return handled
+                .await
+                .unwrap_or_else(|_| graph_error(500, 1, None, "fake Graph API task failed"));
+        }
         Some(Fault::DropConnection) => return dropped_connection(),
         Some(Fault::Status(status)) => return status_fault(status),
         Some(Fault::Throttle { code, retry_after }) => {
@@ -407,7 +418,18 @@ async fn handle_request(
         }) => return graph_error(status, code, subcode, &message),
         None => {}
     }
-    if method != Method::POST || !is_messages_path(uri.path()) {
+    answer_send(&shared, &method, uri.path(), &query, &body)
+}
+
+/// Handles a Send API call after faults: access token, body rules, tokens and window.
+fn answer_send(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    body: &Value,
+) -> Response {
+    if method != Method::POST || !is_messages_path(path) {
         return graph_error(
             400,
             100,
@@ -425,7 +447,7 @@ async fn handle_request(
             );
         }
     }
-    let outcome = accept_send(&shared, &body);
+    let outcome = accept_send(shared, body);
     match outcome {
         Ok(sent) => {
             let answer = json!({ "recipient_id": sent.psid, "message_id": sent.message_id });

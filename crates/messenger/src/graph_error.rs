@@ -138,3 +138,92 @@ pub fn classify(detail: ErrorDetail, retry_after: Option<Duration>, to_token: bo
         error
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class_of(
+        status: u16,
+        code: Option<i64>,
+        subcode: Option<i64>,
+        to_token: bool,
+    ) -> &'static str {
+        let detail = ErrorDetail {
+            http_status: Some(status),
+            code,
+            subcode,
+            ..ErrorDetail::default()
+        };
+        classify(detail, None, to_token).class()
+    }
+
+    #[test]
+    fn classifies_documented_codes() {
+        let cases: &[(u16, Option<i64>, Option<i64>, &str)] = &[
+            (500, Some(1), None, "server"),
+            (400, Some(2), None, "server"),
+            (400, Some(1200), None, "server"),
+            (503, None, None, "server"),
+            (400, Some(4), None, "throttled"),
+            (400, Some(17), None, "throttled"),
+            (400, Some(32), None, "throttled"),
+            (400, Some(613), Some(2534040), "throttled"),
+            (429, None, None, "throttled"),
+            (400, Some(190), None, "auth"),
+            (400, Some(10), Some(1893063), "auth"),
+            (403, Some(10), None, "auth"),
+            (400, Some(200), None, "auth"),
+            (400, Some(299), None, "auth"),
+            (400, Some(10), Some(2018300), "auth"),
+            (401, None, None, "auth"),
+            (400, Some(10), Some(2018278), "outside_window"),
+            (400, Some(10), Some(2534022), "outside_window"),
+            (400, Some(551), None, "user_unavailable"),
+            (400, Some(551), Some(1545041), "user_unavailable"),
+            (400, Some(200), Some(1545041), "user_unavailable"),
+            (400, Some(10), Some(2018108), "user_unavailable"),
+            (400, Some(100), Some(2018001), "user_unavailable"),
+            (400, Some(100), None, "invalid_request"),
+            (404, None, None, "invalid_request"),
+        ];
+        for &(status, code, subcode, expected) in cases {
+            assert_eq!(
+                class_of(status, code, subcode, false),
+                expected,
+                "HTTP {status} code {code:?}/{subcode:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn permanent_errors_on_token_sends_mean_token_unusable() {
+        assert_eq!(
+            class_of(400, Some(100), Some(2018001), true),
+            "token_unusable"
+        );
+        assert_eq!(class_of(400, Some(100), None, true), "token_unusable");
+        assert_eq!(
+            class_of(400, Some(10), Some(2018278), true),
+            "token_unusable"
+        );
+        assert_eq!(class_of(400, Some(551), None, true), "token_unusable");
+        // Page-level and transient problems say nothing about the token.
+        assert_eq!(class_of(400, Some(190), None, true), "auth");
+        assert_eq!(class_of(503, Some(2), None, true), "server");
+        assert_eq!(class_of(400, Some(613), None, true), "throttled");
+    }
+
+    #[test]
+    fn parses_graph_error_bodies() {
+        let body = br#"{"error":{"message":"(#10) outside window","type":"OAuthException","code":10,"error_subcode":2018278,"fbtrace_id":"AbC"}}"#;
+        let detail = parse_error_body(400, body);
+        assert_eq!(detail.code, Some(10));
+        assert_eq!(detail.subcode, Some(2018278));
+        assert_eq!(detail.fbtrace_id.as_deref(), Some("AbC"));
+        assert_eq!(detail.message, "(#10) outside window");
+        let html = parse_error_body(502, b"<html>Bad gateway</html>");
+        assert_eq!(html.code, None);
+        assert_eq!(html.message, "<html>Bad gateway</html>");
+    }
+}

@@ -135,3 +135,117 @@ fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
         .fold(0u8, |acc, (a, b)| acc | (a ^ b))
         == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"app-secret";
+    const BODY: &[u8] = br#"{"object":"page","entry":[]}"#;
+
+    #[test]
+    fn known_vector_matches() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            sign_body(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn accepts_own_signature_in_either_case() {
+        let header = sign_body(SECRET, BODY);
+        assert_eq!(verify_signature(SECRET, BODY, Some(&header)), Ok(()));
+        let upper = format!("sha256={}", header["sha256=".len()..].to_uppercase());
+        assert_eq!(verify_signature(SECRET, BODY, Some(&upper)), Ok(()));
+    }
+
+    #[test]
+    fn rejects_wrong_secret_altered_body_and_missing_header() {
+        let header = sign_body(SECRET, BODY);
+        assert_eq!(
+            verify_signature(b"other-secret", BODY, Some(&header)),
+            Err(SignatureError::Mismatch)
+        );
+        let altered = br#"{"object":"page","entry":[ ]}"#;
+        assert_eq!(
+            verify_signature(SECRET, altered, Some(&header)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(SECRET, BODY, None),
+            Err(SignatureError::Missing)
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_headers() {
+        let digest = &sign_body(SECRET, BODY)["sha256=".len()..];
+        for header in [
+            "",
+            digest,
+            &format!("sha1={digest}"),
+            &format!("sha256={}", &digest[..62]),
+            &format!("sha256={}zz", &digest[..62]),
+            "sha256=",
+            "sha2",
+        ] {
+            assert!(
+                matches!(
+                    verify_signature(SECRET, BODY, Some(header)),
+                    Err(SignatureError::Malformed { .. })
+                ),
+                "{header:?} should be malformed"
+            );
+        }
+    }
+
+    fn query(
+        mode: Option<&str>,
+        token: Option<&str>,
+        challenge: Option<&str>,
+    ) -> SubscriptionQuery {
+        SubscriptionQuery {
+            mode: mode.map(str::to_owned),
+            verify_token: token.map(str::to_owned),
+            challenge: challenge.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn subscription_handshake() {
+        assert_eq!(
+            verify_subscription(&query(Some("subscribe"), Some("tok"), Some("123")), "tok"),
+            Ok("123".to_owned())
+        );
+        assert_eq!(
+            verify_subscription(&query(Some("subscribe"), Some("tOk"), Some("123")), "tok"),
+            Err(SubscriptionError::TokenMismatch)
+        );
+        assert_eq!(
+            verify_subscription(&query(Some("subscribe"), Some("tok2"), Some("1")), "tok"),
+            Err(SubscriptionError::TokenMismatch)
+        );
+        assert_eq!(
+            verify_subscription(&query(Some("unsubscribe"), Some("tok"), Some("1")), "tok"),
+            Err(SubscriptionError::WrongMode("unsubscribe".to_owned()))
+        );
+        assert_eq!(
+            verify_subscription(&query(None, Some("tok"), Some("1")), "tok"),
+            Err(SubscriptionError::MissingParameter("hub.mode"))
+        );
+        assert_eq!(
+            verify_subscription(&query(Some("subscribe"), Some("tok"), None), "tok"),
+            Err(SubscriptionError::MissingParameter("hub.challenge"))
+        );
+    }
+
+    #[test]
+    fn subscription_query_reads_hub_parameters() {
+        let parsed: SubscriptionQuery = serde_json::from_value(serde_json::json!({
+            "hub.mode": "subscribe", "hub.verify_token": "t", "hub.challenge": "c"
+        }))
+        .unwrap();
+        assert_eq!(parsed, query(Some("subscribe"), Some("t"), Some("c")));
+    }
+}
