@@ -1,0 +1,516 @@
+//! Server configuration: a TOML file overlaid by `BOTFLOW_*` environment variables.
+//!
+//! Precedence is environment, then file, then defaults. `--demo` fills the secrets with
+//! well-known demo values so nothing is required; otherwise a missing required setting stops
+//! start-up with an error naming the environment variable and the file key.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The real Graph API with the version botflow is written against.
+pub const DEFAULT_GRAPH_API_URL: &str = "https://graph.facebook.com/v21.0";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default database directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Default limit of a request body (webhook and API): 1 MiB.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// Page id used by `--demo` when no Page is configured.
+pub const DEMO_PAGE_ID: &str = "100000000000001";
+/// Page access token used by `--demo` (the fake Graph API accepts any token).
+pub const DEMO_PAGE_ACCESS_TOKEN: &str = "demo-page-access-token";
+/// App secret used by `--demo` to sign webhooks.
+pub const DEMO_APP_SECRET: &str = "demo-app-secret";
+/// Webhook verify token used by `--demo`.
+pub const DEMO_VERIFY_TOKEN: &str = "demo-verify-token";
+/// Admin bearer token used by `--demo`.
+pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
+
+/// A Page botflow answers for, with the token the Send API needs for it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageConfig {
+    /// The Page id (the `recipient.id` of inbound events).
+    pub id: String,
+    /// The Page access token used on the Send API.
+    pub access_token: String,
+}
+
+impl fmt::Debug for PageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PageConfig")
+            .field("id", &self.id)
+            .field("access_token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Everything `botflow serve` needs to run; secrets are redacted from `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Directory of the sled database.
+    pub data_dir: PathBuf,
+    /// Base URL of the Graph API, version included (e.g. `https://graph.facebook.com/v21.0`).
+    pub graph_api_url: String,
+    /// The Pages served; at least one unless in demo mode.
+    pub pages: Vec<PageConfig>,
+    /// The Meta app secret that signs webhook bodies.
+    pub app_secret: String,
+    /// The token Meta echoes in the webhook verification handshake.
+    pub verify_token: String,
+    /// The bearer token required on `/api`.
+    pub admin_token: String,
+    /// A folder whose flows (`*.json`) are published at start-up.
+    pub flows_dir: Option<PathBuf>,
+    /// Largest accepted request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Whether `--demo` defaults were applied.
+    pub demo: bool,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("graph_api_url", &self.graph_api_url)
+            .field("pages", &self.pages)
+            .field("app_secret", &"<redacted>")
+            .field("verify_token", &"<redacted>")
+            .field("admin_token", &"<redacted>")
+            .field("flows_dir", &self.flows_dir)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid config file {path}: {message}")]
+    ParseFile {
+        /// The file (or `<text>` when parsed from a string).
+        path: PathBuf,
+        /// What the TOML parser reported.
+        message: String,
+    },
+    /// A required setting is absent from both the environment and the file.
+    #[error("missing required setting {env_var} (or `{file_key}` in the config file)")]
+    Missing {
+        /// The environment variable that provides it.
+        env_var: &'static str,
+        /// The key in the TOML file that provides it.
+        file_key: &'static str,
+    },
+    /// A setting has a value that cannot be used.
+    #[error("invalid value for {setting}: {message}")]
+    Invalid {
+        /// The environment variable or file key.
+        setting: &'static str,
+        /// Why the value is wrong.
+        message: String,
+    },
+}
+
+/// The TOML file as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    graph_api_url: Option<String>,
+    app_secret: Option<String>,
+    verify_token: Option<String>,
+    admin_token: Option<String>,
+    flows_dir: Option<PathBuf>,
+    body_limit_bytes: Option<usize>,
+    #[serde(default)]
+    pages: Vec<PageConfig>,
+}
+
+impl ServerConfig {
+    /// Loads the configuration from an optional TOML file and the process environment.
+    pub fn load(file: Option<&Path>, demo: bool) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Self::from_sources(
+            text.as_deref()
+                .map(|t| (file.unwrap_or(Path::new("<text>")), t)),
+            |name| std::env::var(name).ok(),
+            demo,
+        )
+    }
+
+    /// Builds the configuration from file text (with its path, for messages) and an environment
+    /// lookup; the environment wins over the file. Pure, so tests need not touch the process env.
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        env: impl Fn(&str) -> Option<String>,
+        demo: bool,
+    ) -> Result<Self, ConfigError> {
+        let file_config = match file {
+            Some((path, text)) => {
+                toml::from_str::<FileConfig>(text).map_err(|err| ConfigError::ParseFile {
+                    path: path.to_path_buf(),
+                    message: err.message().to_owned(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        // An empty environment variable counts as unset, as shells make them easily.
+        let env = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+
+        let listen_text = env("BOTFLOW_LISTEN")
+            .or(file_config.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse::<SocketAddr>()
+            .map_err(|err| ConfigError::Invalid {
+                setting: "BOTFLOW_LISTEN",
+                message: format!("{listen_text:?} is not an address like 127.0.0.1:8080 ({err})"),
+            })?;
+        let data_dir = env("BOTFLOW_DATA_DIR")
+            .map(PathBuf::from)
+            .or(file_config.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let graph_api_url = env("BOTFLOW_GRAPH_API_URL")
+            .or(file_config.graph_api_url)
+            .unwrap_or_else(|| DEFAULT_GRAPH_API_URL.to_owned());
+        if !(graph_api_url.starts_with("http://") || graph_api_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                setting: "BOTFLOW_GRAPH_API_URL",
+                message: format!("{graph_api_url:?} is not an http(s) URL"),
+            });
+        }
+        let flows_dir = env("BOTFLOW_FLOWS_DIR")
+            .map(PathBuf::from)
+            .or(file_config.flows_dir);
+        let body_limit_bytes = match env("BOTFLOW_BODY_LIMIT_BYTES") {
+            Some(text) => text.trim().parse().map_err(|_| ConfigError::Invalid {
+                setting: "BOTFLOW_BODY_LIMIT_BYTES",
+                message: format!("{text:?} is not a number of bytes"),
+            })?,
+            None => file_config
+                .body_limit_bytes
+                .unwrap_or(DEFAULT_BODY_LIMIT_BYTES),
+        };
+        if body_limit_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "BOTFLOW_BODY_LIMIT_BYTES",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+
+        let pages = merge_env_page(file_config.pages, &env)?;
+        let pages = match (pages.is_empty(), demo) {
+            (true, true) => vec![PageConfig {
+                id: DEMO_PAGE_ID.to_owned(),
+                access_token: DEMO_PAGE_ACCESS_TOKEN.to_owned(),
+            }],
+            (true, false) => {
+                return Err(ConfigError::Missing {
+                    env_var: "BOTFLOW_PAGE_ID",
+                    file_key: "[[pages]] id",
+                });
+            }
+            (false, _) => pages,
+        };
+        for (index, page) in pages.iter().enumerate() {
+            if pages[..index].iter().any(|other| other.id == page.id) {
+                return Err(ConfigError::Invalid {
+                    setting: "pages",
+                    message: format!("Page {} is listed twice", page.id),
+                });
+            }
+        }
+
+        let required = |value: Option<String>,
+                        env_var: &'static str,
+                        file_key: &'static str,
+                        demo_value: &str| {
+            match value {
+                Some(value) => Ok(value),
+                None if demo => Ok(demo_value.to_owned()),
+                None => Err(ConfigError::Missing { env_var, file_key }),
+            }
+        };
+        let app_secret = required(
+            env("BOTFLOW_APP_SECRET").or(file_config.app_secret),
+            "BOTFLOW_APP_SECRET",
+            "app_secret",
+            DEMO_APP_SECRET,
+        )?;
+        let verify_token = required(
+            env("BOTFLOW_VERIFY_TOKEN").or(file_config.verify_token),
+            "BOTFLOW_VERIFY_TOKEN",
+            "verify_token",
+            DEMO_VERIFY_TOKEN,
+        )?;
+        let admin_token = required(
+            env("BOTFLOW_ADMIN_TOKEN").or(file_config.admin_token),
+            "BOTFLOW_ADMIN_TOKEN",
+            "admin_token",
+            DEMO_ADMIN_TOKEN,
+        )?;
+
+        Ok(Self {
+            listen,
+            data_dir,
+            graph_api_url,
+            pages,
+            app_secret,
+            verify_token,
+            admin_token,
+            flows_dir,
+            body_limit_bytes,
+            demo,
+        })
+    }
+
+    /// The configuration of one Page, if botflow serves it.
+    pub fn page(&self, id: &str) -> Option<&PageConfig> {
+        self.pages.iter().find(|page| page.id == id)
+    }
+}
+
+/// Adds the Page given by `BOTFLOW_PAGE_ID`/`BOTFLOW_PAGE_ACCESS_TOKEN` to the file's Pages; when
+/// the file lists the same Page, the environment's token replaces the file's.
+fn merge_env_page(
+    mut pages: Vec<PageConfig>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<PageConfig>, ConfigError> {
+    match (env("BOTFLOW_PAGE_ID"), env("BOTFLOW_PAGE_ACCESS_TOKEN")) {
+        (None, None) => {}
+        (Some(id), Some(access_token)) => match pages.iter_mut().find(|page| page.id == id) {
+            Some(page) => page.access_token = access_token,
+            None => pages.push(PageConfig { id, access_token }),
+        },
+        (Some(id), None) => match pages.iter().any(|page| page.id == id) {
+            true => {}
+            false => {
+                return Err(ConfigError::Missing {
+                    env_var: "BOTFLOW_PAGE_ACCESS_TOKEN",
+                    file_key: "[[pages]] access_token",
+                });
+            }
+        },
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                env_var: "BOTFLOW_PAGE_ID",
+                file_key: "[[pages]] id",
+            });
+        }
+    }
+    for page in &pages {
+        if page.id.trim().is_empty() || page.access_token.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "pages",
+                message: "every Page needs a non-empty id and access_token".to_owned(),
+            });
+        }
+    }
+    Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        demo: bool,
+    ) -> Result<ServerConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ServerConfig::from_sources(
+            file.map(|text| (Path::new("botflow.toml"), text)),
+            |name| env.get(name).cloned(),
+            demo,
+        )
+    }
+
+    const FULL_ENV: [(&str, &str); 5] = [
+        ("BOTFLOW_PAGE_ID", "p1"),
+        ("BOTFLOW_PAGE_ACCESS_TOKEN", "t1"),
+        ("BOTFLOW_APP_SECRET", "secret"),
+        ("BOTFLOW_VERIFY_TOKEN", "verify"),
+        ("BOTFLOW_ADMIN_TOKEN", "admin"),
+    ];
+
+    #[test]
+    fn env_only_gives_defaults_for_optional_settings() {
+        let config = load(None, &FULL_ENV, false).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.graph_api_url, DEFAULT_GRAPH_API_URL);
+        assert_eq!(config.body_limit_bytes, 1024 * 1024);
+        assert_eq!(config.flows_dir, None);
+        assert_eq!(config.pages.len(), 1);
+        assert_eq!(config.pages[0].id, "p1");
+        assert_eq!(config.pages[0].access_token, "t1");
+        assert_eq!(config.app_secret, "secret");
+        assert_eq!(config.verify_token, "verify");
+        assert_eq!(config.admin_token, "admin");
+        assert!(!config.demo);
+    }
+
+    #[test]
+    fn each_missing_required_setting_is_named() {
+        for missing in [
+            "BOTFLOW_APP_SECRET",
+            "BOTFLOW_VERIFY_TOKEN",
+            "BOTFLOW_ADMIN_TOKEN",
+            "BOTFLOW_PAGE_ID",
+            "BOTFLOW_PAGE_ACCESS_TOKEN",
+        ] {
+            let env: Vec<_> = FULL_ENV
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            let err = load(None, &env, false).unwrap_err();
+            assert!(
+                err.to_string().contains(missing),
+                "error for missing {missing} was: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn demo_requires_nothing() {
+        let config = load(None, &[], true).unwrap();
+        assert!(config.demo);
+        assert_eq!(config.pages[0].id, DEMO_PAGE_ID);
+        assert_eq!(config.app_secret, DEMO_APP_SECRET);
+        assert_eq!(config.verify_token, DEMO_VERIFY_TOKEN);
+        assert_eq!(config.admin_token, DEMO_ADMIN_TOKEN);
+    }
+
+    #[test]
+    fn env_wins_over_file_and_file_wins_over_defaults() {
+        let file = r#"
+            listen = "127.0.0.1:9000"
+            data_dir = "/var/lib/botflow"
+            graph_api_url = "http://127.0.0.1:1234/v21.0"
+            app_secret = "file-secret"
+            verify_token = "file-verify"
+            admin_token = "file-admin"
+            flows_dir = "flows"
+            body_limit_bytes = 2048
+
+            [[pages]]
+            id = "p1"
+            access_token = "file-t1"
+
+            [[pages]]
+            id = "p2"
+            access_token = "file-t2"
+        "#;
+        let config = load(Some(file), &[], false).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/botflow"));
+        assert_eq!(config.graph_api_url, "http://127.0.0.1:1234/v21.0");
+        assert_eq!(config.flows_dir, Some(PathBuf::from("flows")));
+        assert_eq!(config.body_limit_bytes, 2048);
+        assert_eq!(config.pages.len(), 2);
+        assert_eq!(config.app_secret, "file-secret");
+
+        let config = load(
+            Some(file),
+            &[
+                ("BOTFLOW_LISTEN", "0.0.0.0:8081"),
+                ("BOTFLOW_APP_SECRET", "env-secret"),
+                ("BOTFLOW_PAGE_ID", "p2"),
+                ("BOTFLOW_PAGE_ACCESS_TOKEN", "env-t2"),
+                ("BOTFLOW_BODY_LIMIT_BYTES", "4096"),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:8081".parse().unwrap());
+        assert_eq!(config.app_secret, "env-secret");
+        assert_eq!(config.verify_token, "file-verify");
+        assert_eq!(config.body_limit_bytes, 4096);
+        assert_eq!(config.pages.len(), 2, "same Page id replaces, not adds");
+        assert_eq!(config.page("p2").unwrap().access_token, "env-t2");
+        assert_eq!(config.page("p1").unwrap().access_token, "file-t1");
+    }
+
+    #[test]
+    fn env_page_is_added_to_file_pages() {
+        let file = "app_secret = \"s\"\nverify_token = \"v\"\nadmin_token = \"a\"\n[[pages]]\nid = \"p1\"\naccess_token = \"t1\"\n";
+        let config = load(
+            Some(file),
+            &[
+                ("BOTFLOW_PAGE_ID", "p9"),
+                ("BOTFLOW_PAGE_ACCESS_TOKEN", "t9"),
+            ],
+            false,
+        )
+        .unwrap();
+        let ids: Vec<_> = config.pages.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["p1", "p9"]);
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_setting() {
+        let mut env = FULL_ENV.to_vec();
+        env.push(("BOTFLOW_LISTEN", "localhost"));
+        assert!(
+            load(None, &env, false)
+                .unwrap_err()
+                .to_string()
+                .contains("BOTFLOW_LISTEN")
+        );
+
+        let mut env = FULL_ENV.to_vec();
+        env.push(("BOTFLOW_GRAPH_API_URL", "graph.facebook.com"));
+        assert!(
+            load(None, &env, false)
+                .unwrap_err()
+                .to_string()
+                .contains("BOTFLOW_GRAPH_API_URL")
+        );
+
+        let err = load(Some("listen = 5\n"), &FULL_ENV, false).unwrap_err();
+        assert!(matches!(err, ConfigError::ParseFile { .. }), "{err}");
+        let err = load(Some("unknown_key = 1\n"), &FULL_ENV, false).unwrap_err();
+        assert!(err.to_string().contains("unknown_key"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = load(None, &FULL_ENV, false).unwrap();
+        let text = format!("{config:?}");
+        assert!(!text.contains("secret\""), "{text}");
+        assert!(!text.contains("\"t1\""), "{text}");
+        assert!(text.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,101 @@
+//! From a verified webhook delivery to durable journal entries and runtime work.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use botflow_messenger::{EventKind, MessagingEvent};
+use botflow_storage::{Appended, EventId, JournalEntry, NewJournalEvent, PageId, Psid};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What journaling one delivery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Events journaled for the first time (and handed to the runtime).
+    pub new_events: usize,
+    /// Events whose dedup key was journaled before: redeliveries, not processed again.
+    pub duplicates: usize,
+}
+
+/// Milliseconds since the Unix epoch, the store's clock unit.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// The Page and the subscriber of an event: an echo is sent by the Page to the subscriber,
+/// every other event by the subscriber to the Page.
+pub fn event_parties(event: &MessagingEvent) -> (&str, &str) {
+    match event.kind {
+        EventKind::Echo { .. } => (event.sender.as_str(), event.recipient.as_str()),
+        _ => (event.recipient.as_str(), event.sender.as_str()),
+    }
+}
+
+/// The journal record of one webhook event: its dedup key, the subscriber and the event itself
+/// (its serde form, which `MessagingEvent` reads back) under the Page it is for.
+pub fn journal_record(
+    event: &MessagingEvent,
+    received_ms: u64,
+) -> Result<NewJournalEvent, ApiError> {
+    let (page, psid) = event_parties(event);
+    Ok(NewJournalEvent {
+        page: PageId::from(page),
+        event: EventId::from(event.dedup_key()),
+        psid: Psid::from(psid),
+        payload: serde_json::to_value(event).map_err(ApiError::internal)?,
+        received_ms,
+    })
+}
+
+impl AppState {
+    /// Journals the events of one delivery in one durable commit, then hands the new ones to
+    /// the runtime. Returns only once the journal is on disk, so the caller may answer 200.
+    pub async fn ingest(&self, events: Vec<MessagingEvent>) -> Result<IngestOutcome, ApiError> {
+        if events.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        let received_ms = now_ms();
+        let records = events
+            .iter()
+            .map(|event| journal_record(event, received_ms))
+            .collect::<Result<Vec<_>, _>>()?;
+        let store = self.store.clone();
+        let (records, appended) = tokio::task::spawn_blocking(move || {
+            let appended = store.journal_append_batch(&records);
+            (records, appended)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        let appended = appended.map_err(ApiError::internal)?;
+        let mut outcome = IngestOutcome::default();
+        let mut fresh = Vec::new();
+        for (record, appended) in records.into_iter().zip(appended) {
+            let span = tracing::info_span!("event", page = %record.page, psid = %record.psid, key = %record.event);
+            let _enter = span.enter();
+            match appended {
+                Appended::New { seq } => {
+                    tracing::debug!(seq, "event journaled");
+                    outcome.new_events += 1;
+                    fresh.push(JournalEntry {
+                        seq,
+                        page: record.page,
+                        event: record.event,
+                        psid: record.psid,
+                        payload: record.payload,
+                        received_ms: record.received_ms,
+                    });
+                }
+                Appended::Duplicate => {
+                    tracing::info!("redelivery ignored");
+                    outcome.duplicates += 1;
+                }
+            }
+        }
+        self.metrics.events_received.add(outcome.new_events as u64);
+        self.metrics.events_duplicate.add(outcome.duplicates as u64);
+        self.submit_to_runtime(fresh);
+        Ok(outcome)
+    }
+}

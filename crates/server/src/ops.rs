@@ -1,0 +1,55 @@
+//! Operations endpoints: `/healthz` and the Prometheus page at `/metrics`.
+
+use crate::metrics::MetricsText;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Content type of the Prometheus text exposition format.
+pub(crate) const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /healthz`: 200 with `{"status": "ok"}` while the server accepts requests.
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /metrics`: every counter, gauge and histogram in Prometheus text format.
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let mut text = MetricsText::default();
+    let m = &state.metrics;
+    text.counter(
+        "botflow_webhook_requests_total",
+        "Webhook deliveries with a valid signature.",
+        m.webhook_requests.get(),
+    )
+    .labelled_counter(
+        "botflow_webhook_rejected_total",
+        "Webhook deliveries refused, by reason.",
+        "reason",
+        &[
+            ("bad_signature", m.webhook_bad_signature.get()),
+            ("malformed", m.webhook_malformed.get()),
+        ],
+    )
+    .counter(
+        "botflow_events_received_total",
+        "Webhook events journaled for the first time.",
+        m.events_received.get(),
+    )
+    .counter(
+        "botflow_events_duplicate_total",
+        "Webhook events recognised as redeliveries and not processed again.",
+        m.events_duplicate.get(),
+    )
+    .counter(
+        "botflow_api_unauthorized_total",
+        "Admin API requests refused for a missing or wrong bearer token.",
+        m.api_unauthorized.get(),
+    );
+    state.render_runtime_metrics(&mut text);
+    ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text.finish())
+}

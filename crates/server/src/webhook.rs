@@ -1,0 +1,93 @@
+//! The Messenger webhook: the GET subscribe handshake and signed POST deliveries.
+//!
+//! A POST is answered 200 only after every event of the batch for a served Page is in the
+//! durable journal; a missing or wrong signature is a 401 and nothing is stored.
+
+use crate::error::{ApiError, body_bytes};
+use crate::ingest::event_parties;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Query, Request, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use botflow_messenger::signature::SIGNATURE_HEADER;
+use botflow_messenger::{
+    MessagingEvent, SubscriptionQuery, parse_webhook, verify_signature, verify_subscription,
+};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// `GET /webhook`: answers Meta's subscribe handshake with the challenge, or 403.
+pub(crate) async fn handshake(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<SubscriptionQuery>,
+) -> Result<String, ApiError> {
+    verify_subscription(&query, &state.config.verify_token).map_err(|err| {
+        tracing::warn!(%err, "webhook handshake refused");
+        ApiError::Forbidden(err.to_string())
+    })
+}
+
+/// The JSON answer to an accepted delivery (Meta ignores it; operators and tests read it).
+#[derive(Debug, Serialize)]
+pub(crate) struct DeliveryReceipt {
+    /// Events journaled for the first time by this delivery.
+    received: usize,
+    /// Events already journaled by an earlier delivery.
+    duplicates: usize,
+    /// Events skipped because they are for a Page botflow does not serve.
+    ignored: usize,
+}
+
+/// `POST /webhook`: verifies the signature on the raw body, parses the envelope, journals the
+/// events durably, hands the new ones to the runtime, then answers 200.
+pub(crate) async fn receive(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    let signature = signature_header(request.headers());
+    let body = body_bytes(request, &()).await?;
+    if let Err(err) = verify_signature(
+        state.config.app_secret.as_bytes(),
+        &body,
+        signature.as_deref(),
+    ) {
+        state.metrics.webhook_bad_signature.inc();
+        tracing::warn!(%err, bytes = body.len(), "webhook refused");
+        return Err(ApiError::Unauthorized(err.to_string()));
+    }
+    let delivery = parse_webhook(&body).map_err(|err| {
+        state.metrics.webhook_malformed.inc();
+        tracing::warn!(%err, "malformed webhook");
+        ApiError::BadJson(err.to_string())
+    })?;
+    state.metrics.webhook_requests.inc();
+    if !delivery.is_page() {
+        tracing::info!(object = %delivery.object, "webhook for a non-page object ignored");
+        return Ok(Json(DeliveryReceipt {
+            received: 0,
+            duplicates: 0,
+            ignored: delivery.events().count(),
+        }));
+    }
+    let (served, foreign): (Vec<MessagingEvent>, Vec<MessagingEvent>) = delivery
+        .into_events()
+        .into_iter()
+        .partition(|event| state.serves_page(event_parties(event).0));
+    for event in &foreign {
+        tracing::warn!(page = %event_parties(event).0, "event for a Page botflow does not serve ignored");
+    }
+    let outcome = state.ingest(served).await?;
+    Ok(Json(DeliveryReceipt {
+        received: outcome.new_events,
+        duplicates: outcome.duplicates,
+        ignored: foreign.len(),
+    }))
+}
+
+fn signature_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
