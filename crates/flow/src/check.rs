@@ -63,10 +63,11 @@ fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>) -> Report {
     let complete = structure.complete();
     let mut diagnostics = std::mem::take(&mut structure.diagnostics);
     let block_origins = std::mem::take(&mut structure.origins);
-    let identity = block_origins
-        .iter()
-        .enumerate()
-        .all(|(i, o)| o.index == i && o.messages.iter().enumerate().all(|(j, &m)| m == j));
+    let identity = block_origins.iter().enumerate().all(|(i, o)| {
+        o.index == i
+            && o.messages.len() == o.message_count
+            && o.messages.iter().enumerate().all(|(j, &m)| m == j)
+    });
     let origins: Origins = (!identity).then_some(block_origins);
     let outline = Outline {
         triggers: &structure.triggers,

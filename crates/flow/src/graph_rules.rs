@@ -19,12 +19,12 @@ const UNBOUNDED: u64 = u64::MAX;
 /// and the 24-hour window.
 pub(crate) fn check_graph(outline: &Outline<'_>, graph: &FlowGraph, out: &mut Vec<Diagnostic>) {
     check_targets(outline, graph, out);
-    if !outline.complete {
-        // A block that did not parse may hold the only edge to another block, or the wait
-        // that breaks a loop: whole-graph rules would report problems that are not there.
-        return;
+    if outline.complete {
+        // A block or message that did not parse may hold the only edge to another block.
+        check_reachable(outline, graph, out);
     }
-    check_reachable(outline, graph, out);
+    // Loops and the window are safe on a partial graph: a part that did not parse only removes
+    // nodes, input edges and input points, which can hide a problem but never invent one.
     let quick = quick_subgraph(graph);
     check_endless_loops(outline, &quick, out);
     check_window(outline, graph, &quick, out);
@@ -167,10 +167,17 @@ fn check_endless_loops(outline: &Outline<'_>, quick: &DiGraph<(), u64>, out: &mu
             Diagnostic::new(
                 codes::ENDLESS_LOOP,
                 outline.block_pointer(blocks[0]),
-                format!(
-                    "blocks {}{more} form a loop that never waits for the subscriber",
-                    names.join(", ")
-                ),
+                if blocks.len() == 1 {
+                    format!(
+                        "block {} leads back to itself without waiting for the subscriber",
+                        names.join("")
+                    )
+                } else {
+                    format!(
+                        "blocks {}{more} form a loop that never waits for the subscriber",
+                        names.join(", ")
+                    )
+                },
             )
             .with_hint("put a wait_input or a message with buttons/quick replies (and no `next`) in the loop"),
         );
@@ -194,7 +201,7 @@ fn check_window(
         }
     }
     if let Some(start) = graph.start() {
-        let value = if start_is_user_input(outline) {
+        let value = if start_is_user_input(outline) || !outline.complete {
             0
         } else {
             UNBOUNDED

@@ -16,6 +16,8 @@ pub(crate) struct BlockOrigin {
     pub(crate) index: usize,
     /// Index in the file's `messages` array of each typed message (send_message only).
     pub(crate) messages: Vec<usize>,
+    /// Number of messages in the file's `messages` array, parsed or not.
+    pub(crate) message_count: usize,
 }
 
 /// Maps typed positions back to file positions; `None` means "the same positions".
@@ -45,6 +47,14 @@ impl Outline<'_> {
             None => block,
         };
         format!("/blocks/{index}")
+    }
+
+    /// Number of messages block `block` has in the file, including ones that did not parse.
+    pub(crate) fn message_count(&self, block: usize, typed: usize) -> usize {
+        match self.origins {
+            Some(origins) => origins.get(block).map_or(typed, |o| o.message_count),
+            None => typed,
+        }
     }
 
     /// JSON Pointer of typed message `message` of typed block `block`.

@@ -104,7 +104,7 @@ fn check_block(
     let pointer = outline.block_pointer(index);
     match &block.kind {
         BlockKind::SendMessage { messages } => {
-            if messages.is_empty() && outline.complete {
+            if outline.message_count(index, messages.len()) == 0 {
                 out.push(
                     Diagnostic::new(
                         codes::EMPTY_MESSAGES,

@@ -139,7 +139,15 @@ pub(crate) fn read_structure(text: &str) -> Structure {
                 match read_block(item, index, out) {
                     Some((block, messages)) => {
                         structure.blocks.push(block);
-                        structure.origins.push(BlockOrigin { index, messages });
+                        let message_count = item
+                            .get("messages")
+                            .and_then(Value::as_array)
+                            .map_or(0, Vec::len);
+                        structure.origins.push(BlockOrigin {
+                            index,
+                            messages,
+                            message_count,
+                        });
                     }
                     None => {
                         if let Some(id) = item.get("id").and_then(Value::as_str) {
