@@ -3,6 +3,7 @@
 mod codec;
 mod flows;
 mod group_commit;
+mod integrity;
 mod journal;
 mod outbox;
 mod pages;

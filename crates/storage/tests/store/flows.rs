@@ -1,0 +1,196 @@
+//! Flows: drafts, publish with inline topics, versions, rollback, active flows.
+
+use super::*;
+use botflow_flow::{FlowId, TopicRef};
+use botflow_storage::{DraftSource, DraftState, StoreError};
+
+fn topic_of(doc: &FlowDocument) -> TopicRef {
+    match &doc.blocks[0].kind {
+        botflow_flow::BlockKind::SendMessage { messages } => match &messages[0] {
+            botflow_flow::Message::OtnRequest(request) => request.topic.clone().unwrap(),
+            other => panic!("unexpected message {other:?}"),
+        },
+        other => panic!("unexpected block {other:?}"),
+    }
+}
+
+#[test]
+fn a_draft_is_saved_only_if_it_parses_and_keeps_its_diagnostics() {
+    let (_dir, store) = temp_store();
+    let err = store
+        .save_draft(&page(), DraftSource::Text("{ not json".into()), 1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::FlowParse { ref diagnostics } if !diagnostics.is_empty()));
+    assert!(store.list_flows(&page()).unwrap().is_empty());
+
+    // Parses, but the start block does not exist: saved with its error, not publishable.
+    let mut broken = plain_flow("broken", "hi");
+    broken.start = "missing".into();
+    let draft = store
+        .save_draft(&page(), DraftSource::Document(broken), 2)
+        .unwrap();
+    assert!(
+        draft.diagnostics.iter().any(|d| d.is_error()),
+        "{:?}",
+        draft.diagnostics
+    );
+    let listed = store.list_flows(&page()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].latest_version, None);
+    assert!(matches!(listed[0].draft, DraftState::Unpublished { errors, .. } if errors > 0));
+    match store.publish(&page(), &FlowId::from("broken"), 3) {
+        Err(StoreError::FlowInvalid { flow, diagnostics }) => {
+            assert_eq!(flow.as_str(), "broken");
+            assert!(diagnostics.iter().any(|d| d.is_error()));
+        }
+        other => panic!("expected FlowInvalid, got {other:?}"),
+    }
+    assert!(matches!(
+        store.publish(&page(), &FlowId::from("nothing"), 3),
+        Err(StoreError::FlowNotFound { .. })
+    ));
+}
+
+#[test]
+fn publishing_creates_named_topics_once_and_stores_ids() {
+    let (_dir, store) = temp_store();
+    let text = serde_json::to_string(&otn_flow("a", json!({"name": "Restock"}))).unwrap();
+    store
+        .save_draft(&page(), DraftSource::Text(text), 1)
+        .unwrap();
+    let published = store.publish(&page(), &FlowId::from("a"), 2).unwrap();
+    assert_eq!(published.version, 1);
+    assert_eq!(published.created_topics.len(), 1);
+    let topic = published.created_topics[0].clone();
+    assert_eq!(topic.name, "Restock");
+
+    let stored = store
+        .flow_version(&page(), &FlowId::from("a"), 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        topic_of(&stored.document),
+        TopicRef::by_id(topic.id.clone())
+    );
+    assert_eq!(topic_of(&stored.source), TopicRef::by_name("Restock"));
+
+    // Another flow naming the same topic in another case reuses it.
+    let second = store
+        .publish_document(&page(), otn_flow("b", json!({"name": " restock "})), 3)
+        .unwrap();
+    assert!(second.created_topics.is_empty());
+    let stored = store
+        .flow_version(&page(), &FlowId::from("b"), 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(topic_of(&stored.document), TopicRef::by_id(topic.id));
+    assert_eq!(store.list_topics(&page(), 3).unwrap().len(), 1);
+}
+
+#[test]
+fn an_unknown_topic_id_fails_the_whole_publish() {
+    let (_dir, store) = temp_store();
+    // Two requests: one by a new name, one by an unknown id. Nothing may be created.
+    let mut doc = otn_flow("a", json!({"name": "Fresh"}));
+    let mut second = doc.blocks[0].clone();
+    if let botflow_flow::BlockKind::SendMessage { messages } = &mut second.kind {
+        if let botflow_flow::Message::OtnRequest(request) = &mut messages[0] {
+            request.topic = Some(TopicRef::by_id("no-such-topic"));
+        }
+    }
+    if let botflow_flow::BlockKind::SendMessage { messages } = &mut doc.blocks[0].kind {
+        messages.push(match &second.kind {
+            botflow_flow::BlockKind::SendMessage { messages } => messages[0].clone(),
+            _ => unreachable!(),
+        });
+    }
+    match store.publish_document(&page(), doc, 1) {
+        Err(StoreError::UnknownTopic { topic, pointer, .. }) => {
+            assert_eq!(topic.as_str(), "no-such-topic");
+            assert_eq!(pointer, "/blocks/0/messages/1/topic");
+        }
+        other => panic!("expected UnknownTopic, got {other:?}"),
+    }
+    assert!(store.list_topics(&page(), 1).unwrap().is_empty());
+    assert_eq!(
+        store.active_version(&page(), &FlowId::from("a")).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn versions_are_immutable_and_rollback_republishes() {
+    let (_dir, store) = temp_store();
+    let flow = FlowId::from("greet");
+    let v1 = store
+        .publish_document(&page(), plain_flow("greet", "one"), 1)
+        .unwrap();
+    assert_eq!((v1.version, v1.unchanged), (1, false));
+    let same = store
+        .publish_document(&page(), plain_flow("greet", "one"), 2)
+        .unwrap();
+    assert_eq!((same.version, same.unchanged), (1, true));
+    let v2 = store
+        .publish_document(&page(), plain_flow("greet", "two"), 3)
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(store.active_version(&page(), &flow).unwrap(), Some(2));
+
+    let back = store.rollback(&page(), &flow, 1, 4).unwrap();
+    assert_eq!(back.version, 3);
+    let v3 = store.flow_version(&page(), &flow, 3).unwrap().unwrap();
+    let v1_stored = store.flow_version(&page(), &flow, 1).unwrap().unwrap();
+    assert_eq!(v3.document, v1_stored.document);
+    assert_eq!(v3.republished_from, Some(1));
+    assert_eq!(store.active_version(&page(), &flow).unwrap(), Some(3));
+    // Version 2 is untouched.
+    let v2_stored = store.flow_version(&page(), &flow, 2).unwrap().unwrap();
+    assert_eq!(v2_stored.source, plain_flow("greet", "two"));
+    assert_eq!(store.flow_versions(&page(), &flow).unwrap().len(), 3);
+    assert!(matches!(
+        store.rollback(&page(), &flow, 9, 5),
+        Err(StoreError::VersionNotFound { version: 9, .. })
+    ));
+
+    let listed = store.list_flows(&page()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].latest_version, Some(3));
+    assert_eq!(listed[0].active_version, Some(3));
+    // The draft is still "two", which differs from the active content.
+    assert!(matches!(
+        listed[0].draft,
+        DraftState::Unpublished { errors: 0, .. }
+    ));
+}
+
+#[test]
+fn active_flows_are_checked_and_cached() {
+    let (_dir, store) = temp_store();
+    store
+        .publish_document(&page(), plain_flow("a", "x"), 1)
+        .unwrap();
+    store
+        .publish_document(&page(), plain_flow("b", "y"), 1)
+        .unwrap();
+    store
+        .publish_document(&page(), plain_flow("b", "z"), 2)
+        .unwrap();
+    let active = store.active_flows(&page()).unwrap();
+    let versions: Vec<(String, u32)> = active
+        .iter()
+        .map(|a| (a.flow.to_string(), a.version))
+        .collect();
+    assert_eq!(versions, vec![("a".into(), 1), ("b".into(), 2)]);
+    assert_eq!(active[1].valid.document(), &plain_flow("b", "z"));
+    let again = store
+        .valid_flow(&page(), &FlowId::from("b"), 2)
+        .unwrap()
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&again, &active[1].valid));
+    // Old versions stay runnable for subscribers who started on them.
+    let old = store
+        .valid_flow(&page(), &FlowId::from("b"), 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.document(), &plain_flow("b", "y"));
+}

@@ -1,0 +1,138 @@
+//! The inbound journal: dedup, arrival order, processed in the step commit, durable appends.
+
+use super::*;
+use botflow_storage::{Appended, EventId, NewJournalEvent, StoreError};
+use std::sync::Arc;
+
+fn event(n: u32, p: u32) -> NewJournalEvent {
+    NewJournalEvent {
+        page: page(),
+        event: EventId(format!("mid.{n}")),
+        psid: psid(p),
+        payload: json!({"message": {"mid": format!("mid.{n}"), "text": format!("text {n}")}}),
+        received_ms: u64::from(n),
+    }
+}
+
+#[test]
+fn redeliveries_are_duplicates_and_unprocessed_events_come_back_in_order() {
+    let (_dir, store) = temp_store();
+    let e1 = event(1, 1);
+    let first = store
+        .journal_append(&e1.page, &e1.event, &e1.psid, &e1.payload, 1)
+        .unwrap();
+    assert!(matches!(first, Appended::New { .. }));
+    let again = store
+        .journal_append(&e1.page, &e1.event, &e1.psid, &e1.payload, 2)
+        .unwrap();
+    assert_eq!(again, Appended::Duplicate);
+    // A batch with a redelivery inside it and one of an earlier batch.
+    let outcomes = store
+        .journal_append_batch(&[event(2, 2), event(3, 1), event(2, 2), event(1, 1)])
+        .unwrap();
+    assert!(matches!(outcomes[0], Appended::New { .. }));
+    assert!(matches!(outcomes[1], Appended::New { .. }));
+    assert_eq!(&outcomes[2..], &[Appended::Duplicate, Appended::Duplicate]);
+
+    let pending: Vec<String> = store
+        .unprocessed_events()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.to_string())
+        .collect();
+    assert_eq!(pending, vec!["mid.1", "mid.2", "mid.3"]);
+    let seqs: Vec<u64> = store
+        .unprocessed_events()
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+}
+
+#[test]
+fn processing_is_committed_with_the_session_and_only_once() {
+    let (_dir, store) = temp_store();
+    let e = event(1, 1);
+    store
+        .journal_append_batch(std::slice::from_ref(&e))
+        .unwrap();
+    let mut session = Session::default();
+    session.fields.insert("answer".into(), "42".into());
+    let commit = StepCommit {
+        event: Some(e.event.clone()),
+        outbound: vec![text_message(1)],
+        ..bare_commit(&e.psid, session.clone(), 10)
+    };
+    store.commit_step(commit.clone()).unwrap();
+    assert!(store.unprocessed_events().unwrap().is_empty());
+    assert_eq!(store.load_session(&page(), &e.psid).unwrap(), Some(session));
+
+    // Processing it again is refused and changes nothing.
+    let replay = StepCommit {
+        session: Session::default(),
+        ..commit
+    };
+    assert!(matches!(
+        store.commit_step(replay),
+        Err(StoreError::EventAlreadyProcessed { .. })
+    ));
+    assert_eq!(store.messages_for(&page(), &e.psid).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .load_session(&page(), &e.psid)
+            .unwrap()
+            .unwrap()
+            .fields["answer"],
+        "42"
+    );
+    // And a later redelivery of the webhook is still a duplicate.
+    assert_eq!(
+        store.journal_append_batch(&[e]).unwrap(),
+        vec![Appended::Duplicate]
+    );
+    assert_consistent(&store);
+}
+
+#[test]
+fn concurrent_appends_are_all_durable_and_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Arc::new(open(dir.path()));
+        let threads: Vec<_> = (0..8u32)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    (0..50u32)
+                        .map(|i| {
+                            let e = event(t * 1000 + i, t);
+                            match store.journal_append_batch(&[e]).unwrap()[0] {
+                                Appended::New { seq } => seq,
+                                Appended::Duplicate => panic!("fresh event reported duplicate"),
+                            }
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 400);
+    }
+    let store = open(dir.path());
+    let pending = store.unprocessed_events().unwrap();
+    assert_eq!(pending.len(), 400);
+    // Per subscriber, arrival order is each writer's order.
+    for t in 0..8u32 {
+        let mine: Vec<u64> = pending
+            .iter()
+            .filter(|e| e.psid == psid(t))
+            .map(|e| e.received_ms)
+            .collect();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]));
+    }
+}
