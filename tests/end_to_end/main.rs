@@ -3,3 +3,4 @@
 
 mod simulate;
 mod support;
+mod validate;

@@ -19,6 +19,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[schemars(title = "botflow flow, format 1")]
 pub struct FlowDocument {
     /// Format version of this document; must be 1.
+    #[schemars(extend("const" = 1))]
     pub format: u32,
     /// Identifier of the flow, unique per Page.
     pub id: FlowId,

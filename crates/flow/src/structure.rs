@@ -574,3 +574,65 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    /// Property names of a schema object, following one `$ref` into `$defs`.
+    fn properties(schema: &Value, object: &Value) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = object["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(reference) = object["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/$defs/");
+            names.extend(properties(schema, &schema["$defs"][name]));
+        }
+        names
+    }
+
+    fn variants(schema: &Value, def: &str) -> Vec<(String, BTreeSet<String>)> {
+        schema["$defs"][def]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|variant| {
+                let name = variant["properties"]["type"]["const"].as_str().unwrap();
+                (name.to_owned(), properties(schema, variant))
+            })
+            .collect()
+    }
+
+    /// The field lists used for `unknown-field` warnings agree with the model's schema.
+    #[test]
+    fn known_field_lists_match_the_schema() {
+        let schema = crate::flow_schema();
+        let documented: BTreeSet<String> = properties(&schema, &schema);
+        let listed: BTreeSet<String> = DOCUMENT_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        assert_eq!(documented, listed);
+        let common = properties(&schema, &schema["$defs"]["Block"]);
+        let block_variants = variants(&schema, "Block");
+        assert_eq!(block_variants.len(), BLOCK_TYPES.len());
+        for (name, mut fields) in block_variants {
+            fields.extend(common.iter().cloned());
+            let mut listed: BTreeSet<String> = BLOCK_COMMON_FIELDS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect();
+            listed.extend(block_fields(&name).iter().map(|f| (*f).to_owned()));
+            assert_eq!(fields, listed, "block type {name}");
+        }
+        let message_variants = variants(&schema, "Message");
+        assert_eq!(message_variants.len(), MESSAGE_TYPES.len());
+        for (name, fields) in message_variants {
+            let listed: BTreeSet<String> = message_fields(&name)
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect();
+            assert_eq!(fields, listed, "message type {name}");
+        }
+    }
+}
