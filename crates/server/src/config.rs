@@ -9,8 +9,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// The real Graph API with the version botflow is written against.
-pub const DEFAULT_GRAPH_API_URL: &str = "https://graph.facebook.com/v21.0";
+/// The real Graph API with the version botflow is written against (the messenger crate's
+/// `DEFAULT_GRAPH_BASE_URL` and `DEFAULT_API_VERSION`).
+pub const DEFAULT_GRAPH_API_URL: &str = "https://graph.facebook.com/v23.0";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default database directory.
@@ -54,7 +55,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory of the sled database.
     pub data_dir: PathBuf,
-    /// Base URL of the Graph API, version included (e.g. `https://graph.facebook.com/v21.0`).
+    /// Base URL of the Graph API, version included (e.g. `https://graph.facebook.com/v23.0`);
+    /// without a trailing `/vN.M` segment the messenger crate's pinned version is used.
     pub graph_api_url: String,
     /// The Pages served; at least one unless in demo mode.
     pub pages: Vec<PageConfig>,
@@ -290,6 +292,24 @@ impl ServerConfig {
         })
     }
 
+    /// The Graph API base URL and API version for the Send API client: `http://h/v23.0` gives
+    /// (`http://h`, `v23.0`); a URL without a version segment gets the pinned default version.
+    pub fn graph_base_and_version(&self) -> (String, String) {
+        let url = self.graph_api_url.trim_end_matches('/');
+        if let Some((base, last)) = url.rsplit_once('/') {
+            let is_version = last.strip_prefix('v').is_some_and(|rest| {
+                !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '.')
+            });
+            if is_version && base.contains("://") && !base.ends_with(':') && !base.ends_with('/') {
+                return (base.to_owned(), last.to_owned());
+            }
+        }
+        (
+            url.to_owned(),
+            botflow_messenger::client::DEFAULT_API_VERSION.to_owned(),
+        )
+    }
+
     /// The configuration of one Page, if botflow serves it.
     pub fn page(&self, id: &str) -> Option<&PageConfig> {
         self.pages.iter().find(|page| page.id == id)
@@ -503,6 +523,45 @@ mod tests {
         assert!(matches!(err, ConfigError::ParseFile { .. }), "{err}");
         let err = load(Some("unknown_key = 1\n"), &FULL_ENV, false).unwrap_err();
         assert!(err.to_string().contains("unknown_key"), "{err}");
+    }
+
+    #[test]
+    fn default_graph_url_is_the_messenger_crates_pinned_version() {
+        assert_eq!(
+            DEFAULT_GRAPH_API_URL,
+            format!(
+                "{}/{}",
+                botflow_messenger::client::DEFAULT_GRAPH_BASE_URL,
+                botflow_messenger::client::DEFAULT_API_VERSION
+            )
+        );
+    }
+
+    #[test]
+    fn graph_url_splits_into_base_and_version() {
+        let mut config = load(None, &FULL_ENV, false).unwrap();
+        for (url, base, version) in [
+            ("http://127.0.0.1:9/v21.0", "http://127.0.0.1:9", "v21.0"),
+            ("http://127.0.0.1:9/v21.0/", "http://127.0.0.1:9", "v21.0"),
+            (
+                "http://127.0.0.1:9/graph/v3",
+                "http://127.0.0.1:9/graph",
+                "v3",
+            ),
+            ("http://127.0.0.1:9", "http://127.0.0.1:9", "v23.0"),
+            (
+                "http://127.0.0.1:9/graph",
+                "http://127.0.0.1:9/graph",
+                "v23.0",
+            ),
+        ] {
+            config.graph_api_url = url.to_owned();
+            assert_eq!(
+                config.graph_base_and_version(),
+                (base.to_owned(), version.to_owned()),
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 mod ops;
 pub mod router;
+pub mod startup;
 pub mod state;
 mod webhook;
 

@@ -1,12 +1,9 @@
 //! The router over real HTTP on 127.0.0.1 with a real sled store in a temp dir: webhook
 //! authentication and durability rules, admin API authentication, JSON errors and operations.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
+use crate::support::{TestServer, message_delivery};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{TestServer, message_delivery};
 
 #[tokio::test]
 async fn healthz_metrics_and_openapi_need_no_token() {
@@ -42,7 +39,7 @@ async fn every_route_is_served() {
     let server = TestServer::start().await;
     for (method, path) in botflow_server::ROUTES {
         let path = path
-            .replace("{page}", support::PAGE_ID)
+            .replace("{page}", crate::support::PAGE_ID)
             .replace("{topic}", "t")
             .replace("{flow}", "f")
             .replace("{n}", "1")
@@ -236,7 +233,7 @@ async fn malformed_and_oversized_webhooks_are_refused_and_nothing_is_stored() {
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
-    let padding = "x".repeat(support::BODY_LIMIT + 1);
+    let padding = "x".repeat(crate::support::BODY_LIMIT + 1);
     let oversized = message_delivery("u1", "m-big", &padding);
     let response = server
         .webhook_raw(&oversized, Some(&server.sign(&oversized)))

@@ -43,6 +43,12 @@ impl TestServer {
         let config = test_config(dir.path(), "http://127.0.0.1:9/v21.0");
         let store =
             Arc::new(SledStore::open(dir.path().join("db"), StoreOptions::default()).unwrap());
+        botflow_server::startup::register_pages(
+            store.as_ref(),
+            &[botflow_storage::PageId::from(PAGE_ID)],
+            1,
+        )
+        .unwrap();
         let state = Arc::new(AppState::new(config, store.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -73,6 +79,31 @@ impl TestServer {
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.request(reqwest::Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::PUT, path)
+    }
+
+    pub fn patch(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::PATCH, path)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::DELETE, path)
+    }
+
+    /// Sends a request and returns its status and JSON body.
+    pub async fn json(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"));
+        (status, body)
     }
 
     pub fn post_unauthenticated(&self, path: &str) -> reqwest::RequestBuilder {
@@ -118,6 +149,14 @@ impl TestServer {
             .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
     }
+}
+
+/// An example flow of the repository's `flows/` folder, as JSON.
+pub fn example_flow(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../flows")
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// A webhook delivery with one text message from `psid` to the test Page.

@@ -1,0 +1,284 @@
+//! The admin API over real HTTP with a real sled store: topics, flows and subscribers, with the
+//! status codes the issue fixes (400, 401, 404, 409, 422).
+
+use crate::support::{PAGE_ID, TestServer, example_flow};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn topics_path() -> String {
+    format!("/api/pages/{PAGE_ID}/topics")
+}
+
+async fn create_topic(server: &TestServer, name: &str) -> (StatusCode, Value) {
+    server
+        .json(server.post(&topics_path()).json(&json!({"name": name})))
+        .await
+}
+
+#[tokio::test]
+async fn topics_are_created_listed_renamed_and_names_stay_unique() {
+    let server = TestServer::start().await;
+    let (status, topic) = create_topic(&server, "  Red sneakers restock ").await;
+    assert_eq!(status, StatusCode::CREATED, "{topic}");
+    assert_eq!(topic["name"], "Red sneakers restock");
+    assert_eq!(topic["usable_tokens"], 0);
+    let id = topic["id"].as_str().unwrap().to_owned();
+
+    let (status, list) = server.json(server.get(&topics_path())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["usable_tokens"], 0);
+
+    let (status, body) = create_topic(&server, "red SNEAKERS restock").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+
+    let (_, other) = create_topic(&server, "Blue boots").await;
+    let other_path = format!("{}/{}", topics_path(), other["id"].as_str().unwrap());
+    let (status, body) = server
+        .json(
+            server
+                .patch(&other_path)
+                .json(&json!({"name": "RED sneakers restock"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    let (status, renamed) = server
+        .json(
+            server
+                .patch(&other_path)
+                .json(&json!({"name": "Blue boots back"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["name"], "Blue boots back");
+    assert_eq!(renamed["id"], other["id"]);
+}
+
+#[tokio::test]
+async fn topic_requests_that_break_rules_get_400_404_or_422() {
+    let server = TestServer::start().await;
+    let (status, body) = create_topic(&server, "   ").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "unprocessable");
+    let (status, _) = create_topic(&server, &"x".repeat(66)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = create_topic(&server, &"é".repeat(65)).await;
+    assert_eq!(status, StatusCode::CREATED, "65 characters are allowed");
+
+    let (status, body) = server
+        .json(server.post(&topics_path()).json(&json!({"title": "x"})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let (status, body) = server
+        .json(
+            server
+                .post(&topics_path())
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "bad_json");
+
+    let (status, body) = server.json(server.get("/api/pages/404404/topics")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let missing = format!("{}/no-such-topic", topics_path());
+    let (status, _) = server
+        .json(server.patch(&missing).json(&json!({"name": "x"})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.json(server.delete(&missing)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, body) = server
+        .json(server.delete(&format!("{missing}?force=maybe")))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+}
+
+#[tokio::test]
+async fn publishing_creates_inline_topics_and_versions_are_immutable() {
+    let server = TestServer::start().await;
+    let flows = format!("/api/pages/{PAGE_ID}/flows");
+    let restock = example_flow("restock");
+
+    let (status, draft) = server
+        .json(server.put(&format!("{flows}/restock")).json(&restock))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{draft}");
+    assert_eq!(draft["valid"], true, "{draft}");
+
+    let (status, published) = server
+        .json(server.post(&format!("{flows}/restock/publish")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{published}");
+    assert_eq!(published["version"], 1);
+    assert_eq!(
+        published["topics_created"][0]["name"],
+        "Red sneakers restock"
+    );
+    let topic_id = published["topics_created"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (_, topics) = server.json(server.get(&topics_path())).await;
+    assert_eq!(topics[0]["id"], topic_id.as_str());
+
+    let (status, version) = server
+        .json(server.get(&format!("{flows}/restock/versions/1")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{version}");
+    assert_eq!(version["live"], true);
+    assert_eq!(
+        version["document"]["blocks"][0]["messages"][1]["topic"],
+        json!({"id": topic_id})
+    );
+
+    // Publishing the same draft again makes no new version.
+    let (status, again) = server
+        .json(server.post(&format!("{flows}/restock/publish")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["unchanged"], true);
+    assert_eq!(again["version"], 1);
+
+    let mut changed = restock.clone();
+    changed["name"] = json!("Restock alerts v2");
+    server
+        .json(server.put(&format!("{flows}/restock")).json(&changed))
+        .await;
+    let (_, v2) = server
+        .json(server.post(&format!("{flows}/restock/publish")))
+        .await;
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["topics_created"], json!([]), "the topic exists now");
+
+    let (status, rolled) = server
+        .json(server.post(&format!("{flows}/restock/rollback/1")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rolled}");
+    assert_eq!(rolled["version"], 3);
+    let (_, v3) = server
+        .json(server.get(&format!("{flows}/restock/versions/3")))
+        .await;
+    assert_eq!(v3["republished_from"], 1);
+    assert_eq!(v3["document"]["name"], "Restock alerts");
+    let (_, v1) = server
+        .json(server.get(&format!("{flows}/restock/versions/1")))
+        .await;
+    assert_eq!(v1["live"], false);
+
+    let (status, list) = server.json(server.get(&flows)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["id"], "restock");
+    assert_eq!(list[0]["active_version"], 3);
+
+    let (status, _) = server
+        .json(server.get(&format!("{flows}/restock/versions/9")))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .json(server.post(&format!("{flows}/restock/rollback/9")))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .json(server.post(&format!("{flows}/nothing/publish")))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_draft_with_errors_is_saved_but_not_published() {
+    let server = TestServer::start().await;
+    let flows = format!("/api/pages/{PAGE_ID}/flows");
+    let mut broken = example_flow("restock");
+    broken["start"] = json!("nowhere");
+
+    let (status, draft) = server
+        .json(server.put(&format!("{flows}/restock")).json(&broken))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{draft}");
+    assert_eq!(draft["valid"], false);
+    assert!(draft["errors"].as_u64().unwrap() >= 1);
+    assert!(
+        draft["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["pointer"] == "/start"),
+        "{draft}"
+    );
+
+    let (status, body) = server
+        .json(server.post(&format!("{flows}/restock/publish")))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_flow");
+    assert!(body["error"]["diagnostics"].as_array().unwrap().len() >= 1);
+    let (_, topics) = server.json(server.get(&topics_path())).await;
+    assert_eq!(topics, json!([]), "a refused publish creates no topic");
+
+    let (status, body) = server
+        .json(
+            server
+                .put(&format!("{flows}/other-id"))
+                .json(&example_flow("restock")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
+async fn deleting_a_topic_in_use_needs_force() {
+    let server = TestServer::start().await;
+    let flows = format!("/api/pages/{PAGE_ID}/flows");
+    server
+        .json(
+            server
+                .put(&format!("{flows}/restock"))
+                .json(&example_flow("restock")),
+        )
+        .await;
+    let (_, published) = server
+        .json(server.post(&format!("{flows}/restock/publish")))
+        .await;
+    let topic = format!(
+        "{}/{}",
+        topics_path(),
+        published["topics_created"][0]["id"].as_str().unwrap()
+    );
+
+    let (status, body) = server.json(server.delete(&topic)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restock"),
+        "{body}"
+    );
+
+    let (status, body) = server
+        .json(server.delete(&format!("{topic}?force=true")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["invalidated_tokens"], 0);
+    let (_, topics) = server.json(server.get(&topics_path())).await;
+    assert_eq!(topics, json!([]));
+}
+
+#[tokio::test]
+async fn an_unknown_subscriber_is_404() {
+    let server = TestServer::start().await;
+    let (status, body) = server
+        .json(server.get(&format!("/api/pages/{PAGE_ID}/subscribers/nobody")))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+}
