@@ -1,1 +1,321 @@
+//! Model-based property test: random token/outbox operations against an in-memory model.
 
+use super::*;
+use botflow_storage::{OutboxId, TokenMark, TokenSendOutcome};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, VecDeque};
+
+const PSIDS: u8 = 3;
+const TOPICS: u8 = 2;
+
+#[derive(Debug, Clone)]
+enum Op {
+    AddToken { psid: u8, topic: u8, ttl: u64 },
+    Send { psid: u8, topic: u8 },
+    Invalidate { pick: usize },
+    Advance { ms: u64 },
+    Expire,
+    Notify { topic: u8 },
+    Finish { psid: u8, how: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..PSIDS, 0..TOPICS, 1..400u64).prop_map(|(psid, topic, ttl)| Op::AddToken { psid, topic, ttl }),
+        3 => (0..PSIDS, 0..TOPICS).prop_map(|(psid, topic)| Op::Send { psid, topic }),
+        1 => any::<usize>().prop_map(|pick| Op::Invalidate { pick }),
+        2 => (1..150u64).prop_map(|ms| Op::Advance { ms }),
+        1 => Just(Op::Expire),
+        1 => (0..TOPICS).prop_map(|topic| Op::Notify { topic }),
+        2 => (0..PSIDS, 0..3u8).prop_map(|(psid, how)| Op::Finish { psid, how }),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MState {
+    Usable,
+    Spent(u64),
+    Invalid,
+    Expired,
+}
+
+#[derive(Debug, Clone)]
+struct MToken {
+    name: String,
+    psid: u8,
+    topic: u8,
+    created: u64,
+    expires: u64,
+    state: MState,
+}
+
+#[derive(Debug, Clone)]
+struct MMessage {
+    token: Option<String>,
+    due: u64,
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    now: u64,
+    tokens: Vec<MToken>,
+    next_id: u64,
+    messages: BTreeMap<u64, MMessage>,
+    queues: BTreeMap<u8, VecDeque<u64>>,
+}
+
+impl Model {
+    /// Takes the oldest usable token; returns (token, expired found).
+    fn take(&mut self, psid: u8, topic: u8) -> (Option<String>, u64) {
+        let now = self.now;
+        let mut expired = 0;
+        let mut mine: Vec<&mut MToken> = self
+            .tokens
+            .iter_mut()
+            .filter(|t| t.psid == psid && t.topic == topic && t.state == MState::Usable)
+            .collect();
+        mine.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+        let mut taken = None;
+        let id = self.next_id + 1;
+        for t in mine {
+            if t.expires <= now {
+                t.state = MState::Expired;
+                expired += 1;
+            } else if taken.is_none() {
+                t.state = MState::Spent(id);
+                taken = Some(t.name.clone());
+            }
+        }
+        if let Some(name) = &taken {
+            self.next_id = id;
+            self.messages.insert(
+                id,
+                MMessage {
+                    token: Some(name.clone()),
+                    due: now,
+                },
+            );
+            self.queues.entry(psid).or_default().push_back(id);
+        }
+        (taken, expired)
+    }
+
+    fn usable(&self, psid: u8, topic: u8) -> Vec<String> {
+        let mut usable: Vec<&MToken> = self
+            .tokens
+            .iter()
+            .filter(|t| {
+                t.psid == psid
+                    && t.topic == topic
+                    && t.state == MState::Usable
+                    && self.now < t.expires
+            })
+            .collect();
+        usable.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+        usable.into_iter().map(|t| t.name.clone()).collect()
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let (_dir, store) = temp_store();
+    let topics: Vec<TopicId> = (0..TOPICS)
+        .map(|i| {
+            store
+                .create_topic(&page(), &format!("topic {i}"), 0)
+                .unwrap()
+                .id
+        })
+        .collect();
+    let mut model = Model {
+        now: 1_000,
+        ..Model::default()
+    };
+    let body_for = |_: &Psid| json!({"message": {"text": "news"}});
+    for (step, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::AddToken {
+                psid: p,
+                topic,
+                ttl,
+            } => {
+                let name = format!("tk{step:05}");
+                store
+                    .add_token(
+                        &page(),
+                        &psid(p.into()),
+                        token(&topics[topic as usize], &name, model.now, model.now + ttl),
+                        model.now,
+                    )
+                    .unwrap();
+                model.tokens.push(MToken {
+                    name,
+                    psid: p,
+                    topic,
+                    created: model.now,
+                    expires: model.now + ttl,
+                    state: MState::Usable,
+                });
+            }
+            Op::Send { psid: p, topic } => {
+                let committed = store
+                    .commit_step(StepCommit {
+                        outbound: vec![token_message(&topics[topic as usize])],
+                        durable: false,
+                        ..bare_commit(&psid(p.into()), Session::default(), model.now)
+                    })
+                    .unwrap();
+                let (expected, _) = model.take(p, topic);
+                let got = match &committed.token_sends[0] {
+                    TokenSendOutcome::Queued { outbox, token } => {
+                        prop_assert_eq!(outbox.0, model.next_id);
+                        Some(token.clone())
+                    }
+                    TokenSendOutcome::NoToken { .. } => None,
+                };
+                prop_assert_eq!(got, expected);
+            }
+            Op::Invalidate { pick } => {
+                if model.tokens.is_empty() {
+                    continue;
+                }
+                let i = pick % model.tokens.len();
+                let name = model.tokens[i].name.clone();
+                let changed = store
+                    .mark_token(
+                        &page(),
+                        &name,
+                        TokenMark::Invalid {
+                            reason: "code 100".into(),
+                        },
+                        model.now,
+                    )
+                    .unwrap();
+                let t = &mut model.tokens[i];
+                let expected = t.state == MState::Usable;
+                if matches!(t.state, MState::Usable | MState::Spent(_)) {
+                    t.state = MState::Invalid;
+                }
+                prop_assert_eq!(changed, expected);
+            }
+            Op::Advance { ms } => model.now += ms,
+            Op::Expire => {
+                let n = store.expire_tokens(model.now).unwrap();
+                let now = model.now;
+                let mut expected = 0;
+                for t in model
+                    .tokens
+                    .iter_mut()
+                    .filter(|t| t.state == MState::Usable && t.expires <= now)
+                {
+                    t.state = MState::Expired;
+                    expected += 1;
+                }
+                prop_assert_eq!(n, expected);
+            }
+            Op::Notify { topic } => {
+                let outcome = store
+                    .notify_topic(&page(), &topics[topic as usize], &body_for, model.now)
+                    .unwrap();
+                let (mut queued, mut no_token, mut expired) = (0, 0, 0);
+                for p in 0..PSIDS {
+                    let holder = model
+                        .tokens
+                        .iter()
+                        .any(|t| t.psid == p && t.topic == topic && t.state == MState::Usable);
+                    if holder {
+                        let (taken, e) = model.take(p, topic);
+                        expired += e;
+                        if taken.is_some() {
+                            queued += 1
+                        } else {
+                            no_token += 1
+                        }
+                    }
+                }
+                prop_assert_eq!(
+                    (outcome.queued, outcome.no_token, outcome.expired),
+                    (queued, no_token, expired)
+                );
+            }
+            Op::Finish { psid: p, how } => {
+                let Some(&id) = model.queues.get(&p).and_then(|q| q.front()) else {
+                    continue;
+                };
+                let now = model.now;
+                match how {
+                    0 => store.mark_sent(OutboxId(id), "m", now).unwrap(),
+                    1 => store
+                        .mark_failed(OutboxId(id), "(#100) invalid", now)
+                        .unwrap(),
+                    _ => {
+                        store
+                            .mark_retry(OutboxId(id), now + 50, "HTTP 503")
+                            .unwrap();
+                        if let Some(m) = model.messages.get_mut(&id) {
+                            m.due = now + 50
+                        }
+                        continue;
+                    }
+                }
+                model.queues.entry(p).or_default().pop_front();
+                let message = model.messages.get(&id).cloned();
+                if let (
+                    1,
+                    Some(MMessage {
+                        token: Some(name), ..
+                    }),
+                ) = (how, message)
+                {
+                    if let Some(t) = model.tokens.iter_mut().find(|t| t.name == name) {
+                        t.state = MState::Invalid;
+                    }
+                }
+            }
+        }
+        // Observable state agrees with the model after every operation.
+        for p in 0..PSIDS {
+            for (ti, topic) in topics.iter().enumerate() {
+                let got: Vec<String> = store
+                    .usable_tokens(&page(), &psid(p.into()), topic, model.now)
+                    .unwrap()
+                    .into_iter()
+                    .map(|t| t.token)
+                    .collect();
+                prop_assert_eq!(got, model.usable(p, ti as u8));
+            }
+        }
+        for summary in store.list_topics(&page(), model.now).unwrap() {
+            let ti = topics.iter().position(|t| *t == summary.topic.id).unwrap() as u8;
+            let expected: usize = (0..PSIDS).map(|p| model.usable(p, ti).len()).sum();
+            prop_assert_eq!(summary.usable_tokens, expected as u64);
+        }
+        let mut due: Vec<u64> = store
+            .due_outbound(model.now, 100)
+            .unwrap()
+            .iter()
+            .map(|m| m.id.0)
+            .collect();
+        due.sort_unstable();
+        let mut expected_due: Vec<u64> = model
+            .queues
+            .values()
+            .filter_map(|q| q.front())
+            .filter(|id| model.messages[*id].due <= model.now)
+            .copied()
+            .collect();
+        expected_due.sort_unstable();
+        prop_assert_eq!(due, expected_due);
+        let problems = store.verify_integrity().unwrap();
+        prop_assert!(problems.is_empty(), "after {:?}: {:?}", step, problems);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn tokens_and_outbox_agree_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run(ops)?;
+    }
+}
