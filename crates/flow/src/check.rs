@@ -44,15 +44,26 @@ impl Report {
 
 /// Reads and checks flow JSON text, reporting every problem with its JSON Pointer.
 pub fn check_text(text: &str) -> Report {
-    check_text_inner(text, None)
+    check_text_inner(text, None, true)
 }
 
 /// Like [`check_text`], and reports topic ids that `topics` does not know (`unknown-topic`).
 pub fn check_text_with_topics(text: &str, topics: &dyn TopicLookup) -> Report {
-    check_text_inner(text, Some(topics))
+    check_text_inner(text, Some(topics), true)
 }
 
-fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>) -> Report {
+fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>, fast: bool) -> Report {
+    // Fast path: a well-formed file is read straight into the model (no `Value` tree); the
+    // block-by-block reader below runs only when something does not parse, to find every problem.
+    if let Some(document) = read_well_formed(text).filter(|_| fast) {
+        if let Some(mut diagnostics) = crate::skeleton::unknown_field_warnings(text) {
+            diagnostics.extend(validate_inner(&document, topics));
+            return Report {
+                document: Some(document),
+                diagnostics,
+            };
+        }
+    }
     let mut structure = read_structure(text);
     if !structure.is_json {
         return Report {
@@ -89,9 +100,19 @@ fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>) -> Report {
     }
 }
 
+/// The document of a text that the model reads in one serde pass, with a supported format.
+fn read_well_formed(text: &str) -> Option<FlowDocument> {
+    serde_json::from_str::<FlowDocument>(text)
+        .ok()
+        .filter(|document| document.format == FORMAT_VERSION)
+}
+
 /// Reads flow JSON text into a document. Fails with the structural problems (syntax errors with
 /// line and column, unknown types, malformed fields); rule problems are left to [`validate`].
 pub fn parse_flow(text: &str) -> Result<FlowDocument, Vec<Diagnostic>> {
+    if let Some(document) = read_well_formed(text) {
+        return Ok(document);
+    }
     let structure = read_structure(text);
     if !structure.complete() {
         let errors = structure
@@ -156,4 +177,31 @@ fn run_rules(outline: &Outline<'_>, topics: Option<&dyn TopicLookup>, out: &mut 
     check_content(outline, topics, out);
     let graph = FlowGraph::from_blocks(outline.blocks, outline.start);
     check_graph(outline, &graph, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The fast path and the block-by-block reader agree on every fixture and example flow.
+    #[test]
+    fn fast_and_full_readers_agree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut checked = 0;
+        for dir in ["test_data/ok", "test_data/err", "../../flows"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|ext| ext != "json") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let fast = check_text_inner(&text, None, true);
+                let full = check_text_inner(&text, None, false);
+                assert_eq!(fast, full, "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "{checked}");
+    }
 }

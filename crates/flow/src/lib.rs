@@ -29,6 +29,7 @@ pub mod model;
 mod outline;
 mod rules;
 mod schema;
+mod skeleton;
 mod structure;
 mod suggest;
 pub mod template;

@@ -445,7 +445,18 @@ fn warn_unknown_fields(
     what: &str,
     out: &mut Vec<Diagnostic>,
 ) {
-    for key in object.keys() {
+    warn_unknown_fields_in(object.keys(), known, pointer, what, out);
+}
+
+/// Warns about each key of an object (at `pointer`) that is not in `known`.
+pub(crate) fn warn_unknown_fields_in<'k>(
+    keys: impl Iterator<Item = &'k String>,
+    known: &[&str],
+    pointer: &str,
+    what: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    for key in keys {
         if known.contains(&key.as_str()) {
             continue;
         }
