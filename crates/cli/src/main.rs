@@ -1,6 +1,7 @@
 //! The `botflow` command-line tool: a thin clap entry point with one module per subcommand.
 
 mod schema;
+mod serve;
 mod simulate;
 mod validate;
 
@@ -24,6 +25,8 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Play a scripted conversation through a flow and print the transcript.
     Simulate(simulate::SimulateArgs),
+    /// Run the webhook, the admin API and the runtime (`--demo` for a first look without secrets).
+    Serve(serve::ServeArgs),
     // `Serve` and `Simulate` are added here by their owners: one variant and one module each.
 }
 
@@ -33,5 +36,6 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -7,8 +7,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod api;
+pub mod app;
 mod auth;
 pub mod config;
+pub mod delivery;
+pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod metrics;
