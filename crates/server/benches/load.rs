@@ -1,0 +1,230 @@
+//! Load benchmark: signed webhooks over loopback for a bounded time, many subscribers, keep-alive
+//! connections; reports events/s and the p50/p99 time from the webhook to the message reaching
+//! the fake Graph API. The same load against a bare axum handler that only parses the JSON gives
+//! this machine's ceiling, and the report gives botflow's ratio to it.
+//!
+//! `cargo bench -p botflow-server --bench load`; `BOTFLOW_BENCH_SECONDS` (default 4) sets each
+//! phase's length and `BOTFLOW_BENCH_CONNECTIONS` (default 16) the number of connections.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use botflow_messenger::fake::FakeGraphApi;
+use botflow_server::ServerConfig;
+use botflow_server::delivery::{envelope, signature, text_message};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const APP_SECRET: &str = "bench-secret";
+const PAGE: &str = "1001";
+
+/// One acknowledged webhook: which subscriber, when it was sent.
+struct Sample {
+    psid: String,
+    sent_at: SystemTime,
+}
+
+struct LoadResult {
+    acknowledged: Vec<Sample>,
+    failed: usize,
+    elapsed: Duration,
+}
+
+impl LoadResult {
+    fn per_second(&self) -> f64 {
+        self.acknowledged.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Sends signed single-event webhooks from `connections` keep-alive connections for `duration`;
+/// every request is a new subscriber writing "restock".
+async fn drive(url: String, connections: usize, duration: Duration, tag: &str) -> LoadResult {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for connection in 0..connections {
+        let url = url.clone();
+        let tag = tag.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let mut acknowledged = Vec::new();
+            let mut failed = 0;
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                i += 1;
+                let psid = format!("{tag}{connection:03}{i:07}");
+                let t = now_ms();
+                let body = envelope(
+                    PAGE,
+                    t,
+                    vec![text_message(
+                        PAGE,
+                        &psid,
+                        &format!("m-{psid}"),
+                        "restock",
+                        t,
+                    )],
+                )
+                .to_string();
+                let sent_at = SystemTime::now();
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("X-Hub-Signature-256", signature(APP_SECRET, &body))
+                    .body(body)
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        acknowledged.push(Sample { psid, sent_at });
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (acknowledged, failed)
+        }));
+    }
+    let mut result = LoadResult {
+        acknowledged: Vec::new(),
+        failed: 0,
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        let (acknowledged, failed) = task.await.unwrap();
+        result.acknowledged.extend(acknowledged);
+        result.failed += failed;
+    }
+    result.elapsed = start.elapsed();
+    result
+}
+
+/// The ceiling: an axum handler that only parses the JSON body.
+async fn bare_handler_ceiling(connections: usize, duration: Duration) -> LoadResult {
+    async fn parse_only(body: Bytes) -> &'static str {
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(_) => "ok",
+            Err(_) => "bad",
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route("/webhook", post(parse_only));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let result = drive(format!("http://{addr}/webhook"), connections, duration, "1").await;
+    server.abort();
+    result
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn botflow_full_path(
+    connections: usize,
+    duration: Duration,
+) -> (LoadResult, Vec<Duration>, usize) {
+    let fake = FakeGraphApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let env: HashMap<&str, String> = HashMap::from([
+        ("BOTFLOW_LISTEN", "127.0.0.1:0".to_owned()),
+        ("BOTFLOW_DATA_DIR", data.path().display().to_string()),
+        ("BOTFLOW_GRAPH_API_URL", fake.base_url().to_owned()),
+        ("BOTFLOW_PAGE_ID", PAGE.to_owned()),
+        ("BOTFLOW_PAGE_ACCESS_TOKEN", "bench-token".to_owned()),
+        ("BOTFLOW_APP_SECRET", APP_SECRET.to_owned()),
+        ("BOTFLOW_VERIFY_TOKEN", "v".to_owned()),
+        ("BOTFLOW_ADMIN_TOKEN", "a".to_owned()),
+    ]);
+    let config = ServerConfig::from_sources(None, |name| env.get(name).cloned(), false).unwrap();
+    let restock = include_str!("../../../flows/restock.json");
+    let server = botflow_server::app::start(config, vec![("restock.json".into(), restock.into())])
+        .await
+        .unwrap();
+    let url = format!("http://{}/webhook", server.local_addr());
+    let result = drive(url, connections, duration, "2").await;
+
+    // Wait (bounded) for the first answer of every acknowledged event to reach the fake.
+    let drain_deadline = Instant::now() + Duration::from_secs(20);
+    let first_sent = loop {
+        let mut first: HashMap<String, SystemTime> = HashMap::new();
+        for message in fake.sent_messages() {
+            first.entry(message.psid).or_insert(message.sent_at);
+        }
+        if first.len() >= result.acknowledged.len() || Instant::now() > drain_deadline {
+            break first;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut latencies: Vec<Duration> = result
+        .acknowledged
+        .iter()
+        .filter_map(|s| first_sent.get(&s.psid)?.duration_since(s.sent_at).ok())
+        .collect();
+    latencies.sort();
+    let answered = latencies.len();
+    server.shutdown().await.unwrap();
+    (result, latencies, answered)
+}
+
+fn main() {
+    let seconds = env_number("BOTFLOW_BENCH_SECONDS", 4);
+    let connections = env_number("BOTFLOW_BENCH_CONNECTIONS", 16) as usize;
+    let duration = Duration::from_secs(seconds);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        println!(
+            "load: {connections} keep-alive connections, {seconds} s per phase, one event per webhook, a new subscriber per event"
+        );
+        let ceiling = bare_handler_ceiling(connections, duration).await;
+        println!(
+            "bare axum JSON handler: {:>8.0} requests/s ({} ok, {} failed)",
+            ceiling.per_second(),
+            ceiling.acknowledged.len(),
+            ceiling.failed
+        );
+        let (full, latencies, answered) = botflow_full_path(connections, duration).await;
+        println!(
+            "botflow webhook:        {:>8.0} events/s   ({} acknowledged, {} failed, {} answered)",
+            full.per_second(),
+            full.acknowledged.len(),
+            full.failed,
+            answered
+        );
+        println!(
+            "webhook -> fake Graph API: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        );
+        println!(
+            "ratio to the bare handler: {:.0}% (target >= 40%)",
+            100.0 * full.per_second() / ceiling.per_second().max(1.0)
+        );
+    });
+}
