@@ -161,3 +161,13 @@ fn parse_errors_carry_line_and_column() {
     let at = err[0].location.unwrap();
     assert_eq!((at.line, at.column), (3, 9));
 }
+
+#[test]
+fn readme_lists_every_code_with_its_severity() {
+    let readme =
+        std::fs::read_to_string(crate::support::workspace_root().join("README.md")).unwrap();
+    for (code, severity, _) in codes::ALL {
+        let row = format!("| `{code}` | {severity} |");
+        assert!(readme.contains(&row), "README.md lacks the row {row}");
+    }
+}
