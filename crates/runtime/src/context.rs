@@ -15,6 +15,8 @@ pub const DEFAULT_STEP_BUDGET: u32 = 200;
 pub struct PublishedFlows {
     versions: HashMap<FlowId, BTreeMap<u32, Arc<ValidFlow>>>,
     active: BTreeMap<FlowId, u32>,
+    /// Keyword triggers of the active versions, lowercased and trimmed once, in flow id order.
+    keywords: BTreeMap<FlowId, Vec<(String, KeywordMatch)>>,
 }
 
 impl PublishedFlows {
@@ -32,13 +34,28 @@ impl PublishedFlows {
     /// Adds a version and makes it the active version of its flow.
     pub fn insert_active(&mut self, version: u32, flow: Arc<ValidFlow>) {
         let id = flow.document().id.clone();
+        let words: Vec<(String, KeywordMatch)> = flow
+            .document()
+            .triggers
+            .iter()
+            .flat_map(|trigger| match trigger {
+                Trigger::Keyword { words, match_mode } => words
+                    .iter()
+                    .map(|w| (w.trim().to_lowercase(), *match_mode))
+                    .filter(|(w, _)| !w.is_empty())
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
         self.insert(version, flow);
-        self.active.insert(id, version);
+        self.active.insert(id.clone(), version);
+        self.keywords.insert(id, words);
     }
 
     /// Removes a flow's active mark (its versions stay available to sessions and old taps).
     pub fn deactivate(&mut self, flow: &FlowId) {
         self.active.remove(flow);
+        self.keywords.remove(flow);
     }
 
     /// The given version of a flow, if available.
@@ -73,23 +90,20 @@ impl PublishedFlows {
             .find(|(_, flow)| flow.document().triggers.iter().any(&matches))
     }
 
-    /// The active flow a text message starts through a keyword trigger.
+    /// The active flow a text message starts through a keyword trigger (case-insensitive,
+    /// trimmed; `exact` compares the whole message, `contains` looks inside it).
     pub fn keyword_flow(&self, text: &str) -> Option<(u32, &Arc<ValidFlow>)> {
         let text = text.trim().to_lowercase();
         if text.is_empty() {
             return None;
         }
-        self.find_trigger(|trigger| match trigger {
-            Trigger::Keyword { words, match_mode } => words.iter().any(|word| {
-                let word = word.trim().to_lowercase();
-                !word.is_empty()
-                    && match match_mode {
-                        KeywordMatch::Exact => text == word,
-                        KeywordMatch::Contains => text.contains(&word),
-                    }
-            }),
-            _ => false,
-        })
+        let (flow, _) = self.keywords.iter().find(|(_, words)| {
+            words.iter().any(|(word, mode)| match mode {
+                KeywordMatch::Exact => text == *word,
+                KeywordMatch::Contains => text.contains(word.as_str()),
+            })
+        })?;
+        self.active(flow)
     }
 }
 

@@ -139,7 +139,7 @@ mod tests {
         let body = request_body(
             &psid,
             Purpose::Response,
-            &MessageSpec::Text {
+            MessageSpec::Text {
                 text: "Pick one".into(),
                 buttons: vec![
                     ButtonSpec::Postback {
@@ -164,7 +164,7 @@ mod tests {
         let otn = request_body(
             &psid,
             Purpose::Response,
-            &MessageSpec::OtnRequest {
+            MessageSpec::OtnRequest {
                 title: "Tell me".into(),
                 payload: "bf1:o".into(),
             },
@@ -175,7 +175,7 @@ mod tests {
         let image = request_body(
             &psid,
             Purpose::Update,
-            &MessageSpec::Image {
+            MessageSpec::Image {
                 url: "https://x.test/a.png".into(),
             },
         );

@@ -51,6 +51,12 @@ pub enum Effect {
         /// What it waits for.
         kind: WaitKind,
     },
+    /// The message at this index of [`crate::StepOutcome::outbound`] was queued here, which
+    /// places it among the other effects.
+    MessageQueued {
+        /// Index into the step's outbound messages.
+        index: usize,
+    },
     /// A field got a value.
     FieldSet {
         /// The field.

@@ -3,7 +3,7 @@
 //! Every outbound body is built here, so the wire shape lives in one place.
 
 use botflow_storage::Psid;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
 /// Why a message is sent, which sets its `messaging_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,23 @@ pub enum MessageSpec {
     },
 }
 
-fn message_json(message: &MessageSpec) -> Value {
+/// A JSON object from key/value pairs, built directly (no serializer round trip).
+fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut map = Map::with_capacity(N);
+    for (key, value) in entries {
+        map.insert(key.to_owned(), value);
+    }
+    Value::Object(map)
+}
+
+fn attachment(kind: &str, payload: Value) -> Value {
+    object([(
+        "attachment",
+        object([("type", Value::from(kind)), ("payload", payload)]),
+    )])
+}
+
+fn message_json(message: MessageSpec) -> Value {
     match message {
         MessageSpec::Text {
             text,
@@ -74,27 +90,41 @@ fn message_json(message: &MessageSpec) -> Value {
             quick_replies,
         } => {
             let mut out = if buttons.is_empty() {
-                json!({ "text": text })
+                object([("text", Value::String(text))])
             } else {
                 let buttons: Vec<Value> = buttons
-                    .iter()
+                    .into_iter()
                     .map(|b| match b {
-                        ButtonSpec::Postback { title, payload } => {
-                            json!({"type": "postback", "title": title, "payload": payload})
-                        }
-                        ButtonSpec::WebUrl { title, url } => {
-                            json!({"type": "web_url", "title": title, "url": url})
-                        }
+                        ButtonSpec::Postback { title, payload } => object([
+                            ("type", Value::from("postback")),
+                            ("title", Value::String(title)),
+                            ("payload", Value::String(payload)),
+                        ]),
+                        ButtonSpec::WebUrl { title, url } => object([
+                            ("type", Value::from("web_url")),
+                            ("title", Value::String(title)),
+                            ("url", Value::String(url)),
+                        ]),
                     })
                     .collect();
-                json!({"attachment": {"type": "template", "payload": {
-                    "template_type": "button", "text": text, "buttons": buttons}}})
+                attachment(
+                    "template",
+                    object([
+                        ("template_type", Value::from("button")),
+                        ("text", Value::String(text)),
+                        ("buttons", Value::Array(buttons)),
+                    ]),
+                )
             };
             if !quick_replies.is_empty() {
                 let replies: Vec<Value> = quick_replies
-                    .iter()
+                    .into_iter()
                     .map(|(title, payload)| {
-                        json!({"content_type": "text", "title": title, "payload": payload})
+                        object([
+                            ("content_type", Value::from("text")),
+                            ("title", Value::String(title)),
+                            ("payload", Value::String(payload)),
+                        ])
                     })
                     .collect();
                 if let Value::Object(map) = &mut out {
@@ -103,30 +133,47 @@ fn message_json(message: &MessageSpec) -> Value {
             }
             out
         }
-        MessageSpec::Image { url } => {
-            json!({"attachment": {"type": "image", "payload": {"url": url, "is_reusable": true}}})
-        }
-        MessageSpec::File { url } => {
-            json!({"attachment": {"type": "file", "payload": {"url": url, "is_reusable": true}}})
-        }
-        MessageSpec::OtnRequest { title, payload } => {
-            json!({"attachment": {"type": "template", "payload": {
-                "template_type": "one_time_notif_req", "title": title, "payload": payload}}})
-        }
+        MessageSpec::Image { url } => attachment(
+            "image",
+            object([
+                ("url", Value::String(url)),
+                ("is_reusable", Value::Bool(true)),
+            ]),
+        ),
+        MessageSpec::File { url } => attachment(
+            "file",
+            object([
+                ("url", Value::String(url)),
+                ("is_reusable", Value::Bool(true)),
+            ]),
+        ),
+        MessageSpec::OtnRequest { title, payload } => attachment(
+            "template",
+            object([
+                ("template_type", Value::from("one_time_notif_req")),
+                ("title", Value::String(title)),
+                ("payload", Value::String(payload)),
+            ]),
+        ),
     }
 }
 
 /// The Send API request body for `message` to `psid`, without access token.
-pub fn request_body(psid: &Psid, purpose: Purpose, message: &MessageSpec) -> Value {
+pub fn request_body(psid: &Psid, purpose: Purpose, message: MessageSpec) -> Value {
+    let recipient = object([("id", Value::from(psid.as_str()))]);
     let message = message_json(message);
     match purpose {
-        Purpose::Response => {
-            json!({"recipient": {"id": psid.as_str()}, "messaging_type": "RESPONSE", "message": message})
-        }
-        Purpose::Update => {
-            json!({"recipient": {"id": psid.as_str()}, "messaging_type": "UPDATE", "message": message})
-        }
-        Purpose::OtnToken => json!({"recipient": {"id": psid.as_str()}, "message": message}),
+        Purpose::Response => object([
+            ("recipient", recipient),
+            ("messaging_type", Value::from("RESPONSE")),
+            ("message", message),
+        ]),
+        Purpose::Update => object([
+            ("recipient", recipient),
+            ("messaging_type", Value::from("UPDATE")),
+            ("message", message),
+        ]),
+        Purpose::OtnToken => object([("recipient", recipient), ("message", message)]),
     }
 }
 
@@ -134,7 +181,10 @@ pub fn request_body(psid: &Psid, purpose: Purpose, message: &MessageSpec) -> Val
 pub fn with_token_recipient(body: &Value, token: &str) -> Value {
     let mut body = body.clone();
     if let Value::Object(map) = &mut body {
-        map.insert("recipient".into(), json!({"one_time_notif_token": token}));
+        map.insert(
+            "recipient".into(),
+            object([("one_time_notif_token", Value::from(token))]),
+        );
         map.remove("messaging_type");
     }
     body

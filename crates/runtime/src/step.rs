@@ -406,14 +406,17 @@ impl Run<'_> {
             .flows
             .version(&waiting.flow, waiting.version)
             .map(Arc::clone);
-        let spec = flow
-            .as_ref()
-            .and_then(|f| f.block(&waiting.block))
-            .and_then(|b| match &b.kind {
-                BlockKind::WaitInput(spec) => Some((spec.clone(), b.next.clone())),
-                _ => None,
-            });
-        let (Some(flow), Some((spec, next))) = (flow, spec) else {
+        // `flow` is a local Arc, so the block spec is borrowed from it, not from `self`.
+        let block = flow.as_ref().and_then(|f| f.block(&waiting.block));
+        let (
+            Some(flow),
+            Some(Block {
+                kind: BlockKind::WaitInput(spec),
+                next,
+                ..
+            }),
+        ) = (flow.as_ref(), block)
+        else {
             self.clear_position();
             return self.error(StepError::BlockNotFound {
                 flow: waiting.flow.clone(),
@@ -434,7 +437,7 @@ impl Run<'_> {
                 field: spec.field.as_str().to_owned(),
                 value: value.to_owned(),
             });
-            return self.continue_with(flow, waiting.version, next);
+            return self.continue_with(Arc::clone(flow), waiting.version, next.clone());
         }
         let attempts = waiting.attempts.saturating_add(1);
         self.effects.push(Effect::InputRejected {
@@ -443,7 +446,7 @@ impl Run<'_> {
         });
         if attempts >= spec.max_attempts.max(1) {
             self.end_wait(waiting);
-            return self.continue_with(flow, waiting.version, spec.on_invalid.clone());
+            return self.continue_with(Arc::clone(flow), waiting.version, spec.on_invalid.clone());
         }
         if let Some(w) = &mut self.session.waiting {
             w.attempts = attempts;
@@ -541,7 +544,7 @@ impl Run<'_> {
                     buttons: Vec::new(),
                     quick_replies: Vec::new(),
                 };
-                self.send_with_token(topic, &message);
+                self.send_with_token(topic, message);
             }
             NotifyContent::Flow(flow_id) => {
                 let Some((version, flow)) = self
@@ -614,10 +617,18 @@ impl Run<'_> {
     }
 
     fn run_from(&mut self, mut flow: Arc<ValidFlow>, mut version: u32, start: BlockId) {
-        self.session.flow = Some(FlowPosition {
-            flow: flow.document().id.clone(),
-            version,
-        });
+        let id = &flow.document().id;
+        let same = self
+            .session
+            .flow
+            .as_ref()
+            .is_some_and(|p| p.version == version && p.flow == *id);
+        if !same {
+            self.session.flow = Some(FlowPosition {
+                flow: id.clone(),
+                version,
+            });
+        }
         let mut current = start;
         loop {
             if self.blocks_run >= self.ctx.step_budget {
@@ -823,7 +834,7 @@ impl Run<'_> {
             // Validation forbids an OTN request paid by a token; send nothing.
             Message::OtnRequest(_) => return block.next.clone(),
         };
-        if self.send_with_token(&topic, &message) {
+        if self.send_with_token(&topic, message) {
             block.next.clone()
         } else {
             spec.on_no_token.clone()
@@ -831,12 +842,15 @@ impl Run<'_> {
     }
 
     /// Queues `message` paid for by a token of `topic`; false (and a `NoToken` effect) without one.
-    fn send_with_token(&mut self, topic: &TopicId, message: &MessageSpec) -> bool {
+    fn send_with_token(&mut self, topic: &TopicId, message: MessageSpec) -> bool {
         let tokens = self.tokens_mut();
         match tokens.get_mut(topic) {
             Some(count) if *count > 0 => {
                 *count -= 1;
                 let body = request_body(&self.ctx.psid, Purpose::OtnToken, message);
+                self.effects.push(Effect::MessageQueued {
+                    index: self.outbound.len(),
+                });
                 self.outbound.push(NewOutbound {
                     body,
                     kind: OutboundKind::OtnToken {
@@ -969,7 +983,10 @@ impl Run<'_> {
     // ---- helpers -------------------------------------------------------------------------
 
     fn send(&mut self, message: MessageSpec) {
-        let body = request_body(&self.ctx.psid, self.purpose, &message);
+        let body = request_body(&self.ctx.psid, self.purpose, message);
+        self.effects.push(Effect::MessageQueued {
+            index: self.outbound.len(),
+        });
         self.outbound.push(NewOutbound {
             body,
             kind: OutboundKind::Normal,

@@ -14,7 +14,7 @@ use crate::event::{InboundEvent, NotifyContent};
 use crate::step::{step, topic_id};
 use crate::window::within_window;
 use botflow_flow::{BlockKind, Message, TopicId, TopicRef, ValidFlow};
-use botflow_storage::{OutboundKind, PageId, Psid, Session, TimerKind, WaitKind};
+use botflow_storage::{NewOutbound, OutboundKind, PageId, Psid, Session, TimerKind, WaitKind};
 pub use script::{
     DetailedExpectation, Expectation, GetStartedStep, NotifyStep, OptinTarget, Script, ScriptStep,
 };
@@ -56,12 +56,16 @@ pub fn run_script(flows: &[ValidFlow], script: &Script) -> SimulationReport {
         fields: script.fields.clone(),
         ..Session::default()
     };
+    let mut ctx = StepContext::new(
+        PageId(script.page.clone()),
+        Psid(script.psid.clone()),
+        Arc::new(published),
+    );
+    if let Some(budget) = script.step_budget {
+        ctx.step_budget = budget;
+    }
     let mut sim = Simulation {
-        ctx: StepContext::new(
-            PageId(script.page.clone()),
-            Psid(script.psid.clone()),
-            Arc::new(published),
-        ),
+        ctx,
         topics,
         session,
         now_ms: START_MS,
@@ -316,75 +320,77 @@ impl Simulation {
         self.ctx.usable_tokens = self.usable_tokens();
         let outcome = step(&self.ctx, &self.session, event, self.now_ms);
         self.session = outcome.session;
-        // Effects first: a token stored by this opt-in may pay for a message of the same step.
-        let mut notes = Vec::new();
         for effect in &outcome.effects {
-            if let Effect::TokenStored {
-                topic,
-                token,
-                expires_ms,
-            } = effect
-            {
-                self.tokens.push(SimToken {
+            match effect {
+                Effect::MessageQueued { index } => {
+                    if let Some(message) = outcome.outbound.get(*index) {
+                        self.deliver(message);
+                    }
+                }
+                Effect::TokenStored {
+                    topic,
+                    token,
+                    expires_ms,
+                } => self.tokens.push(SimToken {
                     topic: topic.clone(),
                     token: token.clone(),
                     expires_ms: *expires_ms,
                     spent: false,
-                });
+                }),
+                _ => {}
             }
             if let Some(note) = self.describe_effect(effect) {
-                notes.push(note);
+                self.line(format!("  · {note}"));
             }
         }
-        for message in outcome.outbound {
-            let summary = MessageSummary::from_body(&message.body);
-            let delivery = match &message.kind {
-                OutboundKind::Normal => {
-                    if within_window(self.session.last_interaction_ms, self.now_ms) {
-                        self.line(format!("bot: {}", summary.line()));
+    }
+
+    /// Applies the dispatcher's rules to one queued message and writes its transcript line.
+    fn deliver(&mut self, message: &NewOutbound) {
+        let summary = MessageSummary::from_body(&message.body);
+        let not_delivered = match &message.kind {
+            OutboundKind::Normal => {
+                if within_window(self.session.last_interaction_ms, self.now_ms) {
+                    self.line(format!("bot: {}", summary.line()));
+                    None
+                } else {
+                    self.line(format!(
+                        "bot REFUSED (outside the 24-hour window): {}",
+                        summary.line()
+                    ));
+                    Some("refused")
+                }
+            }
+            OutboundKind::OtnToken { topic } => {
+                let now = self.now_ms;
+                let token = self
+                    .tokens
+                    .iter_mut()
+                    .find(|t| t.topic == *topic && !t.spent && t.expires_ms > now);
+                match token {
+                    Some(token) => {
+                        token.spent = true;
+                        let name = token.token.clone();
+                        self.line(format!("bot [paid by {name}]: {}", summary.line()));
                         None
-                    } else {
+                    }
+                    None => {
                         self.line(format!(
-                            "bot REFUSED (outside the 24-hour window): {}",
+                            "bot NOT SENT (no usable token of topic {topic}): {}",
                             summary.line()
                         ));
-                        Some("refused")
+                        Some("not sent")
                     }
                 }
-                OutboundKind::OtnToken { topic } => {
-                    let now = self.now_ms;
-                    let token = self
-                        .tokens
-                        .iter_mut()
-                        .find(|t| t.topic == *topic && !t.spent && t.expires_ms > now);
-                    match token {
-                        Some(token) => {
-                            token.spent = true;
-                            let name = token.token.clone();
-                            self.line(format!("bot [paid by {name}]: {}", summary.line()));
-                            None
-                        }
-                        None => {
-                            self.line(format!(
-                                "bot NOT SENT (no usable token of topic {topic}): {}",
-                                summary.line()
-                            ));
-                            Some("not sent")
-                        }
-                    }
-                }
-            };
-            if delivery.is_none() {
-                self.delivered.push(summary.clone());
             }
-            self.since_expect.push(Delivery {
-                summary,
-                not_delivered: delivery,
-            });
+        };
+        if not_delivered.is_none() {
+            self.delivered.push(summary.clone());
         }
-        for note in notes {
-            self.line(format!("  · {note}"));
-        }
+        self.since_expect.push(Delivery {
+            summary,
+            not_delivered,
+        });
     }
 
     fn describe_effect(&self, effect: &Effect) -> Option<String> {
@@ -423,7 +429,9 @@ impl Simulation {
             Effect::TokenStored { topic, token, .. } => {
                 format!("token {token} stored for topic {topic}")
             }
-            Effect::TokenSpent { .. } | Effect::TimersCancelled { .. } => return None,
+            Effect::TokenSpent { .. }
+            | Effect::TimersCancelled { .. }
+            | Effect::MessageQueued { .. } => return None,
             Effect::NoToken { topic } => format!("no usable token of topic {topic}"),
             Effect::TimerSet { due_ms, kind, .. } => {
                 let kind = match kind {

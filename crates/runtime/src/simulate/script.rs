@@ -20,6 +20,9 @@ pub struct Script {
     /// More flow files the Page has published (paths relative to the main flow file's folder).
     #[serde(default)]
     pub flows: Vec<String>,
+    /// Blocks one event may run (default [`crate::DEFAULT_STEP_BUDGET`]).
+    #[serde(default)]
+    pub step_budget: Option<u32>,
     /// The steps, played in order.
     pub steps: Vec<ScriptStep>,
 }

@@ -1,0 +1,296 @@
+//! Step-function behaviour the conversation scripts cannot express: republished and retired
+//! versions, payload routing, the wire shape of queued messages, determinism.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use botflow_flow::{FlowDocument, ValidFlow};
+use botflow_runtime::payload::{OptinPayload, Payload};
+use botflow_runtime::{
+    Effect, InboundEvent, PublishedFlows, StepContext, StepError, StepOutcome, step,
+};
+use botflow_storage::{OutboundKind, PageId, Psid, Session, WaitKind};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+fn flow(text: &str, tapped: &str) -> Arc<ValidFlow> {
+    let doc: FlowDocument = serde_json::from_value(json!({
+        "format": 1, "id": "menu", "name": "Menu",
+        "triggers": [{"type": "keyword", "words": ["menu"]}],
+        "start": "ask",
+        "blocks": [
+            {"id": "ask", "type": "send_message", "messages": [
+                {"type": "text", "text": text, "buttons": [{"title": "Go", "next": "done"}]}]},
+            {"id": "done", "type": "send_message", "messages": [{"type": "text", "text": tapped}]}
+        ]
+    }))
+    .unwrap();
+    Arc::new(ValidFlow::new(doc).unwrap())
+}
+
+fn ctx(flows: PublishedFlows) -> StepContext {
+    StepContext::new(
+        PageId::from("page-1"),
+        Psid::from("user-1"),
+        Arc::new(flows),
+    )
+}
+
+fn texts(outcome: &StepOutcome) -> Vec<String> {
+    outcome
+        .outbound
+        .iter()
+        .map(|m| {
+            let message = &m.body["message"];
+            message["text"]
+                .as_str()
+                .or(message["attachment"]["payload"]["text"].as_str())
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn button_payload(outcome: &StepOutcome) -> String {
+    outcome.outbound[0].body["message"]["attachment"]["payload"]["buttons"][0]["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_tap_on_an_old_message_continues_in_the_version_that_sent_it() {
+    let mut flows = PublishedFlows::new();
+    flows.insert_active(1, flow("v1 question", "v1 answer"));
+    let started = step(
+        &ctx(flows.clone()),
+        &Session::default(),
+        &InboundEvent::Text {
+            text: "menu".into(),
+        },
+        1_000,
+    );
+    let payload = button_payload(&started);
+    assert_eq!(payload, "bf1:t:menu:1:ask:b0.0");
+
+    // The flow is republished as version 2; the subscriber taps the button of version 1.
+    flows.insert_active(2, flow("v2 question", "v2 answer"));
+    let tap = InboundEvent::Postback {
+        payload: payload.clone(),
+        title: "Go".into(),
+    };
+    let tapped = step(&ctx(flows.clone()), &started.session, &tap, 2_000);
+    assert_eq!(texts(&tapped), ["v1 answer"]);
+
+    // A new start uses the active version 2.
+    let fresh = step(
+        &ctx(flows),
+        &Session::default(),
+        &InboundEvent::Text {
+            text: "menu".into(),
+        },
+        3_000,
+    );
+    assert_eq!(texts(&fresh), ["v2 question"]);
+    assert_eq!(button_payload(&fresh), "bf1:t:menu:2:ask:b0.0");
+}
+
+#[test]
+fn a_retired_version_drops_the_wait_and_routes_the_event_afresh() {
+    let mut flows = PublishedFlows::new();
+    flows.insert_active(1, flow("v1 question", "v1 answer"));
+    let started = step(
+        &ctx(flows),
+        &Session::default(),
+        &InboundEvent::Text {
+            text: "menu".into(),
+        },
+        1_000,
+    );
+    assert_eq!(
+        started.session.waiting.as_ref().unwrap().kind,
+        WaitKind::Tap
+    );
+
+    let mut only_v2 = PublishedFlows::new();
+    only_v2.insert_active(2, flow("v2 question", "v2 answer"));
+    let outcome = step(
+        &ctx(only_v2),
+        &started.session,
+        &InboundEvent::Text {
+            text: "menu".into(),
+        },
+        2_000,
+    );
+    assert!(
+        outcome
+            .effects
+            .contains(&Effect::Error(StepError::VersionRetired {
+                flow: "menu".into(),
+                version: 1
+            }))
+    );
+    assert_eq!(
+        texts(&outcome),
+        ["v2 question"],
+        "the keyword starts the active version"
+    );
+    assert_eq!(outcome.session.waiting.unwrap().version, 2);
+    assert!(
+        outcome
+            .session
+            .last_error
+            .unwrap()
+            .contains("version 1 is retired")
+    );
+}
+
+#[test]
+fn queued_messages_have_the_send_api_shape() {
+    let mut flows = PublishedFlows::new();
+    flows.insert_active(1, flow("Hello", "Bye"));
+    let outcome = step(
+        &ctx(flows),
+        &Session::default(),
+        &InboundEvent::Text {
+            text: " MENU ".into(),
+        },
+        5,
+    );
+    assert_eq!(outcome.outbound.len(), 1);
+    assert_eq!(outcome.outbound[0].kind, OutboundKind::Normal);
+    let expected = json!({
+        "recipient": {"id": "user-1"},
+        "messaging_type": "RESPONSE",
+        "message": {"attachment": {"type": "template", "payload": {
+            "template_type": "button", "text": "Hello",
+            "buttons": [{"type": "postback", "title": "Go", "payload": "bf1:t:menu:1:ask:b0.0"}]}}}
+    });
+    assert_eq!(outcome.outbound[0].body, expected);
+    assert_eq!(outcome.session.last_interaction_ms, Some(5));
+}
+
+fn otn_flow() -> Arc<ValidFlow> {
+    let doc: FlowDocument = serde_json::from_value(json!({
+        "format": 1, "id": "ask", "name": "Ask",
+        "triggers": [{"type": "keyword", "words": ["ask"]}],
+        "start": "req",
+        "blocks": [
+            {"id": "req", "type": "send_message", "messages": [
+                {"type": "otn_request", "topic": {"id": "t-1"}, "title": "Notify me?", "on_optin": "ok"}]},
+            {"id": "ok", "type": "otn_send", "topic": {"id": "t-1"},
+             "message": {"type": "text", "text": "Paid by the token"}}
+        ]
+    }))
+    .unwrap();
+    Arc::new(ValidFlow::new(doc).unwrap())
+}
+
+#[test]
+fn an_optin_stores_the_token_and_its_branch_can_spend_it() {
+    let mut flows = PublishedFlows::new();
+    flows.insert_active(4, otn_flow());
+    let context = ctx(flows);
+    let asked = step(
+        &context,
+        &Session::default(),
+        &InboundEvent::Text { text: "ask".into() },
+        1_000,
+    );
+    let body = &asked.outbound[0].body;
+    assert_eq!(
+        body["message"]["attachment"]["payload"]["template_type"],
+        "one_time_notif_req"
+    );
+    let payload = body["message"]["attachment"]["payload"]["payload"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        Payload::decode(payload),
+        Some(Payload::Optin(OptinPayload {
+            page: "page-1".into(),
+            flow: "ask".into(),
+            version: 4,
+            block: "req".into(),
+            message: 0,
+            topic: "t-1".into(),
+        }))
+    );
+    let optin = InboundEvent::Optin {
+        payload: payload.to_owned(),
+        token: "tok-9".into(),
+    };
+    let opted = step(&context, &asked.session, &optin, 2_000);
+    assert!(
+        matches!(&opted.effects[0], Effect::TokenStored { topic, token, expires_ms }
+        if topic.as_str() == "t-1" && token == "tok-9" && *expires_ms == 2_000 + botflow_runtime::TOKEN_LIFETIME_MS)
+    );
+    assert_eq!(opted.outbound.len(), 1);
+    assert_eq!(
+        opted.outbound[0].kind,
+        OutboundKind::OtnToken {
+            topic: "t-1".into()
+        }
+    );
+    assert!(opted.outbound[0].body.get("messaging_type").is_none());
+
+    // The same payload from another Page's subscriber is refused.
+    let mut other = context.clone();
+    other.page = PageId::from("page-2");
+    let refused = step(&other, &asked.session, &optin, 2_000);
+    assert!(refused.outbound.is_empty());
+    assert!(matches!(
+        refused.effects[..],
+        [Effect::Error(StepError::WrongPage { .. })]
+    ));
+}
+
+#[test]
+fn steps_are_deterministic_and_timers_fire_by_id() {
+    let doc: FlowDocument = serde_json::from_value(json!({
+        "format": 1, "id": "d", "name": "D", "triggers": [{"type": "keyword", "words": ["go"]}],
+        "start": "wait",
+        "blocks": [
+            {"id": "wait", "type": "delay", "duration": "90s", "next": "say"},
+            {"id": "say", "type": "send_message", "messages": [{"type": "text", "text": "later"}]}
+        ]
+    }))
+    .unwrap();
+    let mut flows = PublishedFlows::new();
+    flows.insert_active(1, Arc::new(ValidFlow::new(doc).unwrap()));
+    let context = ctx(flows);
+    let go = InboundEvent::Text { text: "go".into() };
+    let a = step(&context, &Session::default(), &go, 10_000);
+    let b = step(&context, &Session::default(), &go, 10_000);
+    assert_eq!(a, b);
+    let timer = a.session.timers[0].clone();
+    assert_eq!(timer.due_ms, 100_000);
+
+    let stale = step(
+        &context,
+        &a.session,
+        &InboundEvent::TimerFired {
+            timer_id: timer.id + 1,
+        },
+        100_000,
+    );
+    assert!(stale.outbound.is_empty());
+    assert_eq!(stale.session.timers, a.session.timers);
+
+    let fired = step(
+        &context,
+        &a.session,
+        &InboundEvent::TimerFired { timer_id: timer.id },
+        100_000,
+    );
+    assert_eq!(texts(&fired), ["later"]);
+    assert_eq!(
+        fired.outbound[0].body["messaging_type"],
+        Value::from("UPDATE")
+    );
+    assert!(fired.session.timers.is_empty());
+    assert_eq!(fired.session.flow, None);
+    assert_eq!(
+        fired.session.last_interaction_ms,
+        Some(10_000),
+        "a timer is not an interaction"
+    );
+}
