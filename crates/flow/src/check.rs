@@ -204,4 +204,31 @@ mod tests {
         }
         assert!(checked > 40, "{checked}");
     }
+
+    proptest::proptest! {
+        /// On random edits of an example flow (a field dropped, renamed or retyped), the fast
+        /// path and the block-by-block reader agree whenever the fast path applies.
+        #[test]
+        fn fast_and_full_readers_agree_on_edited_flows(
+            block in 0usize..11,
+            edit in 0u8..4,
+            key in proptest::sample::select(vec!["next", "type", "messages", "field", "id", "prompt", "actions", "else"]),
+        ) {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(root.join("../../flows/lead-capture.json")).unwrap();
+            let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if let Some(object) = value["blocks"][block].as_object_mut() {
+                match edit {
+                    0 => { object.remove(key); }
+                    1 => { object.insert(format!("{key}x"), serde_json::Value::from(1)); }
+                    2 => { object.insert(key.to_owned(), serde_json::Value::from(7)); }
+                    _ => { object.insert(key.to_owned(), serde_json::Value::from("ask_email")); }
+                }
+            }
+            let edited = value.to_string();
+            let fast = check_text_inner(&edited, None, true);
+            let full = check_text_inner(&edited, None, false);
+            proptest::prop_assert_eq!(fast, full);
+        }
+    }
 }

@@ -50,3 +50,78 @@ fn restock_example_is_the_product_brief_example_plus_the_missing_block() {
     assert_eq!(ids, ["welcome", "thanks", "colours", "blue"]);
     assert_eq!(flow.start().unwrap().id.as_str(), "welcome");
 }
+
+#[test]
+fn restock_graph_has_typed_edges() {
+    use botflow_flow::{EdgeKind, FlowGraph};
+    let text = std::fs::read_to_string(workspace_root().join("flows/restock.json")).unwrap();
+    let document = parse_flow(&text).unwrap();
+    let graph = FlowGraph::build(&document);
+    assert_eq!(graph.start().map(|n| n.index()), Some(0));
+    assert!(graph.dangling().is_empty());
+    let mut edges: Vec<(usize, usize, EdgeKind, bool)> = (0..document.blocks.len())
+        .flat_map(|from| {
+            graph
+                .edges_from(from)
+                .map(move |(to, edge)| (from, to, edge.kind, edge.after_input))
+        })
+        .collect();
+    edges.sort_by_key(|(from, to, _, _)| (*from, *to));
+    assert_eq!(
+        edges,
+        [
+            (0, 1, EdgeKind::OnOptin { message: 1 }, true),
+            (
+                0,
+                2,
+                EdgeKind::Button {
+                    message: 0,
+                    button: 0
+                },
+                true
+            ),
+            (
+                2,
+                3,
+                EdgeKind::QuickReply {
+                    message: 0,
+                    reply: 0
+                },
+                true
+            ),
+        ]
+    );
+}
+
+#[test]
+fn lead_capture_graph_marks_replies_and_timeouts() {
+    use botflow_flow::{EdgeKind, FlowGraph};
+    let text = std::fs::read_to_string(workspace_root().join("flows/lead-capture.json")).unwrap();
+    let document = parse_flow(&text).unwrap();
+    let graph = FlowGraph::build(&document);
+    let ask_email = document
+        .blocks
+        .iter()
+        .position(|b| b.id.as_str() == "ask_email")
+        .unwrap();
+    let mut out: Vec<(String, EdgeKind, bool, u64)> = graph
+        .edges_from(ask_email)
+        .map(|(to, e)| {
+            (
+                document.blocks[to].id.to_string(),
+                e.kind,
+                e.after_input,
+                e.wait_secs,
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        out,
+        [
+            ("ask_budget".to_owned(), EdgeKind::Next, true, 0),
+            ("give_up".to_owned(), EdgeKind::InvalidInput, true, 0),
+            ("nudge".to_owned(), EdgeKind::Timeout, false, 7_200),
+        ]
+    );
+}
