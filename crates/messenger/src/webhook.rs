@@ -241,7 +241,19 @@ pub enum WebhookError {
 }
 
 /// Parses a webhook POST body; see the module docs for what is tolerated.
+///
+/// Well-formed deliveries take a fast path that deserializes typed events straight from the
+/// bytes in one pass; a body with anything unusual (an unknown kind, an odd type) is re-read
+/// through a `serde_json::Value`, and a property test checks both paths agree.
 pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, WebhookError> {
+    match fast::parse(body) {
+        Some(parsed) => Ok(parsed),
+        None => parse_webhook_value(body),
+    }
+}
+
+/// The reference parser: the whole body through `serde_json::Value`.
+fn parse_webhook_value(body: &[u8]) -> Result<WebhookBody, WebhookError> {
     let value: Value = serde_json::from_slice(body).map_err(WebhookError::NotJson)?;
     let Value::Object(mut envelope) = value else {
         return Err(WebhookError::NotAnObject);
@@ -299,10 +311,12 @@ pub fn parse_event(raw: Value) -> MessagingEvent {
 }
 
 fn known_kind(raw: &Value) -> Option<EventKind> {
-    if let Some(message) = raw.get("message") {
+    // A kind key holding `null` counts as absent.
+    let field = |name: &str| raw.get(name).filter(|value| !value.is_null());
+    if let Some(message) = field("message") {
         return parse_message(message);
     }
-    if let Some(postback) = raw.get("postback") {
+    if let Some(postback) = field("postback") {
         return Some(EventKind::Postback {
             mid: str_field(postback, "mid"),
             title: str_field(postback, "title"),
@@ -310,13 +324,13 @@ fn known_kind(raw: &Value) -> Option<EventKind> {
             referral: postback.get("referral").map(parse_referral),
         });
     }
-    if let Some(optin) = raw.get("optin") {
+    if let Some(optin) = field("optin") {
         return parse_optin(optin);
     }
-    if let Some(referral) = raw.get("referral") {
+    if let Some(referral) = field("referral") {
         return Some(EventKind::Referral(parse_referral(referral)));
     }
-    if let Some(delivery) = raw.get("delivery") {
+    if let Some(delivery) = field("delivery") {
         let mids = match delivery.get("mids") {
             Some(Value::Array(mids)) => mids
                 .iter()
@@ -329,7 +343,7 @@ fn known_kind(raw: &Value) -> Option<EventKind> {
             watermark: delivery.get("watermark")?.as_u64()?,
         });
     }
-    if let Some(read) = raw.get("read") {
+    if let Some(read) = field("read") {
         return Some(EventKind::Read {
             watermark: read.get("watermark")?.as_u64()?,
         });
@@ -421,6 +435,275 @@ fn id_string(value: Option<&Value>) -> Option<String> {
     }
 }
 
+/// The fast path: typed structs read straight from the bytes. Any failure or unknown kind
+/// returns `None`, and the caller re-reads the body through `Value`.
+mod fast {
+    use super::*;
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    use std::marker::PhantomData;
+
+    /// A struct that must be a JSON object: serde's derive also accepts arrays (fields by position),
+    /// which the `Value` path would not read, so arrays are refused here.
+    struct Obj<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct ObjectOnly<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+                type Value = Obj<T>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                    T::deserialize(MapAccessDeserializer::new(map)).map(Obj)
+                }
+            }
+            deserializer.deserialize_map(ObjectOnly(PhantomData))
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Envelope {
+        object: String,
+        entry: Vec<Obj<RawEntry>>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawEntry {
+        id: Option<String>,
+        time: Option<u64>,
+        messaging: Option<Vec<Obj<RawEvent>>>,
+        standby: Option<Vec<Obj<RawEvent>>>,
+    }
+
+    /// The whole body in one typed pass, or `None` when any part needs the `Value` path.
+    pub(super) fn parse(body: &[u8]) -> Option<WebhookBody> {
+        let Obj(envelope): Obj<Envelope> = serde_json::from_slice(body).ok()?;
+        let entries = envelope
+            .entry
+            .into_iter()
+            .map(|Obj(entry)| {
+                Some(Entry {
+                    page_id: PageId(entry.id.unwrap_or_default()),
+                    time_ms: entry.time.unwrap_or(0),
+                    messaging: events(entry.messaging)?,
+                    standby: events(entry.standby)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(WebhookBody {
+            object: envelope.object,
+            entries,
+        })
+    }
+
+    fn events(raw: Option<Vec<Obj<RawEvent>>>) -> Option<Vec<MessagingEvent>> {
+        raw.unwrap_or_default()
+            .into_iter()
+            .map(|Obj(event)| typed_event(event))
+            .collect()
+    }
+
+    #[derive(Deserialize)]
+    struct RawId {
+        id: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawEvent {
+        sender: Option<Obj<RawId>>,
+        recipient: Option<Obj<RawId>>,
+        timestamp: Option<u64>,
+        message: Option<Obj<RawMessage>>,
+        postback: Option<Obj<RawPostback>>,
+        optin: Option<Obj<RawOptin>>,
+        referral: Option<Obj<RawReferral>>,
+        delivery: Option<Obj<RawDelivery>>,
+        read: Option<Obj<RawRead>>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawMessage {
+        mid: Option<String>,
+        text: Option<String>,
+        is_echo: Option<bool>,
+        app_id: Option<u64>,
+        metadata: Option<String>,
+        quick_reply: Option<Obj<RawQuickReply>>,
+        attachments: Option<Vec<Obj<RawAttachment>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawQuickReply {
+        payload: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawAttachment {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        payload: Option<Obj<RawAttachmentPayload>>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawAttachmentPayload {
+        url: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawPostback {
+        mid: Option<String>,
+        title: Option<String>,
+        payload: Option<String>,
+        referral: Option<Obj<RawReferral>>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawReferral {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        source: Option<String>,
+        #[serde(rename = "type")]
+        referral_type: Option<String>,
+        ad_id: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawOptin {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        payload: Option<String>,
+        one_time_notif_token: Option<String>,
+        notification_messages_token: Option<String>,
+        title: Option<String>,
+        notification_messages_frequency: Option<String>,
+        notification_messages_timezone: Option<String>,
+        token_expiry_timestamp: Option<u64>,
+        user_token_status: Option<String>,
+        notification_messages_status: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawDelivery {
+        mids: Option<Vec<Value>>,
+        watermark: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawRead {
+        watermark: Option<u64>,
+    }
+
+    impl From<RawReferral> for Referral {
+        fn from(raw: RawReferral) -> Self {
+            Referral {
+                reference: raw.reference,
+                source: raw.source,
+                referral_type: raw.referral_type,
+                ad_id: raw.ad_id,
+            }
+        }
+    }
+
+    /// The event when it is of a known kind and well typed; `None` sends it down the `Value` path.
+    fn typed_event(event: RawEvent) -> Option<MessagingEvent> {
+        let kind = if let Some(Obj(message)) = event.message {
+            message_kind(message)?
+        } else if let Some(Obj(postback)) = event.postback {
+            EventKind::Postback {
+                mid: postback.mid,
+                title: postback.title,
+                payload: postback.payload?,
+                referral: postback.referral.map(|Obj(referral)| referral.into()),
+            }
+        } else if let Some(Obj(optin)) = event.optin {
+            optin_kind(optin)?
+        } else if let Some(Obj(referral)) = event.referral {
+            EventKind::Referral(referral.into())
+        } else if let Some(Obj(delivery)) = event.delivery {
+            EventKind::Delivery {
+                mids: delivery
+                    .mids
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|mid| match mid {
+                        Value::String(mid) => Some(mid),
+                        _ => None,
+                    })
+                    .collect(),
+                watermark: delivery.watermark?,
+            }
+        } else if let Some(Obj(read)) = event.read {
+            EventKind::Read {
+                watermark: read.watermark?,
+            }
+        } else {
+            return None;
+        };
+        Some(MessagingEvent {
+            sender: Psid(event.sender?.0.id?),
+            recipient: PageId(event.recipient?.0.id?),
+            timestamp_ms: event.timestamp.unwrap_or(0),
+            kind,
+        })
+    }
+
+    fn message_kind(message: RawMessage) -> Option<EventKind> {
+        let mid = message.mid?;
+        if message.is_echo == Some(true) {
+            return Some(EventKind::Echo {
+                mid,
+                text: message.text,
+                app_id: message.app_id,
+                metadata: message.metadata,
+            });
+        }
+        Some(EventKind::Message {
+            mid,
+            text: message.text,
+            quick_reply_payload: message.quick_reply.and_then(|Obj(reply)| reply.payload),
+            attachments: message
+                .attachments
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|Obj(attachment)| {
+                    Some(Attachment {
+                        kind: attachment.kind?,
+                        url: attachment.payload.and_then(|Obj(payload)| payload.url),
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    fn optin_kind(optin: RawOptin) -> Option<EventKind> {
+        match optin.kind.as_deref()? {
+            "one_time_notif_req" => Some(EventKind::OtnOptin {
+                payload: optin.payload.unwrap_or_default(),
+                token: optin.one_time_notif_token?,
+            }),
+            "notification_messages" => Some(EventKind::RecurringOptin {
+                token: optin.notification_messages_token?,
+                payload: optin.payload,
+                title: optin.title,
+                frequency: optin
+                    .notification_messages_frequency
+                    .as_deref()
+                    .map(RecurringFrequency::from_platform),
+                timezone: optin.notification_messages_timezone,
+                token_expiry_ms: optin.token_expiry_timestamp,
+                user_token_status: optin.user_token_status,
+                status: optin
+                    .notification_messages_status
+                    .as_deref()
+                    .map(NotificationStatus::from_platform),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl MessagingEvent {
     /// The key under which redeliveries of this event are recognised: `mid:<mid>` for messages,
     /// echoes and postbacks with a mid, `otn:<token>` for OTN opt-ins, else `sha256:<hex>` of the
@@ -491,5 +774,205 @@ fn write_canonical(value: &Value, out: &mut String) {
             out.push(']');
         }
         scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const KEYS: &[&str] = &[
+        "id",
+        "mid",
+        "text",
+        "is_echo",
+        "app_id",
+        "metadata",
+        "quick_reply",
+        "attachments",
+        "payload",
+        "title",
+        "referral",
+        "ref",
+        "source",
+        "type",
+        "ad_id",
+        "one_time_notif_token",
+        "notification_messages_token",
+        "notification_messages_frequency",
+        "notification_messages_status",
+        "token_expiry_timestamp",
+        "user_token_status",
+        "mids",
+        "watermark",
+        "url",
+    ];
+    const EVENT_KEYS: &[&str] = &[
+        "sender",
+        "recipient",
+        "timestamp",
+        "message",
+        "postback",
+        "optin",
+        "referral",
+        "delivery",
+        "read",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!("s")),
+            Just(json!("one_time_notif_req")),
+            Just(json!("notification_messages")),
+            Just(json!("WEEKLY")),
+            Just(json!(7)),
+            Just(json!(-1)),
+            Just(json!(1.5)),
+            Just(json!(true)),
+            Just(json!(null)),
+            Just(json!([])),
+            Just(json!(["m1", 2])),
+            Just(json!({})),
+            Just(json!({"id": "u", "payload": "p", "url": "http://x", "type": "image"})),
+            Just(json!([{"type": "image", "payload": {"url": "http://x"}}, {"payload": null}])),
+        ]
+    }
+
+    fn shaped_value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map(prop::sample::select(KEYS), inner, 0..7).prop_map(
+                    |map| Value::Object(map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                ),
+            ]
+        })
+    }
+
+    /// One fully populated event of every kind.
+    fn templates() -> Vec<Value> {
+        let ids = |extra: Value| {
+            let mut event =
+                json!({"sender": {"id": "u"}, "recipient": {"id": "p"}, "timestamp": 9});
+            if let (Some(event), Value::Object(extra)) = (event.as_object_mut(), extra) {
+                event.extend(extra);
+            }
+            event
+        };
+        vec![
+            ids(
+                json!({"message": {"mid": "m1", "text": "hi", "quick_reply": {"payload": "q"},
+                "attachments": [{"type": "image", "payload": {"url": "http://x"}}, {"type": "location", "payload": {"coordinates": {}}}]}}),
+            ),
+            ids(
+                json!({"message": {"mid": "m2", "is_echo": true, "app_id": 5, "metadata": "md", "text": "echo"}}),
+            ),
+            ids(
+                json!({"postback": {"mid": "m3", "title": "T", "payload": "P",
+                "referral": {"ref": "r", "source": "SHORTLINK", "type": "OPEN_THREAD", "ad_id": "a"}}}),
+            ),
+            ids(json!({"referral": {"ref": "r", "source": "ADS", "type": "OPEN_THREAD"}})),
+            ids(
+                json!({"optin": {"type": "one_time_notif_req", "payload": "p", "one_time_notif_token": "t"}}),
+            ),
+            ids(
+                json!({"optin": {"type": "notification_messages", "payload": "p", "title": "T",
+                "notification_messages_token": "t", "notification_messages_frequency": "WEEKLY",
+                "notification_messages_timezone": "UTC", "token_expiry_timestamp": 5,
+                "user_token_status": "REFRESHED", "notification_messages_status": "STOP_NOTIFICATIONS"}}),
+            ),
+            ids(json!({"delivery": {"mids": ["m1", "m2"], "watermark": 4}})),
+            ids(json!({"read": {"watermark": 4}})),
+        ]
+    }
+
+    /// Every JSON Pointer to an object inside `value`, `value` itself first.
+    fn object_pointers(value: &Value, at: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                out.push(at.clone());
+                for (key, inner) in map {
+                    object_pointers(inner, format!("{at}/{key}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (index, inner) in items.iter().enumerate() {
+                    object_pointers(inner, format!("{at}/{index}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A valid event of a random kind with up to three random edits (set a key to an odd value,
+    /// or remove it) anywhere inside it.
+    fn event() -> impl Strategy<Value = Value> {
+        let edit = (
+            any::<prop::sample::Index>(),
+            prop::sample::select([KEYS, EVENT_KEYS].concat()),
+            prop::option::of(leaf()),
+        );
+        (0..templates().len(), prop::collection::vec(edit, 0..4)).prop_map(|(index, edits)| {
+            let mut event = templates()[index].clone();
+            for (place, key, new_value) in edits {
+                let mut pointers = Vec::new();
+                object_pointers(&event, String::new(), &mut pointers);
+                let pointer = place.get(&pointers).clone();
+                if let Some(Value::Object(map)) = event.pointer_mut(&pointer) {
+                    match new_value {
+                        Some(value) => {
+                            map.insert(key.to_owned(), value);
+                        }
+                        None => {
+                            map.remove(key);
+                        }
+                    }
+                }
+            }
+            event
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The fast typed path and the reference `Value` path agree on every body.
+        #[test]
+        fn fast_path_agrees_with_value_path(
+            events in prop::collection::vec(event(), 0..6),
+            entry_extra in shaped_value(),
+            as_array in any::<bool>(),
+        ) {
+            let entry = json!({"id": "p", "time": 1, "messaging": events, "extra": entry_extra});
+            let body = if as_array {
+                json!(["page", [entry]])
+            } else {
+                json!({"object": "page", "entry": [entry, entry_extra]})
+            };
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let fast = parse_webhook(&bytes);
+            let reference = parse_webhook_value(&bytes);
+            match (fast, reference) {
+                (Ok(fast), Ok(reference)) => prop_assert_eq!(fast, reference),
+                (Err(fast), Err(reference)) => prop_assert_eq!(fast.to_string(), reference.to_string()),
+                (fast, reference) => prop_assert!(false, "fast {:?} vs reference {:?}", fast, reference),
+            }
+        }
+    }
+
+    #[test]
+    fn arrays_are_not_read_as_structs() {
+        let body = br#"{"object":"page","entry":[{"messaging":[{"sender":["u"],"recipient":{"id":"p"},"read":{"watermark":1}}]}]}"#;
+        let parsed = parse_webhook(body).unwrap();
+        assert!(matches!(
+            parsed.entries[0].messaging[0].kind,
+            EventKind::Unknown(_)
+        ));
+        assert!(matches!(
+            parse_webhook(br#"["page", []]"#),
+            Err(WebhookError::NotAnObject)
+        ));
     }
 }
