@@ -1,5 +1,63 @@
 //! Durable sled storage for botflow: flows, topics, subscribers, OTN tokens, the inbound event
 //! journal and the outbound queue, behind the typed [`Store`] trait scoped by Page.
+//!
+//! [`SledStore`] is the embedded implementation; callers hold an `Arc<dyn Store>` and never see
+//! sled trees or bytes, so a PostgreSQL backend can implement the same trait later.
+//!
+//! ```no_run
+//! use botflow_storage::{PageId, SledStore, Store, StoreOptions};
+//! # fn main() -> Result<(), botflow_storage::StoreError> {
+//! let store = SledStore::open("/var/lib/botflow/db", StoreOptions::default())?;
+//! let page = PageId::from("1234567890");
+//! store.ensure_page(&page, 0)?;
+//! let topic = store.create_topic(&page, "Red sneakers restock", 0)?;
+//! let listed = store.list_topics(&page, 0)?;
+//! assert_eq!(listed[0].topic.id, topic.id);
+//! # Ok(()) }
+//! ```
+//!
+//! # The step commit
+//! The runtime processes one inbound event (or fired timer) of one subscriber and hands the
+//! result to [`Store::commit_step`]: in ONE sled transaction the event is marked processed, the
+//! session (with its timers) replaces the stored one, opt-in tokens are stored and the outbound
+//! messages are queued behind the subscriber's pending ones. A token send
+//! ([`OutboundKind::OtnToken`]) takes the subscriber's oldest usable token of the topic in that
+//! same transaction, so a token is spent exactly when its message is queued, and never twice.
+//! An event already processed makes the commit fail with [`StoreError::EventAlreadyProcessed`]
+//! and change nothing. [`Store::notify_topic`] queues one message per subscriber holding a usable
+//! token of the topic (spending that subscriber's oldest token in the same transaction).
+//!
+//! # Durability contract
+//! "Durable" below means: when the call returns `Ok`, its effect survives a crash of the
+//! botflow process (panic, `kill -9`, OOM kill) — this is what the crash test proves, by
+//! SIGKILLing a writer at random moments and checking every acknowledged write after reopening.
+//!
+//! - Durable on return: [`Store::journal_append`] and [`Store::journal_append_batch`] (the webhook
+//!   answers 200 only after this), [`Store::commit_step`] with `durable: true`,
+//!   [`Store::notify_topic`], [`Store::add_token`], [`Store::mark_token`], [`Store::expire_tokens`],
+//!   every outbox `mark_*` call, topic and flow changes (create, rename, delete, save draft,
+//!   publish, rollback), [`Store::ensure_page`] and [`Store::flush`].
+//! - [`Store::commit_step`] with `durable: false` is atomic and visible at once, but may be lost
+//!   in a crash until the next durable call or sled's background flush; after a crash it is
+//!   either wholly there or wholly absent (sled recovers transactions atomically).
+//! - Group commit: a durable call waits for one sled `flush` that started after its write;
+//!   concurrent callers share flushes (the first waiter flushes for everyone queued behind it), so
+//!   durability costs one flush per batch of concurrent writes, not one per event.
+//! - What a flush buys: sled 0.34 writes its log and, on Linux, calls `sync_file_range`, which
+//!   puts the data in the kernel's hands: it survives a process crash. It does NOT promise to
+//!   survive a power loss or kernel crash on a disk with a volatile write cache: sled's background
+//!   thread issues a full `fsync` every [`StoreOptions::flush_every_ms`] (500 ms by default), so
+//!   on power loss the last such interval of acknowledged writes may be lost.
+//! - Reads see every committed write (durable or not) immediately.
+//!
+//! # Records and formats
+//! Every record is stored as a one-byte format version followed by JSON; the database records
+//! its overall format ([`DATABASE_FORMAT`]) and refuses to open a newer one. A later release
+//! migrates by decoding older record versions. Keys are length-prefixed strings and big-endian
+//! integers, scoped by Page.
+//!
+//! # Time
+//! No call reads the clock: every call where time matters takes `now_ms`, for determinism.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod commit;

@@ -1,0 +1,324 @@
+//! Store benchmarks with raw sled doing the same flushes side by side: durable journal appends
+//! with 1, 16 and 256 writer threads, durable session+outbox commits, and the topic list with
+//! 1,000 topics and 1,000,000 tokens. Prints a table; every loop is bounded by time or count.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use botflow_flow::TopicId;
+use botflow_storage::{
+    EventId, NewOutbound, NewToken, OutboundKind, PageId, Psid, Session, SledStore, StepCommit,
+    Store, StoreOptions,
+};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long each throughput measurement runs.
+const RUN: Duration = Duration::from_millis(2_500);
+
+fn options() -> StoreOptions {
+    StoreOptions::default()
+}
+
+fn open_store(dir: &std::path::Path) -> SledStore {
+    SledStore::open(dir, options()).unwrap()
+}
+
+fn open_raw(dir: &std::path::Path) -> sled::Db {
+    let o = options();
+    sled::Config::new()
+        .path(dir)
+        .flush_every_ms(o.flush_every_ms)
+        .cache_capacity(o.cache_capacity_bytes)
+        .open()
+        .unwrap()
+}
+
+fn webhook_event(thread: usize, i: u64) -> serde_json::Value {
+    json!({
+        "sender": {"id": format!("psid-{thread}")},
+        "recipient": {"id": "page-1"},
+        "timestamp": 1_700_000_000_000u64 + i,
+        "message": {"mid": format!("m_{thread}_{i}"), "text": "Is the red one back in stock?"}
+    })
+}
+
+/// Runs `threads` writers calling `op(thread, i)` until RUN passes; returns operations per second.
+fn throughput(threads: usize, op: impl Fn(usize, u64) + Send + Sync + 'static) -> f64 {
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (op, stop, done) = (op.clone(), stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) && i < 1_000_000 {
+                    op(t, i);
+                    i += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    while started.elapsed() < RUN {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn journal_store(threads: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open_store(dir.path()));
+    let page = PageId::from("page-1");
+    throughput(threads, move |t, i| {
+        let payload = webhook_event(t, i);
+        store
+            .journal_append(
+                &page,
+                &EventId(format!("m_{t}_{i}")),
+                &Psid(format!("psid-{t}")),
+                &payload,
+                i,
+            )
+            .unwrap();
+    })
+}
+
+fn journal_raw(threads: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_raw(dir.path());
+    let tree = db.open_tree("journal").unwrap();
+    throughput(threads, move |t, i| {
+        let payload = serde_json::to_vec(&webhook_event(t, i)).unwrap();
+        tree.insert(format!("m_{t}_{i}"), payload).unwrap();
+        db.flush().unwrap();
+    })
+}
+
+fn session(n: u64) -> Session {
+    let mut session = Session::default();
+    session.fields.insert("first_name".into(), "Ada".into());
+    session
+        .fields
+        .insert("email".into(), "ada@example.com".into());
+    session.fields.insert("n".into(), n.to_string());
+    session.tags.insert("lead".into());
+    session.last_interaction_ms = Some(n);
+    session
+}
+
+fn outbound(n: u64) -> Vec<NewOutbound> {
+    (0..2)
+        .map(|k| NewOutbound {
+            body: json!({"recipient": {"id": "psid"}, "messaging_type": "RESPONSE",
+                         "message": {"text": format!("Reply {n}.{k}: thanks, we got it!")}}),
+            kind: OutboundKind::Normal,
+        })
+        .collect()
+}
+
+fn commits_store(threads: usize, durable: bool) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open_store(dir.path()));
+    throughput(threads, move |t, i| {
+        store
+            .commit_step(StepCommit {
+                page: PageId::from("page-1"),
+                psid: Psid(format!("psid-{t}")),
+                event: None,
+                session: session(i),
+                outbound: outbound(i),
+                tokens_added: Vec::new(),
+                now_ms: i,
+                durable,
+            })
+            .unwrap();
+    })
+}
+
+fn commits_raw(threads: usize) -> f64 {
+    use sled::Transactional;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_raw(dir.path());
+    let sessions = db.open_tree("sessions").unwrap();
+    let outbox = db.open_tree("outbox").unwrap();
+    throughput(threads, move |t, i| {
+        let s = serde_json::to_vec(&session(i)).unwrap();
+        let messages: Vec<Vec<u8>> = outbound(i)
+            .iter()
+            .map(|m| serde_json::to_vec(&m.body).unwrap())
+            .collect();
+        (&sessions, &outbox)
+            .transaction(|(sessions, outbox)| {
+                sessions.insert(format!("psid-{t}").as_bytes(), s.clone())?;
+                for m in &messages {
+                    let id = outbox.generate_id()?;
+                    outbox.insert(&id.to_be_bytes(), m.clone())?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .unwrap();
+        db.flush().unwrap();
+    })
+}
+
+/// Builds 1,000 topics and 1,000,000 tokens, then times the topic list.
+fn topic_list() -> Vec<(String, String)> {
+    const TOPICS: usize = 1_000;
+    const TOKENS: u64 = 1_000_000;
+    const PER_COMMIT: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let page = PageId::from("page-1");
+    let topics: Vec<TopicId> = (0..TOPICS)
+        .map(|i| {
+            store
+                .create_topic(&page, &format!("Topic {i}"), 0)
+                .unwrap()
+                .id
+        })
+        .collect();
+    let built = Instant::now();
+    let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+    let expiring_at = 5_000_000u64;
+    for c in 0..TOKENS / PER_COMMIT {
+        let tokens: Vec<NewToken> = (0..PER_COMMIT)
+            .map(|k| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let n = c * PER_COMMIT + k;
+                NewToken {
+                    topic: topics[(rng % TOPICS as u64) as usize].clone(),
+                    token: format!("tok-{n:08}"),
+                    created_ms: n,
+                    // One token in ten expires early, to measure the list before a sweep.
+                    expires_ms: if n % 10 == 0 {
+                        expiring_at
+                    } else {
+                        u64::MAX / 2
+                    },
+                }
+            })
+            .collect();
+        store
+            .commit_step(StepCommit {
+                page: page.clone(),
+                psid: Psid(format!("psid-{}", c % 50_000)),
+                event: None,
+                session: Session::default(),
+                outbound: Vec::new(),
+                tokens_added: tokens,
+                now_ms: 1,
+                durable: false,
+            })
+            .unwrap();
+    }
+    store.flush().unwrap();
+    let build_secs = built.elapsed().as_secs_f64();
+
+    let time_list = |now: u64| -> (f64, u64) {
+        let mut best = f64::MAX;
+        let mut total = 0;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let listed = store.list_topics(&page, now).unwrap();
+            best = best.min(started.elapsed().as_secs_f64() * 1_000.0);
+            assert_eq!(listed.len(), TOPICS);
+            total = listed.iter().map(|s| s.usable_tokens).sum();
+        }
+        (best, total)
+    };
+    let (fresh_ms, fresh_total) = time_list(2);
+    let (unswept_ms, unswept_total) = time_list(expiring_at);
+    let swept = Instant::now();
+    let expired = store.expire_tokens(expiring_at).unwrap();
+    let sweep_secs = swept.elapsed().as_secs_f64();
+    let (swept_ms, swept_total) = time_list(expiring_at);
+    assert_eq!(fresh_total, TOKENS);
+    assert_eq!(unswept_total, TOKENS - expired);
+    assert_eq!(swept_total, unswept_total);
+    vec![
+        (
+            "build: 1,000,000 tokens in 200-token commits".into(),
+            format!(
+                "{:.0} tokens/s ({build_secs:.1} s)",
+                TOKENS as f64 / build_secs
+            ),
+        ),
+        (
+            "list 1,000 topics, 1M usable tokens".into(),
+            format!("{fresh_ms:.2} ms"),
+        ),
+        (
+            format!("list with {expired} expired, not yet swept"),
+            format!("{unswept_ms:.2} ms"),
+        ),
+        (
+            format!("expire_tokens sweep of {expired}"),
+            format!(
+                "{:.0} tokens/s ({sweep_secs:.1} s)",
+                expired as f64 / sweep_secs
+            ),
+        ),
+        ("list after the sweep".into(), format!("{swept_ms:.2} ms")),
+    ]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that quick.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    println!(
+        "botflow-storage benchmarks ({} s per throughput run)\n",
+        RUN.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>14} {:>14} {:>8}",
+        "durable journal appends", "store /s", "raw sled /s", "ratio"
+    );
+    for threads in [1, 16, 256] {
+        let store = journal_store(threads);
+        let raw = journal_raw(threads);
+        println!(
+            "{:<44} {:>14.0} {:>14.0} {:>7.2}x",
+            format!("{threads} writer threads"),
+            store,
+            raw,
+            raw / store
+        );
+    }
+    println!();
+    println!(
+        "{:<44} {:>14} {:>14} {:>8}",
+        "session + 2 outbound commits", "store /s", "raw sled /s", "ratio"
+    );
+    for threads in [1, 16] {
+        let store = commits_store(threads, true);
+        let raw = commits_raw(threads);
+        println!(
+            "{:<44} {:>14.0} {:>14.0} {:>7.2}x",
+            format!("durable, {threads} subscriber threads"),
+            store,
+            raw,
+            raw / store
+        );
+    }
+    let store = commits_store(1, false);
+    println!(
+        "{:<44} {:>14.0} {:>14} {:>8}",
+        "non-durable, 1 thread", store, "-", "-"
+    );
+    println!();
+    println!("topic list");
+    for (what, figure) in topic_list() {
+        println!("{what:<44} {figure:>30}");
+    }
+}
