@@ -67,13 +67,13 @@ fn broken_flow_gets_every_problem_with_its_pointer_and_exit_1() {
     assert_eq!(
         run.stdout,
         "\
-flows/broken.json:/blocks/2/type: error[unknown-block-type]: unknown block type `send_mesage`
-  = hint: did you mean `send_message`?
+flows/broken.json:/blocks/0/messages/0/buttons/0/next: error[dangling-target]: block `colours` does not exist
+  = hint: point it at the id of an existing block
 flows/broken.json:/blocks/0/messages/0/buttons/0/title: error[button-title-too-long]: button title has 34 characters; Messenger allows at most 20
 flows/broken.json:/blocks/0/messages/1/title: error[otn-title-empty]: OTN request title is empty
   = hint: the title is what the subscriber sees above \"Notify me\"
-flows/broken.json:/blocks/0/messages/0/buttons/0/next: error[dangling-target]: block `colours` does not exist
-  = hint: point it at the id of an existing block
+flows/broken.json:/blocks/2/type: error[unknown-block-type]: unknown block type `send_mesage`
+  = hint: did you mean `send_message`?
 checked 2 files: 4 errors, 0 warnings
 "
     );

@@ -2,7 +2,7 @@
 //! ([`validate`]), optionally against a store's topics.
 
 use crate::codes;
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, Severity, sort_by_pointer};
 use crate::graph::FlowGraph;
 use crate::graph_rules::check_graph;
 use crate::model::{FORMAT_VERSION, FlowDocument};
@@ -58,6 +58,7 @@ fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>, fast: bool) ->
     if let Some(document) = read_well_formed(text).filter(|_| fast) {
         if let Some(mut diagnostics) = crate::skeleton::unknown_field_warnings(text) {
             diagnostics.extend(validate_inner(&document, topics));
+            sort_by_pointer(&mut diagnostics);
             return Report {
                 document: Some(document),
                 diagnostics,
@@ -89,6 +90,7 @@ fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>, fast: bool) ->
         complete,
     };
     run_rules(&outline, topics, &mut diagnostics);
+    sort_by_pointer(&mut diagnostics);
     let document = if complete {
         into_document(structure)
     } else {
@@ -170,6 +172,7 @@ fn validate_inner(document: &FlowDocument, topics: Option<&dyn TopicLookup>) -> 
         complete: true,
     };
     run_rules(&outline, topics, &mut diagnostics);
+    sort_by_pointer(&mut diagnostics);
     diagnostics
 }
 

@@ -95,6 +95,27 @@ pub fn render_human(file: &str, diagnostic: &Diagnostic) -> String {
     out
 }
 
+/// Sorts diagnostics by where they point, in document order (array indices compared as numbers,
+/// the root first); diagnostics at the same place keep the order the checks found them in.
+pub fn sort_by_pointer(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by(|a, b| compare_pointers(&a.pointer, &b.pointer));
+}
+
+fn compare_pointers(a: &str, b: &str) -> std::cmp::Ordering {
+    let tokens = |p: &str| -> Vec<String> { p.split('/').skip(1).map(str::to_owned).collect() };
+    let (a, b) = (tokens(a), tokens(b));
+    for (x, y) in a.iter().zip(&b) {
+        let order = match (x.parse::<usize>(), y.parse::<usize>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => x.cmp(y),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 /// Escapes one reference token of a JSON Pointer (`~` → `~0`, `/` → `~1`).
 pub fn escape_pointer_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
