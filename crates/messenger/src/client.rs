@@ -53,8 +53,8 @@ impl RetryPolicy {
     }
 }
 
-/// Everything the client needs to reach the Send API.
-#[derive(Debug, Clone)]
+/// Everything the client needs to reach the Send API; its `Debug` output hides the token.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Scheme and host of the Graph API, e.g. [`DEFAULT_GRAPH_BASE_URL`] or a fake's base URL.
     pub graph_base_url: String,
@@ -66,6 +66,18 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Retry behaviour for transient failures.
     pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("graph_base_url", &self.graph_base_url)
+            .field("api_version", &self.api_version)
+            .field("page_access_token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -246,12 +258,24 @@ impl SendError {
     }
 }
 
-/// A Send API client for one Page; cheap to clone (the connection pool is shared).
-#[derive(Debug, Clone)]
+/// A Send API client for one Page; cheap to clone (the connection pool is shared). Its `Debug`
+/// output hides the access token.
+#[derive(Clone)]
 pub struct SendClient {
     http: reqwest::Client,
     messages_url: reqwest::Url,
     retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for SendClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut url = self.messages_url.clone();
+        url.set_query(Some("access_token=<redacted>"));
+        f.debug_struct("SendClient")
+            .field("messages_url", &url.as_str())
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -504,6 +528,16 @@ mod tests {
             client.messages_url.as_str(),
             "https://graph.facebook.com/v23.0/me/messages?access_token=tok+en"
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_access_token() {
+        let config = ClientConfig::new("secret-page-token");
+        assert!(!format!("{config:?}").contains("secret-page-token"));
+        let client = SendClient::new(config).unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("secret-page-token"), "{shown}");
+        assert!(shown.contains("/v23.0/me/messages"), "{shown}");
     }
 
     #[test]

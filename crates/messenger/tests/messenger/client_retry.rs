@@ -160,8 +160,8 @@ async fn timeouts_are_retried_then_reported() {
 #[tokio::test]
 async fn a_timed_out_psid_send_is_at_least_once() {
     let fake = FakeGraphApi::start().await;
-    fake.inject(Fault::Delay(Duration::from_millis(150)), 1);
-    let client = client_for(&fake, Duration::from_millis(60), fast_retry(3));
+    fake.inject(Fault::Delay(Duration::from_millis(300)), 1);
+    let client = client_for(&fake, Duration::from_millis(100), fast_retry(3));
     let ok = client.send(&hello("u1")).await.unwrap();
     assert_eq!(ok.attempts, 2);
     // The delayed first attempt is still handled by the platform: the person gets it twice.
@@ -202,15 +202,15 @@ async fn dropped_connections_end_as_network_errors() {
 async fn token_send_that_timed_out_then_finds_its_token_used_is_delivered_unconfirmed() {
     let fake = FakeGraphApi::start().await;
     let token = fake.issue_otn_token("u1");
-    fake.inject(Fault::Delay(Duration::from_millis(120)), 1);
-    // The retry comes at least 200 ms after the first attempt gave up at 60 ms, so the delayed
-    // first attempt has spent the token by then.
+    fake.inject(Fault::Delay(Duration::from_millis(250)), 1);
+    // The retry comes at least 400 ms after the first attempt gave up at 150 ms, so the delayed
+    // first attempt (handled at 250 ms) has spent the token by then.
     let retry = RetryPolicy {
         max_attempts: 3,
-        base_delay: Duration::from_millis(400),
-        max_delay: Duration::from_secs(1),
+        base_delay: Duration::from_millis(800),
+        max_delay: Duration::from_secs(2),
     };
-    let client = client_for(&fake, Duration::from_millis(60), retry);
+    let client = client_for(&fake, Duration::from_millis(150), retry);
     let request = SendRequest::to_otn_token(
         &token,
         OutgoingMessage::Text {
