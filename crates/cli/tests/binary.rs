@@ -1,15 +1,19 @@
-//! Smoke test of the built binary; its presence also makes `cargo test --workspace`
+//! Smoke tests of the built binary; their presence also makes `cargo test --workspace`
 //! build `botflow` before the end-to-end suites in `tests/` run it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::process::Command;
 
+fn botflow(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_botflow"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn help_lists_every_command() {
-    let out = Command::new(env!("CARGO_BIN_EXE_botflow"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let out = botflow(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     for command in ["validate", "schema"] {
@@ -18,4 +22,22 @@ fn help_lists_every_command() {
             "`{command}` missing from help:\n{text}"
         );
     }
+}
+
+#[test]
+fn schema_is_json_schema_2020_12() {
+    let out = botflow(&["schema"]);
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert_eq!(schema["title"], "botflow flow, format 1");
+}
+
+#[test]
+fn unknown_subcommands_and_missing_paths_are_usage_errors() {
+    assert_eq!(botflow(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(botflow(&["validate"]).status.code(), Some(2));
 }

@@ -12,6 +12,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 /// Length of Messenger's standard messaging window, in seconds.
 pub const WINDOW_SECS: u64 = 24 * 3_600;
 
+/// The hint of a dangling target without a close block id.
+const NO_SUGGESTION: &str = "point it at the id of an existing block";
+
 /// Elapsed time that no finite number of seconds bounds (a delay inside a loop).
 const UNBOUNDED: u64 = u64::MAX;
 
@@ -44,10 +47,18 @@ fn check_targets(outline: &Outline<'_>, graph: &FlowGraph, out: &mut Vec<Diagnos
             );
         }
     }
+    // Suggestions compare a name with every id: only the first few get one, to stay linear.
+    let mut suggestions_left = 50usize;
     for dangling in graph.dangling() {
         if outline.broken_ids.contains(dangling.target.as_str()) {
             continue;
         }
+        let hint = if suggestions_left > 0 {
+            suggestions_left -= 1;
+            did_you_mean_block(outline.blocks, dangling.target.as_str())
+        } else {
+            NO_SUGGESTION.to_owned()
+        };
         let message_pointer = dangling
             .kind
             .message()
@@ -65,7 +76,7 @@ fn check_targets(outline: &Outline<'_>, graph: &FlowGraph, out: &mut Vec<Diagnos
                 pointer,
                 format!("block `{}` does not exist", dangling.target),
             )
-            .with_hint(did_you_mean_block(outline.blocks, dangling.target.as_str())),
+            .with_hint(hint),
         );
     }
 }
@@ -73,11 +84,11 @@ fn check_targets(outline: &Outline<'_>, graph: &FlowGraph, out: &mut Vec<Diagnos
 fn did_you_mean_block(blocks: &[Block], missing: &str) -> String {
     // Suggestions compare with every id; skip them on huge flows to stay linear.
     if blocks.len() > 5_000 {
-        return "point it at the id of an existing block".to_owned();
+        return NO_SUGGESTION.to_owned();
     }
     match crate::suggest::closest(missing, blocks.iter().map(|b| b.id.as_str())) {
         Some(id) => format!("did you mean `{id}`?"),
-        None => "point it at the id of an existing block".to_owned(),
+        None => NO_SUGGESTION.to_owned(),
     }
 }
 
