@@ -187,16 +187,13 @@ impl SendError {
         !self.is_retryable()
     }
 
-    /// Whether the failed request may have reached the recipient anyway (timeouts, lost connections
-    /// after the request was sent, unreadable success bodies, and `DeliveredUnconfirmed`).
+    /// Whether the message may have reached the recipient although this send failed: some attempt
+    /// timed out, lost its connection after sending, got a 5xx or an unreadable success body.
+    /// A caller that reschedules a token send after such an error must treat a later
+    /// `TokenUnusable` for it as delivered, unconfirmed.
     pub fn may_have_been_delivered(&self) -> bool {
-        matches!(
-            self,
-            Self::DeliveredUnconfirmed(_)
-                | Self::Timeout(_)
-                | Self::Network(_)
-                | Self::InvalidResponse(_)
-        )
+        matches!(self, Self::DeliveredUnconfirmed(_))
+            || self.detail().is_some_and(|detail| detail.maybe_delivered)
     }
 
     /// The platform's details (code, subcode, message, fbtrace id, attempts), if any.
@@ -359,15 +356,16 @@ impl SendClient {
                 Err(failure) => failure,
             };
             let mut error = failure.error;
-            if let Some(detail) = error.detail_mut() {
-                detail.attempts = attempt;
-            }
             if to_token && maybe_delivered {
                 if let SendError::TokenUnusable(detail) = error {
-                    return Err(SendError::DeliveredUnconfirmed(detail));
+                    error = SendError::DeliveredUnconfirmed(detail);
                 }
             }
             maybe_delivered |= failure.ambiguous;
+            if let Some(detail) = error.detail_mut() {
+                detail.attempts = attempt;
+                detail.maybe_delivered = maybe_delivered;
+            }
             if !error.is_retryable() || attempt >= self.retry.max_attempts {
                 return Err(error);
             }

@@ -31,6 +31,10 @@ pub struct ErrorDetail {
     pub fbtrace_id: Option<String>,
     /// How many HTTP attempts the client made before giving up with this error (0: none, e.g. a limit error).
     pub attempts: u32,
+    /// Whether this or an earlier attempt of the same send may have reached the platform without
+    /// an answer (timeout, connection lost after sending, 5xx): the message may have been delivered.
+    #[serde(default)]
+    pub maybe_delivered: bool,
 }
 
 impl ErrorDetail {
@@ -93,6 +97,7 @@ pub fn parse_error_body(http_status: u16, body: &[u8]) -> ErrorDetail {
                 .unwrap_or_else(|| "Graph API error without a message".to_owned()),
             fbtrace_id: error.fbtrace_id,
             attempts: 0,
+            maybe_delivered: false,
         },
         Err(_) => ErrorDetail {
             http_status: Some(http_status),

@@ -199,6 +199,49 @@ async fn dropped_connections_end_as_network_errors() {
 }
 
 #[tokio::test]
+async fn refused_connections_were_never_delivered() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let client = botflow_messenger::SendClient::new(botflow_messenger::ClientConfig {
+        graph_base_url: format!("http://127.0.0.1:{port}"),
+        timeout: TIMEOUT,
+        retry: fast_retry(2),
+        ..botflow_messenger::ClientConfig::new("page-token")
+    })
+    .unwrap();
+    let error = client.send(&hello("u1")).await.unwrap_err();
+    assert!(matches!(error, SendError::Network(_)), "{error:?}");
+    assert_eq!(error.attempts(), 2);
+    assert!(!error.may_have_been_delivered());
+}
+
+#[tokio::test]
+async fn a_throttle_after_a_timeout_still_says_the_message_may_be_delivered() {
+    let fake = FakeGraphApi::start().await;
+    let token = fake.issue_otn_token("u1");
+    fake.inject(Fault::Delay(Duration::from_millis(300)), 1);
+    fake.inject(
+        Fault::Throttle {
+            code: 613,
+            retry_after: Some(Duration::from_secs(60)),
+        },
+        1,
+    );
+    let client = client_for(&fake, Duration::from_millis(100), fast_retry(3));
+    let request = SendRequest::to_otn_token(
+        &token,
+        OutgoingMessage::Text {
+            text: "Back!".into(),
+        },
+    );
+    let error = client.send(&request).await.unwrap_err();
+    assert!(matches!(error, SendError::Throttled { .. }), "{error:?}");
+    assert_eq!(error.attempts(), 2);
+    assert!(error.may_have_been_delivered());
+}
+
+#[tokio::test]
 async fn token_send_that_timed_out_then_finds_its_token_used_is_delivered_unconfirmed() {
     let fake = FakeGraphApi::start().await;
     let token = fake.issue_otn_token("u1");
