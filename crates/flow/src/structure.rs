@@ -445,19 +445,19 @@ fn warn_unknown_fields(
     what: &str,
     out: &mut Vec<Diagnostic>,
 ) {
-    warn_unknown_fields_in(object.keys(), known, pointer, what, out);
+    warn_unknown_fields_in(object.keys().map(String::as_str), known, pointer, what, out);
 }
 
 /// Warns about each key of an object (at `pointer`) that is not in `known`.
 pub(crate) fn warn_unknown_fields_in<'k>(
-    keys: impl Iterator<Item = &'k String>,
+    keys: impl Iterator<Item = &'k str>,
     known: &[&str],
     pointer: &str,
     what: &str,
     out: &mut Vec<Diagnostic>,
 ) {
     for key in keys {
-        if known.contains(&key.as_str()) {
+        if known.contains(&key) {
             continue;
         }
         let mut diagnostic = Diagnostic::new(
