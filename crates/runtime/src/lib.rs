@@ -53,19 +53,31 @@
 //! flow that ends without waiting leaves the subscriber's conversation position untouched.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod clock;
 pub mod condition;
 pub mod context;
 pub mod describe;
+pub mod dispatcher;
 pub mod effect;
 pub mod event;
+mod flow_cache;
+pub mod inbound;
 pub mod input_check;
+pub mod metrics;
 pub mod outbound;
 pub mod payload;
+mod process;
+pub mod runtime;
+mod scheduler;
 pub mod simulate;
 pub mod step;
 pub mod window;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{DEFAULT_STEP_BUDGET, PublishedFlows, StepContext};
+pub use dispatcher::{OUTSIDE_WINDOW_REASON, PageClients};
 pub use effect::{Effect, StartReason, StepError};
 pub use event::{GET_STARTED_PAYLOAD, InboundEvent, NotifyContent};
+pub use metrics::{LatencyHook, RuntimeMetrics};
+pub use runtime::{NotifyCounts, Runtime, RuntimeConfig, RuntimeError};
 pub use step::{StepOutcome, TOKEN_LIFETIME_MS, step, topic_id, versions_needed};

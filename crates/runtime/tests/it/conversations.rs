@@ -1,7 +1,6 @@
 //! Golden conversation tests: every folder under `test_data/conversations/` holds flow files,
 //! a `script.json` and the expected `transcript.txt`. The script's own expectations must hold
 //! and the transcript must match; `UPDATE_EXPECT=1 cargo test` rewrites stale transcripts.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use botflow_flow::{ValidFlow, check_text};
 use botflow_runtime::simulate::{Script, run_script};

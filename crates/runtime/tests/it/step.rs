@@ -1,6 +1,5 @@
 //! Step-function behaviour the conversation scripts cannot express: republished and retired
 //! versions, payload routing, the wire shape of queued messages, determinism.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use botflow_flow::{FlowDocument, ValidFlow};
 use botflow_runtime::payload::{OptinPayload, Payload};

@@ -1,0 +1,351 @@
+//! The dispatcher: sends queued messages through the Send API in per-subscriber order.
+//!
+//! It polls the store for due messages (only the head of each subscriber's queue is due, so
+//! order is kept), enforces the 24-hour window for normal messages, paces each Page, sends with
+//! the messenger client (which retries transient errors itself), reschedules what is still
+//! retryable with capped exponential backoff, and records every outcome in the store.
+
+use crate::clock::Clock;
+use crate::metrics::{LatencyHook, RuntimeMetrics};
+use crate::outbound::with_token_recipient;
+use crate::runtime::RuntimeError;
+use crate::window::within_window;
+use botflow_messenger::{SendClient, SendError};
+use botflow_storage::{OutboundKind, OutboundMessage, OutboxId, PageId, Store, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+
+/// The reason recorded for a normal message refused by the 24-hour window.
+pub const OUTSIDE_WINDOW_REASON: &str =
+    "outside the 24-hour standard messaging window (no user interaction for more than 24 h)";
+
+/// Send API clients per Page (each holds that Page's access token).
+#[derive(Debug, Clone, Default)]
+pub struct PageClients {
+    default: Option<SendClient>,
+    by_page: HashMap<PageId, SendClient>,
+}
+
+impl PageClients {
+    /// One client for every Page.
+    pub fn single(client: SendClient) -> Self {
+        Self {
+            default: Some(client),
+            by_page: HashMap::new(),
+        }
+    }
+
+    /// Adds (or replaces) the client of one Page.
+    pub fn with_page(mut self, page: PageId, client: SendClient) -> Self {
+        self.by_page.insert(page, client);
+        self
+    }
+
+    /// The client for a Page: its own, else the default.
+    pub fn for_page(&self, page: &PageId) -> Option<&SendClient> {
+        self.by_page.get(page).or(self.default.as_ref())
+    }
+}
+
+/// How the dispatcher sends.
+#[derive(Debug, Clone)]
+pub(crate) struct DispatchSettings {
+    pub(crate) page_rate_per_sec: u32,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_attempts: u32,
+    pub(crate) retry_base: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) poll: Duration,
+}
+
+/// The dispatcher's shared state.
+pub(crate) struct Dispatcher {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clients: PageClients,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<RuntimeMetrics>,
+    pub(crate) settings: DispatchSettings,
+    pub(crate) latency_hook: Option<LatencyHook>,
+    /// Messages being sent now (the store's due list still shows them until marked).
+    in_flight: Mutex<HashSet<OutboxId>>,
+    /// Next free send slot per Page (pacing).
+    next_slot: Mutex<HashMap<PageId, Instant>>,
+    /// When the webhook behind a queued message arrived, for the latency hook.
+    origins: Mutex<HashMap<OutboxId, u64>>,
+    pub(crate) wake: Notify,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most origins remembered for the latency hook (older ones are dropped, not leaked).
+const MAX_ORIGINS: usize = 200_000;
+
+impl Dispatcher {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        clients: PageClients,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<RuntimeMetrics>,
+        settings: DispatchSettings,
+        latency_hook: Option<LatencyHook>,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+        Self {
+            store,
+            clients,
+            clock,
+            metrics,
+            settings,
+            latency_hook,
+            in_flight: Mutex::new(HashSet::new()),
+            next_slot: Mutex::new(HashMap::new()),
+            origins: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            permits,
+        }
+    }
+
+    /// Remembers when the webhook behind these messages arrived, and wakes the loop.
+    pub(crate) fn queued(&self, ids: &[OutboxId], received_ms: Option<u64>) {
+        if let (Some(received), false) = (received_ms, ids.is_empty()) {
+            if self.latency_hook.is_some() {
+                let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
+                if origins.len() > MAX_ORIGINS {
+                    origins.clear();
+                }
+                for id in ids {
+                    origins.insert(*id, received);
+                }
+            }
+        }
+        if !ids.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sends due messages until `stop` is notified; then waits for sends in flight.
+    pub(crate) async fn run(self: Arc<Self>, stop: Arc<Notify>) {
+        let limit = self.settings.max_in_flight * 4 + 64;
+        loop {
+            tokio::select! {
+                () = stop.notified() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll) => {}
+            }
+            let now = self.clock.now_ms();
+            let store = Arc::clone(&self.store);
+            let due =
+                match tokio::task::spawn_blocking(move || store.due_outbound(now, limit)).await {
+                    Ok(Ok(due)) => due,
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "cannot read the outbox");
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+            for message in due {
+                let fresh = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(message.id);
+                if !fresh {
+                    continue;
+                }
+                let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                    return;
+                };
+                let this = Arc::clone(&self);
+                tokio::spawn(async move {
+                    this.metrics.sends_in_flight.add(1);
+                    let id = message.id;
+                    if let Err(error) = this.send_one(message).await {
+                        tracing::error!(%error, outbox = %id, "cannot record a send outcome");
+                    }
+                    this.metrics.sends_in_flight.add(-1);
+                    this.in_flight
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&id);
+                    drop(permit);
+                    this.wake.notify_one();
+                });
+            }
+        }
+        // Graceful: let sends in flight finish and record their outcome.
+        let all = u32::try_from(self.settings.max_in_flight.max(1)).unwrap_or(u32::MAX);
+        let _ = self.permits.acquire_many(all).await;
+    }
+
+    /// Waits for the Page's next send slot (default 250 sends per second per Page).
+    async fn pace(&self, page: &PageId) {
+        let rate = self.settings.page_rate_per_sec.max(1);
+        let interval = Duration::from_secs(1) / rate;
+        let at = {
+            let mut slots = self
+                .next_slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let slot = slots.entry(page.clone()).or_insert(now);
+            let at = (*slot).max(now);
+            *slot = at + interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || call(store.as_ref()))
+            .await
+            .map_err(|join| RuntimeError::Task(join.to_string()))?
+            .map_err(RuntimeError::Store)
+    }
+
+    async fn send_one(&self, message: OutboundMessage) -> Result<(), RuntimeError> {
+        let id = message.id;
+        let now = self.clock.now_ms();
+        let body = match &message.kind {
+            OutboundKind::Normal => {
+                let (page, psid) = (message.page.clone(), message.psid.clone());
+                let session = self.blocking(move |s| s.load_session(&page, &psid)).await?;
+                let last = session.and_then(|s| s.last_interaction_ms);
+                if !within_window(last, now) {
+                    self.metrics.messages_refused.inc();
+                    self.forget(id);
+                    return self
+                        .blocking(move |s| s.mark_refused(id, OUTSIDE_WINDOW_REASON, now))
+                        .await;
+                }
+                message.body.clone()
+            }
+            OutboundKind::OtnToken { .. } => {
+                let Some(token) = &message.token else {
+                    self.metrics.messages_failed.inc();
+                    self.forget(id);
+                    return self
+                        .blocking(move |s| {
+                            s.mark_failed(id, "no OTN token recorded for a token send", now)
+                        })
+                        .await;
+                };
+                if message.attempts == 0 {
+                    // Record that a send with this token started: after a crash mid-request, a
+                    // "token used" answer then means delivered-unconfirmed, not failed.
+                    self.blocking(move |s| s.mark_retry(id, now, "token send started"))
+                        .await?;
+                }
+                with_token_recipient(&message.body, token)
+            }
+        };
+        let Some(client) = self.clients.for_page(&message.page) else {
+            self.metrics.messages_failed.inc();
+            self.forget(id);
+            let error = format!(
+                "no Send API client (access token) for page {}",
+                message.page
+            );
+            return self.blocking(move |s| s.mark_failed(id, &error, now)).await;
+        };
+        self.pace(&message.page).await;
+        let result = client.send_json(&body).await;
+        let at = self.clock.now_ms();
+        match result {
+            Ok(ok) => {
+                self.metrics.messages_sent.inc();
+                if let Some(received) = self.forget(id) {
+                    if let Some(hook) = &self.latency_hook {
+                        hook(Duration::from_millis(at.saturating_sub(received)));
+                    }
+                }
+                self.blocking(move |s| s.mark_sent(id, &ok.message_id, at))
+                    .await
+            }
+            Err(error) => self.record_failure(&message, error, at).await,
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        message: &OutboundMessage,
+        error: SendError,
+        at: u64,
+    ) -> Result<(), RuntimeError> {
+        let id = message.id;
+        let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
+        let text = format!("{} ({}): {error}", error.class(), error.attempts());
+        // An earlier attempt of a token send may have reached Messenger (a timeout, or a crash
+        // during the request): "token unusable" now most likely means it was delivered.
+        let earlier_attempt = message.attempts > 0;
+        let unconfirmed = token_send
+            && (matches!(error, SendError::DeliveredUnconfirmed(_))
+                || (matches!(error, SendError::TokenUnusable(_)) && earlier_attempt));
+        if unconfirmed {
+            tracing::warn!(outbox = %id, %text, "token send delivered, unconfirmed");
+            self.metrics.messages_unconfirmed.inc();
+            self.forget(id);
+            return self
+                .blocking(move |s| s.mark_delivered_unconfirmed(id, at))
+                .await;
+        }
+        let retryable = error.is_retryable() || matches!(error, SendError::Auth(_));
+        // `attempts` counts the token-send marker too; allow one extra for it.
+        let used = message.attempts + 1;
+        if retryable && used < self.settings.max_attempts + u32::from(token_send) {
+            let retry_after = match &error {
+                SendError::Throttled { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            let delay = self.backoff(used, retry_after);
+            self.metrics.messages_retried.inc();
+            let due = at.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+            return self.blocking(move |s| s.mark_retry(id, due, &text)).await;
+        }
+        if token_send && error.may_have_been_delivered() {
+            self.metrics.messages_unconfirmed.inc();
+            self.forget(id);
+            return self
+                .blocking(move |s| s.mark_delivered_unconfirmed(id, at))
+                .await;
+        }
+        tracing::warn!(outbox = %id, %text, "message failed permanently");
+        self.metrics.messages_failed.inc();
+        self.forget(id);
+        // For a token send the store also marks the token invalid.
+        self.blocking(move |s| s.mark_failed(id, &text, at)).await
+    }
+
+    /// Capped exponential backoff with jitter, at least `retry_after`.
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let capped = self
+            .settings
+            .retry_base
+            .saturating_mul(1u32 << exponent)
+            .min(self.settings.retry_max);
+        let half = capped / 2;
+        let jittered = half + half.mul_f64(fastrand::f64());
+        retry_after.map_or(jittered, |hint| jittered.max(hint))
+    }
+
+    fn forget(&self, id: OutboxId) -> Option<u64> {
+        self.origins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+    }
+}

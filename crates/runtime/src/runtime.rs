@@ -1,0 +1,378 @@
+//! The [`Runtime`] facade the server uses: start (with resume), submit journaled events,
+//! topic notifications, metrics, graceful shutdown.
+
+use crate::clock::{Clock, SystemClock};
+use crate::dispatcher::{DispatchSettings, Dispatcher, PageClients};
+use crate::event::NotifyContent;
+use crate::flow_cache::FlowCache;
+use crate::metrics::{LatencyHook, RuntimeMetrics};
+use crate::outbound::{MessageSpec, Purpose, request_body};
+use crate::process::{Processed, Processor, Work};
+use crate::scheduler::{AfterWork, Shards, run_timers};
+use botflow_flow::TopicId;
+use botflow_messenger::SendClient;
+use botflow_storage::{JournalEntry, PageId, Store, StoreError};
+use serde::Serialize;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Settings of a [`Runtime`]; `Default` suits production.
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Shards (subscribers are spread over them; each processes one item at a time). Default 64.
+    pub workers: usize,
+    /// Queue capacity per shard; a full queue makes `submit` wait (backpressure). Default 1,024.
+    pub queue_capacity: usize,
+    /// Blocks one event may run before the run stops with an error. Default 200.
+    pub step_budget: u32,
+    /// Send API calls per second per Page. Default 250 (Messenger allows about 300).
+    pub page_rate_per_sec: u32,
+    /// Send API requests in flight at once, across Pages. Default 64.
+    pub max_sends_in_flight: usize,
+    /// Dispatcher attempts per message (each may include the client's own quick retries). Default 8.
+    pub max_send_attempts: u32,
+    /// First dispatcher retry delay, doubled per attempt with jitter. Default 1 s.
+    pub retry_base: Duration,
+    /// Longest dispatcher retry delay. Default 5 minutes.
+    pub retry_max: Duration,
+    /// How often the due-timer index is polled. Default 250 ms.
+    pub timer_poll: Duration,
+    /// How often the outbox is polled when nothing wakes the dispatcher (retries). Default 250 ms.
+    pub outbox_poll: Duration,
+    /// How long the active flow versions of a Page are cached. Default 1 s.
+    pub flow_cache_ttl: Duration,
+    /// The clock (tests use [`crate::ManualClock`]).
+    pub clock: Arc<dyn Clock>,
+    /// Observes webhook-arrival-to-sent latency of each message an event caused.
+    pub latency_hook: Option<LatencyHook>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            workers: 64,
+            queue_capacity: 1_024,
+            step_budget: crate::DEFAULT_STEP_BUDGET,
+            page_rate_per_sec: 250,
+            max_sends_in_flight: 64,
+            max_send_attempts: 8,
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            timer_poll: Duration::from_millis(250),
+            outbox_poll: Duration::from_millis(250),
+            flow_cache_ttl: Duration::from_secs(1),
+            clock: Arc::new(SystemClock),
+            latency_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RuntimeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("workers", &self.workers)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("step_budget", &self.step_budget)
+            .field("page_rate_per_sec", &self.page_rate_per_sec)
+            .field("max_sends_in_flight", &self.max_sends_in_flight)
+            .field("max_send_attempts", &self.max_send_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a runtime call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The runtime is shutting down and accepts no more work.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+    /// A background task failed (panicked or was cancelled).
+    #[error("runtime task failed: {0}")]
+    Task(String),
+}
+
+/// The counts of a topic notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NotifyCounts {
+    /// Messages queued, each paying with one token (spent in the same commit).
+    pub queued: u64,
+    /// Subscribers listed as holders who had no usable token left when their turn came.
+    pub no_token: u64,
+    /// Tokens found expired (and marked so) while notifying.
+    pub expired: u64,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    processor: Arc<Processor>,
+    shards: Arc<Shards>,
+    dispatcher: Arc<Dispatcher>,
+    metrics: Arc<RuntimeMetrics>,
+    clock: Arc<dyn Clock>,
+    stop_timers: Arc<Notify>,
+    wake_timers: Arc<Notify>,
+    stop_dispatcher: Arc<Notify>,
+}
+
+/// The running runtime: a scheduler (shards and timers) and a dispatcher on tokio.
+pub struct Runtime {
+    inner: Arc<Inner>,
+    shard_tasks: Mutex<Vec<JoinHandle<()>>>,
+    timer_task: Mutex<Option<JoinHandle<()>>>,
+    dispatcher_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Starts the runtime with one Send API client for every Page; see [`Runtime::start_with_clients`].
+    pub async fn start(
+        store: Arc<dyn Store>,
+        client: SendClient,
+        config: RuntimeConfig,
+    ) -> Result<Self, RuntimeError> {
+        Self::start_with_clients(store, PageClients::single(client), config).await
+    }
+
+    /// Starts the scheduler and the dispatcher, then resumes: journaled events not yet processed
+    /// are queued in arrival order before this returns (so events submitted afterwards come
+    /// after them); pending outbound messages and due timers are picked up by their loops.
+    pub async fn start_with_clients(
+        store: Arc<dyn Store>,
+        clients: PageClients,
+        config: RuntimeConfig,
+    ) -> Result<Self, RuntimeError> {
+        let metrics = Arc::new(RuntimeMetrics::default());
+        let processor = Arc::new(Processor {
+            store: Arc::clone(&store),
+            flows: FlowCache::new(
+                u64::try_from(config.flow_cache_ttl.as_millis()).unwrap_or(u64::MAX),
+            ),
+            clock: Arc::clone(&config.clock),
+            metrics: Arc::clone(&metrics),
+            step_budget: config.step_budget,
+        });
+        let dispatcher = Arc::new(Dispatcher::new(
+            Arc::clone(&store),
+            clients,
+            Arc::clone(&config.clock),
+            Arc::clone(&metrics),
+            DispatchSettings {
+                page_rate_per_sec: config.page_rate_per_sec,
+                max_in_flight: config.max_sends_in_flight,
+                max_attempts: config.max_send_attempts,
+                retry_base: config.retry_base,
+                retry_max: config.retry_max,
+                poll: config.outbox_poll,
+            },
+            config.latency_hook.clone(),
+        ));
+        let after: AfterWork = {
+            let dispatcher = Arc::clone(&dispatcher);
+            Arc::new(move |processed: &Processed| {
+                dispatcher.queued(&processed.outbox_ids, processed.received_ms);
+            })
+        };
+        let (shards, shard_tasks) = Shards::start(
+            config.workers,
+            config.queue_capacity,
+            Arc::clone(&processor),
+            after,
+        );
+        let inner = Arc::new(Inner {
+            store: Arc::clone(&store),
+            processor: Arc::clone(&processor),
+            shards: Arc::clone(&shards),
+            dispatcher: Arc::clone(&dispatcher),
+            metrics,
+            clock: Arc::clone(&config.clock),
+            stop_timers: Arc::new(Notify::new()),
+            wake_timers: Arc::new(Notify::new()),
+            stop_dispatcher: Arc::new(Notify::new()),
+        });
+        let timer_task = tokio::spawn(run_timers(
+            processor,
+            shards,
+            config.timer_poll,
+            Arc::clone(&inner.stop_timers),
+            Arc::clone(&inner.wake_timers),
+        ));
+        let dispatcher_task = tokio::spawn(dispatcher.run(Arc::clone(&inner.stop_dispatcher)));
+        let runtime = Self {
+            inner,
+            shard_tasks: Mutex::new(shard_tasks),
+            timer_task: Mutex::new(Some(timer_task)),
+            dispatcher_task: Mutex::new(Some(dispatcher_task)),
+        };
+        let backlog = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || store.unprocessed_events())
+                .await
+                .map_err(|e| RuntimeError::Task(e.to_string()))??
+        };
+        if !backlog.is_empty() {
+            tracing::info!(
+                events = backlog.len(),
+                "resuming unprocessed journal events"
+            );
+        }
+        runtime.submit(backlog).await?;
+        runtime.wake();
+        Ok(runtime)
+    }
+
+    /// Queues journaled events (the caller journaled them durably first) for processing, each
+    /// behind its subscriber's earlier events. Waits while a queue is full (backpressure).
+    pub async fn submit(&self, events: Vec<JournalEntry>) -> Result<(), RuntimeError> {
+        for event in events {
+            self.inner
+                .shards
+                .submit(Work::Event(event))
+                .await
+                .map_err(|_| RuntimeError::ShuttingDown)?;
+        }
+        Ok(())
+    }
+
+    /// Sends a topic notification to every subscriber holding a usable token of `topic`: a text
+    /// is queued with one token per subscriber (spent in the same commit); a flow runs for each
+    /// such subscriber, in their order with their other events, its `otn_send` blocks spending
+    /// tokens. Returns when everything is queued (the dispatcher then drains at the Page's pace).
+    pub async fn notify_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        content: NotifyContent,
+        now_ms: u64,
+    ) -> Result<NotifyCounts, RuntimeError> {
+        match content {
+            NotifyContent::Text(text) => {
+                let (page, topic) = (page.clone(), topic.clone());
+                let store = Arc::clone(&self.inner.store);
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let body_for = move |psid: &botflow_storage::Psid| {
+                        request_body(
+                            psid,
+                            Purpose::OtnToken,
+                            MessageSpec::Text {
+                                text: text.clone(),
+                                buttons: Vec::new(),
+                                quick_replies: Vec::new(),
+                            },
+                        )
+                    };
+                    store.notify_topic(&page, &topic, &body_for, now_ms)
+                })
+                .await
+                .map_err(|e| RuntimeError::Task(e.to_string()))??;
+                self.inner.dispatcher.wake.notify_one();
+                Ok(NotifyCounts {
+                    queued: outcome.queued,
+                    no_token: outcome.no_token,
+                    expired: outcome.expired,
+                })
+            }
+            NotifyContent::Flow(flow) => {
+                let store = Arc::clone(&self.inner.store);
+                let (p, t) = (page.clone(), topic.clone());
+                let (expired, holders) = tokio::task::spawn_blocking(move || {
+                    let expired = store.expire_tokens(now_ms)?;
+                    let holders = store.topic_holders(&p, &t, now_ms)?;
+                    Ok::<_, StoreError>((expired, holders))
+                })
+                .await
+                .map_err(|e| RuntimeError::Task(e.to_string()))??;
+                let mut replies = Vec::with_capacity(holders.len());
+                for psid in holders {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let work = Work::Notify {
+                        page: page.clone(),
+                        psid,
+                        topic: topic.clone(),
+                        content: NotifyContent::Flow(flow.clone()),
+                        reply: Some(tx),
+                    };
+                    self.inner
+                        .shards
+                        .submit(work)
+                        .await
+                        .map_err(|_| RuntimeError::ShuttingDown)?;
+                    replies.push(rx);
+                }
+                let mut counts = NotifyCounts {
+                    expired,
+                    ..NotifyCounts::default()
+                };
+                for reply in replies {
+                    let report = reply.await.unwrap_or_default();
+                    counts.queued += report.queued;
+                    counts.no_token += report.no_token;
+                }
+                Ok(counts)
+            }
+        }
+    }
+
+    /// Forgets cached active flow versions (call after publishing or rolling back a flow).
+    pub fn flows_changed(&self) {
+        self.inner.processor.flows.invalidate();
+    }
+
+    /// Looks for due timers and due messages now instead of at the next poll.
+    pub fn wake(&self) {
+        self.inner.wake_timers.notify_one();
+        self.inner.dispatcher.wake.notify_one();
+    }
+
+    /// The runtime's counters and gauges.
+    pub fn metrics(&self) -> &Arc<RuntimeMetrics> {
+        &self.inner.metrics
+    }
+
+    /// The runtime's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Graceful shutdown: stops accepting work, processes what is queued, stops the timer loop,
+    /// lets sends in flight finish and record their outcome, and flushes the store. Work not
+    /// done stays in the journal/outbox and resumes at the next start.
+    pub async fn shutdown(&self) -> Result<(), RuntimeError> {
+        self.inner.stop_timers.notify_one();
+        if let Some(task) = take(&self.timer_task) {
+            task.await.map_err(|e| RuntimeError::Task(e.to_string()))?;
+        }
+        self.inner.shards.close();
+        let shard_tasks = std::mem::take(
+            &mut *self
+                .shard_tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for task in shard_tasks {
+            task.await.map_err(|e| RuntimeError::Task(e.to_string()))?;
+        }
+        self.inner.stop_dispatcher.notify_one();
+        if let Some(task) = take(&self.dispatcher_task) {
+            task.await.map_err(|e| RuntimeError::Task(e.to_string()))?;
+        }
+        let store = Arc::clone(&self.inner.store);
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| RuntimeError::Task(e.to_string()))??;
+        Ok(())
+    }
+}
+
+fn take(slot: &Mutex<Option<JoinHandle<()>>>) -> Option<JoinHandle<()>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}

@@ -1,0 +1,14 @@
+//! The runtime's integration tests, one binary whose modules are the suites: golden
+//! conversations, step behaviour, the OTN story, the scheduler and dispatcher, the crash test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    dead_code,
+    unreachable_pub
+)]
+
+mod conversations;
+mod otn_story;
+mod step;
+mod support;
