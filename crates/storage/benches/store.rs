@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long each throughput measurement runs.
-const RUN: Duration = Duration::from_millis(2_500);
+const RUN: Duration = Duration::from_millis(1_500);
 
 fn options() -> StoreOptions {
     StoreOptions::default()
@@ -130,7 +130,7 @@ fn commits_store(threads: usize, durable: bool) -> f64 {
         store
             .commit_step(StepCommit {
                 page: PageId::from("page-1"),
-                psid: Psid(format!("psid-{t}")),
+                psid: Psid(format!("psid-{t}-{}", i % 1_000)),
                 event: None,
                 session: session(i),
                 outbound: outbound(i),
@@ -156,7 +156,7 @@ fn commits_raw(threads: usize) -> f64 {
             .collect();
         (&sessions, &outbox)
             .transaction(|(sessions, outbox)| {
-                sessions.insert(format!("psid-{t}").as_bytes(), s.clone())?;
+                sessions.insert(format!("psid-{t}-{}", i % 1_000).as_bytes(), s.clone())?;
                 for m in &messages {
                     let id = outbox.generate_id()?;
                     outbox.insert(&id.to_be_bytes(), m.clone())?;
@@ -171,10 +171,21 @@ fn commits_raw(threads: usize) -> f64 {
 /// Builds 1,000 topics and 1,000,000 tokens, then times the topic list.
 fn topic_list() -> Vec<(String, String)> {
     const TOPICS: usize = 1_000;
-    const TOKENS: u64 = 1_000_000;
-    const PER_COMMIT: u64 = 200;
+    let tokens_total: u64 = std::env::var("BENCH_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    const PER_COMMIT: u64 = 500;
     let dir = tempfile::tempdir().unwrap();
-    let store = open_store(dir.path());
+    // A cache that holds the whole data set, as a production store of this size would have.
+    let store = SledStore::open(
+        dir.path(),
+        StoreOptions {
+            cache_capacity_bytes: 2 * 1024 * 1024 * 1024,
+            ..options()
+        },
+    )
+    .unwrap();
     let page = PageId::from("page-1");
     let topics: Vec<TopicId> = (0..TOPICS)
         .map(|i| {
@@ -187,7 +198,7 @@ fn topic_list() -> Vec<(String, String)> {
     let built = Instant::now();
     let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
     let expiring_at = 5_000_000u64;
-    for c in 0..TOKENS / PER_COMMIT {
+    for c in 0..tokens_total / PER_COMMIT {
         let tokens: Vec<NewToken> = (0..PER_COMMIT)
             .map(|k| {
                 rng ^= rng << 13;
@@ -198,8 +209,8 @@ fn topic_list() -> Vec<(String, String)> {
                     topic: topics[(rng % TOPICS as u64) as usize].clone(),
                     token: format!("tok-{n:08}"),
                     created_ms: n,
-                    // One token in ten expires early, to measure the list before a sweep.
-                    expires_ms: if n % 10 == 0 {
+                    // One token in fifty expires early, to measure the list before a sweep.
+                    expires_ms: if n % 50 == 0 {
                         expiring_at
                     } else {
                         u64::MAX / 2
@@ -210,7 +221,7 @@ fn topic_list() -> Vec<(String, String)> {
         store
             .commit_step(StepCommit {
                 page: page.clone(),
-                psid: Psid(format!("psid-{}", c % 50_000)),
+                psid: Psid(format!("psid-{c}")),
                 event: None,
                 session: Session::default(),
                 outbound: Vec::new(),
@@ -241,19 +252,19 @@ fn topic_list() -> Vec<(String, String)> {
     let expired = store.expire_tokens(expiring_at).unwrap();
     let sweep_secs = swept.elapsed().as_secs_f64();
     let (swept_ms, swept_total) = time_list(expiring_at);
-    assert_eq!(fresh_total, TOKENS);
-    assert_eq!(unswept_total, TOKENS - expired);
+    assert_eq!(fresh_total, tokens_total);
+    assert_eq!(unswept_total, tokens_total - expired);
     assert_eq!(swept_total, unswept_total);
     vec![
         (
-            "build: 1,000,000 tokens in 200-token commits".into(),
+            format!("build: {tokens_total} tokens, {PER_COMMIT} per commit"),
             format!(
                 "{:.0} tokens/s ({build_secs:.1} s)",
-                TOKENS as f64 / build_secs
+                tokens_total as f64 / build_secs
             ),
         ),
         (
-            "list 1,000 topics, 1M usable tokens".into(),
+            format!("list {TOPICS} topics, {tokens_total} usable tokens"),
             format!("{fresh_ms:.2} ms"),
         ),
         (
@@ -271,54 +282,56 @@ fn topic_list() -> Vec<(String, String)> {
     ]
 }
 
+fn ratio_line(what: String, store: f64, raw: f64) {
+    println!("{what:<44} {store:>14.0} {raw:>14.0} {:>7.2}x", raw / store);
+}
+
+fn header(what: &str) {
+    println!(
+        "{what:<44} {:>14} {:>14} {:>8}",
+        "store /s", "raw sled /s", "raw/store"
+    );
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep that quick.
+    // `cargo test --benches` runs this too: keep that quick.
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
+    // An optional argument picks one section: journal, commits or topics.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
     println!(
         "botflow-storage benchmarks ({} s per throughput run)\n",
         RUN.as_secs_f64()
     );
-    println!(
-        "{:<44} {:>14} {:>14} {:>8}",
-        "durable journal appends", "store /s", "raw sled /s", "ratio"
-    );
-    for threads in [1, 16, 256] {
-        let store = journal_store(threads);
-        let raw = journal_raw(threads);
-        println!(
-            "{:<44} {:>14.0} {:>14.0} {:>7.2}x",
-            format!("{threads} writer threads"),
-            store,
-            raw,
-            raw / store
-        );
+    if run("journal") {
+        header("durable journal appends");
+        for threads in [1, 16, 256] {
+            let store = journal_store(threads);
+            let raw = journal_raw(threads);
+            ratio_line(format!("{threads} writer threads"), store, raw);
+        }
+        println!();
     }
-    println!();
-    println!(
-        "{:<44} {:>14} {:>14} {:>8}",
-        "session + 2 outbound commits", "store /s", "raw sled /s", "ratio"
-    );
-    for threads in [1, 16] {
-        let store = commits_store(threads, true);
-        let raw = commits_raw(threads);
+    if run("commits") {
+        header("session + 2 outbound commits");
+        for threads in [1, 16] {
+            let store = commits_store(threads, true);
+            let raw = commits_raw(threads);
+            ratio_line(format!("durable, {threads} threads"), store, raw);
+        }
+        let store = commits_store(1, false);
         println!(
-            "{:<44} {:>14.0} {:>14.0} {:>7.2}x",
-            format!("durable, {threads} subscriber threads"),
-            store,
-            raw,
-            raw / store
+            "{:<44} {store:>14.0} {:>14} {:>8}",
+            "non-durable, 1 thread", "-", "-"
         );
+        println!();
     }
-    let store = commits_store(1, false);
-    println!(
-        "{:<44} {:>14.0} {:>14} {:>8}",
-        "non-durable, 1 thread", store, "-", "-"
-    );
-    println!();
-    println!("topic list");
-    for (what, figure) in topic_list() {
-        println!("{what:<44} {figure:>30}");
+    if run("topics") {
+        println!("topic list");
+        for (what, figure) in topic_list() {
+            println!("{what:<44} {figure:>30}");
+        }
     }
 }

@@ -79,7 +79,8 @@ pub struct DueTimer {
     pub timer: Timer,
 }
 
-/// Outbound queue figures for metrics.
+/// Outbound queue figures for metrics: pending now, final states since the store was opened
+/// (export them as counters; they restart at zero with the process).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxStats {
     /// Messages waiting to be sent (including retries).

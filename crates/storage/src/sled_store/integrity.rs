@@ -3,13 +3,11 @@
 
 use super::SledStore;
 use super::codec::{KeyReader, decode};
-use super::journal::EventKeyRecord;
-use super::outbox::STATS_KEY;
+use super::journal::{EventRecord, JournalPointer};
 use super::tokens::SubscriberTokens;
 use super::trees::T;
 use crate::commit::OutboxStats;
 use crate::ids::OutboxId;
-use crate::journal::JournalEntry;
 use crate::outbox::OutboundMessage;
 use crate::store::StoreResult;
 use crate::token::{OtnToken, TokenState};
@@ -211,9 +209,7 @@ impl SledStore {
                 "due index {due_entries:?} differs from queue heads {heads:?}"
             ));
         }
-        let stats: OutboxStats = self
-            .read(T::Meta, STATS_KEY.as_bytes())?
-            .unwrap_or_default();
+        let stats: OutboxStats = crate::Store::outbox_stats(self)?;
         let pending_count = messages.values().filter(|m| m.status.is_pending()).count() as u64;
         if stats.pending != pending_count {
             problems.push(format!(
@@ -226,18 +222,20 @@ impl SledStore {
 
     fn verify_journal(&self, problems: &mut Vec<String>) -> StoreResult<()> {
         for item in self.tree(T::Journal).iter() {
-            let (_, value) = item?;
-            let entry: JournalEntry = decode("journal", &value)?;
-            let key = super::journal::event_key(&entry.page, &entry.event);
-            let record: Option<EventKeyRecord> = self.read(T::EventKeys, &key)?;
+            let (key, value) = item?;
+            let seq = KeyReader::new(&key).u64()?;
+            let pointer: JournalPointer = decode("journal", &value)?;
+            let record_key = super::journal::event_key(&pointer.page, &pointer.event);
+            let record: Option<EventRecord> = self.read(T::EventKeys, &record_key)?;
             match record {
-                Some(EventKeyRecord {
-                    seq: Some(seq),
+                Some(EventRecord {
+                    seq: Some(recorded),
                     processed: false,
-                }) if seq == entry.seq => {}
+                    entry: Some(_),
+                }) if recorded == seq => {}
                 other => problems.push(format!(
-                    "unprocessed event {} has dedup record {other:?}",
-                    entry.event
+                    "journal entry {seq} ({}) has dedup record {other:?}",
+                    pointer.event
                 )),
             }
         }

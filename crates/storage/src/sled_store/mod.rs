@@ -60,6 +60,8 @@ pub struct SledStore {
     trees: Vec<sled::Tree>,
     group: GroupCommit,
     valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
+    /// Outbox figures: pending counted from the queues at open, final states since open.
+    outbox_stats: Mutex<OutboxStats>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -86,9 +88,12 @@ impl SledStore {
             trees,
             group: GroupCommit::default(),
             valid_flows: Mutex::new(HashMap::new()),
+            outbox_stats: Mutex::new(OutboxStats::default()),
         };
         store.check_format()?;
         store.finish_topic_deletions()?;
+        let pending = store.count_pending()?;
+        store.count_outbox(|s| s.pending = pending);
         Ok(store)
     }
 
@@ -369,7 +374,7 @@ impl Store for SledStore {
     }
 
     fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>> {
-        self.scan(T::Journal, &[])
+        self.journal_unprocessed()
     }
 
     fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
@@ -433,9 +438,10 @@ impl Store for SledStore {
     }
 
     fn outbox_stats(&self) -> StoreResult<OutboxStats> {
-        Ok(self
-            .read(T::Meta, outbox::STATS_KEY.as_bytes())?
-            .unwrap_or_default())
+        Ok(*self
+            .outbox_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 
     fn messages_for(&self, page: &PageId, psid: &Psid) -> StoreResult<Vec<OutboundMessage>> {

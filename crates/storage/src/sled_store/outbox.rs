@@ -11,11 +11,6 @@ use crate::outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 use crate::store::StoreResult;
 use crate::token::TokenMark;
 
-/// Key of the outbox figures in the meta tree.
-pub(super) const STATS_KEY: &str = "outbox_stats";
-/// Name of the outbox id counter in the meta tree.
-const ID_COUNTER: &str = "outbox_id";
-
 pub(super) fn outbox_key(id: OutboxId) -> Vec<u8> {
     Key::new().u64(id.0).finish()
 }
@@ -36,28 +31,21 @@ fn message_index_key(page: &PageId, psid: &Psid, id: OutboxId) -> Vec<u8> {
         .finish()
 }
 
-fn update_stats(tx: &Tx<'_>, f: impl FnOnce(&mut OutboxStats)) -> TxResult<()> {
-    let mut stats: OutboxStats = tx.get(T::Meta, STATS_KEY.as_bytes())?.unwrap_or_default();
-    f(&mut stats);
-    tx.put(T::Meta, STATS_KEY.as_bytes(), &stats)
+/// A new outbox id: increasing across the store, with gaps (sled's id generator).
+pub(super) fn reserve_id(tx: &Tx<'_>) -> TxResult<OutboxId> {
+    Ok(OutboxId(tx.generate_id()? + 1))
 }
 
-/// The id the next queued message will get (not reserved until [`enqueue`]).
-pub(super) fn peek_next_id(tx: &Tx<'_>) -> TxResult<OutboxId> {
-    Ok(OutboxId(tx.counter(ID_COUNTER)? + 1))
-}
-
-/// Queues a message behind the subscriber's pending ones, with the id from [`peek_next_id`].
+/// Queues a message with id `id` (from [`reserve_id`]) behind the subscriber's pending ones.
 pub(super) fn enqueue(
     tx: &Tx<'_>,
+    id: OutboxId,
     page: &PageId,
     psid: &Psid,
     new: &NewOutbound,
     token: Option<String>,
     now_ms: u64,
 ) -> TxResult<OutboxId> {
-    let id = peek_next_id(tx)?;
-    tx.set_counter(ID_COUNTER, id.0)?;
     let message = OutboundMessage {
         id,
         page: page.clone(),
@@ -80,7 +68,6 @@ pub(super) fn enqueue(
     }
     queue.push(id);
     tx.put(T::SubQueue, &qkey, &queue)?;
-    update_stats(tx, |s| s.pending += 1)?;
     Ok(id)
 }
 
@@ -149,20 +136,39 @@ impl SledStore {
                     Err(err) => return Err(err),
                 }
             }
-            update_stats(tx, |s| {
-                s.pending = s.pending.saturating_sub(1);
-                match &status {
-                    OutboundStatus::Pending => s.pending += 1,
-                    OutboundStatus::Sent { .. } => s.sent += 1,
-                    OutboundStatus::Failed { .. } => s.failed += 1,
-                    OutboundStatus::RefusedByPolicy { .. } => s.refused += 1,
-                    OutboundStatus::DeliveredUnconfirmed { .. } => s.delivered_unconfirmed += 1,
-                }
-            })?;
             message.status = status.clone();
             tx.put(T::Outbox, &outbox_key(id), &message)
         })?;
+        self.count_outbox(|s| {
+            s.pending = s.pending.saturating_sub(1);
+            match &status {
+                OutboundStatus::Pending => s.pending += 1,
+                OutboundStatus::Sent { .. } => s.sent += 1,
+                OutboundStatus::Failed { .. } => s.failed += 1,
+                OutboundStatus::RefusedByPolicy { .. } => s.refused += 1,
+                OutboundStatus::DeliveredUnconfirmed { .. } => s.delivered_unconfirmed += 1,
+            }
+        });
         self.durable()
+    }
+
+    /// Updates the in-memory outbox figures after a commit.
+    pub(super) fn count_outbox(&self, f: impl FnOnce(&mut OutboxStats)) {
+        f(&mut self
+            .outbox_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// The pending count from the queues, for the figures at open.
+    pub(super) fn count_pending(&self) -> StoreResult<u64> {
+        let mut pending = 0;
+        for item in self.tree(T::SubQueue).iter() {
+            let (_, value) = item?;
+            let queue: Vec<OutboxId> = super::codec::decode("sub_queue", &value)?;
+            pending += queue.len() as u64;
+        }
+        Ok(pending)
     }
 
     pub(super) fn outbox_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {

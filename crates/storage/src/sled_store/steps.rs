@@ -3,7 +3,7 @@
 use super::SledStore;
 use super::codec::{Key, KeyReader};
 use super::journal::mark_processed;
-use super::outbox::{enqueue, peek_next_id};
+use super::outbox::{enqueue, reserve_id};
 use super::tokens;
 use super::trees::{T, Tx, TxResult};
 use crate::commit::{DueTimer, NotifyOutcome, StepCommit, StepCommitted, TokenSendOutcome};
@@ -62,18 +62,11 @@ fn queue_token_send(
     outbound: &NewOutbound,
     now_ms: u64,
 ) -> TxResult<(TokenSendOutcome, u64)> {
-    let id = peek_next_id(tx)?;
+    let id = reserve_id(tx)?;
     let taken = tokens::take_oldest(tx, page, psid, topic, id, now_ms)?;
     match taken.token {
         Some(token) => {
-            let queued = enqueue(tx, page, psid, outbound, Some(token.clone()), now_ms)?;
-            if queued != id {
-                return Err(StoreError::Corrupt {
-                    what: "meta",
-                    detail: format!("outbox id {queued} differs from the reserved {id}"),
-                }
-                .into());
-            }
+            enqueue(tx, id, page, psid, outbound, Some(token.clone()), now_ms)?;
             Ok((
                 TokenSendOutcome::Queued { outbox: id, token },
                 taken.expired,
@@ -117,7 +110,8 @@ impl SledStore {
             for message in outbound {
                 match &message.kind {
                     OutboundKind::Normal => {
-                        outbox_ids.push(enqueue(tx, page, psid, message, None, *now_ms)?);
+                        let id = reserve_id(tx)?;
+                        outbox_ids.push(enqueue(tx, id, page, psid, message, None, *now_ms)?);
                     }
                     OutboundKind::OtnToken { topic } => {
                         let (outcome, _expired) =
@@ -135,6 +129,7 @@ impl SledStore {
                 token_adds,
             })
         })?;
+        self.count_outbox(|s| s.pending += committed.outbox_ids.len() as u64);
         if *durable {
             self.durable()?;
         }
@@ -180,6 +175,7 @@ impl SledStore {
                 }
                 Ok(counts)
             })?;
+            self.count_outbox(|s| s.pending += counts.queued);
             outcome.queued += counts.queued;
             outcome.no_token += counts.no_token;
             outcome.expired += counts.expired;

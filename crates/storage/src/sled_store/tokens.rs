@@ -80,8 +80,10 @@ fn write_list(tx: &Tx<'_>, page: &PageId, psid: &Psid, list: &SubscriberTokens) 
         tx.del(T::SubTokens, &lkey)?;
         tx.del(T::TopicHolders, &hkey)
     } else {
-        tx.put(T::SubTokens, &lkey, list)?;
-        tx.mark(T::TopicHolders, &hkey)
+        if !tx.contains(T::TopicHolders, &hkey)? {
+            tx.mark(T::TopicHolders, &hkey)?;
+        }
+        tx.put(T::SubTokens, &lkey, list)
     }
 }
 

@@ -154,14 +154,9 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Reads a counter of the meta tree (0 when absent).
-    pub(crate) fn counter(&self, name: &str) -> TxResult<u64> {
-        Ok(self.get::<u64>(T::Meta, name.as_bytes())?.unwrap_or(0))
-    }
-
-    /// Writes a counter of the meta tree.
-    pub(crate) fn set_counter(&self, name: &str, value: u64) -> TxResult<()> {
-        self.put(T::Meta, name.as_bytes(), &value)
+    /// A new id from sled's monotonic id generator.
+    pub(crate) fn generate_id(&self) -> TxResult<u64> {
+        Ok(self.tree(T::Meta)?.generate_id()?)
     }
 }
 

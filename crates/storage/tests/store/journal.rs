@@ -136,3 +136,45 @@ fn concurrent_appends_are_all_durable_and_distinct() {
         assert!(mine.windows(2).all(|w| w[0] < w[1]));
     }
 }
+
+#[test]
+fn a_redelivery_repairs_an_append_cut_short_by_a_crash() {
+    let (_dir, store) = temp_store();
+    let e = event(7, 1);
+    let Appended::New { seq } = store
+        .journal_append_batch(std::slice::from_ref(&e))
+        .unwrap()[0]
+    else {
+        panic!("fresh event reported duplicate");
+    };
+    // What a crash between the two writes of an append can leave: the event record without
+    // its arrival index entry.
+    store
+        .raw_db()
+        .open_tree("journal")
+        .unwrap()
+        .clear()
+        .unwrap();
+    assert!(store.unprocessed_events().unwrap().is_empty());
+
+    // Messenger redelivers (no 200 was sent): the event is back, under its first sequence number.
+    assert_eq!(
+        store
+            .journal_append_batch(std::slice::from_ref(&e))
+            .unwrap(),
+        vec![Appended::New { seq }]
+    );
+    let pending = store.unprocessed_events().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].seq, pending[0].payload.clone()),
+        (seq, e.payload.clone())
+    );
+    assert_eq!(
+        store
+            .journal_append_batch(std::slice::from_ref(&e))
+            .unwrap(),
+        vec![Appended::Duplicate]
+    );
+    assert_consistent(&store);
+}

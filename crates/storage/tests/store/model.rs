@@ -34,7 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MState {
     Usable,
-    Spent(u64),
+    Spent,
     Invalid,
     Expired,
 }
@@ -59,7 +59,7 @@ struct MMessage {
 struct Model {
     now: u64,
     tokens: Vec<MToken>,
-    next_id: u64,
+    last_id: u64,
     messages: BTreeMap<u64, MMessage>,
     queues: BTreeMap<u8, VecDeque<u64>>,
 }
@@ -76,28 +76,30 @@ impl Model {
             .collect();
         mine.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
         let mut taken = None;
-        let id = self.next_id + 1;
         for t in mine {
             if t.expires <= now {
                 t.state = MState::Expired;
                 expired += 1;
             } else if taken.is_none() {
-                t.state = MState::Spent(id);
+                t.state = MState::Spent;
                 taken = Some(t.name.clone());
             }
         }
-        if let Some(name) = &taken {
-            self.next_id = id;
-            self.messages.insert(
-                id,
-                MMessage {
-                    token: Some(name.clone()),
-                    due: now,
-                },
-            );
-            self.queues.entry(psid).or_default().push_back(id);
-        }
         (taken, expired)
+    }
+
+    /// Records a message the store queued (ids come from the store: increasing, with gaps).
+    fn queued(&mut self, psid: u8, id: u64, token: Option<String>) {
+        assert!(id > self.last_id, "outbox ids must increase");
+        self.last_id = id;
+        self.messages.insert(
+            id,
+            MMessage {
+                token,
+                due: self.now,
+            },
+        );
+        self.queues.entry(psid).or_default().push_back(id);
     }
 
     fn usable(&self, psid: u8, topic: u8) -> Vec<String> {
@@ -167,7 +169,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let (expected, _) = model.take(p, topic);
                 let got = match &committed.token_sends[0] {
                     TokenSendOutcome::Queued { outbox, token } => {
-                        prop_assert_eq!(outbox.0, model.next_id);
+                        model.queued(p, outbox.0, Some(token.clone()));
                         Some(token.clone())
                     }
                     TokenSendOutcome::NoToken { .. } => None,
@@ -192,7 +194,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .unwrap();
                 let t = &mut model.tokens[i];
                 let expected = t.state == MState::Usable;
-                if matches!(t.state, MState::Usable | MState::Spent(_)) {
+                if matches!(t.state, MState::Usable | MState::Spent) {
                     t.state = MState::Invalid;
                 }
                 prop_assert_eq!(changed, expected);
@@ -226,9 +228,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         let (taken, e) = model.take(p, topic);
                         expired += e;
                         if taken.is_some() {
-                            queued += 1
+                            queued += 1;
+                            let last = store
+                                .messages_for(&page(), &psid(p.into()))
+                                .unwrap()
+                                .pop()
+                                .unwrap();
+                            prop_assert_eq!(&last.token, &taken);
+                            model.queued(p, last.id.0, taken);
                         } else {
-                            no_token += 1
+                            no_token += 1;
                         }
                     }
                 }
