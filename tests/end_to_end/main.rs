@@ -1,6 +1,9 @@
 //! End-to-end tests: one test binary whose modules are the suites.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod crash;
+mod http;
+mod otn_story;
 mod simulate;
 mod support;
 mod validate;

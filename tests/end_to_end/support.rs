@@ -25,3 +25,221 @@ pub(crate) fn workspace_root() -> PathBuf {
         .expect("workspace root")
         .to_path_buf()
 }
+
+// ---- a running `botflow serve` (used by the http, otn_story and crash suites) ----
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+/// The test Page served by every spawned server.
+pub(crate) const PAGE_ID: &str = "1001";
+/// The app secret webhooks are signed with.
+pub(crate) const APP_SECRET: &str = "e2e-app-secret";
+/// The admin bearer token.
+pub(crate) const ADMIN_TOKEN: &str = "e2e-admin-token";
+/// The body limit configured for spawned servers.
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
+/// Polls `check` until it returns `Some`, panicking with `what` after `timeout`.
+pub(crate) async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `botflow serve` child process on a free port of 127.0.0.1 with its own data dir.
+pub(crate) struct ServerProcess {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) base_url: String,
+    /// Everything the process printed on stdout so far.
+    pub(crate) stdout: Arc<Mutex<Vec<String>>>,
+    client: reqwest::Client,
+}
+
+impl ServerProcess {
+    /// Starts `botflow serve` on `data_dir` with the Send API pointed at `graph_url`, publishing
+    /// `flows_dir` when given, and waits until `/healthz` answers.
+    pub(crate) async fn start(data_dir: &Path, graph_url: &str, flows_dir: Option<&Path>) -> Self {
+        let mut command = Command::new(botflow_bin());
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("BOTFLOW_LISTEN", "127.0.0.1:0")
+            .env("BOTFLOW_DATA_DIR", data_dir)
+            .env("BOTFLOW_GRAPH_API_URL", graph_url)
+            .env("BOTFLOW_PAGE_ID", PAGE_ID)
+            .env("BOTFLOW_PAGE_ACCESS_TOKEN", "e2e-page-token")
+            .env("BOTFLOW_APP_SECRET", APP_SECRET)
+            .env("BOTFLOW_VERIFY_TOKEN", "e2e-verify")
+            .env("BOTFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("BOTFLOW_BODY_LIMIT_BYTES", BODY_LIMIT.to_string());
+        if let Some(dir) = flows_dir {
+            command.env("BOTFLOW_FLOWS_DIR", dir);
+        }
+        Self::spawn(command).await
+    }
+
+    /// Spawns a prepared `botflow serve` command and waits for its "listening on" line and `/healthz`.
+    pub(crate) async fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn botflow serve");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = mpsc::channel();
+        let reader = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let lines = stdout.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = address_tx.send(url.trim().to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let base_url = match address_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "botflow serve printed no \"listening on\" line; stdout: {:?}, exit: {:?}",
+                    stdout.lock().unwrap(),
+                    child.wait()
+                );
+            }
+        };
+        let server = Self {
+            child,
+            base_url,
+            stdout,
+            client: reqwest::Client::new(),
+        };
+        let health = format!("{}/healthz", server.base_url);
+        let client = server.client.clone();
+        wait_until("/healthz", Duration::from_secs(30), || {
+            let request = client.get(&health).send();
+            async move { request.await.ok().filter(|r| r.status().is_success()) }
+        })
+        .await;
+        server
+    }
+
+    /// An admin API request with the bearer token.
+    pub(crate) fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Sends an admin API request and returns its status and JSON body.
+    pub(crate) async fn api_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.api(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin API request");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body = match text.is_empty() {
+            true => serde_json::Value::Null,
+            false => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        };
+        (status, body)
+    }
+
+    /// POSTs a webhook body with the given signature header (or none).
+    pub(crate) async fn webhook_with(
+        &self,
+        body: &str,
+        signature: Option<&str>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self
+            .client
+            .post(format!("{}/webhook", self.base_url))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header("X-Hub-Signature-256", signature);
+        }
+        request.send().await
+    }
+
+    /// POSTs a webhook body signed with the app secret.
+    pub(crate) async fn webhook(&self, body: &str) -> reqwest::Response {
+        let signature = botflow_server::delivery::signature(APP_SECRET, body);
+        self.webhook_with(body, Some(&signature))
+            .await
+            .expect("webhook request")
+    }
+
+    /// The value of one sample on `/metrics` (full name with labels); 0 when absent.
+    pub(crate) async fn metric(&self, sample: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit; returns whether it exited successfully.
+    pub(crate) fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "botflow did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -2,10 +2,13 @@
 
 use crate::config::ServerConfig;
 use crate::ingest::now_ms;
+use crate::metrics::ServerMetrics;
 use crate::router::router;
 use crate::startup::{self, PublishedFile, StartupError};
 use crate::state::AppState;
-use botflow_storage::{PageId, SledStore, StoreError, StoreOptions};
+use botflow_messenger::{ClientConfig, SendClient};
+use botflow_runtime::{LatencyHook, PageClients, Runtime, RuntimeConfig};
+use botflow_storage::{PageId, SledStore, Store, StoreError, StoreOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -39,6 +42,14 @@ pub enum ServeError {
     /// A background task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
+    /// A Send API client could not be built from the configuration.
+    #[error("Send API client for Page {page}: {message}")]
+    Client {
+        /// The Page.
+        page: String,
+        /// What was wrong.
+        message: String,
+    },
     /// The runtime could not be started or stopped.
     #[error("runtime: {0}")]
     Runtime(String),
@@ -57,9 +68,56 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
 }
 
+/// One Send API client per configured Page, on the configured Graph API base URL and version.
+pub fn page_clients(config: &ServerConfig) -> Result<PageClients, ServeError> {
+    let (graph_base_url, api_version) = config.graph_base_and_version();
+    let mut clients: Option<PageClients> = None;
+    for page in &config.pages {
+        let mut client_config = ClientConfig::new(page.access_token.clone());
+        client_config.graph_base_url = graph_base_url.clone();
+        client_config.api_version = api_version.clone();
+        let client = SendClient::new(client_config).map_err(|err| ServeError::Client {
+            page: page.id.clone(),
+            message: err.to_string(),
+        })?;
+        let id = PageId::from(page.id.as_str());
+        clients = Some(match clients {
+            None => PageClients::single(client.clone()).with_page(id, client),
+            Some(clients) => clients.with_page(id, client),
+        });
+    }
+    clients.ok_or_else(|| ServeError::Client {
+        page: String::new(),
+        message: "no Page is configured".to_owned(),
+    })
+}
+
+/// The runtime hook that feeds the server's webhook-to-send latency histogram.
+pub fn latency_hook(metrics: &Arc<ServerMetrics>) -> LatencyHook {
+    let metrics = Arc::clone(metrics);
+    Arc::new(move |latency| metrics.webhook_to_send.observe(latency))
+}
+
+/// Starts the runtime on `store` with the configured clients and pace, feeding `metrics`.
+pub async fn start_runtime(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+    metrics: &Arc<ServerMetrics>,
+) -> Result<Runtime, ServeError> {
+    let runtime_config = RuntimeConfig {
+        page_rate_per_sec: config.send_rate_per_second,
+        latency_hook: Some(latency_hook(metrics)),
+        ..RuntimeConfig::default()
+    };
+    Runtime::start_with_clients(store, page_clients(config)?, runtime_config)
+        .await
+        .map_err(|err| ServeError::Runtime(err.to_string()))
+}
+
 /// Opens the store in `config.data_dir`, registers the Pages, publishes `flows` (origin and JSON
-/// text; unchanged flows make no new version), starts the runtime and serves HTTP on
-/// `config.listen` (port 0 picks a free port; see [`RunningServer::local_addr`]).
+/// text; unchanged flows make no new version), starts the runtime (which resumes unprocessed
+/// journal events and pending messages) and serves HTTP on `config.listen` (port 0 picks a free
+/// port; see [`RunningServer::local_addr`]).
 pub async fn start(
     config: ServerConfig,
     flows: Vec<(String, String)>,
@@ -95,8 +153,11 @@ pub async fn start(
         );
     }
 
+    let store: Arc<dyn Store> = Arc::new(store);
+    let metrics = Arc::new(ServerMetrics::default());
+    let runtime = Arc::new(start_runtime(&config, store.clone(), &metrics).await?);
     let listen = config.listen;
-    let state = Arc::new(AppState::new(config, Arc::new(store)));
+    let state = Arc::new(AppState::new(config, store, runtime, metrics));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -143,13 +204,18 @@ impl RunningServer {
     }
 
     /// Stops accepting connections, lets in-flight requests finish, then lets the runtime finish
-    /// the work it has started and flushes the store.
+    /// the work it has queued and the sends in flight, and flushes the store.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop_http.send(());
         self.http
             .await
             .map_err(|err| ServeError::Task(err.to_string()))?
             .map_err(ServeError::Http)?;
+        self.state
+            .runtime
+            .shutdown()
+            .await
+            .map_err(|err| ServeError::Runtime(err.to_string()))?;
         let store = self.state.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await

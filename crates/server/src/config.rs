@@ -18,6 +18,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Default limit of a request body (webhook and API): 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// Default Send API pace per Page (Messenger allows about 300 calls per second).
+pub const DEFAULT_SEND_RATE_PER_SECOND: u32 = 250;
 /// Page id used by `--demo` when no Page is configured.
 pub const DEMO_PAGE_ID: &str = "100000000000001";
 /// Page access token used by `--demo` (the fake Graph API accepts any token).
@@ -70,6 +72,8 @@ pub struct ServerConfig {
     pub flows_dir: Option<PathBuf>,
     /// Largest accepted request body in bytes.
     pub body_limit_bytes: usize,
+    /// Send API calls per second per Page the dispatcher allows itself.
+    pub send_rate_per_second: u32,
     /// Whether `--demo` defaults were applied.
     pub demo: bool,
 }
@@ -86,6 +90,7 @@ impl fmt::Debug for ServerConfig {
             .field("admin_token", &"<redacted>")
             .field("flows_dir", &self.flows_dir)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("send_rate_per_second", &self.send_rate_per_second)
             .field("demo", &self.demo)
             .finish()
     }
@@ -140,6 +145,7 @@ struct FileConfig {
     admin_token: Option<String>,
     flows_dir: Option<PathBuf>,
     body_limit_bytes: Option<usize>,
+    send_rate_per_second: Option<u32>,
     #[serde(default)]
     pages: Vec<PageConfig>,
 }
@@ -226,6 +232,22 @@ impl ServerConfig {
             });
         }
 
+        let send_rate_per_second = match env("BOTFLOW_SEND_RATE_PER_SECOND") {
+            Some(text) => text.trim().parse().map_err(|_| ConfigError::Invalid {
+                setting: "BOTFLOW_SEND_RATE_PER_SECOND",
+                message: format!("{text:?} is not a whole number of calls per second"),
+            })?,
+            None => file_config
+                .send_rate_per_second
+                .unwrap_or(DEFAULT_SEND_RATE_PER_SECOND),
+        };
+        if send_rate_per_second == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "BOTFLOW_SEND_RATE_PER_SECOND",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+
         let pages = merge_env_page(file_config.pages, &env)?;
         let pages = match (pages.is_empty(), demo) {
             (true, true) => vec![PageConfig {
@@ -288,6 +310,7 @@ impl ServerConfig {
             admin_token,
             flows_dir,
             body_limit_bytes,
+            send_rate_per_second,
             demo,
         })
     }
@@ -391,6 +414,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.graph_api_url, DEFAULT_GRAPH_API_URL);
         assert_eq!(config.body_limit_bytes, 1024 * 1024);
+        assert_eq!(config.send_rate_per_second, 250);
         assert_eq!(config.flows_dir, None);
         assert_eq!(config.pages.len(), 1);
         assert_eq!(config.pages[0].id, "p1");
@@ -444,6 +468,7 @@ mod tests {
             admin_token = "file-admin"
             flows_dir = "flows"
             body_limit_bytes = 2048
+            send_rate_per_second = 100
 
             [[pages]]
             id = "p1"
@@ -459,6 +484,7 @@ mod tests {
         assert_eq!(config.graph_api_url, "http://127.0.0.1:1234/v21.0");
         assert_eq!(config.flows_dir, Some(PathBuf::from("flows")));
         assert_eq!(config.body_limit_bytes, 2048);
+        assert_eq!(config.send_rate_per_second, 100);
         assert_eq!(config.pages.len(), 2);
         assert_eq!(config.app_secret, "file-secret");
 
@@ -470,6 +496,7 @@ mod tests {
                 ("BOTFLOW_PAGE_ID", "p2"),
                 ("BOTFLOW_PAGE_ACCESS_TOKEN", "env-t2"),
                 ("BOTFLOW_BODY_LIMIT_BYTES", "4096"),
+                ("BOTFLOW_SEND_RATE_PER_SECOND", "1000"),
             ],
             false,
         )
@@ -478,6 +505,7 @@ mod tests {
         assert_eq!(config.app_secret, "env-secret");
         assert_eq!(config.verify_token, "file-verify");
         assert_eq!(config.body_limit_bytes, 4096);
+        assert_eq!(config.send_rate_per_second, 1000);
         assert_eq!(config.pages.len(), 2, "same Page id replaces, not adds");
         assert_eq!(config.page("p2").unwrap().access_token, "env-t2");
         assert_eq!(config.page("p1").unwrap().access_token, "file-t1");
@@ -517,6 +545,15 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("BOTFLOW_GRAPH_API_URL")
+        );
+
+        let mut env = FULL_ENV.to_vec();
+        env.push(("BOTFLOW_SEND_RATE_PER_SECOND", "0"));
+        assert!(
+            load(None, &env, false)
+                .unwrap_err()
+                .to_string()
+                .contains("BOTFLOW_SEND_RATE_PER_SECOND")
         );
 
         let err = load(Some("listen = 5\n"), &FULL_ENV, false).unwrap_err();

@@ -95,7 +95,7 @@ impl AppState {
         }
         self.metrics.events_received.add(outcome.new_events as u64);
         self.metrics.events_duplicate.add(outcome.duplicates as u64);
-        self.submit_to_runtime(fresh);
+        self.submit_to_runtime(fresh).await;
         Ok(outcome)
     }
 }

@@ -100,6 +100,9 @@ pub struct ServerMetrics {
     pub events_duplicate: Counter,
     /// Admin API requests refused for a missing or wrong bearer token.
     pub api_unauthorized: Counter,
+    /// Time from a webhook's arrival to the Send API accepting a message it caused (fed by the
+    /// runtime's latency hook).
+    pub webhook_to_send: LatencyHistogram,
 }
 
 /// Builds a Prometheus text page; each metric family is written once with HELP and TYPE.

@@ -50,6 +50,25 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         "Admin API requests refused for a missing or wrong bearer token.",
         m.api_unauthorized.get(),
     );
+    // One key read in sled: cheap enough to do on the async worker.
+    match state.store.outbox_stats() {
+        Ok(stats) => {
+            let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            text.labelled_gauge(
+                "botflow_outbox_messages",
+                "Outbound messages in the durable queue, by status (pending is the queue depth).",
+                "status",
+                &[
+                    ("pending", count(stats.pending)),
+                    ("sent", count(stats.sent)),
+                    ("failed", count(stats.failed)),
+                    ("refused", count(stats.refused)),
+                    ("delivered_unconfirmed", count(stats.delivered_unconfirmed)),
+                ],
+            );
+        }
+        Err(err) => tracing::warn!(%err, "outbox figures unavailable for /metrics"),
+    }
     state.render_runtime_metrics(&mut text);
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text.finish())
 }

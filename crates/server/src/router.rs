@@ -6,7 +6,8 @@ use crate::error::{ApiError, BodyLimit};
 use crate::state::AppState;
 use crate::{openapi, ops, webhook};
 use axum::extract::{Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderValue;
+use axum::http::header::{CONNECTION, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +30,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/api/pages/{page}/topics"),
     (Method::PATCH, "/api/pages/{page}/topics/{topic}"),
     (Method::DELETE, "/api/pages/{page}/topics/{topic}"),
+    (Method::POST, "/api/pages/{page}/topics/{topic}/notify"),
     (Method::GET, "/api/pages/{page}/flows"),
     (Method::PUT, "/api/pages/{page}/flows/{flow}"),
     (Method::POST, "/api/pages/{page}/flows/{flow}/publish"),
@@ -50,6 +52,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/pages/{page}/topics/{topic}",
             patch(api::topics::rename).delete(api::topics::delete),
+        )
+        .route(
+            "/pages/{page}/topics/{topic}/notify",
+            post(api::notify::notify),
         )
         .route("/pages/{page}/flows", get(api::flows::list))
         .route("/pages/{page}/flows/{flow}", put(api::flows::save_draft))
@@ -95,8 +101,14 @@ async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
 /// 405, 413) into the API's JSON error shape, so clients only ever see one error format.
 async fn json_errors(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body was not read: the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     let is_json = response
         .headers()
         .get(CONTENT_TYPE)
@@ -122,5 +134,9 @@ async fn json_errors(State(state): State<Arc<AppState>>, request: Request, next:
         StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(text),
         _ => return Response::from_parts(parts, axum::body::Body::from(text)),
     };
-    error.into_response()
+    let mut json = error.into_response();
+    if let Some(connection) = parts.headers.get(CONNECTION) {
+        json.headers_mut().insert(CONNECTION, connection.clone());
+    }
+    json
 }

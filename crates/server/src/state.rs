@@ -3,6 +3,7 @@
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::metrics::{MetricsText, ServerMetrics};
+use botflow_runtime::Runtime;
 use botflow_storage::{JournalEntry, PageId, Store, StoreResult};
 use std::fmt;
 use std::sync::Arc;
@@ -11,10 +12,12 @@ use std::sync::Arc;
 pub struct AppState {
     /// The configuration the server was started with.
     pub config: ServerConfig,
-    /// Counters owned by the HTTP layer.
-    pub metrics: ServerMetrics,
+    /// Counters owned by the HTTP layer (shared with the runtime's latency hook).
+    pub metrics: Arc<ServerMetrics>,
     /// The durable store.
     pub store: Arc<dyn Store>,
+    /// The runtime that processes journaled events and sends messages.
+    pub runtime: Arc<Runtime>,
 }
 
 impl fmt::Debug for AppState {
@@ -27,12 +30,19 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State over a store, with fresh metrics.
-    pub fn new(config: ServerConfig, store: Arc<dyn Store>) -> Self {
+    /// State over a store and a runtime started on it; `metrics` should be the instance the
+    /// runtime's latency hook feeds (see [`crate::app::latency_hook`]).
+    pub fn new(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        runtime: Arc<Runtime>,
+        metrics: Arc<ServerMetrics>,
+    ) -> Self {
         Self {
             config,
-            metrics: ServerMetrics::default(),
+            metrics,
             store,
+            runtime,
         }
     }
 
@@ -63,17 +73,83 @@ impl AppState {
             .map_err(ApiError::from)
     }
 
-    /// Tells the runtime that published flows changed (it reads active versions from the store).
-    pub(crate) fn flows_changed(&self) {}
+    /// Tells the runtime that published flows changed (it caches active versions briefly).
+    pub(crate) fn flows_changed(&self) {
+        self.runtime.flows_changed();
+    }
 
-    /// Hands journaled events to the runtime (wired when the runtime facade lands; until then
-    /// the events wait in the journal, which the runtime replays at start-up).
-    pub(crate) fn submit_to_runtime(&self, events: Vec<JournalEntry>) {
-        if !events.is_empty() {
-            tracing::debug!(count = events.len(), "events waiting in the journal");
+    /// Hands journaled events to the runtime, in journal order. When the runtime is shutting
+    /// down the events stay in the journal and are resumed at the next start.
+    pub(crate) async fn submit_to_runtime(&self, events: Vec<JournalEntry>) {
+        if events.is_empty() {
+            return;
+        }
+        let count = events.len();
+        if let Err(err) = self.runtime.submit(events).await {
+            tracing::warn!(%err, count, "events left in the journal for the next start");
         }
     }
 
-    /// Appends the runtime's counters, gauges and latency histogram to the metrics page.
-    pub(crate) fn render_runtime_metrics(&self, _text: &mut MetricsText) {}
+    /// Appends the runtime's counters, gauges and the webhook-to-send histogram to the page.
+    pub(crate) fn render_runtime_metrics(&self, text: &mut MetricsText) {
+        let m = self.runtime.metrics();
+        text.counter(
+            "botflow_events_processed_total",
+            "Journaled events processed (committed), including events no flow reacts to.",
+            m.events_processed.get(),
+        )
+        .counter(
+            "botflow_events_replayed_total",
+            "Events found already processed when committing (replayed after a crash); no effect.",
+            m.events_already_processed.get(),
+        )
+        .counter(
+            "botflow_events_failed_total",
+            "Journaled events that could not be processed.",
+            m.events_failed.get(),
+        )
+        .counter(
+            "botflow_timers_fired_total",
+            "Delay and reply-timeout timers fired.",
+            m.timers_fired.get(),
+        )
+        .counter(
+            "botflow_step_errors_total",
+            "Flow runs stopped by an error (step budget exceeded, retired version, ...).",
+            m.step_errors.get(),
+        )
+        .labelled_counter(
+            "botflow_messages_total",
+            "Outbound messages by outcome: sent, failed (permanently), refused by policy \
+             (outside the 24-hour window), unconfirmed (token send possibly delivered), retried.",
+            "outcome",
+            &[
+                ("sent", m.messages_sent.get()),
+                ("failed", m.messages_failed.get()),
+                ("refused", m.messages_refused.get()),
+                ("unconfirmed", m.messages_unconfirmed.get()),
+                ("retried", m.messages_retried.get()),
+            ],
+        )
+        .counter(
+            "botflow_tokens_stored_total",
+            "OTN tokens stored from opt-ins.",
+            m.tokens_stored.get(),
+        )
+        .gauge(
+            "botflow_scheduler_queue_depth",
+            "Events and timers waiting in the scheduler's per-subscriber queues.",
+            m.queue_depth.get(),
+        )
+        .gauge(
+            "botflow_sends_in_flight",
+            "Send API requests in flight.",
+            m.sends_in_flight.get(),
+        )
+        .histogram(
+            "botflow_webhook_to_send_seconds",
+            "Time from a webhook's arrival to the Send API accepting a message it caused.",
+            &self.metrics.webhook_to_send.snapshot(),
+        );
+    }
 }

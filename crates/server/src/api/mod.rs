@@ -2,6 +2,7 @@
 //! HTTP to storage and runtime calls.
 
 pub(crate) mod flows;
+pub(crate) mod notify;
 pub(crate) mod subscribers;
 pub(crate) mod topics;
 pub(crate) mod validate;

@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin_api;
+mod pipeline;
 mod support;
 mod webhook_and_ops;

@@ -1,8 +1,10 @@
 //! Test harness: the router served on 127.0.0.1 over a sled store in a temp dir.
 #![allow(dead_code, unreachable_pub)]
 
-use botflow_server::{AppState, ServerConfig, router};
-use botflow_storage::{SledStore, Store, StoreOptions};
+use botflow_messenger::fake::FakeGraphApi;
+use botflow_server::app::RunningServer;
+use botflow_server::{AppState, ServerConfig};
+use botflow_storage::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,8 +17,10 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub store: Arc<SledStore>,
+    pub store: Arc<dyn Store>,
     pub state: Arc<AppState>,
+    pub fake: FakeGraphApi,
+    pub running: RunningServer,
     client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -38,26 +42,24 @@ pub fn test_config(data_dir: &Path, graph_api_url: &str) -> ServerConfig {
 }
 
 impl TestServer {
+    /// The whole server (store, runtime, HTTP) on a temp dir, sending to a fresh fake Graph API.
     pub async fn start() -> Self {
+        Self::start_with_flows(Vec::new()).await
+    }
+
+    /// Like [`TestServer::start`], publishing flows (origin, JSON text) at start-up.
+    pub async fn start_with_flows(flows: Vec<(String, String)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = test_config(dir.path(), "http://127.0.0.1:9/v21.0");
-        let store =
-            Arc::new(SledStore::open(dir.path().join("db"), StoreOptions::default()).unwrap());
-        botflow_server::startup::register_pages(
-            store.as_ref(),
-            &[botflow_storage::PageId::from(PAGE_ID)],
-            1,
-        )
-        .unwrap();
-        let state = Arc::new(AppState::new(config, store.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let fake = FakeGraphApi::start().await;
+        let config = test_config(&dir.path().join("db"), fake.base_url());
+        let running = botflow_server::app::start(config, flows).await.unwrap();
+        let state = running.state().clone();
         Self {
-            addr,
-            store,
+            addr: running.local_addr(),
+            store: state.store.clone(),
             state,
+            fake,
+            running,
             client: reqwest::Client::new(),
             _dir: dir,
         }
@@ -130,6 +132,10 @@ impl TestServer {
         request.send().await.unwrap()
     }
 
+    pub async fn json_of(&self, request: reqwest::RequestBuilder) -> serde_json::Value {
+        self.json(request).await.1
+    }
+
     /// Events in the journal that the runtime has not processed yet.
     pub fn journaled_events(&self) -> usize {
         self.store.unprocessed_events().unwrap().len()
@@ -151,12 +157,36 @@ impl TestServer {
     }
 }
 
-/// An example flow of the repository's `flows/` folder, as JSON.
-pub fn example_flow(name: &str) -> serde_json::Value {
+/// An example flow of the repository's `flows/` folder, as JSON text.
+pub fn example_flow_text(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../flows")
         .join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// An example flow of the repository's `flows/` folder, as JSON.
+pub fn example_flow(name: &str) -> serde_json::Value {
+    serde_json::from_str(&example_flow_text(name)).unwrap()
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, panicking after 20 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 /// A webhook delivery with one text message from `psid` to the test Page.

@@ -1,0 +1,114 @@
+//! `POST /api/pages/{page}/topics/{topic}/notify`: one message per usable token of a topic.
+
+use crate::api::TopicPath;
+use crate::error::{ApiError, ApiJson};
+use crate::ingest::now_ms;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use botflow_flow::{FlowId, TopicId};
+use botflow_runtime::NotifyContent;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Messenger's limit on a text message, in characters.
+const MAX_TEXT_CHARS: usize = 2_000;
+
+/// What to send: a text, or a published flow to run for each subscriber waiting on the topic.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub(crate) enum NotifyRequest {
+    /// `{"text": "..."}`.
+    Text {
+        /// The message text.
+        text: String,
+    },
+    /// `{"flow": "<flow id>"}`.
+    Flow {
+        /// The flow to run.
+        flow: String,
+    },
+}
+
+/// The answer: the topic and the runtime's counts.
+#[derive(Debug, Serialize)]
+pub(crate) struct NotifyReport {
+    topic: TopicId,
+    /// Messages queued (text), or queued by the flows' `otn_send` blocks, each with one token.
+    queued: u64,
+    /// Subscribers listed as holders who had no usable token left when their turn came.
+    no_token: u64,
+    /// Tokens found expired while notifying.
+    expired: u64,
+}
+
+/// 202 once every message is durably queued (the dispatcher drains them at the Page's pace);
+/// 404 for an unknown topic or flow; 422 for an empty or too long text.
+pub(crate) async fn notify(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<TopicPath>,
+    ApiJson(request): ApiJson<NotifyRequest>,
+) -> Result<(StatusCode, Json<NotifyReport>), ApiError> {
+    let page = state.page(&path.page)?;
+    let topic = TopicId::from(path.topic.clone());
+    let content = match request {
+        NotifyRequest::Text { text } => {
+            let chars = text.chars().count();
+            if text.trim().is_empty() || chars > MAX_TEXT_CHARS {
+                return Err(ApiError::Unprocessable(format!(
+                    "the text must have 1 to {MAX_TEXT_CHARS} characters (it has {chars})"
+                )));
+            }
+            NotifyContent::Text(text)
+        }
+        NotifyRequest::Flow { flow } => NotifyContent::Flow(FlowId::from(flow)),
+    };
+    let (lookup_page, lookup_topic) = (page.clone(), topic.clone());
+    let flow = match &content {
+        NotifyContent::Flow(flow) => Some(flow.clone()),
+        NotifyContent::Text(_) => None,
+    };
+    let (topic_exists, flow_live) = state
+        .with_store(move |store| {
+            let topic_exists = store.get_topic(&lookup_page, &lookup_topic)?.is_some();
+            let flow_live = match &flow {
+                Some(flow) => store.active_version(&lookup_page, flow)?.is_some(),
+                None => true,
+            };
+            Ok((topic_exists, flow_live))
+        })
+        .await?;
+    if !topic_exists {
+        return Err(ApiError::NotFound(format!(
+            "topic {} not found on page {}",
+            path.topic, path.page
+        )));
+    }
+    if let (false, NotifyContent::Flow(flow)) = (flow_live, &content) {
+        return Err(ApiError::NotFound(format!(
+            "flow {flow} has no published version on page {}",
+            path.page
+        )));
+    }
+    let counts = state
+        .runtime
+        .notify_topic(&page, &topic, content, now_ms())
+        .await
+        .map_err(|err| match err {
+            botflow_runtime::RuntimeError::ShuttingDown => {
+                ApiError::Unavailable("the server is shutting down".to_owned())
+            }
+            other => ApiError::internal(other),
+        })?;
+    tracing::info!(%topic, queued = counts.queued, no_token = counts.no_token, "topic notified");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(NotifyReport {
+            topic,
+            queued: counts.queued,
+            no_token: counts.no_token,
+            expired: counts.expired,
+        }),
+    ))
+}

@@ -1,0 +1,221 @@
+//! SIGKILL of `botflow serve` during a stream of webhooks and while a topic notification drains:
+//! after a restart every event that got a 200 is processed, every queued token message goes out,
+//! and no token pays for two messages.
+
+use crate::support::{APP_SECRET, PAGE_ID, ServerProcess, wait_until, workspace_root};
+use botflow_messenger::fake::FakeGraphApi;
+use botflow_server::delivery::{envelope, otn_optin, signature, text_message};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const WAIT: Duration = Duration::from_secs(60);
+const OPTED_IN: usize = 12;
+const STREAM: usize = 400;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn restock_message(psid: &str, mid: &str) -> String {
+    let t = now_ms();
+    envelope(
+        PAGE_ID,
+        t,
+        vec![text_message(PAGE_ID, psid, mid, "restock", t)],
+    )
+    .to_string()
+}
+
+/// Messages the fake accepted per PSID.
+fn sent_per_psid(fake: &FakeGraphApi) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for message in fake.sent_messages() {
+        *counts.entry(message.psid).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
+    let fake = FakeGraphApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let flows = workspace_root().join("flows");
+    let mut server = ServerProcess::start(data.path(), fake.base_url(), Some(&flows)).await;
+
+    // Subscribers who opted in to the restock topic, each holding one token.
+    let mut tokens = BTreeSet::new();
+    for i in 0..OPTED_IN {
+        let psid = format!("66000{i}");
+        assert_eq!(
+            server
+                .webhook(&restock_message(&psid, &format!("m-in-{i}")))
+                .await
+                .status(),
+            200
+        );
+        let request = wait_until("the OTN request", WAIT, || {
+            let found = fake.sent_messages().into_iter().find(|m| {
+                m.psid == psid
+                    && m.message.pointer("/attachment/payload/template_type")
+                        == Some(&json!("one_time_notif_req"))
+            });
+            async move { found }
+        })
+        .await;
+        let payload = request
+            .message
+            .pointer("/attachment/payload/payload")
+            .unwrap();
+        let token = fake.issue_otn_token(&psid);
+        let t = now_ms();
+        let optin = envelope(
+            PAGE_ID,
+            t,
+            vec![otn_optin(
+                PAGE_ID,
+                &psid,
+                payload.as_str().unwrap(),
+                &token,
+                t,
+            )],
+        );
+        assert_eq!(server.webhook(&optin.to_string()).await.status(), 200);
+        tokens.insert(token);
+    }
+    let (_, topics) = server
+        .api_json(Method::GET, &format!("/api/pages/{PAGE_ID}/topics"), None)
+        .await;
+    let topic = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Red sneakers restock")
+        .cloned()
+        .unwrap();
+    let topic_id = topic["id"].as_str().unwrap().to_owned();
+    wait_until("every opt-in stored", WAIT, || async {
+        let (_, topics) = server
+            .api_json(Method::GET, &format!("/api/pages/{PAGE_ID}/topics"), None)
+            .await;
+        let usable = topics
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == topic_id.as_str())
+            .map(|t| t["usable_tokens"].clone());
+        (usable == Some(Value::from(OPTED_IN))).then_some(())
+    })
+    .await;
+
+    // The notification is queued durably (202), then a stream of webhooks starts and the server
+    // is killed in the middle of both.
+    let (status, counts) = server
+        .api_json(
+            Method::POST,
+            &format!("/api/pages/{PAGE_ID}/topics/{topic_id}/notify"),
+            Some(json!({"text": "Back in stock!"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{counts}");
+    assert_eq!(counts["queued"], OPTED_IN, "{counts}");
+
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stream = {
+        let acknowledged = acknowledged.clone();
+        let url = format!("{}/webhook", server.base_url);
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0..STREAM {
+                let psid = format!("77000{i}");
+                let body = restock_message(&psid, &format!("m-stream-{i}"));
+                let sent = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("X-Hub-Signature-256", signature(APP_SECRET, &body))
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 200 => {
+                        acknowledged.lock().unwrap().push(psid)
+                    }
+                    Ok(response) => panic!("unexpected status {}", response.status()),
+                    Err(_) => break, // the server is gone
+                }
+            }
+        })
+    };
+    wait_until("a part of the stream acknowledged", WAIT, || {
+        let count = acknowledged.lock().unwrap().len();
+        async move { (count >= 40).then_some(()) }
+    })
+    .await;
+    server.kill();
+    stream.await.unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() < STREAM,
+        "the kill must interrupt the stream (got all {STREAM} answers)"
+    );
+
+    // Restart on the same data: everything acknowledged before the kill gets done.
+    let server = ServerProcess::start(data.path(), fake.base_url(), Some(&flows)).await;
+    wait_until("an answer to every acknowledged event", WAIT, || {
+        let sent = sent_per_psid(&fake);
+        let missing = acknowledged
+            .iter()
+            .filter(|psid| sent.get(*psid).copied().unwrap_or(0) < 2)
+            .count();
+        async move { (missing == 0).then_some(()) }
+    })
+    .await;
+    wait_until("every token message", WAIT, || {
+        let used = tokens
+            .iter()
+            .filter(|token| fake.token(token).is_some_and(|t| t.used))
+            .count();
+        async move { (used == OPTED_IN).then_some(()) }
+    })
+    .await;
+    wait_until("an empty outbound queue", WAIT, || async {
+        (server
+            .metric("botflow_outbox_messages{status=\"pending\"}")
+            .await
+            == 0.0)
+            .then_some(())
+    })
+    .await;
+
+    let mut paid = BTreeMap::new();
+    for message in fake.sent_messages() {
+        if let Some(token) = message.token {
+            *paid.entry(token).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(
+        paid.len(),
+        OPTED_IN,
+        "every token paid for its message: {paid:?}"
+    );
+    assert!(
+        paid.values().all(|count| *count == 1),
+        "no token paid for two messages: {paid:?}"
+    );
+    let (_, topics) = server
+        .api_json(Method::GET, &format!("/api/pages/{PAGE_ID}/topics"), None)
+        .await;
+    let topic = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == topic_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(topic["usable_tokens"], 0, "{topic}");
+}

@@ -1,0 +1,372 @@
+//! The real `botflow serve` over HTTP: webhooks with a bad signature, a malformed body or an
+//! oversized body are refused with nothing stored; a redelivered event is answered once; the
+//! server starts with a flows folder and stops cleanly on SIGTERM.
+
+use crate::support::{BODY_LIMIT, PAGE_ID, ServerProcess, wait_until, workspace_root};
+use botflow_messenger::fake::FakeGraphApi;
+use botflow_server::delivery::{envelope, signature, text_message};
+use reqwest::Method;
+use serde_json::Value;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn message(psid: &str, mid: &str, text: &str) -> String {
+    let t = now_ms();
+    envelope(PAGE_ID, t, vec![text_message(PAGE_ID, psid, mid, text, t)]).to_string()
+}
+
+async fn error_code(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.unwrap();
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_webhooks_store_nothing() {
+    let fake = FakeGraphApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let flows = workspace_root().join("flows");
+    let server = ServerProcess::start(data.path(), fake.base_url(), Some(&flows)).await;
+    let psid = "7770001";
+
+    // Each of these would start the restock flow if it were accepted.
+    let body = message(psid, "m-rejected-1", "restock");
+    let unsigned = server.webhook_with(&body, None).await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(error_code(unsigned).await, "unauthorized");
+    let forged = signature("not-the-app-secret", &body);
+    let forged = server.webhook_with(&body, Some(&forged)).await.unwrap();
+    assert_eq!(forged.status(), 401);
+
+    let malformed = "{\"object\": \"page\", \"entry\": [{\"id\": ";
+    let response = server
+        .webhook_with(
+            malformed,
+            Some(&signature(crate::support::APP_SECRET, malformed)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(error_code(response).await, "bad_json");
+
+    let oversized = message(
+        psid,
+        "m-rejected-2",
+        &format!("restock {}", "x".repeat(BODY_LIMIT)),
+    );
+    let response = server.webhook(&oversized).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(error_code(response).await, "payload_too_large");
+
+    assert_eq!(server.metric("botflow_events_received_total").await, 0.0);
+    let (status, _) = server
+        .api_json(
+            Method::GET,
+            &format!("/api/pages/{PAGE_ID}/subscribers/{psid}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "no session was created by a refused webhook");
+
+    // The same message, properly signed, is accepted and answered by the flow; nothing from the
+    // refused requests shows up before it.
+    assert_eq!(
+        server
+            .webhook(&message(psid, "m-accepted", "restock"))
+            .await
+            .status(),
+        200
+    );
+    fake.wait_for_requests(1, WAIT).await.unwrap();
+    wait_until("the restock flow's two messages", WAIT, || {
+        let count = fake
+            .sent_messages()
+            .iter()
+            .filter(|m| m.psid == psid)
+            .count();
+        async move { (count >= 2).then_some(()) }
+    })
+    .await;
+    assert_eq!(server.metric("botflow_events_received_total").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_event_is_answered_once() {
+    let fake = FakeGraphApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let flows = workspace_root().join("flows");
+    let server = ServerProcess::start(data.path(), fake.base_url(), Some(&flows)).await;
+    let psid = "7770002";
+
+    let first = message(psid, "m-dup-1", "restock");
+    for _ in 0..2 {
+        let response = server.webhook(&first).await;
+        assert_eq!(response.status(), 200, "a redelivery is acknowledged too");
+    }
+    // A later, different event of the same subscriber: events of one subscriber are processed
+    // in order, so once its answers arrive any answer to the duplicate would have arrived too.
+    assert_eq!(
+        server
+            .webhook(&message(psid, "m-dup-2", "restock"))
+            .await
+            .status(),
+        200
+    );
+    wait_until("answers to both distinct messages", WAIT, || {
+        let count = fake
+            .sent_messages()
+            .iter()
+            .filter(|m| m.psid == psid)
+            .count();
+        async move { (count >= 4).then_some(()) }
+    })
+    .await;
+    wait_until("an empty outbound queue", WAIT, || async {
+        (server
+            .metric("botflow_outbox_messages{status=\"pending\"}")
+            .await
+            == 0.0)
+            .then_some(())
+    })
+    .await;
+    let sent = fake
+        .sent_messages()
+        .iter()
+        .filter(|m| m.psid == psid)
+        .count();
+    assert_eq!(
+        sent, 4,
+        "two messages per distinct event, none for the redelivery"
+    );
+    assert_eq!(server.metric("botflow_events_received_total").await, 2.0);
+    assert_eq!(server.metric("botflow_events_duplicate_total").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_dir_is_published_at_start_and_sigterm_stops_cleanly() {
+    let fake = FakeGraphApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let flows = workspace_root().join("flows");
+    let mut server = ServerProcess::start(data.path(), fake.base_url(), Some(&flows)).await;
+    let (status, list) = server
+        .api_json(Method::GET, &format!("/api/pages/{PAGE_ID}/flows"), None)
+        .await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["active_version"] == 1)
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"restock") && ids.contains(&"lead-capture"),
+        "{list}"
+    );
+    assert!(server.terminate(), "botflow serve exits 0 on SIGTERM");
+
+    // A restart publishes the same files again without making new versions.
+    let server = ServerProcess::start(data.path(), fake.base_url(), Some(&flows)).await;
+    let (_, list) = server
+        .api_json(Method::GET, &format!("/api/pages/{PAGE_ID}/flows"), None)
+        .await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["latest_version"] == 1),
+        "{list}"
+    );
+}
+
+#[test]
+fn a_missing_required_setting_stops_start_up_naming_it() {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::support::botflow_bin())
+        .arg("serve")
+        .env_clear()
+        .env("BOTFLOW_DATA_DIR", data.path())
+        .env("BOTFLOW_PAGE_ID", PAGE_ID)
+        .env("BOTFLOW_PAGE_ACCESS_TOKEN", "t")
+        .env("BOTFLOW_APP_SECRET", "s")
+        .env("BOTFLOW_VERIFY_TOKEN", "v")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("BOTFLOW_ADMIN_TOKEN"), "{stderr}");
+}
+
+/// One printed `curl` command: method, URL, headers and body, as a shell would pass them.
+struct Curl {
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+fn parse_curl(line: &str) -> Curl {
+    let mut curl = Curl {
+        method: Method::GET,
+        url: String::new(),
+        headers: Vec::new(),
+        body: None,
+    };
+    let mut rest = line.trim().strip_prefix("curl").unwrap().trim_start();
+    while !rest.is_empty() {
+        let (word, after) = if let Some(quoted) = rest.strip_prefix('\'') {
+            let end = quoted.find('\'').expect("closing quote");
+            (&quoted[..end], quoted[end + 1..].trim_start())
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            (&rest[..end], rest[end..].trim_start())
+        };
+        rest = after;
+        match word {
+            "-sS" => {}
+            "-X" | "-H" | "-d" => {
+                let (value, after) = match rest.strip_prefix('\'') {
+                    Some(quoted) => {
+                        let end = quoted.find('\'').expect("closing quote");
+                        (&quoted[..end], quoted[end + 1..].trim_start())
+                    }
+                    None => {
+                        let end = rest.find(' ').unwrap_or(rest.len());
+                        (&rest[..end], rest[end..].trim_start())
+                    }
+                };
+                rest = after;
+                match word {
+                    "-X" => curl.method = Method::from_bytes(value.as_bytes()).unwrap(),
+                    "-H" => {
+                        let (name, value) = value.split_once(": ").unwrap();
+                        curl.headers.push((name.to_owned(), value.to_owned()));
+                    }
+                    _ => curl.body = Some(value.to_owned()),
+                }
+            }
+            url => curl.url = url.to_owned(),
+        }
+    }
+    curl
+}
+
+async fn run_curl(curl: &Curl) -> (reqwest::StatusCode, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(curl.method.clone(), &curl.url);
+    for (name, value) in &curl.headers {
+        request = request.header(name, value);
+    }
+    if let Some(body) = &curl.body {
+        request = request.body(body.clone());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The README's first command: `botflow serve --demo` with no settings at all prints a walkthrough
+/// whose commands, run as printed, play the OTN story against the built-in fake Graph API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_walkthrough_works_as_printed() {
+    let cwd = tempfile::tempdir().unwrap(); // no ./flows here: the embedded examples are used
+    let mut command = std::process::Command::new(crate::support::botflow_bin());
+    command
+        .args(["serve", "--demo"])
+        .current_dir(cwd.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TMPDIR", cwd.path())
+        .env("BOTFLOW_LISTEN", "127.0.0.1:0");
+    let mut server = ServerProcess::spawn(command).await;
+    let stdout = server.stdout.clone();
+    let printed = |needle: &'static str| {
+        let stdout = stdout.clone();
+        move || {
+            let found = stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
+            async move { (found > 0).then_some(found) }
+        }
+    };
+    wait_until("the walkthrough", WAIT, printed("Stop with Ctrl-C")).await;
+    let commands: Vec<Curl> = stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.starts_with("curl "))
+        .map(|line| parse_curl(line))
+        .collect();
+    assert_eq!(
+        commands.len(),
+        6,
+        "six commands: {:?}",
+        stdout.lock().unwrap()
+    );
+
+    let (status, _) = run_curl(&commands[0]).await;
+    assert_eq!(status, 200);
+    wait_until(
+        "the OTN request printed",
+        WAIT,
+        printed("[one_time_notif_req] Tell me when red sneakers are back"),
+    )
+    .await;
+    let (status, _) = run_curl(&commands[1]).await;
+    assert_eq!(status, 200);
+    wait_until(
+        "the opt-in answer printed",
+        WAIT,
+        printed("Done: one message when they are back."),
+    )
+    .await;
+    let (status, topics) = run_curl(&commands[2]).await;
+    assert_eq!(status, 200);
+    let topic = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Red sneakers restock")
+        .unwrap();
+    assert_eq!(topic["usable_tokens"], 1, "{topics}");
+    let (status, counts) = run_curl(&commands[3]).await;
+    assert_eq!(
+        (status.as_u16(), counts["queued"].as_u64()),
+        (202, Some(1)),
+        "{counts}"
+    );
+    let sent = wait_until(
+        "the notification printed",
+        WAIT,
+        printed("(token): The red sneakers are back in stock!"),
+    )
+    .await;
+    assert_eq!(sent, 1);
+    let (status, counts) = run_curl(&commands[4]).await;
+    assert_eq!(
+        (status.as_u16(), counts["queued"].as_u64()),
+        (202, Some(0)),
+        "{counts}"
+    );
+    let (status, subscriber) = run_curl(&commands[5]).await;
+    assert_eq!(status, 200, "{subscriber}");
+    assert!(server.terminate(), "the demo stops cleanly on SIGTERM");
+    let left: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the demo database is removed at exit: {left:?}"
+    );
+}
