@@ -69,8 +69,8 @@ pub(crate) struct Dispatcher {
     pub(crate) metrics: Arc<RuntimeMetrics>,
     pub(crate) settings: DispatchSettings,
     pub(crate) latency_hook: Option<LatencyHook>,
-    /// Messages being sent now (the store's due list still shows them until marked).
-    in_flight: Mutex<HashSet<OutboxId>>,
+    /// Messages being sent now, and those finished since the last due-list read.
+    tracking: Mutex<Tracking>,
     /// Next free send slot per Page (pacing).
     next_slot: Mutex<HashMap<PageId, Instant>>,
     /// When the webhook behind a queued message arrived, for the latency hook.
@@ -85,6 +85,15 @@ impl std::fmt::Debug for Dispatcher {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
+}
+
+/// What the dispatcher has in hand. The store's due list shows a message until its outcome is
+/// recorded, so a list read before a send finished may still hold it: `finished` (cleared just
+/// before each read) catches exactly those.
+#[derive(Debug, Default)]
+struct Tracking {
+    in_flight: HashSet<OutboxId>,
+    finished: HashSet<OutboxId>,
 }
 
 /// Most origins remembered for the latency hook (older ones are dropped, not leaked).
@@ -107,7 +116,7 @@ impl Dispatcher {
             metrics,
             settings,
             latency_hook,
-            in_flight: Mutex::new(HashSet::new()),
+            tracking: Mutex::new(Tracking::default()),
             next_slot: Mutex::new(HashMap::new()),
             origins: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -142,6 +151,7 @@ impl Dispatcher {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.settings.poll) => {}
             }
+            self.tracking().finished.clear();
             let now = self.clock.now_ms();
             let store = Arc::clone(&self.store);
             let due =
@@ -154,13 +164,13 @@ impl Dispatcher {
                     Err(_) => continue,
                 };
             for message in due {
-                let fresh = self
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(message.id);
-                if !fresh {
-                    continue;
+                {
+                    let mut tracking = self.tracking();
+                    if tracking.finished.contains(&message.id)
+                        || !tracking.in_flight.insert(message.id)
+                    {
+                        continue;
+                    }
                 }
                 let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                     return;
@@ -173,10 +183,11 @@ impl Dispatcher {
                         tracing::error!(%error, outbox = %id, "cannot record a send outcome");
                     }
                     this.metrics.sends_in_flight.add(-1);
-                    this.in_flight
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&id);
+                    {
+                        let mut tracking = this.tracking();
+                        tracking.in_flight.remove(&id);
+                        tracking.finished.insert(id);
+                    }
                     drop(permit);
                     this.wake.notify_one();
                 });
@@ -185,6 +196,10 @@ impl Dispatcher {
         // Graceful: let sends in flight finish and record their outcome.
         let all = u32::try_from(self.settings.max_in_flight.max(1)).unwrap_or(u32::MAX);
         let _ = self.permits.acquire_many(all).await;
+    }
+
+    fn tracking(&self) -> std::sync::MutexGuard<'_, Tracking> {
+        self.tracking.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Waits for the Page's next send slot (default 250 sends per second per Page).

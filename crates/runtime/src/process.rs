@@ -128,6 +128,12 @@ impl Processor {
             ),
         };
         let session = self.store.load_session(page, psid)?.unwrap_or_default();
+        if let Work::Timer { timer_id, .. } = work {
+            if !session.timers.iter().any(|t| t.id == *timer_id) {
+                return Ok(Processed::default());
+            }
+            self.metrics.timers_fired.inc();
+        }
         let Some(inbound) = inbound else {
             // Nothing for flows (echo, receipt): only mark the event processed.
             return self.commit(

@@ -27,8 +27,17 @@ pub(crate) type AfterWork = Arc<dyn Fn(&Processed) + Send + Sync>;
 pub(crate) struct Shards {
     senders: RwLock<Option<Vec<mpsc::Sender<Work>>>>,
     metrics: Arc<RuntimeMetrics>,
-    /// Timers submitted and not yet processed, so a slow shard is not sent the same timer twice.
-    pub(crate) timers_in_flight: Mutex<HashSet<(PageId, Psid, u64)>>,
+    /// Timers submitted and not yet processed, and those processed since the last due-timer read
+    /// (a read made before a timer's commit may still list it).
+    timers: Mutex<TimerTracking>,
+}
+
+type TimerKey = (PageId, Psid, u64);
+
+#[derive(Debug, Default)]
+struct TimerTracking {
+    in_flight: HashSet<TimerKey>,
+    finished: HashSet<TimerKey>,
 }
 
 /// Why work was not accepted.
@@ -61,7 +70,7 @@ impl Shards {
         let shards = Arc::new(Self {
             senders: RwLock::new(Some(senders)),
             metrics,
-            timers_in_flight: Mutex::new(HashSet::new()),
+            timers: Mutex::new(TimerTracking::default()),
         });
         let tasks = receivers
             .into_iter()
@@ -92,6 +101,10 @@ impl Shards {
         })
     }
 
+    fn timers(&self) -> std::sync::MutexGuard<'_, TimerTracking> {
+        self.timers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Stops accepting work; shards finish what is queued, then end.
     pub(crate) fn close(&self) {
         self.senders
@@ -119,12 +132,9 @@ async fn run_shard(
         };
         let (work, result) = process_with_retries(&processor, work).await;
         if let Some(key) = timer_key {
-            shards.metrics.timers_fired.inc();
-            shards
-                .timers_in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&key);
+            let mut timers = shards.timers();
+            timers.in_flight.remove(&key);
+            timers.finished.insert(key);
         }
         match result {
             Ok(processed) => {
@@ -192,6 +202,7 @@ pub(crate) async fn run_timers(
             () = wake.notified() => {}
             () = tokio::time::sleep(poll) => {}
         }
+        shards.timers().finished.clear();
         let now = processor.clock.now_ms();
         let store = Arc::clone(&processor.store);
         let due = tokio::task::spawn_blocking(move || store.due_timers(now, 1_000)).await;
@@ -205,13 +216,11 @@ pub(crate) async fn run_timers(
         };
         for due in due {
             let key = (due.page.clone(), due.psid.clone(), due.timer.id);
-            let fresh = shards
-                .timers_in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(key);
-            if !fresh {
-                continue;
+            {
+                let mut timers = shards.timers();
+                if timers.finished.contains(&key) || !timers.in_flight.insert(key) {
+                    continue;
+                }
             }
             let work = Work::Timer {
                 page: due.page,

@@ -10,5 +10,6 @@
 
 mod conversations;
 mod otn_story;
+mod runtime;
 mod step;
 mod support;
