@@ -9,6 +9,7 @@
 )]
 
 mod conversations;
+mod crash;
 mod otn_story;
 mod runtime;
 mod step;

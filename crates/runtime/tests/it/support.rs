@@ -40,8 +40,13 @@ pub(crate) fn topic_id(store: &dyn Store, name: &str) -> TopicId {
 
 /// A client for the fake with fast retries.
 pub(crate) fn client(fake: &FakeGraphApi) -> SendClient {
+    client_for(fake.base_url())
+}
+
+/// A client for a fake Graph API at `base_url`, with fast retries.
+pub(crate) fn client_for(base_url: &str) -> SendClient {
     let mut config = ClientConfig::new("page-token");
-    config.graph_base_url = fake.base_url().to_owned();
+    config.graph_base_url = base_url.to_owned();
     config.timeout = Duration::from_secs(2);
     config.retry = RetryPolicy {
         max_attempts: 2,
