@@ -43,6 +43,12 @@ pub(super) fn journal_key(seq: u64) -> Vec<u8> {
     Key::new().u64(seq).finish()
 }
 
+/// Whether an event was processed, inside a transaction.
+pub(super) fn is_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxResult<bool> {
+    let record: Option<EventRecord> = tx.get(T::EventKeys, &event_key(page, event))?;
+    Ok(record.is_some_and(|r| r.processed))
+}
+
 /// Marks an event processed inside a step commit, refusing one processed before.
 pub(super) fn mark_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxResult<()> {
     let key = event_key(page, event);

@@ -381,6 +381,13 @@ impl Store for SledStore {
         self.step_commit(commit)
     }
 
+    fn commit_steps(
+        &self,
+        commits: Vec<StepCommit>,
+    ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
+        self.step_commit_all(commits)
+    }
+
     fn notify_topic(
         &self,
         page: &PageId,

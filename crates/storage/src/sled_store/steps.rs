@@ -2,7 +2,7 @@
 
 use super::SledStore;
 use super::codec::{Key, KeyReader};
-use super::journal::mark_processed;
+use super::journal::{is_processed, mark_processed};
 use super::outbox::{enqueue, reserve_id};
 use super::tokens;
 use super::trees::{T, Tx, TxResult};
@@ -81,59 +81,100 @@ fn queue_token_send(
     }
 }
 
+/// Applies one step inside a transaction (see [`crate::Store::commit_step`]).
+fn apply_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitted> {
+    let StepCommit {
+        page,
+        psid,
+        event,
+        session,
+        outbound,
+        tokens_added,
+        now_ms,
+        durable: _,
+    } = commit;
+    if let Some(event) = event {
+        mark_processed(tx, page, event)?;
+    }
+    let skey = session_key(page, psid);
+    let old: Option<Session> = tx.get(T::Sessions, &skey)?;
+    reindex_timers(tx, page, psid, old.as_ref(), session)?;
+    tx.put(T::Sessions, &skey, session)?;
+    let mut token_adds = Vec::with_capacity(tokens_added.len());
+    for token in tokens_added {
+        token_adds.push(tokens::add(tx, page, psid, token, *now_ms)?);
+    }
+    let mut outbox_ids = Vec::with_capacity(outbound.len());
+    let mut token_sends = Vec::new();
+    for message in outbound {
+        match &message.kind {
+            OutboundKind::Normal => {
+                let id = reserve_id(tx)?;
+                outbox_ids.push(enqueue(tx, id, page, psid, message, None, *now_ms)?);
+            }
+            OutboundKind::OtnToken { topic } => {
+                let (outcome, _expired) =
+                    queue_token_send(tx, page, psid, topic, message, *now_ms)?;
+                if let TokenSendOutcome::Queued { outbox, .. } = &outcome {
+                    outbox_ids.push(*outbox);
+                }
+                token_sends.push(outcome);
+            }
+        }
+    }
+    Ok(StepCommitted {
+        outbox_ids,
+        token_sends,
+        token_adds,
+    })
+}
+
 impl SledStore {
     pub(super) fn step_commit(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
-        let StepCommit {
-            page,
-            psid,
-            event,
-            session,
-            outbound,
-            tokens_added,
-            now_ms,
-            durable,
-        } = &commit;
-        let committed = self.transact(|tx| {
-            if let Some(event) = event {
-                mark_processed(tx, page, event)?;
-            }
-            let skey = session_key(page, psid);
-            let old: Option<Session> = tx.get(T::Sessions, &skey)?;
-            reindex_timers(tx, page, psid, old.as_ref(), session)?;
-            tx.put(T::Sessions, &skey, session)?;
-            let mut token_adds = Vec::with_capacity(tokens_added.len());
-            for token in tokens_added {
-                token_adds.push(tokens::add(tx, page, psid, token, *now_ms)?);
-            }
-            let mut outbox_ids = Vec::with_capacity(outbound.len());
-            let mut token_sends = Vec::new();
-            for message in outbound {
-                match &message.kind {
-                    OutboundKind::Normal => {
-                        let id = reserve_id(tx)?;
-                        outbox_ids.push(enqueue(tx, id, page, psid, message, None, *now_ms)?);
-                    }
-                    OutboundKind::OtnToken { topic } => {
-                        let (outcome, _expired) =
-                            queue_token_send(tx, page, psid, topic, message, *now_ms)?;
-                        if let TokenSendOutcome::Queued { outbox, .. } = &outcome {
-                            outbox_ids.push(*outbox);
-                        }
-                        token_sends.push(outcome);
-                    }
-                }
-            }
-            Ok(StepCommitted {
-                outbox_ids,
-                token_sends,
-                token_adds,
-            })
-        })?;
+        let committed = self.transact(|tx| apply_step(tx, &commit))?;
         self.count_outbox(|s| s.pending += committed.outbox_ids.len() as u64);
-        if *durable {
+        if commit.durable {
             self.durable()?;
         }
         Ok(committed)
+    }
+
+    pub(super) fn step_commit_all(
+        &self,
+        commits: Vec<StepCommit>,
+    ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
+        let batch = self.transact(|tx| {
+            let mut results = Vec::with_capacity(commits.len());
+            for commit in &commits {
+                // Checked first so that a replayed event fails alone instead of aborting the batch.
+                if let Some(event) = &commit.event {
+                    if is_processed(tx, &commit.page, event)? {
+                        results.push(Err(StoreError::EventAlreadyProcessed {
+                            page: commit.page.clone(),
+                            event: event.clone(),
+                        }));
+                        continue;
+                    }
+                }
+                results.push(Ok(apply_step(tx, commit)?));
+            }
+            Ok(results)
+        });
+        let results = match batch {
+            Ok(results) => results,
+            // Any other failure aborted the whole batch: commit one by one to isolate it.
+            Err(_) => return Ok(commits.into_iter().map(|c| self.step_commit(c)).collect()),
+        };
+        let queued: usize = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|c| c.outbox_ids.len())
+            .sum();
+        self.count_outbox(|s| s.pending += queued as u64);
+        if commits.iter().any(|c| c.durable) {
+            self.durable()?;
+        }
+        Ok(results)
     }
 
     pub(super) fn topic_notify(

@@ -178,3 +178,75 @@ fn a_redelivery_repairs_an_append_cut_short_by_a_crash() {
     );
     assert_consistent(&store);
 }
+
+#[test]
+fn a_batch_of_steps_commits_together_and_isolates_a_replayed_event() {
+    let (_dir, store) = temp_store();
+    let t = store.create_topic(&page(), "Restock", 1).unwrap().id;
+    store
+        .add_token(&page(), &psid(3), token(&t, "tok", 1, 10_000), 1)
+        .unwrap();
+    let (e0, e1) = (event(1, 1), event(2, 2));
+    store
+        .journal_append_batch(&[e0.clone(), e1.clone()])
+        .unwrap();
+    store
+        .commit_step(StepCommit {
+            event: Some(e0.event.clone()),
+            ..bare_commit(&psid(1), Session::default(), 5)
+        })
+        .unwrap();
+
+    let tagged = |tag: &str| {
+        let mut session = Session::default();
+        session.tags.insert(tag.into());
+        session
+    };
+    let results = store
+        .commit_steps(vec![
+            StepCommit {
+                event: Some(e1.event.clone()),
+                outbound: vec![text_message(1)],
+                ..bare_commit(&psid(2), tagged("a"), 10)
+            },
+            // A replay of the event processed above: refused alone.
+            StepCommit {
+                event: Some(e0.event.clone()),
+                outbound: vec![text_message(2)],
+                ..bare_commit(&psid(1), tagged("replayed"), 10)
+            },
+            // The same event twice in one batch: only the first commits.
+            StepCommit {
+                event: Some(e1.event.clone()),
+                ..bare_commit(&psid(2), tagged("twice"), 10)
+            },
+            StepCommit {
+                outbound: vec![token_message(&t)],
+                ..bare_commit(&psid(3), tagged("c"), 10)
+            },
+        ])
+        .unwrap();
+    assert!(results[0].is_ok());
+    assert!(matches!(
+        results[1],
+        Err(StoreError::EventAlreadyProcessed { .. })
+    ));
+    assert!(matches!(
+        results[2],
+        Err(StoreError::EventAlreadyProcessed { .. })
+    ));
+    let last = results[3].as_ref().unwrap();
+    assert_eq!(last.outbox_ids.len(), 1);
+    assert_eq!(
+        store.load_session(&page(), &psid(2)).unwrap(),
+        Some(tagged("a"))
+    );
+    assert_eq!(
+        store.load_session(&page(), &psid(1)).unwrap(),
+        Some(Session::default())
+    );
+    assert!(store.messages_for(&page(), &psid(1)).unwrap().is_empty());
+    assert!(store.unprocessed_events().unwrap().is_empty());
+    assert_eq!(store.outbox_stats().unwrap().pending, 2);
+    assert_consistent(&store);
+}
