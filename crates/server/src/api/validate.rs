@@ -1,10 +1,13 @@
-//! `POST /api/validate`: a flow in, every diagnostic out, nothing stored.
+//! `POST /api/validate[?page=…]`: a flow in, every diagnostic out, nothing stored.
 
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, body_bytes, parse_json};
+use crate::state::AppState;
 use axum::Json;
-use botflow_flow::{Diagnostic, parse_flow, validate};
-use serde::Serialize;
+use axum::extract::{Query, Request, State};
+use botflow_flow::{Diagnostic, TopicId, check_text, check_text_with_topics};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// The answer of `POST /api/validate`.
 #[derive(Debug, Serialize)]
@@ -32,18 +35,36 @@ impl ValidationReport {
     }
 }
 
-/// Validates a flow document given as any JSON value; a document that does not even have the
-/// flow's shape (unknown block type, missing field) yields diagnostics, not an HTTP error.
-pub(crate) fn diagnose(document: &Value) -> Vec<Diagnostic> {
-    match parse_flow(&document.to_string()) {
-        Ok(flow) => validate(&flow),
-        Err(diagnostics) => diagnostics,
-    }
+/// Query of `POST /api/validate`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ValidateQuery {
+    /// When given, topic ids are also checked against this Page's topics (`unknown-topic`).
+    page: Option<String>,
 }
 
-/// `POST /api/validate`: 200 with a [`ValidationReport`], 400 for a body that is not JSON.
+/// `POST /api/validate`: 200 with a [`ValidationReport`] (a document that is not even a flow
+/// yields diagnostics, not an HTTP error); 400 for a body that is not JSON; 404 for an unknown
+/// `page`.
 pub(crate) async fn validate_flow(
-    ApiJson(document): ApiJson<Value>,
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<ValidateQuery>,
+    request: Request,
 ) -> Result<Json<ValidationReport>, ApiError> {
-    Ok(Json(ValidationReport::new(diagnose(&document))))
+    let bytes = body_bytes(request, &()).await?;
+    // Refuse non-JSON with the API's 400 before handing the text to the flow checker.
+    parse_json::<Value>(&bytes)?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let report = match query.page {
+        Some(page) => {
+            let page = state.page(&page)?;
+            state
+                .with_store(move |store| {
+                    let known = |id: &TopicId| matches!(store.get_topic(&page, id), Ok(Some(_)));
+                    Ok(check_text_with_topics(&text, &known))
+                })
+                .await?
+        }
+        None => check_text(&text),
+    };
+    Ok(Json(ValidationReport::new(report.diagnostics)))
 }

@@ -282,3 +282,58 @@ async fn an_unknown_subscriber_is_404() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn validate_checks_topic_ids_against_a_page_when_asked() {
+    let server = TestServer::start().await;
+    let mut flow = example_flow("restock");
+    flow["blocks"][0]["messages"][1]["topic"] = json!({"id": "no-such-topic"});
+    let codes = |report: &Value| -> Vec<String> {
+        report["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (status, plain) = server.json(server.post("/api/validate").json(&flow)).await;
+    assert_eq!(status, StatusCode::OK, "{plain}");
+    assert!(
+        !codes(&plain).contains(&"unknown-topic".to_owned()),
+        "{plain}"
+    );
+
+    let (status, checked) = server
+        .json(
+            server
+                .post(&format!("/api/validate?page={PAGE_ID}"))
+                .json(&flow),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{checked}");
+    assert!(
+        codes(&checked).contains(&"unknown-topic".to_owned()),
+        "{checked}"
+    );
+    assert_eq!(checked["valid"], false);
+
+    let (_, topic) = create_topic(&server, "Known").await;
+    flow["blocks"][0]["messages"][1]["topic"] = json!({"id": topic["id"]});
+    let (_, known) = server
+        .json(
+            server
+                .post(&format!("/api/validate?page={PAGE_ID}"))
+                .json(&flow),
+        )
+        .await;
+    assert!(
+        !codes(&known).contains(&"unknown-topic".to_owned()),
+        "{known}"
+    );
+
+    let (status, _) = server
+        .json(server.post("/api/validate?page=404404").json(&flow))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
