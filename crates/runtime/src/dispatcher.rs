@@ -144,7 +144,6 @@ impl Dispatcher {
 
     /// Sends due messages until `stop` is notified; then waits for sends in flight.
     pub(crate) async fn run(self: Arc<Self>, stop: Arc<Notify>) {
-        let limit = self.settings.max_in_flight * 4 + 64;
         loop {
             tokio::select! {
                 () = stop.notified() => break,
@@ -153,6 +152,8 @@ impl Dispatcher {
             }
             self.tracking().finished.clear();
             let now = self.clock.now_ms();
+            // In-flight heads are listed again until their outcome is recorded: read past them.
+            let limit = self.tracking().in_flight.len() + self.permits.available_permits() + 16;
             let store = Arc::clone(&self.store);
             let due =
                 match tokio::task::spawn_blocking(move || store.due_outbound(now, limit)).await {
@@ -163,15 +164,30 @@ impl Dispatcher {
                     }
                     Err(_) => continue,
                 };
-            for message in due {
-                {
-                    let mut tracking = self.tracking();
-                    if tracking.finished.contains(&message.id)
-                        || !tracking.in_flight.insert(message.id)
-                    {
-                        continue;
-                    }
+            let fresh: Vec<OutboundMessage> = {
+                let mut tracking = self.tracking();
+                due.into_iter()
+                    .filter(|m| {
+                        !tracking.finished.contains(&m.id) && tracking.in_flight.insert(m.id)
+                    })
+                    .collect()
+            };
+            if fresh.is_empty() {
+                continue;
+            }
+            // The scheduler commits without waiting for the disk. Everything just read was
+            // committed before the read, so after this flush it is durable: no message is sent
+            // before the commit that queued it (and spent its token) is on disk.
+            let store = Arc::clone(&self.store);
+            if let Err(error) = self.flush_or_log(store).await {
+                tracing::error!(%error, "cannot flush before sending");
+                let mut tracking = self.tracking();
+                for m in &fresh {
+                    tracking.in_flight.remove(&m.id);
                 }
+                continue;
+            }
+            for message in fresh {
                 let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                     return;
                 };
@@ -196,6 +212,13 @@ impl Dispatcher {
         // Graceful: let sends in flight finish and record their outcome.
         let all = u32::try_from(self.settings.max_in_flight.max(1)).unwrap_or(u32::MAX);
         let _ = self.permits.acquire_many(all).await;
+    }
+
+    async fn flush_or_log(&self, store: Arc<dyn Store>) -> Result<(), RuntimeError> {
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|join| RuntimeError::Task(join.to_string()))?
+            .map_err(RuntimeError::Store)
     }
 
     fn tracking(&self) -> std::sync::MutexGuard<'_, Tracking> {

@@ -231,7 +231,9 @@ impl Processor {
             outbound,
             tokens_added,
             now_ms,
-            durable: true,
+            // The journal holds the event durably; a commit lost in a crash is replayed from it.
+            // The dispatcher flushes before sending anything this commit queued.
+            durable: false,
         });
         let committed = match committed {
             Ok(committed) => committed,

@@ -317,6 +317,12 @@ impl Runtime {
                     counts.queued += report.queued;
                     counts.no_token += report.no_token;
                 }
+                // Notification runs are not journaled: make their commits durable before
+                // reporting them queued.
+                let store = Arc::clone(&self.inner.store);
+                tokio::task::spawn_blocking(move || store.flush())
+                    .await
+                    .map_err(|e| RuntimeError::Task(e.to_string()))??;
                 Ok(counts)
             }
         }
