@@ -24,7 +24,10 @@
 //! ([`OutboundKind::OtnToken`]) takes the subscriber's oldest usable token of the topic in that
 //! same transaction, so a token is spent exactly when its message is queued, and never twice.
 //! An event already processed makes the commit fail with [`StoreError::EventAlreadyProcessed`]
-//! and change nothing. [`Store::notify_topic`] queues one message per subscriber holding a usable
+//! and change nothing. [`Store::commit_steps`] commits many steps (of different subscribers) in
+//! one transaction and one flush — sled 0.34 writes its log buffer on every transaction, so
+//! batching is what makes high event rates possible; a replayed event fails alone.
+//! [`Store::notify_topic`] queues one message per subscriber holding a usable
 //! token of the topic (spending that subscriber's oldest token in the same transaction).
 //!
 //! # Durability contract
@@ -34,9 +37,11 @@
 //!
 //! - Durable on return: [`Store::journal_append`] and [`Store::journal_append_batch`] (the webhook
 //!   answers 200 only after this), [`Store::commit_step`] with `durable: true`,
+//!   [`Store::commit_steps`] when any step has `durable: true`,
 //!   [`Store::notify_topic`], [`Store::add_token`], [`Store::mark_token`], [`Store::expire_tokens`],
 //!   every outbox `mark_*` call, topic and flow changes (create, rename, delete, save draft,
 //!   publish, rollback), [`Store::ensure_page`] and [`Store::flush`].
+//! - Reads that only look (lists, `load_session`, `due_outbound`, ...) are not flushes.
 //! - [`Store::commit_step`] with `durable: false` is atomic and visible at once, but may be lost
 //!   in a crash until the next durable call or sled's background flush; after a crash it is
 //!   either wholly there or wholly absent (sled recovers transactions atomically).
