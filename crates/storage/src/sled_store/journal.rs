@@ -4,8 +4,9 @@
 //! the arrival index entry `seq → (page, event)` is written first, then the event record is
 //! inserted with a compare-and-swap that succeeds only if no record of that dedup key exists.
 //! Both are on disk before the call returns (group flush). A crash between the two writes of an
-//! append that was never acknowledged leaves either a dangling index entry (skipped and removed
-//! when read) or a record without index entry, which the redelivery of that event repairs.
+//! append that was never acknowledged leaves either a dangling index entry (skipped when read,
+//! removed at the next open) or a record without index entry, which the redelivery of that
+//! event repairs.
 
 use super::SledStore;
 use super::codec::{Key, decode, encode};
@@ -162,28 +163,42 @@ impl SledStore {
         }
     }
 
-    /// Every unprocessed event in arrival order; dangling index entries are dropped.
+    /// Every unprocessed event in arrival order. Index entries without an unprocessed record
+    /// are skipped, not removed: an append may be between its two writes right now.
     pub(super) fn journal_unprocessed(&self) -> StoreResult<Vec<JournalEntry>> {
-        let journal = self.tree(T::Journal);
         let mut entries = Vec::new();
-        for item in journal.iter() {
-            let (key, value) = item?;
+        for item in self.tree(T::Journal).iter() {
+            let (_, value) = item?;
             let pointer: JournalPointer = decode("journal", &value)?;
             let record: Option<EventRecord> =
                 self.read(T::EventKeys, &event_key(&pointer.page, &pointer.event))?;
-            match record {
-                Some(EventRecord {
-                    processed: false,
-                    entry: Some(entry),
-                    ..
-                }) => entries.push(entry),
-                // Left by a crash inside an unacknowledged append, or by an append that lost
-                // the race to a concurrent delivery of the same event.
-                _ => {
-                    let _ = journal.compare_and_swap(&key, Some(&value), None::<&[u8]>)?;
-                }
+            if let Some(EventRecord {
+                processed: false,
+                entry: Some(entry),
+                ..
+            }) = record
+            {
+                entries.push(entry);
             }
         }
         Ok(entries)
+    }
+
+    /// Removes index entries left by appends that a crash cut short (run at open, when no
+    /// append is in progress).
+    pub(super) fn journal_drop_dangling(&self) -> StoreResult<()> {
+        let journal = self.tree(T::Journal);
+        for item in journal.iter() {
+            let (key, value) = item?;
+            let seq = super::codec::KeyReader::new(&key).u64()?;
+            let pointer: JournalPointer = decode("journal", &value)?;
+            let record: Option<EventRecord> =
+                self.read(T::EventKeys, &event_key(&pointer.page, &pointer.event))?;
+            let live = record.is_some_and(|r| !r.processed && r.seq == Some(seq));
+            if !live {
+                journal.remove(&key)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -250,3 +250,24 @@ fn a_batch_of_steps_commits_together_and_isolates_a_replayed_event() {
     assert_eq!(store.outbox_stats().unwrap().pending, 2);
     assert_consistent(&store);
 }
+
+#[test]
+fn an_index_entry_without_its_event_is_skipped_and_dropped_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.journal_append_batch(&[event(1, 1)]).unwrap();
+        // What a crash right after the first write of an append leaves behind.
+        let mut value = vec![1u8];
+        value.extend_from_slice(br#"{"page":"page-1","event":"mid.lost"}"#);
+        let journal = store.raw_db().open_tree("journal").unwrap();
+        journal.insert(u64::MAX.to_be_bytes(), value).unwrap();
+        let pending = store.unprocessed_events().unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(store.verify_integrity().unwrap().len(), 1);
+        store.flush().unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.unprocessed_events().unwrap().len(), 1);
+    assert_consistent(&store);
+}
