@@ -17,6 +17,7 @@ use axum::routing::post;
 use botflow_messenger::fake::FakeGraphApi;
 use botflow_server::ServerConfig;
 use botflow_server::delivery::{envelope, signature, text_message};
+use botflow_server::metrics::HistogramSnapshot;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -168,7 +169,7 @@ async fn botflow_path(
     duration: Duration,
     batch: usize,
     answer: bool,
-) -> (LoadResult, Vec<Duration>, usize) {
+) -> (LoadResult, Vec<Duration>, usize, HistogramSnapshot) {
     let fake = FakeGraphApi::start().await;
     let data = tempfile::tempdir().unwrap();
     let env: HashMap<&str, String> = HashMap::from([
@@ -212,8 +213,9 @@ async fn botflow_path(
         .collect();
     latencies.sort();
     let answered = latencies.len();
+    let journal = server.state().metrics.journal_append.snapshot();
     server.shutdown().await.unwrap();
-    (result, latencies, answered)
+    (result, latencies, answered, journal)
 }
 
 fn print_phase(name: &str, result: &LoadResult, answered: Option<usize>) {
@@ -226,6 +228,19 @@ fn print_phase(name: &str, result: &LoadResult, answered: Option<usize>) {
         result.per_second(),
         result.acknowledged.len(),
         result.failed
+    );
+}
+
+fn print_journal(journal: &HistogramSnapshot) {
+    let ms = |q| {
+        journal
+            .quantile_upper_bound(q)
+            .map_or("over 30 s".to_owned(), |s| format!("<= {:.0} ms", s * 1e3))
+    };
+    println!(
+        "    durable journaling of a delivery (the wait before its 200): p50 {}, p99 {}",
+        ms(0.5),
+        ms(0.99)
     );
 }
 
@@ -255,10 +270,14 @@ fn main() {
             println!("{batch} event(s) per webhook:");
             let ceiling = bare_handler_ceiling(connections, duration, batch).await;
             print_phase("bare axum handler (parse JSON)", &ceiling, None);
-            let (journal_only, _, _) = botflow_path(connections, duration, batch, false).await;
+            let (journal_only, _, _, journal) =
+                botflow_path(connections, duration, batch, false).await;
             print_phase("botflow, no flow (journal + step)", &journal_only, None);
-            let (full, latencies, answered) = botflow_path(connections, duration, batch, true).await;
+            print_journal(&journal);
+            let (full, latencies, answered, journal) =
+                botflow_path(connections, duration, batch, true).await;
             print_phase("botflow, restock flow (2 messages)", &full, Some(answered));
+            print_journal(&journal);
             print_latency(&latencies);
             println!(
                 "  ratio to the bare handler: {:.1}% with the flow answering, {:.1}% without (target >= 40%)",

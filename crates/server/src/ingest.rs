@@ -62,6 +62,7 @@ impl AppState {
             .map(|event| journal_record(event, received_ms))
             .collect::<Result<Vec<_>, _>>()?;
         let store = self.store.clone();
+        let started = std::time::Instant::now();
         let (records, appended) = tokio::task::spawn_blocking(move || {
             let appended = store.journal_append_batch(&records);
             (records, appended)
@@ -69,6 +70,7 @@ impl AppState {
         .await
         .map_err(ApiError::internal)?;
         let appended = appended.map_err(ApiError::internal)?;
+        self.metrics.journal_append.observe(started.elapsed());
         let mut outcome = IngestOutcome::default();
         let mut fresh = Vec::new();
         for (record, appended) in records.into_iter().zip(appended) {

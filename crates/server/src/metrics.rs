@@ -85,6 +85,25 @@ pub struct HistogramSnapshot {
     pub sum_seconds: f64,
 }
 
+impl HistogramSnapshot {
+    /// The upper bound (seconds) of the bucket holding the `q` quantile (0..=1); `None` without
+    /// observations or when it lies above the last bound.
+    pub fn quantile_upper_bound(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * self.count as f64).ceil().max(1.0) as u64;
+        let mut cumulative = 0;
+        for (count, bound) in self.bucket_counts.iter().zip(LATENCY_BUCKETS_SECONDS) {
+            cumulative += count;
+            if cumulative >= rank {
+                return Some(bound);
+            }
+        }
+        None
+    }
+}
+
 /// The counters the HTTP layer owns.
 #[derive(Debug, Default)]
 pub struct ServerMetrics {
@@ -103,6 +122,8 @@ pub struct ServerMetrics {
     /// Time from a webhook's arrival to the Send API accepting a message it caused (fed by the
     /// runtime's latency hook).
     pub webhook_to_send: LatencyHistogram,
+    /// Time to journal a delivery durably (the wait before its 200).
+    pub journal_append: LatencyHistogram,
 }
 
 /// Builds a Prometheus text page; each metric family is written once with HELP and TYPE.
@@ -230,6 +251,25 @@ mod tests {
         );
         assert!(text.contains("lat_seconds_count 4\n"), "{text}");
         assert!(text.contains("lat_seconds_sum 60.0305\n"), "{text}");
+    }
+
+    #[test]
+    fn quantiles_name_the_bucket_they_fall_in() {
+        let histogram = LatencyHistogram::default();
+        assert_eq!(histogram.snapshot().quantile_upper_bound(0.5), None);
+        for _ in 0..98 {
+            histogram.observe(Duration::from_micros(1500));
+        }
+        histogram.observe(Duration::from_millis(40));
+        histogram.observe(Duration::from_secs(99));
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.quantile_upper_bound(0.5), Some(0.002));
+        assert_eq!(snapshot.quantile_upper_bound(0.99), Some(0.05));
+        assert_eq!(
+            snapshot.quantile_upper_bound(1.0),
+            None,
+            "above the last bound"
+        );
     }
 
     #[test]

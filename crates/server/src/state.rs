@@ -147,6 +147,11 @@ impl AppState {
             m.sends_in_flight.get(),
         )
         .histogram(
+            "botflow_webhook_journal_seconds",
+            "Time to journal a webhook delivery durably, the wait before its 200.",
+            &self.metrics.journal_append.snapshot(),
+        )
+        .histogram(
             "botflow_webhook_to_send_seconds",
             "Time from a webhook's arrival to the Send API accepting a message it caused.",
             &self.metrics.webhook_to_send.snapshot(),
