@@ -63,13 +63,14 @@ pub trait Store: Send + Sync {
     // ---- flows ----
 
     /// Saves a draft if it parses ([`StoreError::FlowParse`] otherwise), with its validation
-    /// diagnostics; returns the stored draft. Durable.
+    /// diagnostics (topic ids checked against the Page); returns the stored draft. Durable.
     fn save_draft(&self, page: &PageId, source: DraftSource, now_ms: u64) -> StoreResult<Draft>;
     /// The draft of a flow, if one is stored.
     fn draft(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<Draft>>;
-    /// Publishes the draft as immutable version n+1 if it validates without errors; topics named
-    /// inline are created (or an existing one of that name reused) in the same atomic commit and
-    /// the stored version refers to them by id. Durable.
+    /// Publishes the draft as immutable version n+1 if it validates without errors (topic ids
+    /// are checked against the Page: `unknown-topic`); topics named inline are created (or an
+    /// existing one of that name reused) in the same atomic commit and the stored version refers
+    /// to them by id. Durable.
     fn publish(&self, page: &PageId, flow: &FlowId, now_ms: u64) -> StoreResult<Published>;
     /// Saves `document` as the draft and publishes it; when it equals the latest version's source
     /// no new version is made (`unchanged: true`). Durable.

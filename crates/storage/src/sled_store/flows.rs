@@ -12,8 +12,8 @@ use crate::ids::PageId;
 use crate::store::StoreResult;
 use crate::topic::{Topic, clean_topic_name, topic_name_key};
 use botflow_flow::{
-    BlockKind, Diagnostic, FlowDocument, FlowId, Message, TopicId, TopicRef, ValidFlow, parse_flow,
-    validate,
+    BlockKind, Diagnostic, FlowDocument, FlowId, Message, TopicId, TopicRef, ValidFlow,
+    check_text_with_topics, validate_with_topics,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -138,20 +138,39 @@ fn resolve_topics(
 }
 
 impl SledStore {
+    /// Validates against the Page's topics (ids that do not exist are `unknown-topic` errors).
+    fn validate_on_page(&self, page: &PageId, document: &FlowDocument) -> Vec<Diagnostic> {
+        // A read error counts as "unknown" here; the publish transaction checks again anyway.
+        let lookup = |id: &TopicId| matches!(self.topic_get(page, id), Ok(Some(_)));
+        validate_with_topics(document, &lookup)
+    }
+
     pub(super) fn draft_save(
         &self,
         page: &PageId,
         source: DraftSource,
         now_ms: u64,
     ) -> StoreResult<Draft> {
-        let document = match source {
+        let (document, diagnostics) = match source {
             DraftSource::Text(text) => {
-                parse_flow(&text).map_err(|diagnostics| StoreError::FlowParse { diagnostics })?
+                let lookup = |id: &TopicId| matches!(self.topic_get(page, id), Ok(Some(_)));
+                let report = check_text_with_topics(&text, &lookup);
+                match report.document {
+                    Some(document) => (document, report.diagnostics),
+                    None => {
+                        return Err(StoreError::FlowParse {
+                            diagnostics: report.diagnostics,
+                        });
+                    }
+                }
             }
-            DraftSource::Document(document) => document,
+            DraftSource::Document(document) => {
+                let diagnostics = self.validate_on_page(page, &document);
+                (document, diagnostics)
+            }
         };
         let draft = Draft {
-            diagnostics: validate(&document),
+            diagnostics,
             document,
             saved_ms: now_ms,
         };
@@ -188,7 +207,7 @@ impl SledStore {
         republished_from: Option<u32>,
         now_ms: u64,
     ) -> StoreResult<Published> {
-        let diagnostics = validate(source);
+        let diagnostics = self.validate_on_page(page, source);
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(StoreError::FlowInvalid {
                 flow: source.id.clone(),

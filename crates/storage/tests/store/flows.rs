@@ -105,12 +105,19 @@ fn an_unknown_topic_id_fails_the_whole_publish() {
         });
     }
     match store.publish_document(&page(), doc, 1) {
-        Err(StoreError::UnknownTopic { topic, pointer, .. }) => {
-            assert_eq!(topic.as_str(), "no-such-topic");
-            assert_eq!(pointer, "/blocks/0/messages/1/topic");
+        Err(StoreError::FlowInvalid { diagnostics, .. }) => {
+            let unknown: Vec<&str> = diagnostics
+                .iter()
+                .filter(|d| d.code == "unknown-topic")
+                .map(|d| d.pointer.as_str())
+                .collect();
+            assert_eq!(unknown, vec!["/blocks/0/messages/1/topic/id"]);
         }
-        other => panic!("expected UnknownTopic, got {other:?}"),
+        other => panic!("expected FlowInvalid with unknown-topic, got {other:?}"),
     }
+    // The saved draft carries the same diagnostic.
+    let draft = store.draft(&page(), &FlowId::from("a")).unwrap().unwrap();
+    assert!(draft.diagnostics.iter().any(|d| d.code == "unknown-topic"));
     assert!(store.list_topics(&page(), 1).unwrap().is_empty());
     assert_eq!(
         store.active_version(&page(), &FlowId::from("a")).unwrap(),
