@@ -1,7 +1,7 @@
 //! What the step function may read besides the session: the Page's published flows and the
 //! subscriber's usable OTN tokens. Built by the caller; the step function does no I/O.
 
-use botflow_flow::{FlowId, KeywordMatch, TopicId, Trigger, ValidFlow};
+use botflow_flow::{BlockKind, FlowId, KeywordMatch, TopicId, Trigger, ValidFlow};
 use botflow_storage::{PageId, Psid};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +17,8 @@ pub struct PublishedFlows {
     active: BTreeMap<FlowId, u32>,
     /// Keyword triggers of the active versions, lowercased and trimmed once, in flow id order.
     keywords: BTreeMap<FlowId, Vec<(String, KeywordMatch)>>,
+    /// Whether any version has an `otn_send` block (else token counts are never read).
+    spends_tokens: bool,
 }
 
 impl PublishedFlows {
@@ -27,6 +29,11 @@ impl PublishedFlows {
 
     /// Adds a published version (an older one a session or payload refers to, or the active one).
     pub fn insert(&mut self, version: u32, flow: Arc<ValidFlow>) {
+        self.spends_tokens |= flow
+            .document()
+            .blocks
+            .iter()
+            .any(|b| matches!(b.kind, BlockKind::OtnSend(_)));
         let id = flow.document().id.clone();
         self.versions.entry(id).or_default().insert(version, flow);
     }
@@ -56,6 +63,11 @@ impl PublishedFlows {
     pub fn deactivate(&mut self, flow: &FlowId) {
         self.active.remove(flow);
         self.keywords.remove(flow);
+    }
+
+    /// Whether a step may spend tokens (some version has an `otn_send` block).
+    pub fn spends_tokens(&self) -> bool {
+        self.spends_tokens
     }
 
     /// The given version of a flow, if available.

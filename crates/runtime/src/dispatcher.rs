@@ -8,6 +8,7 @@
 use crate::clock::Clock;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
 use crate::outbound::with_token_recipient;
+use crate::process::InteractionCache;
 use crate::runtime::RuntimeError;
 use crate::window::within_window;
 use botflow_messenger::{SendClient, SendError};
@@ -69,6 +70,7 @@ pub(crate) struct Dispatcher {
     pub(crate) metrics: Arc<RuntimeMetrics>,
     pub(crate) settings: DispatchSettings,
     pub(crate) latency_hook: Option<LatencyHook>,
+    interactions: Arc<InteractionCache>,
     /// Messages being sent now, and those finished since the last due-list read.
     tracking: Mutex<Tracking>,
     /// Next free send slot per Page (pacing).
@@ -107,6 +109,7 @@ impl Dispatcher {
         metrics: Arc<RuntimeMetrics>,
         settings: DispatchSettings,
         latency_hook: Option<LatencyHook>,
+        interactions: Arc<InteractionCache>,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
         Self {
@@ -116,6 +119,7 @@ impl Dispatcher {
             metrics,
             settings,
             latency_hook,
+            interactions,
             tracking: Mutex::new(Tracking::default()),
             next_slot: Mutex::new(HashMap::new()),
             origins: Mutex::new(HashMap::new()),
@@ -259,10 +263,13 @@ impl Dispatcher {
         let now = self.clock.now_ms();
         let body = match &message.kind {
             OutboundKind::Normal => {
-                let (page, psid) = (message.page.clone(), message.psid.clone());
-                let session = self.blocking(move |s| s.load_session(&page, &psid)).await?;
-                let last = session.and_then(|s| s.last_interaction_ms);
-                if !within_window(last, now) {
+                let cached = self.interactions.get(&message.page, &message.psid);
+                let inside = within_window(cached, now) || {
+                    let (page, psid) = (message.page.clone(), message.psid.clone());
+                    let session = self.blocking(move |s| s.load_session(&page, &psid)).await?;
+                    within_window(session.and_then(|s| s.last_interaction_ms), now)
+                };
+                if !inside {
                     self.metrics.messages_refused.inc();
                     self.forget(id);
                     return self

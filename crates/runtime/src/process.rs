@@ -74,6 +74,40 @@ pub(crate) struct Processor {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<RuntimeMetrics>,
     pub(crate) step_budget: u32,
+    pub(crate) interactions: Arc<InteractionCache>,
+}
+
+/// The last interaction time of subscribers as of their latest commit, so the dispatcher can
+/// pass the 24-hour check without reading the session. Values only grow, so "inside the window"
+/// from the cache is always right; "outside" is confirmed against the store.
+#[derive(Debug, Default)]
+pub(crate) struct InteractionCache {
+    last: std::sync::Mutex<std::collections::HashMap<(PageId, Psid), u64>>,
+}
+
+/// Subscribers remembered before the cache starts over (it is only a shortcut).
+const MAX_CACHED_INTERACTIONS: usize = 500_000;
+
+impl InteractionCache {
+    pub(crate) fn record(&self, page: &PageId, psid: &Psid, at_ms: u64) {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.len() >= MAX_CACHED_INTERACTIONS {
+            last.clear();
+        }
+        let entry = last.entry((page.clone(), psid.clone())).or_insert(at_ms);
+        *entry = (*entry).max(at_ms);
+    }
+
+    pub(crate) fn get(&self, page: &PageId, psid: &Psid) -> Option<u64> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(page.clone(), psid.clone()))
+            .copied()
+    }
 }
 
 impl std::fmt::Debug for Processor {
@@ -151,12 +185,17 @@ impl Processor {
         let flows = self
             .flows
             .for_step(self.store.as_ref(), page, &needed, now)?;
-        let usable_tokens: BTreeMap<TopicId, u32> = self
-            .store
-            .usable_token_counts(page, psid, step_ms)?
-            .into_iter()
-            .map(|(topic, n)| (topic, u32::try_from(n).unwrap_or(u32::MAX)))
-            .collect();
+        // Token counts matter only to a step that may spend one.
+        let needs_tokens = flows.spends_tokens() || matches!(inbound, InboundEvent::Notify { .. });
+        let usable_tokens: BTreeMap<TopicId, u32> = if needs_tokens {
+            self.store
+                .usable_token_counts(page, psid, step_ms)?
+                .into_iter()
+                .map(|(topic, n)| (topic, u32::try_from(n).unwrap_or(u32::MAX)))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let ctx = StepContext {
             page: page.clone(),
             psid: psid.clone(),
@@ -223,6 +262,7 @@ impl Processor {
     ) -> Result<Processed, StoreError> {
         let is_event = event.is_some();
         let stored = tokens_added.len() as u64;
+        let interaction = session.last_interaction_ms;
         let committed = self.store.commit_step(StepCommit {
             page: page.clone(),
             psid: psid.clone(),
@@ -247,6 +287,9 @@ impl Processor {
         };
         if is_event {
             self.metrics.events_processed.inc();
+        }
+        if let Some(at) = interaction {
+            self.interactions.record(page, psid, at);
         }
         self.metrics.tokens_stored.add(stored);
         let mut notify = NotifyReport::default();

@@ -7,7 +7,7 @@ use crate::event::NotifyContent;
 use crate::flow_cache::FlowCache;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
 use crate::outbound::{MessageSpec, Purpose, request_body};
-use crate::process::{Processed, Processor, Work};
+use crate::process::{InteractionCache, Processed, Processor, Work};
 use crate::scheduler::{AfterWork, Shards, run_timers};
 use botflow_flow::TopicId;
 use botflow_messenger::SendClient;
@@ -152,6 +152,7 @@ impl Runtime {
         config: RuntimeConfig,
     ) -> Result<Self, RuntimeError> {
         let metrics = Arc::new(RuntimeMetrics::default());
+        let interactions = Arc::new(InteractionCache::default());
         let processor = Arc::new(Processor {
             store: Arc::clone(&store),
             flows: FlowCache::new(
@@ -160,6 +161,7 @@ impl Runtime {
             clock: Arc::clone(&config.clock),
             metrics: Arc::clone(&metrics),
             step_budget: config.step_budget,
+            interactions: Arc::clone(&interactions),
         });
         let dispatcher = Arc::new(Dispatcher::new(
             Arc::clone(&store),
@@ -175,6 +177,7 @@ impl Runtime {
                 poll: config.outbox_poll,
             },
             config.latency_hook.clone(),
+            interactions,
         ));
         let after: AfterWork = {
             let dispatcher = Arc::clone(&dispatcher);

@@ -114,78 +114,92 @@ impl Shards {
     }
 }
 
+/// Most work items one shard hands to a blocking thread at once (fewer thread hand-offs).
+const BATCH: usize = 32;
+
 async fn run_shard(
     mut rx: mpsc::Receiver<Work>,
     processor: Arc<Processor>,
     shards: Arc<Shards>,
     after: AfterWork,
 ) {
-    while let Some(work) = rx.recv().await {
-        shards.metrics.queue_depth.add(-1);
-        let timer_key = match &work {
-            Work::Timer {
+    while let Some(first) = rx.recv().await {
+        // Take what is already queued too; the batch is still processed strictly in order.
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(work) => batch.push(work),
+                Err(_) => break,
+            }
+        }
+        shards.metrics.queue_depth.add(-(batch.len() as i64));
+        let p = Arc::clone(&processor);
+        let results = match tokio::task::spawn_blocking(move || process_batch(&p, batch)).await {
+            Ok(results) => results,
+            Err(join) => {
+                // A panic in the step or the store: the work is gone from memory, not from the
+                // journal (events are replayed at the next start; timers fire again).
+                processor.metrics.events_failed.inc();
+                tracing::error!(error = %join, "processing task failed");
+                continue;
+            }
+        };
+        for (work, result) in results {
+            if let Work::Timer {
                 page,
                 psid,
                 timer_id,
-            } => Some((page.clone(), psid.clone(), *timer_id)),
-            _ => None,
-        };
-        let (work, result) = process_with_retries(&processor, work).await;
-        if let Some(key) = timer_key {
-            let mut timers = shards.timers();
-            timers.in_flight.remove(&key);
-            timers.finished.insert(key);
-        }
-        match result {
-            Ok(processed) => {
-                if processed.duplicate {
-                    processor.metrics.events_already_processed.inc();
-                }
-                after(&processed);
-                if let Some(Work::Notify {
-                    reply: Some(reply), ..
-                }) = work
-                {
-                    let _ = reply.send(processed.notify);
-                }
+            } = &work
+            {
+                let mut timers = shards.timers();
+                let key = (page.clone(), psid.clone(), *timer_id);
+                timers.in_flight.remove(&key);
+                timers.finished.insert(key);
             }
-            Err(error) => {
-                // The event stays unprocessed in the journal and is replayed at the next start.
-                processor.metrics.events_failed.inc();
-                tracing::error!(%error, "giving up on work after store errors");
+            match result {
+                Ok(processed) => {
+                    if processed.duplicate {
+                        processor.metrics.events_already_processed.inc();
+                    }
+                    after(&processed);
+                    if let Work::Notify {
+                        reply: Some(reply), ..
+                    } = work
+                    {
+                        let _ = reply.send(processed.notify);
+                    }
+                }
+                Err(error) => {
+                    // The event stays unprocessed in the journal and is replayed at the next start.
+                    processor.metrics.events_failed.inc();
+                    tracing::error!(%error, "giving up on work after store errors");
+                }
             }
         }
     }
 }
 
-async fn process_with_retries(
-    processor: &Arc<Processor>,
-    work: Work,
-) -> (Option<Work>, Result<Processed, String>) {
-    let mut work = work;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let p = Arc::clone(processor);
-        let joined = tokio::task::spawn_blocking(move || {
-            let result = p.process(&work);
-            (work, result)
-        })
-        .await;
-        let (back, result) = match joined {
-            Ok(done) => done,
-            // A panic in the step or the store: the work is gone from memory, not from the journal.
-            Err(join) => return (None, Err(format!("processing task failed: {join}"))),
-        };
-        work = back;
-        match result {
-            Err(error) if attempt < STORE_ATTEMPTS => {
-                tracing::warn!(%error, attempt, "store error while processing; retrying");
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+/// Processes a shard's batch in order on a blocking thread, retrying store errors a few times.
+fn process_batch(
+    processor: &Processor,
+    batch: Vec<Work>,
+) -> Vec<(Work, Result<Processed, String>)> {
+    batch
+        .into_iter()
+        .map(|work| {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match processor.process(&work) {
+                    Err(error) if attempt < STORE_ATTEMPTS => {
+                        tracing::warn!(%error, attempt, "store error while processing; retrying");
+                        std::thread::sleep(Duration::from_millis(50 << attempt));
+                    }
+                    result => return (work, result.map_err(|e| e.to_string())),
+                }
             }
-            result => return (Some(work), result.map_err(|e| e.to_string())),
-        }
-    }
+        })
+        .collect()
 }
 
 /// Polls the store for due timers and submits them like events, until `stop` is notified.
