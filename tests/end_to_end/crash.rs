@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const WAIT: Duration = Duration::from_secs(60);
 const OPTED_IN: usize = 12;
 const STREAM: usize = 400;
+/// A slow Send API pace, so the notification is still draining when the server is killed.
+const PACE: [(&str, &str); 1] = [("BOTFLOW_SEND_RATE_PER_SECOND", "50")];
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -46,7 +48,8 @@ async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
     let fake = FakeGraphApi::start().await;
     let data = tempfile::tempdir().unwrap();
     let flows = workspace_root().join("flows");
-    let mut server = ServerProcess::start(data.path(), fake.base_url(), Some(&flows)).await;
+    let mut server =
+        ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), &PACE).await;
 
     // Subscribers who opted in to the restock topic, each holding one token.
     let mut tokens = BTreeSet::new();
@@ -156,8 +159,13 @@ async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
         async move { (count >= 40).then_some(()) }
     })
     .await;
+    let used_before_kill = tokens
+        .iter()
+        .filter(|token| fake.token(token).is_some_and(|t| t.used))
+        .count();
     server.kill();
     stream.await.unwrap();
+    eprintln!("killed with {used_before_kill} of {OPTED_IN} notification messages sent");
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(
         acknowledged.len() < STREAM,
@@ -165,7 +173,8 @@ async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
     );
 
     // Restart on the same data: everything acknowledged before the kill gets done.
-    let server = ServerProcess::start(data.path(), fake.base_url(), Some(&flows)).await;
+    let server =
+        ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), &PACE).await;
     wait_until("an answer to every acknowledged event", WAIT, || {
         let sent = sent_per_psid(&fake);
         let missing = acknowledged

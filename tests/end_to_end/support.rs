@@ -76,6 +76,16 @@ impl ServerProcess {
     /// Starts `botflow serve` on `data_dir` with the Send API pointed at `graph_url`, publishing
     /// `flows_dir` when given, and waits until `/healthz` answers.
     pub(crate) async fn start(data_dir: &Path, graph_url: &str, flows_dir: Option<&Path>) -> Self {
+        Self::start_with_env(data_dir, graph_url, flows_dir, &[]).await
+    }
+
+    /// Like [`ServerProcess::start`], with extra environment variables.
+    pub(crate) async fn start_with_env(
+        data_dir: &Path,
+        graph_url: &str,
+        flows_dir: Option<&Path>,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(botflow_bin());
         command
             .arg("serve")
@@ -94,6 +104,7 @@ impl ServerProcess {
         if let Some(dir) = flows_dir {
             command.env("BOTFLOW_FLOWS_DIR", dir);
         }
+        command.envs(extra_env.iter().copied());
         Self::spawn(command).await
     }
 
