@@ -1,9 +1,55 @@
 //! The botflow runtime: runs published flows per subscriber when Messenger events arrive.
 //!
-//! The heart is a pure function, [`step`]: `(StepContext, Session, InboundEvent, now) → StepOutcome`
+//! The heart is a pure function, [`step()`]: `(StepContext, Session, InboundEvent, now) → StepOutcome`
 //! (new session, Send API requests to queue, effects such as a token to store). It does no I/O
 //! and reads no clock, so conversations replay exactly; [`simulate`] plays scripted
-//! conversations through it (`botflow simulate`).
+//! conversations through it (`botflow simulate`). Around it, [`Runtime`] drives real traffic:
+//! a scheduler that feeds each subscriber's journaled events, timers and notifications through
+//! `step` and commits the outcome to the store, and a dispatcher that sends the queued messages
+//! with the messenger crate's `SendClient`.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn botflow_storage::Store>, client: botflow_messenger::SendClient,
+//! #               entries: Vec<botflow_storage::JournalEntry>) -> Result<(), botflow_runtime::RuntimeError> {
+//! use botflow_runtime::{NotifyContent, Runtime, RuntimeConfig};
+//! let runtime = Runtime::start(store, client, RuntimeConfig::default()).await?; // resumes the journal
+//! runtime.submit(entries).await?; // events the server journaled durably before answering 200
+//! let page = botflow_storage::PageId::from("1234");
+//! let topic = botflow_flow::TopicId::from("topic-id");
+//! let now = runtime.clock().now_ms();
+//! let counts = runtime.notify_topic(&page, &topic, NotifyContent::Text("Back in stock!".into()), now).await?;
+//! println!("{} queued, {} without a token, {} expired", counts.queued, counts.no_token, counts.expired);
+//! runtime.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Ordering guarantee
+//! Work for a subscriber (Page, PSID) — journaled events, fired timers, notification runs — is
+//! routed by a hash of the subscriber to one of [`RuntimeConfig::workers`] shards. A shard is a
+//! FIFO queue drained by one task, in order, one item at a time, so a subscriber's events are
+//! processed strictly in the order they were submitted (the server submits in journal order; at
+//! start-up the unprocessed journal is queued in arrival order before `start` returns), with at
+//! most one in flight; different subscribers run concurrently on other shards. Queues are bounded
+//! ([`RuntimeConfig::queue_capacity`]): a full queue makes [`Runtime::submit`] wait. The outbox
+//! keeps order too: the store only offers the head of each subscriber's queue, so a message is
+//! sent (or finally recorded as failed or refused) before the next one of that subscriber starts,
+//! across retries and restarts.
+//!
+//! # Durability guarantee
+//! An event is safe once the server journaled it durably (before answering 200): the journal is
+//! the log. A step's commit (session, processed mark, new tokens, queued messages, spent tokens)
+//! is one atomic store transaction; the scheduler does not wait for the disk, because a commit
+//! lost in a crash is simply replayed from the journal, deterministically (a step runs at the
+//! time its webhook arrived). The dispatcher flushes the store after reading the due messages and
+//! before sending any of them, so no message leaves before the commit that queued it — and spent
+//! its OTN token — is on disk: a token is assigned to a message once and never to another.
+//! Outcomes (`mark_sent`, `mark_failed`, ...) are durable store calls. After a process crash:
+//! unprocessed events are replayed, pending messages are sent again (normal messages are
+//! at-least-once: one may be sent twice if the crash fell between the send and its record), a
+//! token send in progress is retried with the same token and, if Messenger then says the token
+//! is used, recorded as delivered-unconfirmed, never re-sent with a second token; timers live in
+//! the session and fire after restarts. "On disk" means what the storage crate's durability
+//! contract says (sled's flush survives a process crash, not necessarily a power loss).
 //!
 //! # Routing
 //! An event goes, in this order, to:

@@ -1,6 +1,8 @@
 //! Builds the Send API request JSON the runtime queues (recipient, message, messaging_type).
 //!
-//! Every outbound body is built here, so the wire shape lives in one place.
+//! Every outbound body is built here, so the wire shape lives in one place. The JSON is built
+//! directly (the step benchmark's hot path); a test pins it to what the messenger crate's
+//! `SendRequest::to_json` produces for the same message, so there is one wire format.
 
 use botflow_storage::Psid;
 use serde_json::{Map, Value};
@@ -133,20 +135,8 @@ fn message_json(message: MessageSpec) -> Value {
             }
             out
         }
-        MessageSpec::Image { url } => attachment(
-            "image",
-            object([
-                ("url", Value::String(url)),
-                ("is_reusable", Value::Bool(true)),
-            ]),
-        ),
-        MessageSpec::File { url } => attachment(
-            "file",
-            object([
-                ("url", Value::String(url)),
-                ("is_reusable", Value::Bool(true)),
-            ]),
-        ),
+        MessageSpec::Image { url } => attachment("image", object([("url", Value::String(url))])),
+        MessageSpec::File { url } => attachment("file", object([("url", Value::String(url))])),
         MessageSpec::OtnRequest { title, payload } => attachment(
             "template",
             object([
@@ -188,4 +178,112 @@ pub fn with_token_recipient(body: &Value, token: &str) -> Value {
         map.remove("messaging_type");
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use botflow_messenger::{Button, OutgoingMessage, QuickReply, SendRequest};
+
+    fn psid() -> Psid {
+        Psid::from("user-7")
+    }
+
+    #[test]
+    fn bodies_match_the_messenger_crate_wire_json() {
+        let cases = [
+            (
+                MessageSpec::Text {
+                    text: "Hi".into(),
+                    buttons: vec![],
+                    quick_replies: vec![],
+                },
+                OutgoingMessage::Text { text: "Hi".into() },
+            ),
+            (
+                MessageSpec::Text {
+                    text: "Pick".into(),
+                    buttons: vec![
+                        ButtonSpec::Postback {
+                            title: "A".into(),
+                            payload: "p".into(),
+                        },
+                        ButtonSpec::WebUrl {
+                            title: "B".into(),
+                            url: "https://x.test".into(),
+                        },
+                    ],
+                    quick_replies: vec![],
+                },
+                OutgoingMessage::TextWithButtons {
+                    text: "Pick".into(),
+                    buttons: vec![
+                        Button::Postback {
+                            title: "A".into(),
+                            payload: "p".into(),
+                        },
+                        Button::WebUrl {
+                            title: "B".into(),
+                            url: "https://x.test".into(),
+                        },
+                    ],
+                },
+            ),
+            (
+                MessageSpec::Text {
+                    text: "Size?".into(),
+                    buttons: vec![],
+                    quick_replies: vec![("S".into(), "q".into())],
+                },
+                OutgoingMessage::TextWithQuickReplies {
+                    text: "Size?".into(),
+                    quick_replies: vec![QuickReply {
+                        title: "S".into(),
+                        payload: "q".into(),
+                    }],
+                },
+            ),
+            (
+                MessageSpec::Image {
+                    url: "https://x.test/a.png".into(),
+                },
+                OutgoingMessage::Image {
+                    url: "https://x.test/a.png".into(),
+                },
+            ),
+            (
+                MessageSpec::File {
+                    url: "https://x.test/a.pdf".into(),
+                },
+                OutgoingMessage::File {
+                    url: "https://x.test/a.pdf".into(),
+                },
+            ),
+            (
+                MessageSpec::OtnRequest {
+                    title: "Tell me".into(),
+                    payload: "bf1:o".into(),
+                },
+                OutgoingMessage::OtnRequest {
+                    title: "Tell me".into(),
+                    payload: "bf1:o".into(),
+                },
+            ),
+        ];
+        for (spec, message) in cases {
+            let ours = request_body(&psid(), Purpose::Response, spec.clone());
+            assert_eq!(
+                ours,
+                SendRequest::response("user-7", message.clone()).to_json(),
+                "{spec:?}"
+            );
+            let update = request_body(&psid(), Purpose::Update, spec.clone());
+            assert_eq!(
+                update,
+                SendRequest::update("user-7", message.clone()).to_json()
+            );
+            let paid = with_token_recipient(&request_body(&psid(), Purpose::OtnToken, spec), "tok");
+            assert_eq!(paid, SendRequest::to_otn_token("tok", message).to_json());
+        }
+    }
 }

@@ -127,13 +127,6 @@ fn checked(block: &BlockId, out: String) -> Result<String, PayloadTooLong> {
 }
 
 impl Port {
-    fn encode(&self) -> String {
-        match self {
-            Self::Button { message, button } => format!("b{message}.{button}"),
-            Self::QuickReply { message, reply } => format!("q{message}.{reply}"),
-        }
-    }
-
     fn decode(text: &str) -> Option<Self> {
         let kind = text.chars().next()?;
         let (message, index) = text.get(1..)?.split_once('.')?;
@@ -156,16 +149,28 @@ impl Port {
 impl TapPayload {
     /// The payload string, or an error when it would exceed Messenger's 1,000 characters.
     pub fn encode(&self) -> Result<String, PayloadTooLong> {
-        let mut out =
-            String::with_capacity(32 + self.flow.as_str().len() + self.block.as_str().len());
-        out.push_str(PREFIX);
-        out.push_str(":t");
-        push_part(&mut out, self.flow.as_str());
-        let _ = write!(out, ":{}", self.version);
-        push_part(&mut out, self.block.as_str());
-        push_part(&mut out, &self.port.encode());
-        checked(&self.block, out)
+        encode_tap(&self.flow, self.version, &self.block, self.port)
     }
+}
+
+/// Encodes a tap payload from borrowed parts (the step function's hot path).
+pub fn encode_tap(
+    flow: &FlowId,
+    version: u32,
+    block: &BlockId,
+    port: Port,
+) -> Result<String, PayloadTooLong> {
+    let mut out = String::with_capacity(32 + flow.as_str().len() + block.as_str().len());
+    out.push_str(PREFIX);
+    out.push_str(":t");
+    push_part(&mut out, flow.as_str());
+    let _ = write!(out, ":{version}");
+    push_part(&mut out, block.as_str());
+    let _ = match port {
+        Port::Button { message, button } => write!(out, ":b{message}.{button}"),
+        Port::QuickReply { message, reply } => write!(out, ":q{message}.{reply}"),
+    };
+    checked(block, out)
 }
 
 impl OptinPayload {

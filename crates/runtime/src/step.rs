@@ -9,7 +9,7 @@ use crate::effect::{Effect, StartReason, StepError};
 use crate::event::{GET_STARTED_PAYLOAD, InboundEvent, NotifyContent};
 use crate::input_check;
 use crate::outbound::{ButtonSpec, MessageSpec, Purpose, request_body};
-use crate::payload::{OptinPayload, Payload, Port, TapPayload};
+use crate::payload::{OptinPayload, Payload, Port, TapPayload, encode_tap};
 use botflow_flow::{
     ActionStep, Block, BlockId, BlockKind, FlowId, Message, OtnSend, TopicId, TopicRef, Trigger,
     ValidFlow, WaitInput,
@@ -883,12 +883,7 @@ impl Run<'_> {
         let flow_id = &flow.document().id;
         let mut wait = None;
         for (m, message) in messages.iter().enumerate() {
-            let tap = |port| TapPayload {
-                flow: flow_id.clone(),
-                version,
-                block: block.id.clone(),
-                port,
-            };
+            let tap = |port| encode_tap(flow_id, version, &block.id, port);
             let spec = match message {
                 Message::Text(t) => {
                     let mut buttons = Vec::with_capacity(t.buttons.len());
@@ -902,8 +897,7 @@ impl Run<'_> {
                                 let payload = tap(Port::Button {
                                     message: m,
                                     button: i,
-                                })
-                                .encode();
+                                });
                                 match payload {
                                     Ok(payload) => buttons.push(ButtonSpec::Postback {
                                         title: b.title.clone(),
@@ -923,9 +917,7 @@ impl Run<'_> {
                         match tap(Port::QuickReply {
                             message: m,
                             reply: i,
-                        })
-                        .encode()
-                        {
+                        }) {
                             Ok(payload) => quick_replies.push((q.title.clone(), payload)),
                             Err(e) => {
                                 self.error(StepError::PayloadTooLong(e));
