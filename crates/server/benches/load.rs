@@ -34,6 +34,19 @@ struct LoadResult {
     acknowledged: Vec<Sample>,
     failed: usize,
     elapsed: Duration,
+    /// CPU time of the whole process (load generator, server, runtime, fake) during the phase.
+    cpu: Option<Duration>,
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat` (Linux; 100 Hz ticks).
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th fields.
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 impl LoadResult {
@@ -66,6 +79,7 @@ async fn drive(
     tag: &str,
 ) -> LoadResult {
     let start = Instant::now();
+    let cpu_at_start = process_cpu_time();
     let deadline = start + duration;
     let mut tasks = Vec::new();
     for connection in 0..connections {
@@ -119,6 +133,7 @@ async fn drive(
         acknowledged: Vec::new(),
         failed: 0,
         elapsed: Duration::ZERO,
+        cpu: None,
     };
     for task in tasks {
         let (acknowledged, failed) = task.await.unwrap();
@@ -126,6 +141,9 @@ async fn drive(
         result.failed += failed;
     }
     result.elapsed = start.elapsed();
+    result.cpu = process_cpu_time()
+        .zip(cpu_at_start)
+        .map(|(end, start)| end.saturating_sub(start));
     result
 }
 
@@ -223,8 +241,15 @@ fn print_phase(name: &str, result: &LoadResult, answered: Option<usize>) {
         Some(n) => format!(", {n} answered"),
         None => String::new(),
     };
+    let cpu = match result.cpu {
+        Some(cpu) => format!(
+            ", {:.2} cores busy",
+            cpu.as_secs_f64() / result.elapsed.as_secs_f64()
+        ),
+        None => String::new(),
+    };
     println!(
-        "  {name:<34} {:>8.0} events/s  ({} acknowledged, {} failed{answered})",
+        "  {name:<34} {:>8.0} events/s  ({} acknowledged, {} failed{answered}{cpu})",
         result.per_second(),
         result.acknowledged.len(),
         result.failed
