@@ -33,7 +33,9 @@
 //! ([`RuntimeConfig::queue_capacity`]): a full queue makes [`Runtime::submit`] wait. The outbox
 //! keeps order too: the store only offers the head of each subscriber's queue, so a message is
 //! sent (or finally recorded as failed or refused) before the next one of that subscriber starts,
-//! across retries and restarts.
+//! across retries and restarts. One exception: an event whose commit keeps failing in the store
+//! (after retries) is left unprocessed in the journal and replayed at the next start, after the
+//! subscriber's later events.
 //!
 //! # Durability guarantee
 //! An event is safe once the server journaled it durably (before answering 200): the journal is

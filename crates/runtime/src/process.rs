@@ -118,9 +118,91 @@ impl std::fmt::Debug for Processor {
     }
 }
 
+/// A step ready to commit, with what to report once it is committed.
+pub(crate) struct Pending {
+    commit: StepCommit,
+    received_ms: Option<u64>,
+    no_token: u64,
+}
+
+/// What preparing a unit of work produced.
+pub(crate) enum Prepared {
+    /// Nothing to commit (a stale timer, a notification that changed nothing).
+    Done(Processed),
+    /// A step to commit.
+    Commit(Box<Pending>),
+}
+
 impl Processor {
-    /// Processes one unit of work; blocking (durable commits wait for a disk flush).
+    /// Processes one unit of work on its own (prepare, then commit).
     pub(crate) fn process(&self, work: &Work) -> Result<Processed, StoreError> {
+        match self.prepare(work)? {
+            Prepared::Done(processed) => Ok(processed),
+            Prepared::Commit(pending) => {
+                let result = self.store.commit_step(pending.commit.clone());
+                self.finish(*pending, result)
+            }
+        }
+    }
+
+    /// Processes a shard's batch in order, committing steps of different subscribers together
+    /// (one transaction, no wait for the disk). A subscriber's second item in a batch is only
+    /// prepared after its first is committed, so it sees the new session and tokens.
+    pub(crate) fn process_batch(&self, batch: &[Work]) -> Vec<Result<Processed, StoreError>> {
+        let mut results: Vec<Option<Result<Processed, StoreError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        let mut pending: Vec<(usize, Pending)> = Vec::new();
+        for (i, work) in batch.iter().enumerate() {
+            let (page, psid) = work.subscriber();
+            if pending
+                .iter()
+                .any(|(_, p)| p.commit.page == *page && p.commit.psid == *psid)
+            {
+                self.commit_pending(&mut pending, &mut results);
+            }
+            match self.prepare(work) {
+                Ok(Prepared::Done(processed)) => results[i] = Some(Ok(processed)),
+                Ok(Prepared::Commit(p)) => pending.push((i, *p)),
+                Err(error) => results[i] = Some(Err(error)),
+            }
+        }
+        self.commit_pending(&mut pending, &mut results);
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Ok(Processed::default())))
+            .collect()
+    }
+
+    fn commit_pending(
+        &self,
+        pending: &mut Vec<(usize, Pending)>,
+        results: &mut [Option<Result<Processed, StoreError>>],
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(pending);
+        let commits = batch.iter().map(|(_, p)| p.commit.clone()).collect();
+        match self.store.commit_steps(commits) {
+            Ok(outcomes) => {
+                for ((i, p), outcome) in batch.into_iter().zip(outcomes) {
+                    results[i] = Some(self.finish(p, outcome));
+                }
+            }
+            Err(error) => {
+                // The batch transaction failed as a whole: commit the steps one by one, so each
+                // gets its own outcome.
+                tracing::warn!(%error, "batch commit failed; committing steps one by one");
+                for (i, p) in batch {
+                    let result = self.store.commit_step(p.commit.clone());
+                    results[i] = Some(self.finish(p, result));
+                }
+            }
+        }
+    }
+
+    /// Loads what the step needs, runs it and returns the commit to make.
+    fn prepare(&self, work: &Work) -> Result<Prepared, StoreError> {
         let now = self.clock.now_ms();
         let (page, psid) = work.subscriber();
         let (event_id, inbound, step_ms, received_ms) = match work {
@@ -164,22 +246,25 @@ impl Processor {
         let session = self.store.load_session(page, psid)?.unwrap_or_default();
         if let Work::Timer { timer_id, .. } = work {
             if !session.timers.iter().any(|t| t.id == *timer_id) {
-                return Ok(Processed::default());
+                return Ok(Prepared::Done(Processed::default()));
             }
             self.metrics.timers_fired.inc();
         }
         let Some(inbound) = inbound else {
             // Nothing for flows (echo, receipt): only mark the event processed.
-            return self.commit(
-                page,
-                psid,
-                event_id,
-                session,
-                Vec::new(),
-                Vec::new(),
-                step_ms,
+            return Ok(Prepared::Commit(Box::new(Pending {
+                commit: step_commit(
+                    page,
+                    psid,
+                    event_id,
+                    session,
+                    Vec::new(),
+                    Vec::new(),
+                    step_ms,
+                ),
                 received_ms,
-            );
+                no_token: 0,
+            })));
         };
         let needed = versions_needed(&session, &inbound);
         let flows = self
@@ -230,10 +315,13 @@ impl Processor {
             && outcome.outbound.is_empty()
             && tokens.is_empty()
             && outcome.session == session;
-        let mut processed = if unchanged {
-            Processed::default()
-        } else {
-            self.commit(
+        if unchanged {
+            let mut processed = Processed::default();
+            processed.notify.no_token = no_token;
+            return Ok(Prepared::Done(processed));
+        }
+        Ok(Prepared::Commit(Box::new(Pending {
+            commit: step_commit(
                 page,
                 psid,
                 event_id,
@@ -241,40 +329,18 @@ impl Processor {
                 outcome.outbound,
                 tokens,
                 step_ms,
-                received_ms,
-            )?
-        };
-        processed.notify.no_token += no_token;
-        Ok(processed)
+            ),
+            received_ms,
+            no_token,
+        })))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn commit(
+    /// Turns a commit's result into what the scheduler reports.
+    fn finish(
         &self,
-        page: &PageId,
-        psid: &Psid,
-        event: Option<EventId>,
-        session: botflow_storage::Session,
-        outbound: Vec<botflow_storage::NewOutbound>,
-        tokens_added: Vec<NewToken>,
-        now_ms: u64,
-        received_ms: Option<u64>,
+        pending: Pending,
+        committed: Result<botflow_storage::StepCommitted, StoreError>,
     ) -> Result<Processed, StoreError> {
-        let is_event = event.is_some();
-        let stored = tokens_added.len() as u64;
-        let interaction = session.last_interaction_ms;
-        let committed = self.store.commit_step(StepCommit {
-            page: page.clone(),
-            psid: psid.clone(),
-            event,
-            session,
-            outbound,
-            tokens_added,
-            now_ms,
-            // The journal holds the event durably; a commit lost in a crash is replayed from it.
-            // The dispatcher flushes before sending anything this commit queued.
-            durable: false,
-        });
         let committed = match committed {
             Ok(committed) => committed,
             Err(StoreError::EventAlreadyProcessed { .. }) => {
@@ -285,14 +351,20 @@ impl Processor {
             }
             Err(error) => return Err(error),
         };
-        if is_event {
+        let commit = &pending.commit;
+        if commit.event.is_some() {
             self.metrics.events_processed.inc();
         }
-        if let Some(at) = interaction {
-            self.interactions.record(page, psid, at);
+        if let Some(at) = commit.session.last_interaction_ms {
+            self.interactions.record(&commit.page, &commit.psid, at);
         }
-        self.metrics.tokens_stored.add(stored);
-        let mut notify = NotifyReport::default();
+        self.metrics
+            .tokens_stored
+            .add(commit.tokens_added.len() as u64);
+        let mut notify = NotifyReport {
+            queued: 0,
+            no_token: pending.no_token,
+        };
         for send in &committed.token_sends {
             match send {
                 TokenSendOutcome::Queued { .. } => notify.queued += 1,
@@ -301,9 +373,32 @@ impl Processor {
         }
         Ok(Processed {
             outbox_ids: committed.outbox_ids,
-            received_ms,
+            received_ms: pending.received_ms,
             duplicate: false,
             notify,
         })
+    }
+}
+
+fn step_commit(
+    page: &PageId,
+    psid: &Psid,
+    event: Option<EventId>,
+    session: botflow_storage::Session,
+    outbound: Vec<botflow_storage::NewOutbound>,
+    tokens_added: Vec<NewToken>,
+    now_ms: u64,
+) -> StepCommit {
+    StepCommit {
+        page: page.clone(),
+        psid: psid.clone(),
+        event,
+        session,
+        outbound,
+        tokens_added,
+        now_ms,
+        // The journal holds the event durably; a commit lost in a crash is replayed from it.
+        // The dispatcher flushes before sending anything this commit queued.
+        durable: false,
     }
 }

@@ -179,25 +179,29 @@ async fn run_shard(
     }
 }
 
-/// Processes a shard's batch in order on a blocking thread, retrying store errors a few times.
+/// Processes a shard's batch in order on a blocking thread; work that met a store error is
+/// retried alone a few times.
 fn process_batch(
     processor: &Processor,
     batch: Vec<Work>,
 ) -> Vec<(Work, Result<Processed, String>)> {
+    let results = processor.process_batch(&batch);
     batch
         .into_iter()
-        .map(|work| {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match processor.process(&work) {
-                    Err(error) if attempt < STORE_ATTEMPTS => {
-                        tracing::warn!(%error, attempt, "store error while processing; retrying");
-                        std::thread::sleep(Duration::from_millis(50 << attempt));
-                    }
-                    result => return (work, result.map_err(|e| e.to_string())),
+        .zip(results)
+        .map(|(work, result)| {
+            let mut result = result;
+            let mut attempt = 1;
+            while let Err(error) = &result {
+                if attempt >= STORE_ATTEMPTS {
+                    break;
                 }
+                tracing::warn!(%error, attempt, "store error while processing; retrying");
+                std::thread::sleep(Duration::from_millis(50 << attempt));
+                attempt += 1;
+                result = processor.process(&work);
             }
+            (work, result.map_err(|e| e.to_string()))
         })
         .collect()
 }
