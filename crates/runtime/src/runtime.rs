@@ -103,7 +103,8 @@ pub struct NotifyCounts {
     pub queued: u64,
     /// Subscribers listed as holders who had no usable token left when their turn came.
     pub no_token: u64,
-    /// Tokens found expired (and marked so) while notifying.
+    /// Tokens found expired (and marked so) while notifying; for a flow notification, the tokens
+    /// the expiry sweep before it marked (of every topic).
     pub expired: u64,
 }
 

@@ -293,3 +293,104 @@ fn steps_are_deterministic_and_timers_fire_by_id() {
         "a timer is not an interaction"
     );
 }
+
+mod properties {
+    use super::*;
+    use botflow_runtime::NotifyContent;
+    use proptest::prelude::*;
+
+    fn example_flows() -> Arc<PublishedFlows> {
+        let mut flows = PublishedFlows::new();
+        for file in ["restock", "lead-capture", "restock-notify"] {
+            let text = crate::support::workspace_file(&format!("flows/{file}.json"));
+            let report = botflow_flow::check_text(&text);
+            let flow = ValidFlow::new(report.document.unwrap()).unwrap();
+            flows.insert_active(1, Arc::new(flow));
+        }
+        Arc::new(flows)
+    }
+
+    fn event() -> impl Strategy<Value = InboundEvent> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "restock",
+                "quote",
+                "blue",
+                "Other colours",
+                "ada@example.com",
+                "1500",
+                "hello",
+                ""
+            ])
+            .prop_map(|t| InboundEvent::Text { text: t.to_owned() }),
+            Just(InboundEvent::GetStarted { ref_param: None }),
+            Just(InboundEvent::Referral {
+                ref_param: "spring-ad".into()
+            }),
+            Just(InboundEvent::Postback {
+                payload: "bf1:t:restock:1:welcome:b0.0".into(),
+                title: "Other colours".into()
+            }),
+            Just(InboundEvent::QuickReply {
+                payload: "bf1:t:restock:1:colours:q0.0".into(),
+                text: "Blue".into()
+            }),
+            Just(InboundEvent::Postback {
+                payload: "bf1:t:restock:9:welcome:b0.0".into(),
+                title: "Old".into()
+            }),
+            Just(InboundEvent::Optin {
+                payload: "bf1:o:page-1:restock:1:welcome:1:name%3Ared sneakers restock".into(),
+                token: "tok".into()
+            }),
+            Just(InboundEvent::Notify {
+                topic: "name:red sneakers restock".into(),
+                content: NotifyContent::Flow("restock-notify".into())
+            }),
+            (0u64..3).prop_map(|i| InboundEvent::TimerFired { timer_id: i }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any sequence of events keeps the session consistent, and every step is deterministic.
+        #[test]
+        fn random_conversations_keep_sessions_consistent(events in prop::collection::vec((event(), 0u64..100_000_000), 1..25)) {
+            let mut context = StepContext::new(PageId::from("page-1"), Psid::from("u"), example_flows());
+            context.step_budget = 50;
+            let mut session = Session::default();
+            let mut now = 1_000_000u64;
+            for (event, gap) in events {
+                now += gap;
+                // Fire a real timer now and then instead of the random id.
+                let event = match (&event, session.timers.first()) {
+                    (InboundEvent::TimerFired { timer_id: 0 }, Some(t)) => InboundEvent::TimerFired { timer_id: t.id },
+                    _ => event,
+                };
+                let outcome = step(&context, &session, &event, now);
+                prop_assert_eq!(&outcome, &step(&context, &session, &event, now));
+                let s = &outcome.session;
+                if let Some(w) = &s.waiting {
+                    prop_assert!(s.flow.is_some(), "waiting without a running flow: {:?}", s);
+                    prop_assert!(context.flows.contains(&w.flow, w.version));
+                }
+                for effect in &outcome.effects {
+                    if let Effect::TimerSet { due_ms, .. } = effect {
+                        prop_assert!(*due_ms >= now, "timer set in the past: {:?}", effect);
+                    }
+                }
+                let ids: std::collections::BTreeSet<_> = s.timers.iter().map(|t| t.id).collect();
+                prop_assert_eq!(ids.len(), s.timers.len(), "timer ids unique");
+                prop_assert!(outcome.outbound.len() <= 50 * 3, "bounded by the step budget");
+                if event.is_user_interaction() {
+                    prop_assert_eq!(s.last_interaction_ms, Some(now));
+                }
+                for m in &outcome.outbound {
+                    prop_assert!(m.body.pointer("/recipient/id").is_some());
+                }
+                session = outcome.session;
+            }
+        }
+    }
+}
