@@ -298,13 +298,14 @@ impl Dispatcher {
             }
         };
         let Some(client) = self.clients.for_page(&message.page) else {
-            self.metrics.messages_failed.inc();
-            self.forget(id);
+            // A configuration problem, not the message's: keep it (and its token) for later.
             let error = format!(
                 "no Send API client (access token) for page {}",
                 message.page
             );
-            return self.blocking(move |s| s.mark_failed(id, &error, now)).await;
+            tracing::error!(outbox = %id, %error, "cannot send");
+            let due = now.saturating_add(duration_ms(self.settings.retry_max));
+            return self.blocking(move |s| s.mark_retry(id, due, &error)).await;
         };
         self.pace(&message.page).await;
         let result = client.send_json(&body).await;
@@ -347,7 +348,15 @@ impl Dispatcher {
                 .blocking(move |s| s.mark_delivered_unconfirmed(id, at))
                 .await;
         }
-        let retryable = error.is_retryable() || matches!(error, SendError::Auth(_));
+        if matches!(error, SendError::Auth(_)) {
+            // The Page's access token or permissions are broken: stop sending to it for a while
+            // and alert, but do not fail the message (nor burn its token); it waits for a fix.
+            tracing::error!(outbox = %id, page = %message.page, %text, "Send API refused the Page's credentials");
+            self.metrics.messages_retried.inc();
+            let due = at.saturating_add(duration_ms(self.settings.retry_max));
+            return self.blocking(move |s| s.mark_retry(id, due, &text)).await;
+        }
+        let retryable = error.is_retryable();
         // `attempts` counts the token-send marker too; allow one extra for it.
         let used = message.attempts + 1;
         if retryable && used < self.settings.max_attempts + u32::from(token_send) {
@@ -357,7 +366,7 @@ impl Dispatcher {
             };
             let delay = self.backoff(used, retry_after);
             self.metrics.messages_retried.inc();
-            let due = at.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+            let due = at.saturating_add(duration_ms(delay));
             return self.blocking(move |s| s.mark_retry(id, due, &text)).await;
         }
         if token_send && error.may_have_been_delivered() {
@@ -393,4 +402,8 @@ impl Dispatcher {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id)
     }
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

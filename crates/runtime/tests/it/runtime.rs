@@ -361,3 +361,32 @@ async fn a_thousand_subscribers_at_once_keep_their_own_order() {
         (SUBSCRIBERS * (ANSWERS + 1)) as u64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_page_credentials_hold_messages_instead_of_failing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    publish(store.as_ref(), ECHO);
+    let fake = FakeGraphApi::start().await;
+    fake.inject(Fault::Status(401), 1);
+    let runtime = start(&store, &fake, fast_config()).await;
+    let now = runtime.clock().now_ms();
+    let entries = vec![
+        journal(store.as_ref(), text("ed", "m-0", "hi"), now).unwrap(),
+        journal(store.as_ref(), text("ed", "m-1", "7"), now).unwrap(),
+    ];
+    runtime.submit(entries).await.unwrap();
+    // Held after the 401, then sent once the retry delay passed.
+    let statuses = wait_for("the message sent after the hold", LONG, || {
+        all_done(store.as_ref(), "ed", 1)
+    })
+    .await;
+    assert!(
+        matches!(statuses[0], OutboundStatus::Sent { .. }),
+        "{statuses:?}"
+    );
+    runtime.shutdown().await.unwrap();
+    assert_eq!(fake.request_count(), 2);
+    assert_eq!(runtime.metrics().messages_failed.get(), 0);
+    assert_eq!(runtime.metrics().messages_retried.get(), 1);
+}
