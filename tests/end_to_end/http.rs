@@ -317,8 +317,18 @@ async fn the_demo_walkthrough_works_as_printed() {
         stdout.lock().unwrap()
     );
 
-    let (status, _) = run_curl(&commands[0]).await;
-    assert_eq!(status, 200);
+    let (status, first) = run_curl(&commands[0]).await;
+    assert_eq!(
+        (status.as_u16(), &first["received"]),
+        (200, &Value::from(1)),
+        "{first}"
+    );
+    let (status, again) = run_curl(&commands[0]).await;
+    assert_eq!(
+        (status.as_u16(), &again["duplicates"]),
+        (200, &Value::from(1)),
+        "{again}"
+    );
     wait_until(
         "the OTN request printed",
         WAIT,

@@ -153,10 +153,10 @@ impl DemoWalkthrough {
             "# 1. The subscriber writes {:?}: the flow answers with an OTN request for topic {:?}.",
             self.trigger_text, self.topic_name
         );
+        let _ = writeln!(out, "{}", signed_post(&webhook, &message, &self.app_secret));
         let _ = writeln!(
             out,
-            "{}\n",
-            signed_post(&webhook, &message, &self.app_secret)
+            "#    (Run it twice: a redelivery is answered {{\"duplicates\":1}} and not processed again.)\n"
         );
         let _ = writeln!(
             out,

@@ -55,6 +55,34 @@ mod tests {
     }
 
     #[test]
+    fn every_path_parameter_is_declared_by_each_operation() {
+        let document: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            let names: Vec<&str> = path
+                .split('/')
+                .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            for (method, operation) in item.as_object().unwrap() {
+                let declared: Vec<&str> = operation["parameters"]
+                    .as_array()
+                    .map(|params| {
+                        params
+                            .iter()
+                            .filter(|p| p["in"] == "path")
+                            .filter_map(|p| p["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(declared, names, "{method} {path}: path parameters");
+                assert!(
+                    operation["operationId"].is_string(),
+                    "{method} {path}: operationId"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_schema_reference_resolves() {
         let document: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
         let mut refs = Vec::new();
