@@ -2,8 +2,22 @@
 //! Prometheus `/metrics` and the OpenAPI document at `/api/openapi.json`.
 //!
 //! Handlers only translate HTTP to storage and runtime calls. Entry points:
-//! - [`ServerConfig::load`] reads `botflow.toml` and `BOTFLOW_*` variables;
-//! - [`router`] builds the axum router over an [`AppState`].
+//! - [`ServerConfig::load`] reads `botflow.toml` and `BOTFLOW_*` variables (environment wins);
+//! - [`app::start`] opens the sled store, publishes start-up flows, starts the runtime and serves
+//!   HTTP; [`app::RunningServer::shutdown`] stops it gracefully;
+//! - [`router`] builds the axum router over an [`AppState`] (store, runtime, metrics).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = botflow_server::ServerConfig::load(None, true)?; // --demo defaults
+//! let server = botflow_server::app::start(config, Vec::new()).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A webhook POST is answered 200 only after every event of the delivery is in the durable
+//! journal ([`AppState::ingest`]); the runtime then processes each subscriber's events in order.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod api;
@@ -22,6 +36,7 @@ pub mod startup;
 pub mod state;
 mod webhook;
 
+pub use app::{RunningServer, ServeError};
 pub use config::{ConfigError, PageConfig, ServerConfig};
 pub use error::{ApiError, ApiJson};
 pub use ingest::IngestOutcome;
