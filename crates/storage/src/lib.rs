@@ -71,6 +71,7 @@ pub mod flows;
 pub mod ids;
 pub mod journal;
 pub mod outbox;
+pub mod outcome;
 pub mod session;
 mod sled_store;
 pub mod store;
@@ -85,6 +86,7 @@ pub use flows::{ActiveFlow, Draft, DraftSource, DraftState, FlowSummary, FlowVer
 pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
+pub use outcome::Outcome;
 pub use session::{FlowPosition, Session, Timer, TimerKind, WaitKind, Waiting};
 pub use sled_store::{DATABASE_FORMAT, SledStore, StoreOptions};
 pub use store::{BodyFor, Store, StoreResult};

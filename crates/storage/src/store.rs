@@ -10,6 +10,7 @@ use crate::flows::{ActiveFlow, Draft, DraftSource, FlowSummary, FlowVersion, Pub
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::outbox::OutboundMessage;
+use crate::outcome::Outcome;
 use crate::session::Session;
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
@@ -224,6 +225,32 @@ pub trait Store: Send + Sync {
     fn mark_refused(&self, id: OutboxId, reason: &str, at_ms: u64) -> StoreResult<()>;
     /// Records that it may have been delivered but no answer confirmed it; never retried. Durable.
     fn mark_delivered_unconfirmed(&self, id: OutboxId, at_ms: u64) -> StoreResult<()>;
+    /// Records several outcomes (normally of different subscribers) in one atomic commit, in
+    /// order, each with the effect of its single `mark_*` call; one result per outcome. An outcome
+    /// whose message is unknown or no longer pending gets that error and the others still
+    /// commit. Durability: when any outcome is about a token send (its token's fate rides on
+    /// it), everything is durable on return; outcomes of normal messages only are atomic and
+    /// visible at once but reach the disk with the next flush (losing one in a crash means the
+    /// message is sent again: at-least-once). The default implementation records them one by
+    /// one with the durable single calls.
+    fn mark_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<Vec<StoreResult<()>>> {
+        Ok(outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Sent {
+                    id,
+                    message_id,
+                    at_ms,
+                } => self.mark_sent(*id, message_id, *at_ms),
+                Outcome::Retry { id, due_ms, error } => self.mark_retry(*id, *due_ms, error),
+                Outcome::Failed { id, error, at_ms } => self.mark_failed(*id, error, *at_ms),
+                Outcome::Refused { id, reason, at_ms } => self.mark_refused(*id, reason, *at_ms),
+                Outcome::DeliveredUnconfirmed { id, at_ms } => {
+                    self.mark_delivered_unconfirmed(*id, *at_ms)
+                }
+            })
+            .collect())
+    }
     /// Queue figures for metrics.
     fn outbox_stats(&self) -> StoreResult<OutboxStats>;
     /// Every message queued for the subscriber (any status), oldest first.

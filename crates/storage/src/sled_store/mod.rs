@@ -6,6 +6,7 @@ mod group_commit;
 mod integrity;
 mod journal;
 mod outbox;
+mod outcomes;
 mod pages;
 mod steps;
 mod tokens;
@@ -18,6 +19,7 @@ use crate::flows::{ActiveFlow, Draft, DraftSource, FlowSummary, FlowVersion, Pub
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::outbox::OutboundMessage;
+use crate::outcome::Outcome;
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
@@ -443,6 +445,10 @@ impl Store for SledStore {
 
     fn mark_delivered_unconfirmed(&self, id: OutboxId, at_ms: u64) -> StoreResult<()> {
         self.outbox_finish(id, crate::OutboundStatus::DeliveredUnconfirmed { at_ms })
+    }
+
+    fn mark_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<Vec<StoreResult<()>>> {
+        self.outbox_record(outcomes)
     }
 
     fn outbox_stats(&self) -> StoreResult<OutboxStats> {

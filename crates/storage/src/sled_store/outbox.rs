@@ -95,53 +95,80 @@ fn status_word(status: &OutboundStatus) -> &'static str {
     }
 }
 
+/// Gives a pending message its final status and moves its subscriber's queue on, inside a
+/// transaction; a permanent failure of a token send marks its token invalid. Returns whether it
+/// is a token send.
+pub(super) fn finish(tx: &Tx<'_>, id: OutboxId, status: &OutboundStatus) -> TxResult<bool> {
+    let mut message = load_pending(tx, id)?;
+    let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
+    let qkey = queue_key(&message.page, &message.psid);
+    let mut queue: Vec<OutboxId> = tx.get(T::SubQueue, &qkey)?.unwrap_or_default();
+    let was_head = queue.first() == Some(&id);
+    queue.retain(|queued| *queued != id);
+    if was_head {
+        tx.del(T::OutboxDue, &due_key(message.due_ms, id))?;
+        if let Some(&next) = queue.first() {
+            let next_message: OutboundMessage = tx
+                .get(T::Outbox, &outbox_key(next))?
+                .ok_or(StoreError::OutboundNotFound(next))?;
+            tx.mark(T::OutboxDue, &due_key(next_message.due_ms, next))?;
+        }
+    }
+    if queue.is_empty() {
+        tx.del(T::SubQueue, &qkey)?;
+    } else {
+        tx.put(T::SubQueue, &qkey, &queue)?;
+    }
+    if let (OutboundStatus::Failed { error, at_ms }, OutboundKind::OtnToken { .. }, Some(token)) =
+        (status, &message.kind, &message.token)
+    {
+        // Any permanent error on a token send means the token is not usable any more.
+        let mark = TokenMark::Invalid {
+            reason: error.clone(),
+        };
+        match tokens::mark(tx, &message.page, token, &mark, *at_ms) {
+            Ok(_)
+            | Err(sled::transaction::ConflictableTransactionError::Abort(
+                StoreError::TokenNotFound { .. },
+            )) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    message.status = status.clone();
+    tx.put(T::Outbox, &outbox_key(id), &message)?;
+    Ok(token_send)
+}
+
+/// Records a failed attempt inside a transaction: the message stays at its queue's head and is
+/// due again at `due_ms`. Returns whether it is a token send.
+pub(super) fn retry(tx: &Tx<'_>, id: OutboxId, due_ms: u64, error: &str) -> TxResult<bool> {
+    let mut message = load_pending(tx, id)?;
+    let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
+    let old_due = due_key(message.due_ms, id);
+    if tx.contains(T::OutboxDue, &old_due)? {
+        tx.del(T::OutboxDue, &old_due)?;
+        tx.mark(T::OutboxDue, &due_key(due_ms, id))?;
+    }
+    message.attempts += 1;
+    message.due_ms = due_ms;
+    message.last_error = Some(error.to_owned());
+    tx.put(T::Outbox, &outbox_key(id), &message)?;
+    Ok(token_send)
+}
+
 impl SledStore {
-    /// Gives a pending message its final status and moves its subscriber's queue on.
+    /// Gives a pending message its final status (durable).
     pub(super) fn outbox_finish(&self, id: OutboxId, status: OutboundStatus) -> StoreResult<()> {
-        self.transact(|tx| {
-            let mut message = load_pending(tx, id)?;
-            let qkey = queue_key(&message.page, &message.psid);
-            let mut queue: Vec<OutboxId> = tx.get(T::SubQueue, &qkey)?.unwrap_or_default();
-            let was_head = queue.first() == Some(&id);
-            queue.retain(|queued| *queued != id);
-            if was_head {
-                tx.del(T::OutboxDue, &due_key(message.due_ms, id))?;
-                if let Some(&next) = queue.first() {
-                    let next_message: OutboundMessage = tx
-                        .get(T::Outbox, &outbox_key(next))?
-                        .ok_or(StoreError::OutboundNotFound(next))?;
-                    tx.mark(T::OutboxDue, &due_key(next_message.due_ms, next))?;
-                }
-            }
-            if queue.is_empty() {
-                tx.del(T::SubQueue, &qkey)?;
-            } else {
-                tx.put(T::SubQueue, &qkey, &queue)?;
-            }
-            if let (
-                OutboundStatus::Failed { error, at_ms },
-                OutboundKind::OtnToken { .. },
-                Some(token),
-            ) = (&status, &message.kind, &message.token)
-            {
-                // Any permanent error on a token send means the token is not usable any more.
-                let mark = TokenMark::Invalid {
-                    reason: error.clone(),
-                };
-                match tokens::mark(tx, &message.page, token, &mark, *at_ms) {
-                    Ok(_)
-                    | Err(sled::transaction::ConflictableTransactionError::Abort(
-                        StoreError::TokenNotFound { .. },
-                    )) => {}
-                    Err(err) => return Err(err),
-                }
-            }
-            message.status = status.clone();
-            tx.put(T::Outbox, &outbox_key(id), &message)
-        })?;
+        self.transact(|tx| finish(tx, id, &status))?;
+        self.count_final(&status);
+        self.durable()
+    }
+
+    /// Counts a message that left the pending state with `status`.
+    pub(super) fn count_final(&self, status: &OutboundStatus) {
         self.count_outbox(|s| {
             s.pending = s.pending.saturating_sub(1);
-            match &status {
+            match status {
                 OutboundStatus::Pending => s.pending += 1,
                 OutboundStatus::Sent { .. } => s.sent += 1,
                 OutboundStatus::Failed { .. } => s.failed += 1,
@@ -149,7 +176,6 @@ impl SledStore {
                 OutboundStatus::DeliveredUnconfirmed { .. } => s.delivered_unconfirmed += 1,
             }
         });
-        self.durable()
     }
 
     /// Updates the in-memory outbox figures after a commit.
@@ -172,18 +198,7 @@ impl SledStore {
     }
 
     pub(super) fn outbox_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
-        self.transact(|tx| {
-            let mut message = load_pending(tx, id)?;
-            let old_due = due_key(message.due_ms, id);
-            if tx.contains(T::OutboxDue, &old_due)? {
-                tx.del(T::OutboxDue, &old_due)?;
-                tx.mark(T::OutboxDue, &due_key(due_ms, id))?;
-            }
-            message.attempts += 1;
-            message.due_ms = due_ms;
-            message.last_error = Some(error.to_owned());
-            tx.put(T::Outbox, &outbox_key(id), &message)
-        })?;
+        self.transact(|tx| retry(tx, id, due_ms, error))?;
         self.durable()
     }
 

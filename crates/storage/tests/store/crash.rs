@@ -3,7 +3,9 @@
 //! the database and checks that every acknowledged write is there and the invariants hold.
 
 use super::*;
-use botflow_storage::{Appended, EventId, NewJournalEvent, OutboundStatus, OutboxId, StoreError};
+use botflow_storage::{
+    Appended, EventId, NewJournalEvent, OutboundStatus, OutboxId, Outcome, StoreError,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -137,12 +139,35 @@ fn crash_child_writer() {
                     .map_or("-".to_owned(), |t| t.token.clone());
                 println!("C {p} {n} {event} {token} {}", committed.outbox_ids.len());
             }
-            8 => {
+            8 if rng.below(2) == 0 => {
                 if let Some(head) = store.due_outbound(now, 1).unwrap().first() {
                     store
                         .mark_sent(head.id, &format!("m.{}", head.id), now)
                         .unwrap();
                     println!("S {}", head.id);
+                }
+            }
+            8 => {
+                // Batched outcomes: durable on return only when a token send is among them;
+                // otherwise all-or-nothing after a crash.
+                let heads = store.due_outbound(now, 1 + rng.below(4) as usize).unwrap();
+                let outcomes: Vec<Outcome> = heads
+                    .iter()
+                    .map(|m| Outcome::Sent {
+                        id: m.id,
+                        message_id: format!("m.{}", m.id),
+                        at_ms: now,
+                    })
+                    .collect();
+                let results = store.mark_outcomes(&outcomes).unwrap();
+                assert!(results.iter().all(Result::is_ok), "{results:?}");
+                let ids: Vec<String> = heads.iter().map(|m| m.id.0.to_string()).collect();
+                if heads.iter().any(|m| m.token.is_some()) {
+                    for id in &ids {
+                        println!("S {id}");
+                    }
+                } else if !ids.is_empty() {
+                    println!("B {}", ids.join(","));
                 }
             }
             _ => {
@@ -164,6 +189,8 @@ struct Acks {
     /// psid → (n, event, token) of each acknowledged commit.
     commits: BTreeMap<String, Vec<(u64, String, String)>>,
     sent: Vec<u64>,
+    /// Non-durable batches of sent marks: each must be wholly there or wholly absent.
+    batches: Vec<Vec<u64>>,
     lines: usize,
 }
 
@@ -179,6 +206,9 @@ fn parse_acks(lines: &[String]) -> Acks {
                 .or_default()
                 .push((n.parse().unwrap(), (*event).to_owned(), (*token).to_owned())),
             ["S", id] => acks.sent.push(id.parse().unwrap()),
+            ["B", ids] => acks
+                .batches
+                .push(ids.split(',').map(|id| id.parse().unwrap()).collect()),
             _ => continue,
         }
         acks.lines += 1;
@@ -307,6 +337,19 @@ fn check_round(store: &SledStore, acks: &Acks, round: u64) {
         assert!(
             matches!(message.status, OutboundStatus::Sent { .. }),
             "round {round}: {message:?}"
+        );
+    }
+    for batch in &acks.batches {
+        let sent: Vec<bool> = batch
+            .iter()
+            .map(|id| {
+                let message = store.outbound(OutboxId(*id)).unwrap().unwrap();
+                matches!(message.status, OutboundStatus::Sent { .. })
+            })
+            .collect();
+        assert!(
+            sent.iter().all(|s| *s) || sent.iter().all(|s| !*s),
+            "round {round}: batch {batch:?} partly recorded: {sent:?}"
         );
     }
     // Indexes agree with records: no token both usable and spent, one token per message,

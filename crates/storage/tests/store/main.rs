@@ -6,6 +6,7 @@ mod flows;
 mod journal;
 mod model;
 mod outbox;
+mod outcomes;
 mod tokens;
 mod topics;
 
