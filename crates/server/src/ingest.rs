@@ -61,6 +61,13 @@ impl AppState {
             .iter()
             .map(|event| journal_record(event, received_ms))
             .collect::<Result<Vec<_>, _>>()?;
+        // Held until the runtime has the events: a concurrent delivery for the same subscriber
+        // journals after this one and reaches the runtime after it too.
+        let subscribers = records
+            .iter()
+            .map(|record| (record.page.0.clone(), record.psid.0.clone()))
+            .collect();
+        let _in_order = self.subscriber_locks.lock(subscribers).await;
         let store = self.store.clone();
         let started = std::time::Instant::now();
         let (records, appended) = tokio::task::spawn_blocking(move || {

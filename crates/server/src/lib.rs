@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod openapi;
 mod ops;
+mod order;
 pub mod router;
 pub mod startup;
 pub mod state;

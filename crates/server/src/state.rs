@@ -3,6 +3,7 @@
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::metrics::{MetricsText, ServerMetrics};
+use crate::order::SubscriberLocks;
 use botflow_runtime::Runtime;
 use botflow_storage::{JournalEntry, PageId, Store, StoreResult};
 use std::fmt;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The runtime that processes journaled events and sends messages.
     pub runtime: Arc<Runtime>,
+    /// Keeps each subscriber's events in journal order on their way to the runtime.
+    pub(crate) subscriber_locks: SubscriberLocks,
 }
 
 impl fmt::Debug for AppState {
@@ -43,6 +46,7 @@ impl AppState {
             metrics,
             store,
             runtime,
+            subscriber_locks: SubscriberLocks::default(),
         }
     }
 
