@@ -380,3 +380,65 @@ async fn the_demo_walkthrough_works_as_printed() {
         "the demo database is removed at exit: {left:?}"
     );
 }
+
+/// `--config FILE`: settings come from the TOML file, and the environment wins over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_configures_the_server_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("botflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:1\"\n\
+             data_dir = {:?}\n\
+             graph_api_url = \"http://127.0.0.1:9/v23.0\"\n\
+             app_secret = \"file-secret\"\n\
+             verify_token = \"file-verify\"\n\
+             admin_token = \"file-admin\"\n\
+             [[pages]]\nid = \"2002\"\naccess_token = \"t2\"\n\
+             [[pages]]\nid = \"3003\"\naccess_token = \"t3\"\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(crate::support::botflow_bin());
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("BOTFLOW_LISTEN", "127.0.0.1:0");
+    let server = ServerProcess::spawn(command).await;
+    let client = reqwest::Client::new();
+    for page in ["2002", "3003"] {
+        let response = client
+            .get(format!("{}/api/pages/{page}/topics", server.base_url))
+            .bearer_auth("file-admin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "page {page} from the file is served"
+        );
+    }
+    let handshake = client
+        .get(format!(
+            "{}/webhook?hub.mode=subscribe&hub.verify_token=file-verify&hub.challenge=42",
+            server.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(handshake.text().await.unwrap(), "42");
+    let unknown = client
+        .get(format!("{}/api/pages/{PAGE_ID}/topics", server.base_url))
+        .bearer_auth("file-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404, "only the file's Pages are served");
+}
