@@ -3,20 +3,25 @@
 //! It polls the store for due messages (only the head of each subscriber's queue is due, so
 //! order is kept), enforces the 24-hour window for normal messages, paces each Page, sends with
 //! the messenger client (which retries transient errors itself), reschedules what is still
-//! retryable with capped exponential backoff, and records every outcome in the store.
+//! retryable with capped exponential backoff, and records every outcome in the store — in
+//! batches: a send frees its Send API slot as soon as the answer is in, and the outcomes of
+//! concurrent sends are committed together (the `dispatch_outcomes` module).
 
 use crate::clock::Clock;
+use crate::dispatch_outcomes::OutcomeRecorder;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
 use crate::outbound::with_token_recipient;
 use crate::process::InteractionCache;
 use crate::runtime::RuntimeError;
 use crate::window::within_window;
 use botflow_messenger::{SendClient, SendError};
-use botflow_storage::{OutboundKind, OutboundMessage, OutboxId, PageId, Store, StoreError};
+use botflow_storage::{
+    OutboundKind, OutboundMessage, OutboxId, Outcome, PageId, Store, StoreError,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// The reason recorded for a normal message refused by the 24-hour window.
@@ -78,7 +83,12 @@ pub(crate) struct Dispatcher {
     /// When the webhook behind a queued message arrived, for the latency hook.
     origins: Mutex<HashMap<OutboxId, u64>>,
     pub(crate) wake: Notify,
+    /// Send API requests in flight (`max_in_flight`).
     permits: Arc<Semaphore>,
+    /// Send tasks alive, from the send until its outcome is recorded (bounds what waits for
+    /// the recorder; shutdown waits for all of them).
+    alive: Arc<Semaphore>,
+    recorder: OutcomeRecorder,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -101,6 +111,9 @@ struct Tracking {
 /// Most origins remembered for the latency hook (older ones are dropped, not leaked).
 const MAX_ORIGINS: usize = 200_000;
 
+/// Send tasks alive per Send API slot: sends whose outcome waits for the recorder.
+const ALIVE_PER_SLOT: usize = 4;
+
 impl Dispatcher {
     pub(crate) fn new(
         store: Arc<dyn Store>,
@@ -112,6 +125,10 @@ impl Dispatcher {
         interactions: Arc<InteractionCache>,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+        let alive = Arc::new(Semaphore::new(
+            settings.max_in_flight.max(1).saturating_mul(ALIVE_PER_SLOT),
+        ));
+        let recorder = OutcomeRecorder::start(Arc::clone(&store));
         Self {
             store,
             clients,
@@ -125,6 +142,8 @@ impl Dispatcher {
             origins: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             permits,
+            alive,
+            recorder,
         }
     }
 
@@ -192,6 +211,9 @@ impl Dispatcher {
                 continue;
             }
             for message in fresh {
+                let Ok(alive) = Arc::clone(&self.alive).acquire_owned().await else {
+                    return;
+                };
                 let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
                     return;
                 };
@@ -199,7 +221,11 @@ impl Dispatcher {
                 tokio::spawn(async move {
                     this.metrics.sends_in_flight.add(1);
                     let id = message.id;
-                    if let Err(error) = this.send_one(message).await {
+                    let recorded = match this.send_one(message, permit).await {
+                        Ok(outcome) => this.recorder.record(outcome).await,
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = recorded {
                         tracing::error!(%error, outbox = %id, "cannot record a send outcome");
                     }
                     this.metrics.sends_in_flight.add(-1);
@@ -208,14 +234,21 @@ impl Dispatcher {
                         tracking.in_flight.remove(&id);
                         tracking.finished.insert(id);
                     }
-                    drop(permit);
+                    drop(alive);
                     this.wake.notify_one();
                 });
             }
         }
         // Graceful: let sends in flight finish and record their outcome.
-        let all = u32::try_from(self.settings.max_in_flight.max(1)).unwrap_or(u32::MAX);
-        let _ = self.permits.acquire_many(all).await;
+        let all = self
+            .settings
+            .max_in_flight
+            .max(1)
+            .saturating_mul(ALIVE_PER_SLOT);
+        let _ = self
+            .alive
+            .acquire_many(u32::try_from(all).unwrap_or(u32::MAX))
+            .await;
     }
 
     async fn flush_or_log(&self, store: Arc<dyn Store>) -> Result<(), RuntimeError> {
@@ -258,7 +291,13 @@ impl Dispatcher {
             .map_err(RuntimeError::Store)
     }
 
-    async fn send_one(&self, message: OutboundMessage) -> Result<(), RuntimeError> {
+    /// Sends one message (or decides not to) and returns the outcome to record; the Send API
+    /// slot `permit` is released as soon as the answer is in.
+    async fn send_one(
+        &self,
+        message: OutboundMessage,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Outcome, RuntimeError> {
         let id = message.id;
         let now = self.clock.now_ms();
         let body = match &message.kind {
@@ -272,9 +311,11 @@ impl Dispatcher {
                 if !inside {
                     self.metrics.messages_refused.inc();
                     self.forget(id);
-                    return self
-                        .blocking(move |s| s.mark_refused(id, OUTSIDE_WINDOW_REASON, now))
-                        .await;
+                    return Ok(Outcome::Refused {
+                        id,
+                        reason: OUTSIDE_WINDOW_REASON.to_owned(),
+                        at_ms: now,
+                    });
                 }
                 message.body.clone()
             }
@@ -282,16 +323,22 @@ impl Dispatcher {
                 let Some(token) = &message.token else {
                     self.metrics.messages_failed.inc();
                     self.forget(id);
-                    return self
-                        .blocking(move |s| {
-                            s.mark_failed(id, "no OTN token recorded for a token send", now)
-                        })
-                        .await;
+                    return Ok(Outcome::Failed {
+                        id,
+                        error: "no OTN token recorded for a token send".to_owned(),
+                        at_ms: now,
+                    });
                 };
                 if message.attempts == 0 {
                     // Record that a send with this token started: after a crash mid-request, a
-                    // "token used" answer then means delivered-unconfirmed, not failed.
-                    self.blocking(move |s| s.mark_retry(id, now, "token send started"))
+                    // "token used" answer then means delivered-unconfirmed, not failed. The
+                    // store makes a token send's outcome durable before this returns.
+                    self.recorder
+                        .record(Outcome::Retry {
+                            id,
+                            due_ms: now,
+                            error: "token send started".to_owned(),
+                        })
                         .await?;
                 }
                 with_token_recipient(&message.body, token)
@@ -304,11 +351,12 @@ impl Dispatcher {
                 message.page
             );
             tracing::error!(outbox = %id, %error, "cannot send");
-            let due = now.saturating_add(duration_ms(self.settings.retry_max));
-            return self.blocking(move |s| s.mark_retry(id, due, &error)).await;
+            let due_ms = now.saturating_add(duration_ms(self.settings.retry_max));
+            return Ok(Outcome::Retry { id, due_ms, error });
         };
         self.pace(&message.page).await;
         let result = client.send_json(&body).await;
+        drop(permit);
         let at = self.clock.now_ms();
         match result {
             Ok(ok) => {
@@ -318,19 +366,19 @@ impl Dispatcher {
                         hook(Duration::from_millis(at.saturating_sub(received)));
                     }
                 }
-                self.blocking(move |s| s.mark_sent(id, &ok.message_id, at))
-                    .await
+                Ok(Outcome::Sent {
+                    id,
+                    message_id: ok.message_id,
+                    at_ms: at,
+                })
             }
-            Err(error) => self.record_failure(&message, error, at).await,
+            Err(error) => Ok(self.failure_outcome(&message, error, at)),
         }
     }
 
-    async fn record_failure(
-        &self,
-        message: &OutboundMessage,
-        error: SendError,
-        at: u64,
-    ) -> Result<(), RuntimeError> {
+    /// What a failed send means for the message: a retry, a permanent failure, or (for a token
+    /// send that may have reached Messenger) delivered-unconfirmed.
+    fn failure_outcome(&self, message: &OutboundMessage, error: SendError, at: u64) -> Outcome {
         let id = message.id;
         let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
         let text = format!("{} ({}): {error}", error.class(), error.attempts());
@@ -344,17 +392,19 @@ impl Dispatcher {
             tracing::warn!(outbox = %id, %text, "token send delivered, unconfirmed");
             self.metrics.messages_unconfirmed.inc();
             self.forget(id);
-            return self
-                .blocking(move |s| s.mark_delivered_unconfirmed(id, at))
-                .await;
+            return Outcome::DeliveredUnconfirmed { id, at_ms: at };
         }
         if matches!(error, SendError::Auth(_)) {
             // The Page's access token or permissions are broken: stop sending to it for a while
             // and alert, but do not fail the message (nor burn its token); it waits for a fix.
             tracing::error!(outbox = %id, page = %message.page, %text, "Send API refused the Page's credentials");
             self.metrics.messages_retried.inc();
-            let due = at.saturating_add(duration_ms(self.settings.retry_max));
-            return self.blocking(move |s| s.mark_retry(id, due, &text)).await;
+            let due_ms = at.saturating_add(duration_ms(self.settings.retry_max));
+            return Outcome::Retry {
+                id,
+                due_ms,
+                error: text,
+            };
         }
         let retryable = error.is_retryable();
         // `attempts` counts the token-send marker too; allow one extra for it.
@@ -366,21 +416,27 @@ impl Dispatcher {
             };
             let delay = self.backoff(used, retry_after);
             self.metrics.messages_retried.inc();
-            let due = at.saturating_add(duration_ms(delay));
-            return self.blocking(move |s| s.mark_retry(id, due, &text)).await;
+            let due_ms = at.saturating_add(duration_ms(delay));
+            return Outcome::Retry {
+                id,
+                due_ms,
+                error: text,
+            };
         }
         if token_send && error.may_have_been_delivered() {
             self.metrics.messages_unconfirmed.inc();
             self.forget(id);
-            return self
-                .blocking(move |s| s.mark_delivered_unconfirmed(id, at))
-                .await;
+            return Outcome::DeliveredUnconfirmed { id, at_ms: at };
         }
         tracing::warn!(outbox = %id, %text, "message failed permanently");
         self.metrics.messages_failed.inc();
         self.forget(id);
         // For a token send the store also marks the token invalid.
-        self.blocking(move |s| s.mark_failed(id, &text, at)).await
+        Outcome::Failed {
+            id,
+            error: text,
+            at_ms: at,
+        }
     }
 
     /// Capped exponential backoff with jitter, at least `retry_after`.

@@ -105,6 +105,7 @@ pub mod clock;
 pub mod condition;
 pub mod context;
 pub mod describe;
+mod dispatch_outcomes;
 pub mod dispatcher;
 pub mod effect;
 pub mod event;
