@@ -58,7 +58,16 @@ fn main() {
         "{:>8} {:>9} | {:>22} | {:>22}",
         "blocks", "JSON", "check_text median/best", "validate median/best"
     );
+    // `BENCH_BLOCKS=10000` (a comma-separated list) runs only those sizes.
+    let only: Option<Vec<usize>> = std::env::var("BENCH_BLOCKS").ok().map(|list| {
+        list.split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect()
+    });
     for (blocks, iterations) in [(1_000, 50), (10_000, 20), (100_000, 5)] {
+        if only.as_ref().is_some_and(|only| !only.contains(&blocks)) {
+            continue;
+        }
         let text = generated_flow(blocks);
         let report = check_text(&text);
         assert!(

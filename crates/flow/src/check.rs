@@ -1,8 +1,10 @@
 //! The validation entry points: from JSON text ([`check_text`]) or from a typed document
 //! ([`validate`]), optionally against a store's topics.
 
+use crate::block_index::BlockIndex;
 use crate::codes;
 use crate::diagnostic::{Diagnostic, Severity, sort_by_pointer};
+use crate::fast_reader::read_fast;
 use crate::graph::FlowGraph;
 use crate::graph_rules::check_graph;
 use crate::model::{FORMAT_VERSION, FlowDocument};
@@ -55,15 +57,13 @@ pub fn check_text_with_topics(text: &str, topics: &dyn TopicLookup) -> Report {
 fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>, fast: bool) -> Report {
     // Fast path: a well-formed file is read straight into the model (no `Value` tree); the
     // block-by-block reader below runs only when something does not parse, to find every problem.
-    if let Some(document) = read_well_formed(text).filter(|_| fast) {
-        if let Some(mut diagnostics) = crate::skeleton::unknown_field_warnings(text) {
-            diagnostics.extend(validate_inner(&document, topics));
-            sort_by_pointer(&mut diagnostics);
-            return Report {
-                document: Some(document),
-                diagnostics,
-            };
-        }
+    if let Some((document, mut diagnostics)) = read_fast(text).filter(|_| fast) {
+        diagnostics.extend(validate_inner(&document, topics));
+        sort_by_pointer(&mut diagnostics);
+        return Report {
+            document: Some(document),
+            diagnostics,
+        };
     }
     let mut structure = read_structure(text);
     if !structure.is_json {
@@ -102,17 +102,10 @@ fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>, fast: bool) ->
     }
 }
 
-/// The document of a text that the model reads in one serde pass, with a supported format.
-fn read_well_formed(text: &str) -> Option<FlowDocument> {
-    serde_json::from_str::<FlowDocument>(text)
-        .ok()
-        .filter(|document| document.format == FORMAT_VERSION)
-}
-
 /// Reads flow JSON text into a document. Fails with the structural problems (syntax errors with
 /// line and column, unknown types, malformed fields); rule problems are left to [`validate`].
 pub fn parse_flow(text: &str) -> Result<FlowDocument, Vec<Diagnostic>> {
-    if let Some(document) = read_well_formed(text) {
+    if let Some((document, _)) = read_fast(text) {
         return Ok(document);
     }
     let structure = read_structure(text);
@@ -177,8 +170,9 @@ fn validate_inner(document: &FlowDocument, topics: Option<&dyn TopicLookup>) -> 
 }
 
 fn run_rules(outline: &Outline<'_>, topics: Option<&dyn TopicLookup>, out: &mut Vec<Diagnostic>) {
-    check_content(outline, topics, out);
-    let graph = FlowGraph::from_blocks(outline.blocks, outline.start);
+    let index = BlockIndex::new(outline.blocks);
+    check_content(outline, &index, topics, out);
+    let graph = FlowGraph::with_index(outline.blocks, outline.start, &index);
     check_graph(outline, &graph, out);
 }
 

@@ -102,9 +102,12 @@ pub fn sort_by_pointer(diagnostics: &mut [Diagnostic]) {
 }
 
 fn compare_pointers(a: &str, b: &str) -> std::cmp::Ordering {
-    let tokens = |p: &str| -> Vec<String> { p.split('/').skip(1).map(str::to_owned).collect() };
-    let (a, b) = (tokens(a), tokens(b));
-    for (x, y) in a.iter().zip(&b) {
+    let (mut a, mut b) = (a.split('/').skip(1), b.split('/').skip(1));
+    loop {
+        let (x, y) = match (a.next(), b.next()) {
+            (Some(x), Some(y)) => (x, y),
+            (x, y) => return x.is_some().cmp(&y.is_some()),
+        };
         let order = match (x.parse::<usize>(), y.parse::<usize>()) {
             (Ok(x), Ok(y)) => x.cmp(&y),
             _ => x.cmp(y),
@@ -113,7 +116,6 @@ fn compare_pointers(a: &str, b: &str) -> std::cmp::Ordering {
             return order;
         }
     }
-    a.len().cmp(&b.len())
 }
 
 /// Escapes one reference token of a JSON Pointer (`~` → `~0`, `/` → `~1`).

@@ -1,9 +1,9 @@
 //! The flow as a petgraph graph: one node per block, one typed edge per reference to a block.
 
+use crate::block_index::BlockIndex;
 use crate::ids::BlockId;
 use crate::model::{Block, BlockKind, FlowDocument, Message};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
 
 /// Which reference of a block an edge comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,21 +112,26 @@ impl FlowGraph {
     /// Builds the graph of a list of blocks with an optional start id. With duplicate ids the
     /// first block of an id receives the edges.
     pub fn from_blocks(blocks: &[Block], start: Option<&BlockId>) -> Self {
-        let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(blocks.len());
-        for (index, block) in blocks.iter().enumerate() {
-            by_id.entry(block.id.as_str()).or_insert(index);
-        }
+        Self::with_index(blocks, start, &BlockIndex::new(blocks))
+    }
+
+    /// Builds the graph with an index of `blocks`' ids made by the caller.
+    pub(crate) fn with_index(
+        blocks: &[Block],
+        start: Option<&BlockId>,
+        index: &BlockIndex<'_>,
+    ) -> Self {
         let mut graph = DiGraph::with_capacity(blocks.len(), blocks.len() * 2);
-        for index in 0..blocks.len() {
-            graph.add_node(index);
+        for block in 0..blocks.len() {
+            graph.add_node(block);
         }
         let mut dangling = Vec::new();
-        for (index, block) in blocks.iter().enumerate() {
-            for (kind, target, after_input, wait_secs) in references(block) {
-                match by_id.get(target.as_str()) {
-                    Some(&to) => {
+        for (from, block) in blocks.iter().enumerate() {
+            for_each_reference(block, |kind, target, after_input, wait_secs| {
+                match index.get(target.as_str()) {
+                    Some(to) => {
                         graph.add_edge(
-                            NodeIndex::new(index),
+                            NodeIndex::new(from),
                             NodeIndex::new(to),
                             FlowEdge {
                                 kind,
@@ -136,16 +141,16 @@ impl FlowGraph {
                         );
                     }
                     None => dangling.push(DanglingTarget {
-                        block: index,
+                        block: from,
                         kind,
                         target: target.clone(),
                     }),
                 }
-            }
+            });
         }
         let start = start
-            .and_then(|id| by_id.get(id.as_str()))
-            .map(|&i| NodeIndex::new(i));
+            .and_then(|id| index.get(id.as_str()))
+            .map(NodeIndex::new);
         Self {
             graph,
             start,
@@ -179,9 +184,12 @@ impl FlowGraph {
     }
 }
 
-/// Every block reference of `block`: (edge kind, target, after user input, seconds waited).
-fn references(block: &Block) -> Vec<(EdgeKind, &BlockId, bool, u64)> {
-    let mut refs = Vec::new();
+/// Calls `visit` with every block reference of `block`, in document order: edge kind, target,
+/// whether it is taken after user input, and seconds waited before the target runs.
+fn for_each_reference<'b>(
+    block: &'b Block,
+    mut refs: impl FnMut(EdgeKind, &'b BlockId, bool, u64),
+) {
     let mut next_after_input = false;
     let mut next_wait = 0;
     match &block.kind {
@@ -195,7 +203,7 @@ fn references(block: &Block) -> Vec<(EdgeKind, &BlockId, bool, u64)> {
                                     message: m,
                                     button: b,
                                 };
-                                refs.push((kind, next, true, 0));
+                                refs(kind, next, true, 0);
                             }
                         }
                         for (r, reply) in text.quick_replies.iter().enumerate() {
@@ -204,13 +212,13 @@ fn references(block: &Block) -> Vec<(EdgeKind, &BlockId, bool, u64)> {
                                     message: m,
                                     reply: r,
                                 };
-                                refs.push((kind, next, true, 0));
+                                refs(kind, next, true, 0);
                             }
                         }
                     }
                     Message::OtnRequest(request) => {
                         if let Some(next) = &request.on_optin {
-                            refs.push((EdgeKind::OnOptin { message: m }, next, true, 0));
+                            refs(EdgeKind::OnOptin { message: m }, next, true, 0);
                         }
                     }
                     Message::Image(_) | Message::File(_) => {}
@@ -220,31 +228,30 @@ fn references(block: &Block) -> Vec<(EdgeKind, &BlockId, bool, u64)> {
         BlockKind::WaitInput(wait) => {
             next_after_input = true;
             if let Some(next) = &wait.on_invalid {
-                refs.push((EdgeKind::InvalidInput, next, true, 0));
+                refs(EdgeKind::InvalidInput, next, true, 0);
             }
             if let Some(next) = &wait.on_timeout {
                 let secs = wait.timeout.map_or(0, |t| t.as_secs());
-                refs.push((EdgeKind::Timeout, next, false, secs));
+                refs(EdgeKind::Timeout, next, false, secs);
             }
         }
         BlockKind::Condition(condition) => {
             for (i, branch) in condition.branches.iter().enumerate() {
-                refs.push((EdgeKind::Branch(i), &branch.next, false, 0));
+                refs(EdgeKind::Branch(i), &branch.next, false, 0);
             }
             if let Some(next) = &condition.else_next {
-                refs.push((EdgeKind::Else, next, false, 0));
+                refs(EdgeKind::Else, next, false, 0);
             }
         }
         BlockKind::Delay { duration } => next_wait = duration.as_secs(),
         BlockKind::OtnSend(send) => {
             if let Some(next) = &send.on_no_token {
-                refs.push((EdgeKind::NoToken, next, false, 0));
+                refs(EdgeKind::NoToken, next, false, 0);
             }
         }
         BlockKind::Action { .. } => {}
     }
     if let Some(next) = &block.next {
-        refs.push((EdgeKind::Next, next, next_after_input, next_wait));
+        refs(EdgeKind::Next, next, next_after_input, next_wait);
     }
-    refs
 }

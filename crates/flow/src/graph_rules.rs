@@ -6,7 +6,7 @@ use crate::diagnostic::Diagnostic;
 use crate::graph::FlowGraph;
 use crate::model::{Block, BlockKind};
 use crate::outline::Outline;
-use petgraph::algo::kosaraju_scc;
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Length of Messenger's standard messaging window, in seconds.
@@ -29,8 +29,9 @@ pub(crate) fn check_graph(outline: &Outline<'_>, graph: &FlowGraph, out: &mut Ve
     // Loops and the window are safe on a partial graph: a part that did not parse only removes
     // nodes, input edges and input points, which can hide a problem but never invent one.
     let quick = quick_subgraph(graph);
-    check_endless_loops(outline, &quick, out);
-    check_window(outline, graph, &quick, out);
+    let sccs = components(&quick);
+    check_endless_loops(outline, &sccs, out);
+    check_window(outline, graph, &quick, sccs, out);
 }
 
 fn check_targets(outline: &Outline<'_>, graph: &FlowGraph, out: &mut Vec<Diagnostic>) {
@@ -141,8 +142,8 @@ fn quick_subgraph(graph: &FlowGraph) -> DiGraph<(), u64> {
 
 /// Strongly connected components of `quick` in topological order, each with whether it is a cycle.
 fn components(quick: &DiGraph<(), u64>) -> Vec<(Vec<NodeIndex>, bool)> {
-    let mut sccs = kosaraju_scc(quick);
-    // kosaraju_scc yields components in reverse topological order.
+    let mut sccs = tarjan_scc(quick);
+    // tarjan_scc yields components in reverse topological order.
     sccs.reverse();
     sccs.into_iter()
         .map(|scc| {
@@ -152,9 +153,13 @@ fn components(quick: &DiGraph<(), u64>) -> Vec<(Vec<NodeIndex>, bool)> {
         .collect()
 }
 
-fn check_endless_loops(outline: &Outline<'_>, quick: &DiGraph<(), u64>, out: &mut Vec<Diagnostic>) {
-    let mut loops: Vec<Vec<usize>> = components(quick)
-        .into_iter()
+fn check_endless_loops(
+    outline: &Outline<'_>,
+    sccs: &[(Vec<NodeIndex>, bool)],
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut loops: Vec<Vec<usize>> = sccs
+        .iter()
         .filter(|(_, cyclic)| *cyclic)
         .map(|(scc, _)| {
             let mut blocks: Vec<usize> = scc.iter().map(|n| n.index()).collect();
@@ -201,6 +206,7 @@ fn check_window(
     outline: &Outline<'_>,
     graph: &FlowGraph,
     quick: &DiGraph<(), u64>,
+    sccs: Vec<(Vec<NodeIndex>, bool)>,
     out: &mut Vec<Diagnostic>,
 ) {
     let blocks = outline.blocks;
@@ -220,7 +226,6 @@ fn check_window(
         let slot = &mut elapsed[start.index()];
         *slot = Some(slot.map_or(value, |v| v.max(value)));
     }
-    let sccs = components(quick);
     let mut component_of = vec![0usize; blocks.len()];
     for (c, (scc, _)) in sccs.iter().enumerate() {
         for node in scc {

@@ -18,10 +18,12 @@
 //! ```
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod block_index;
 mod check;
 pub mod codes;
 pub mod diagnostic;
 pub mod duration;
+mod fast_reader;
 pub mod graph;
 mod graph_rules;
 pub mod ids;
@@ -29,7 +31,6 @@ pub mod model;
 mod outline;
 mod rules;
 mod schema;
-mod skeleton;
 mod structure;
 mod suggest;
 pub mod template;

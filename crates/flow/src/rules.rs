@@ -1,12 +1,12 @@
 //! Rules on the content of blocks and messages: ids, Messenger limits, OTN requests, templates.
 
+use crate::block_index::BlockIndex;
 use crate::codes;
 use crate::diagnostic::Diagnostic;
 use crate::model::{Block, BlockKind, Message, Predicate, TextMessage, TopicRef, Trigger};
 use crate::outline::Outline;
 use crate::template::Template;
 use crate::topics::TopicLookup;
-use std::collections::HashMap;
 
 /// Longest text Messenger accepts in a message.
 pub const MAX_TEXT_CHARS: usize = 2_000;
@@ -21,15 +21,29 @@ pub const MAX_TITLE_CHARS: usize = 20;
 /// Longest OTN request title, and longest topic name.
 pub const MAX_OTN_TITLE_CHARS: usize = 65;
 
+/// A JSON Pointer built only when a diagnostic needs it (checks of a valid flow build none).
+pub(crate) type LazyPointer<'a> = &'a dyn Fn() -> String;
+
+/// Whether `text` is empty or only whitespace, with a shortcut for text that starts with a
+/// visible ASCII character (almost all titles and ids).
+pub(crate) fn is_blank(text: &str) -> bool {
+    match text.as_bytes().first() {
+        Some(first) if first.is_ascii_graphic() => false,
+        _ => text.trim().is_empty(),
+    }
+}
+
 /// Checks the triggers, the start id and every block's content; appends problems to `out`.
+/// `first_index` maps each block id to the first block that has it.
 pub(crate) fn check_content(
     outline: &Outline<'_>,
+    first_index: &BlockIndex<'_>,
     topics: Option<&dyn TopicLookup>,
     out: &mut Vec<Diagnostic>,
 ) {
     check_triggers(outline.triggers, out);
     match outline.start {
-        Some(start) if start.as_str().trim().is_empty() => out.push(
+        Some(start) if is_blank(start.as_str()) => out.push(
             Diagnostic::new(codes::MISSING_START, "/start", "`start` is empty")
                 .with_hint("set `start` to the id of the first block"),
         ),
@@ -42,20 +56,18 @@ pub(crate) fn check_content(
             "the flow has no blocks, so `start` names nothing",
         ));
     }
-    let mut first_index: HashMap<&str, usize> = HashMap::with_capacity(outline.blocks.len());
     for (index, block) in outline.blocks.iter().enumerate() {
-        let pointer = outline.block_pointer(index);
-        if block.id.as_str().trim().is_empty() {
+        if is_blank(block.id.as_str()) {
             out.push(Diagnostic::new(
                 codes::EMPTY_BLOCK_ID,
-                format!("{pointer}/id"),
+                format!("{}/id", outline.block_pointer(index)),
                 "block id is empty",
             ));
-        } else if let Some(&first) = first_index.get(block.id.as_str()) {
+        } else if let Some(first) = first_index.get(block.id.as_str()).filter(|&f| f != index) {
             out.push(
                 Diagnostic::new(
                     codes::DUPLICATE_BLOCK_ID,
-                    format!("{pointer}/id"),
+                    format!("{}/id", outline.block_pointer(index)),
                     format!(
                         "block id `{}` is already used by {}",
                         block.id,
@@ -64,8 +76,6 @@ pub(crate) fn check_content(
                 )
                 .with_hint("give every block its own id"),
             );
-        } else {
-            first_index.insert(block.id.as_str(), index);
         }
         check_block(outline, index, block, topics, out);
     }
@@ -82,7 +92,7 @@ fn check_triggers(triggers: &[Trigger], out: &mut Vec<Diagnostic>) {
                 ));
             }
             for (w, word) in words.iter().enumerate() {
-                if word.trim().is_empty() {
+                if is_blank(word) {
                     out.push(Diagnostic::new(
                         codes::EMPTY_KEYWORD,
                         format!("/triggers/{t}/words/{w}"),
@@ -101,14 +111,14 @@ fn check_block(
     topics: Option<&dyn TopicLookup>,
     out: &mut Vec<Diagnostic>,
 ) {
-    let pointer = outline.block_pointer(index);
+    let pointer = || outline.block_pointer(index);
     match &block.kind {
         BlockKind::SendMessage { messages } => {
             if outline.message_count(index, messages.len()) == 0 {
                 out.push(
                     Diagnostic::new(
                         codes::EMPTY_MESSAGES,
-                        format!("{pointer}/messages"),
+                        format!("{}/messages", pointer()),
                         format!("block `{}` has no messages to send", block.id),
                     )
                     .with_hint(
@@ -117,28 +127,24 @@ fn check_block(
                 );
             }
             for (m, message) in messages.iter().enumerate() {
-                let at = outline.message_pointer(index, m);
-                check_message(&at, message, topics, out);
+                check_message(&|| outline.message_pointer(index, m), message, topics, out);
             }
         }
         BlockKind::WaitInput(wait) => {
-            check_template(&format!("{pointer}/prompt"), wait.prompt.as_ref(), out);
-            check_template(&format!("{pointer}/reprompt"), wait.reprompt.as_ref(), out);
+            let prompt_at = || format!("{}/prompt", pointer());
+            let reprompt_at = || format!("{}/reprompt", pointer());
+            check_template(&prompt_at, wait.prompt.as_ref(), out);
+            check_template(&reprompt_at, wait.reprompt.as_ref(), out);
             if let Some(prompt) = &wait.prompt {
-                check_text_length(&format!("{pointer}/prompt"), prompt, MAX_TEXT_CHARS, out);
+                check_text_length(&prompt_at, prompt, MAX_TEXT_CHARS, out);
             }
             if let Some(reprompt) = &wait.reprompt {
-                check_text_length(
-                    &format!("{pointer}/reprompt"),
-                    reprompt,
-                    MAX_TEXT_CHARS,
-                    out,
-                );
+                check_text_length(&reprompt_at, reprompt, MAX_TEXT_CHARS, out);
             }
             if wait.max_attempts == 0 {
                 out.push(Diagnostic::new(
                     codes::INVALID_WAIT,
-                    format!("{pointer}/max_attempts"),
+                    format!("{}/max_attempts", pointer()),
                     "`max_attempts` is 0, so no reply could ever be accepted",
                 ));
             }
@@ -146,7 +152,7 @@ fn check_block(
                 out.push(
                     Diagnostic::new(
                         codes::INVALID_WAIT,
-                        format!("{pointer}/on_timeout"),
+                        format!("{}/on_timeout", pointer()),
                         "`on_timeout` is set but `timeout` is not, so it can never be taken",
                     )
                     .with_hint("add a `timeout` such as \"1h\""),
@@ -163,7 +169,7 @@ fn check_block(
                         if op.needs_value() {
                             out.push(Diagnostic::new(
                                 codes::MISSING_VALUE,
-                                format!("{pointer}/branches/{b}/when/{p}"),
+                                format!("{}/branches/{b}/when/{p}", pointer()),
                                 "this comparison needs a `value`",
                             ));
                         }
@@ -174,14 +180,20 @@ fn check_block(
         BlockKind::Action { actions } => {
             for (a, step) in actions.iter().enumerate() {
                 if let crate::model::ActionStep::SetField { value, .. } = step {
-                    check_template(&format!("{pointer}/actions/{a}/value"), Some(value), out);
+                    let at = || format!("{}/actions/{a}/value", pointer());
+                    check_template(&at, Some(value), out);
                 }
             }
         }
         BlockKind::Delay { .. } => {}
         BlockKind::OtnSend(send) => {
-            check_topic(&format!("{pointer}/topic"), Some(&send.topic), topics, out);
-            let at = format!("{pointer}/message");
+            check_topic(
+                &|| format!("{}/topic", pointer()),
+                Some(&send.topic),
+                topics,
+                out,
+            );
+            let at = || format!("{}/message", pointer());
             match &send.message {
                 Message::Text(text) if text.buttons.is_empty() && text.quick_replies.is_empty() => {
                     check_message(&at, &send.message, topics, out);
@@ -192,14 +204,14 @@ fn check_block(
                 Message::Text(_) => out.push(
                     Diagnostic::new(
                         codes::INVALID_OTN_MESSAGE,
-                        at,
+                        at(),
                         "the message of an `otn_send` cannot have buttons or quick replies",
                     )
                     .with_hint("send the buttons in a later block, after the subscriber replied"),
                 ),
                 Message::OtnRequest(_) => out.push(Diagnostic::new(
                     codes::INVALID_OTN_MESSAGE,
-                    at,
+                    at(),
                     "an `otn_send` cannot send an OTN request; send text, an image or a file",
                 )),
             }
@@ -208,7 +220,7 @@ fn check_block(
 }
 
 fn check_message(
-    at: &str,
+    at: LazyPointer<'_>,
     message: &Message,
     topics: Option<&dyn TopicLookup>,
     out: &mut Vec<Diagnostic>,
@@ -220,7 +232,7 @@ fn check_message(
             if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 9 {
                 out.push(Diagnostic::new(
                     codes::INVALID_URL,
-                    format!("{at}/url"),
+                    format!("{}/url", at()),
                     format!("{:?} is not an http(s) URL", attachment.url),
                 ));
             }
@@ -230,7 +242,7 @@ fn check_message(
                 out.push(
                     Diagnostic::new(
                         codes::OTN_MISSING_TOPIC,
-                        at,
+                        at(),
                         "OTN request has no topic",
                     )
                     .with_hint(
@@ -238,13 +250,17 @@ fn check_message(
                     ),
                 );
             }
-            check_topic(&format!("{at}/topic"), request.topic.as_ref(), topics, out);
-            let title_chars = request.title.trim().chars().count();
-            if title_chars == 0 {
+            check_topic(
+                &|| format!("{}/topic", at()),
+                request.topic.as_ref(),
+                topics,
+                out,
+            );
+            if is_blank(&request.title) {
                 out.push(
                     Diagnostic::new(
                         codes::OTN_TITLE_EMPTY,
-                        format!("{at}/title"),
+                        format!("{}/title", at()),
                         "OTN request title is empty",
                     )
                     .with_hint("the title is what the subscriber sees above \"Notify me\""),
@@ -252,7 +268,7 @@ fn check_message(
             } else if request.title.chars().count() > MAX_OTN_TITLE_CHARS {
                 out.push(Diagnostic::new(
                     codes::OTN_TITLE_TOO_LONG,
-                    format!("{at}/title"),
+                    format!("{}/title", at()),
                     format!(
                         "OTN request title has {} characters; Messenger allows at most {MAX_OTN_TITLE_CHARS}",
                         request.title.chars().count()
@@ -263,19 +279,20 @@ fn check_message(
     }
 }
 
-fn check_text_message(at: &str, text: &TextMessage, out: &mut Vec<Diagnostic>) {
-    check_template(&format!("{at}/text"), Some(&text.text), out);
+fn check_text_message(at: LazyPointer<'_>, text: &TextMessage, out: &mut Vec<Diagnostic>) {
+    let text_at = || format!("{}/text", at());
+    check_template(&text_at, Some(&text.text), out);
     let limit = if text.buttons.is_empty() {
         MAX_TEXT_CHARS
     } else {
         MAX_BUTTON_TEXT_CHARS
     };
-    check_text_length(&format!("{at}/text"), &text.text, limit, out);
+    check_text_length(&text_at, &text.text, limit, out);
     if text.buttons.len() > MAX_BUTTONS {
         out.push(
             Diagnostic::new(
                 codes::TOO_MANY_BUTTONS,
-                format!("{at}/buttons"),
+                format!("{}/buttons", at()),
                 format!(
                     "{} buttons; Messenger allows at most {MAX_BUTTONS}",
                     text.buttons.len()
@@ -285,7 +302,7 @@ fn check_text_message(at: &str, text: &TextMessage, out: &mut Vec<Diagnostic>) {
         );
     }
     for (b, button) in text.buttons.iter().enumerate() {
-        let pointer = format!("{at}/buttons/{b}");
+        let pointer = || format!("{}/buttons/{b}", at());
         check_title(
             &pointer,
             &button.title,
@@ -296,7 +313,7 @@ fn check_text_message(at: &str, text: &TextMessage, out: &mut Vec<Diagnostic>) {
         if button.next.is_some() == button.url.is_some() {
             out.push(Diagnostic::new(
                 codes::INVALID_BUTTON,
-                pointer,
+                pointer(),
                 "a button needs exactly one of `next` (continue the flow) and `url` (open a page)",
             ));
         }
@@ -304,7 +321,7 @@ fn check_text_message(at: &str, text: &TextMessage, out: &mut Vec<Diagnostic>) {
     if text.quick_replies.len() > MAX_QUICK_REPLIES {
         out.push(Diagnostic::new(
             codes::TOO_MANY_QUICK_REPLIES,
-            format!("{at}/quick_replies"),
+            format!("{}/quick_replies", at()),
             format!(
                 "{} quick replies; Messenger allows at most {MAX_QUICK_REPLIES}",
                 text.quick_replies.len()
@@ -313,7 +330,7 @@ fn check_text_message(at: &str, text: &TextMessage, out: &mut Vec<Diagnostic>) {
     }
     for (r, reply) in text.quick_replies.iter().enumerate() {
         check_title(
-            &format!("{at}/quick_replies/{r}"),
+            &|| format!("{}/quick_replies/{r}", at()),
             &reply.title,
             (
                 codes::QUICK_REPLY_TITLE_EMPTY,
@@ -326,23 +343,29 @@ fn check_text_message(at: &str, text: &TextMessage, out: &mut Vec<Diagnostic>) {
 }
 
 fn check_title(
-    at: &str,
+    at: LazyPointer<'_>,
     title: &str,
     (empty_code, long_code): (&str, &str),
     what: &str,
     out: &mut Vec<Diagnostic>,
 ) {
-    let chars = title.chars().count();
-    if title.trim().is_empty() {
+    if is_blank(title) {
         out.push(Diagnostic::new(
             empty_code,
-            format!("{at}/title"),
+            format!("{}/title", at()),
             format!("{what} title is empty"),
         ));
-    } else if chars > MAX_TITLE_CHARS {
+        return;
+    }
+    // At most 4 bytes per character: a short title cannot be over the limit.
+    if title.len() <= MAX_TITLE_CHARS {
+        return;
+    }
+    let chars = title.chars().count();
+    if chars > MAX_TITLE_CHARS {
         out.push(Diagnostic::new(
             long_code,
-            format!("{at}/title"),
+            format!("{}/title", at()),
             format!(
                 "{what} title has {chars} characters; Messenger allows at most {MAX_TITLE_CHARS}"
             ),
@@ -351,28 +374,37 @@ fn check_title(
 }
 
 /// Reports a text whose fixed part alone is over `limit` characters (fields count as empty).
-fn check_text_length(at: &str, text: &Template, limit: usize, out: &mut Vec<Diagnostic>) {
+fn check_text_length(
+    at: LazyPointer<'_>,
+    text: &Template,
+    limit: usize,
+    out: &mut Vec<Diagnostic>,
+) {
+    // A character takes at least one byte: a short source cannot render over the limit.
+    if text.source().len() <= limit {
+        return;
+    }
     let chars = text.max_rendered_chars(0);
     if chars > limit {
         out.push(Diagnostic::new(
             codes::TEXT_TOO_LONG,
-            at,
+            at(),
             format!("text has {chars} characters; Messenger allows at most {limit} here"),
         ));
     }
 }
 
-fn check_template(at: &str, template: Option<&Template>, out: &mut Vec<Diagnostic>) {
+fn check_template(at: LazyPointer<'_>, template: Option<&Template>, out: &mut Vec<Diagnostic>) {
     if let Some(error) = template.and_then(Template::error) {
         out.push(
-            Diagnostic::new(codes::BAD_TEMPLATE, at, error.to_string())
+            Diagnostic::new(codes::BAD_TEMPLATE, at(), error.to_string())
                 .with_hint("placeholders look like {{first_name}}"),
         );
     }
 }
 
 fn check_topic(
-    at: &str,
+    at: LazyPointer<'_>,
     topic: Option<&TopicRef>,
     topics: Option<&dyn TopicLookup>,
     out: &mut Vec<Diagnostic>,
@@ -380,10 +412,10 @@ fn check_topic(
     match topic {
         None => {}
         Some(TopicRef::Id(by_id)) => {
-            if by_id.id.as_str().trim().is_empty() {
+            if is_blank(by_id.id.as_str()) {
                 out.push(Diagnostic::new(
                     codes::INVALID_TOPIC,
-                    format!("{at}/id"),
+                    format!("{}/id", at()),
                     "topic id is empty",
                 ));
             } else if let Some(lookup) = topics {
@@ -391,7 +423,7 @@ fn check_topic(
                     out.push(
                         Diagnostic::new(
                             codes::UNKNOWN_TOPIC,
-                            format!("{at}/id"),
+                            format!("{}/id", at()),
                             format!("no topic has id `{}`", by_id.id),
                         )
                         .with_hint("refer to the topic by name to create it at publish"),
@@ -404,13 +436,13 @@ fn check_topic(
             if chars == 0 {
                 out.push(Diagnostic::new(
                     codes::INVALID_TOPIC,
-                    format!("{at}/name"),
+                    format!("{}/name", at()),
                     "topic name is empty",
                 ));
             } else if chars > MAX_OTN_TITLE_CHARS {
                 out.push(Diagnostic::new(
                     codes::INVALID_TOPIC,
-                    format!("{at}/name"),
+                    format!("{}/name", at()),
                     format!("topic name has {chars} characters; at most {MAX_OTN_TITLE_CHARS} are allowed"),
                 ));
             }

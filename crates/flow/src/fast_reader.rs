@@ -1,0 +1,567 @@
+//! The one-pass reader for well-formed files: JSON text straight into the model, with the
+//! `unknown-field` warnings collected on the way, without a `Value` tree or serde's buffering of
+//! internally tagged enums.
+//!
+//! It accepts a subset of what the model's derived `Deserialize` accepts and builds the same
+//! document; anything unusual (a duplicate key, a `type` that is not a known string, a malformed
+//! field, a format other than 1) makes it give up, and the block-by-block reader takes over.
+
+use crate::diagnostic::Diagnostic;
+use crate::duration::FlowDuration;
+use crate::ids::{BlockId, FieldName, FlowId};
+use crate::model::{
+    ActionStep, AttachmentMessage, BLOCK_TYPES, Block, BlockKind, Branch, Button, Condition,
+    FORMAT_VERSION, FlowDocument, InputKind, MESSAGE_TYPES, Message, OtnRequest, OtnSend,
+    QuickReply, TextMessage, TopicRef, Trigger, WaitInput,
+};
+use crate::structure::{
+    BLOCK_COMMON_FIELDS, DOCUMENT_FIELDS, block_fields, message_fields, warn_unknown_fields_in,
+};
+use crate::template::Template;
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+/// Reads a well-formed flow in one pass: the document and its `unknown-field` warnings (in the
+/// order of the keys in the file), or `None` when the text needs the block-by-block reader.
+pub(crate) fn read_fast(text: &str) -> Option<(FlowDocument, Vec<Diagnostic>)> {
+    let mut reader = Reader {
+        warnings: Vec::new(),
+        block_keys: Vec::new(),
+        message_keys: Vec::new(),
+        pending: Vec::new(),
+        block: 0,
+        capacity_hint: text.len() / 128,
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let document = DocumentSeed(&mut reader)
+        .deserialize(&mut deserializer)
+        .ok()?;
+    deserializer.end().ok()?;
+    Some((document, reader.warnings))
+}
+
+/// State shared by the visitors: warnings found so far and reusable key buffers.
+struct Reader<'de> {
+    /// `unknown-field` warnings of the document and of the blocks read so far.
+    warnings: Vec<Diagnostic>,
+    /// Keys of the current block that are not common to every block, in file order.
+    block_keys: Vec<Cow<'de, str>>,
+    /// Keys of the current message other than `type`, in file order.
+    message_keys: Vec<Cow<'de, str>>,
+    /// Warnings of the current block's messages, kept until the block's type is known.
+    pending: Vec<Diagnostic>,
+    /// Index of the block being read.
+    block: usize,
+    /// A guess of the number of blocks, to size the block list once.
+    capacity_hint: usize,
+}
+
+/// Gives up on the fast path (the message is never shown: the full reader reports instead).
+fn give_up<E: serde::de::Error>() -> E {
+    E::custom("not read by the fast path")
+}
+
+/// An object key or string, borrowed from the text when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Marks key number `bit` as seen; an error when it was seen before (a duplicate key).
+fn mark_seen<E: serde::de::Error>(seen: &mut u32, bit: usize) -> Result<(), E> {
+    let mask = 1u32 << bit;
+    if *seen & mask != 0 {
+        return Err(give_up());
+    }
+    *seen |= mask;
+    Ok(())
+}
+
+/// Records an unknown key; an error when the object already had it.
+fn record_key<'de, E: serde::de::Error>(
+    keys: &mut Vec<Cow<'de, str>>,
+    key: Cow<'de, str>,
+) -> Result<(), E> {
+    if keys.contains(&key) {
+        return Err(give_up());
+    }
+    keys.push(key);
+    Ok(())
+}
+
+struct DocumentSeed<'r, 'de>(&'r mut Reader<'de>);
+
+impl<'de> DeserializeSeed<'de> for DocumentSeed<'_, 'de> {
+    type Value = FlowDocument;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<FlowDocument, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
+    type Value = FlowDocument;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a flow object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FlowDocument, A::Error> {
+        let reader = self.0;
+        let mut seen = 0u32;
+        let mut unknown: Vec<Cow<'de, str>> = Vec::new();
+        let mut format: Option<u32> = None;
+        let mut id: Option<FlowId> = None;
+        let mut name: Option<String> = None;
+        let mut triggers: Option<Vec<Trigger>> = None;
+        let mut start: Option<BlockId> = None;
+        let mut blocks: Option<Vec<Block>> = None;
+        let mut ui: Option<Value> = None;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let Some(bit) = DOCUMENT_FIELDS.iter().position(|f| *f == key) else {
+                map.next_value::<IgnoredAny>()?;
+                record_key(&mut unknown, key)?;
+                continue;
+            };
+            mark_seen(&mut seen, bit)?;
+            match &*key {
+                "format" => format = Some(map.next_value()?),
+                "id" => id = Some(map.next_value()?),
+                "name" => name = Some(map.next_value()?),
+                "triggers" => triggers = Some(map.next_value()?),
+                "start" => start = Some(map.next_value()?),
+                "blocks" => blocks = Some(map.next_value_seed(BlocksSeed(&mut *reader))?),
+                _ => ui = map.next_value()?,
+            }
+        }
+        if format != Some(FORMAT_VERSION) {
+            return Err(give_up());
+        }
+        // The document's warnings come first, as the block-by-block reader reports them.
+        let mut warnings = Vec::new();
+        warn_unknown_fields_in(
+            unknown.iter().map(|k| &**k),
+            DOCUMENT_FIELDS,
+            "",
+            "flow",
+            &mut warnings,
+        );
+        warnings.append(&mut reader.warnings);
+        reader.warnings = warnings;
+        Ok(FlowDocument {
+            format: FORMAT_VERSION,
+            id: id.ok_or_else(give_up)?,
+            name: name.ok_or_else(give_up)?,
+            triggers: triggers.unwrap_or_default(),
+            start: start.ok_or_else(give_up)?,
+            blocks: blocks.ok_or_else(give_up)?,
+            ui,
+        })
+    }
+}
+
+struct BlocksSeed<'r, 'de>(&'r mut Reader<'de>);
+
+impl<'de> DeserializeSeed<'de> for BlocksSeed<'_, 'de> {
+    type Value = Vec<Block>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Block>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BlocksSeed<'_, 'de> {
+    type Value = Vec<Block>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of blocks")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Block>, A::Error> {
+        let reader = self.0;
+        let mut blocks = Vec::with_capacity(reader.capacity_hint);
+        reader.block = 0;
+        while let Some(block) = seq.next_element_seed(BlockSeed(&mut *reader))? {
+            blocks.push(block);
+            reader.block += 1;
+        }
+        Ok(blocks)
+    }
+}
+
+/// Every field a block of any type may have, numbered for duplicate detection.
+const BLOCK_KEYS: [&str; 21] = [
+    "id",
+    "type",
+    "next",
+    "position",
+    "ui",
+    "messages",
+    "field",
+    "input",
+    "prompt",
+    "reprompt",
+    "max_attempts",
+    "on_invalid",
+    "timeout",
+    "on_timeout",
+    "branches",
+    "else",
+    "actions",
+    "duration",
+    "topic",
+    "message",
+    "on_no_token",
+];
+
+/// The fields of a block as read, before its `type` decides which of them it uses.
+#[derive(Default)]
+struct BlockFields {
+    id: Option<BlockId>,
+    kind: Option<&'static str>,
+    next: Option<BlockId>,
+    position: Option<Value>,
+    ui: Option<Value>,
+    messages: Option<Vec<Message>>,
+    messages_warnings: Range<usize>,
+    field: Option<FieldName>,
+    input: Option<InputKind>,
+    prompt: Option<Template>,
+    reprompt: Option<Template>,
+    max_attempts: Option<u32>,
+    on_invalid: Option<BlockId>,
+    timeout: Option<FlowDuration>,
+    on_timeout: Option<BlockId>,
+    branches: Option<Vec<Branch>>,
+    else_next: Option<BlockId>,
+    actions: Option<Vec<ActionStep>>,
+    duration: Option<FlowDuration>,
+    topic: Option<TopicRef>,
+    message: Option<Message>,
+    message_warnings: Range<usize>,
+    on_no_token: Option<BlockId>,
+}
+
+impl BlockFields {
+    /// The block kind its `type` selects, as the derived `Deserialize` would build it.
+    fn into_kind(self) -> Option<(BlockKind, Range<usize>)> {
+        let no_warnings = 0..0;
+        Some(match self.kind? {
+            "send_message" => (
+                BlockKind::SendMessage {
+                    messages: self.messages?,
+                },
+                self.messages_warnings,
+            ),
+            "wait_input" => (
+                BlockKind::WaitInput(WaitInput {
+                    field: self.field?,
+                    input: self.input.unwrap_or_default(),
+                    prompt: self.prompt,
+                    reprompt: self.reprompt,
+                    max_attempts: self.max_attempts.unwrap_or(3),
+                    on_invalid: self.on_invalid,
+                    timeout: self.timeout,
+                    on_timeout: self.on_timeout,
+                }),
+                no_warnings,
+            ),
+            "condition" => (
+                BlockKind::Condition(Condition {
+                    branches: self.branches?,
+                    else_next: self.else_next,
+                }),
+                no_warnings,
+            ),
+            "action" => (
+                BlockKind::Action {
+                    actions: self.actions?,
+                },
+                no_warnings,
+            ),
+            "delay" => (
+                BlockKind::Delay {
+                    duration: self.duration?,
+                },
+                no_warnings,
+            ),
+            "otn_send" => (
+                BlockKind::OtnSend(OtnSend {
+                    topic: self.topic?,
+                    message: self.message?,
+                    on_no_token: self.on_no_token,
+                }),
+                self.message_warnings,
+            ),
+            _ => return None,
+        })
+    }
+}
+
+struct BlockSeed<'r, 'de>(&'r mut Reader<'de>);
+
+impl<'de> DeserializeSeed<'de> for BlockSeed<'_, 'de> {
+    type Value = Block;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Block, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BlockSeed<'_, 'de> {
+    type Value = Block;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a block object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Block, A::Error> {
+        let reader = self.0;
+        reader.block_keys.clear();
+        reader.pending.clear();
+        let mut seen = 0u32;
+        let mut fields = BlockFields::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let Some(bit) = BLOCK_KEYS.iter().position(|f| *f == key) else {
+                map.next_value::<IgnoredAny>()?;
+                record_key(&mut reader.block_keys, key)?;
+                continue;
+            };
+            mark_seen(&mut seen, bit)?;
+            match bit {
+                0 => fields.id = Some(map.next_value()?),
+                1 => {
+                    let Key(name) = map.next_value::<Key<'de>>()?;
+                    let known = BLOCK_TYPES.iter().find(|t| **t == name);
+                    fields.kind = Some(known.ok_or_else(give_up)?);
+                }
+                2 => fields.next = map.next_value()?,
+                3 => fields.position = map.next_value()?,
+                4 => fields.ui = map.next_value()?,
+                5 => {
+                    let start = reader.pending.len();
+                    fields.messages = Some(map.next_value_seed(MessagesSeed(&mut *reader))?);
+                    fields.messages_warnings = start..reader.pending.len();
+                }
+                6 => fields.field = Some(map.next_value()?),
+                7 => fields.input = Some(map.next_value()?),
+                8 => fields.prompt = map.next_value()?,
+                9 => fields.reprompt = map.next_value()?,
+                10 => fields.max_attempts = Some(map.next_value()?),
+                11 => fields.on_invalid = map.next_value()?,
+                12 => fields.timeout = map.next_value()?,
+                13 => fields.on_timeout = map.next_value()?,
+                14 => fields.branches = Some(map.next_value()?),
+                15 => fields.else_next = map.next_value()?,
+                16 => fields.actions = Some(map.next_value()?),
+                17 => fields.duration = Some(map.next_value()?),
+                18 => fields.topic = Some(map.next_value()?),
+                19 => {
+                    let start = reader.pending.len();
+                    let seed = MessageSeed {
+                        reader: &mut *reader,
+                        index: None,
+                    };
+                    fields.message = Some(map.next_value_seed(seed)?);
+                    fields.message_warnings = start..reader.pending.len();
+                }
+                _ => fields.on_no_token = map.next_value()?,
+            }
+            if bit >= BLOCK_COMMON_FIELDS.len() {
+                reader.block_keys.push(key);
+            }
+        }
+        let block_type = fields.kind.ok_or_else(give_up)?;
+        let (id, next, position, ui) = (
+            fields.id.take().ok_or_else(give_up)?,
+            fields.next.take(),
+            fields.position.take(),
+            fields.ui.take(),
+        );
+        let (kind, message_warnings) = fields.into_kind().ok_or_else(give_up)?;
+        let own = block_fields(block_type);
+        if reader.block_keys.iter().any(|k| !own.contains(&&**k)) {
+            let mut known: Vec<&str> = BLOCK_COMMON_FIELDS.to_vec();
+            known.extend_from_slice(own);
+            warn_unknown_fields_in(
+                reader.block_keys.iter().map(|k| &**k),
+                &known,
+                &format!("/blocks/{}", reader.block),
+                block_type,
+                &mut reader.warnings,
+            );
+        }
+        reader
+            .warnings
+            .extend(reader.pending.drain(message_warnings));
+        Ok(Block {
+            id,
+            kind,
+            next,
+            position,
+            ui,
+        })
+    }
+}
+
+struct MessagesSeed<'r, 'de>(&'r mut Reader<'de>);
+
+impl<'de> DeserializeSeed<'de> for MessagesSeed<'_, 'de> {
+    type Value = Vec<Message>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<Message>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MessagesSeed<'_, 'de> {
+    type Value = Vec<Message>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of messages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Message>, A::Error> {
+        let reader = self.0;
+        let mut messages = Vec::new();
+        loop {
+            let seed = MessageSeed {
+                reader: &mut *reader,
+                index: Some(messages.len()),
+            };
+            match seq.next_element_seed(seed)? {
+                Some(message) => messages.push(message),
+                None => return Ok(messages),
+            }
+        }
+    }
+}
+
+/// Every field a message of any type may have, numbered for duplicate detection.
+const MESSAGE_KEYS: [&str; 8] = [
+    "type",
+    "text",
+    "buttons",
+    "quick_replies",
+    "url",
+    "topic",
+    "title",
+    "on_optin",
+];
+
+/// Reads one message; `index` is its position in `messages`, `None` for an `otn_send`'s `message`.
+struct MessageSeed<'r, 'de> {
+    reader: &'r mut Reader<'de>,
+    index: Option<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for MessageSeed<'_, 'de> {
+    type Value = Message;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Message, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
+    type Value = Message;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+        let reader = self.reader;
+        reader.message_keys.clear();
+        let mut seen = 0u32;
+        let mut kind: Option<&'static str> = None;
+        let mut text: Option<Template> = None;
+        let mut buttons: Option<Vec<Button>> = None;
+        let mut quick_replies: Option<Vec<QuickReply>> = None;
+        let mut url: Option<String> = None;
+        let mut topic: Option<TopicRef> = None;
+        let mut title: Option<String> = None;
+        let mut on_optin: Option<BlockId> = None;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let Some(bit) = MESSAGE_KEYS.iter().position(|f| *f == key) else {
+                map.next_value::<IgnoredAny>()?;
+                record_key(&mut reader.message_keys, key)?;
+                continue;
+            };
+            mark_seen(&mut seen, bit)?;
+            match bit {
+                0 => {
+                    let Key(name) = map.next_value::<Key<'de>>()?;
+                    let known = MESSAGE_TYPES.iter().find(|t| **t == name);
+                    kind = Some(known.ok_or_else(give_up)?);
+                    continue;
+                }
+                1 => text = Some(map.next_value()?),
+                2 => buttons = Some(map.next_value()?),
+                3 => quick_replies = Some(map.next_value()?),
+                4 => url = Some(map.next_value()?),
+                5 => topic = map.next_value()?,
+                6 => title = Some(map.next_value()?),
+                _ => on_optin = map.next_value()?,
+            }
+            reader.message_keys.push(key);
+        }
+        let message_type = kind.ok_or_else(give_up)?;
+        let message = match message_type {
+            "text" => Message::Text(TextMessage {
+                text: text.ok_or_else(give_up)?,
+                buttons: buttons.unwrap_or_default(),
+                quick_replies: quick_replies.unwrap_or_default(),
+            }),
+            "image" => Message::Image(AttachmentMessage {
+                url: url.ok_or_else(give_up)?,
+            }),
+            "file" => Message::File(AttachmentMessage {
+                url: url.ok_or_else(give_up)?,
+            }),
+            _ => Message::OtnRequest(OtnRequest {
+                topic,
+                title: title.unwrap_or_default(),
+                on_optin,
+            }),
+        };
+        let own = message_fields(message_type);
+        if reader.message_keys.iter().any(|k| !own.contains(&&**k)) {
+            let pointer = match self.index {
+                Some(m) => format!("/blocks/{}/messages/{m}", reader.block),
+                None => format!("/blocks/{}/message", reader.block),
+            };
+            warn_unknown_fields_in(
+                reader.message_keys.iter().map(|k| &**k),
+                own,
+                &pointer,
+                message_type,
+                &mut reader.pending,
+            );
+        }
+        Ok(message)
+    }
+}
