@@ -118,6 +118,33 @@ mod tests {
     }
 
     #[test]
+    fn short_long_and_non_ascii_ids_are_found() {
+        let ids = [
+            "x".to_owned(),
+            "x".repeat(8),
+            "x".repeat(9),
+            "3f2b9c1e-8d4a-4b6f-9e2d-7a1c5b8e0f34".to_owned(),
+            "é".repeat(20),
+        ];
+        let blocks: Vec<Block> = ids
+            .iter()
+            .map(|id| Block {
+                id: id.as_str().into(),
+                kind: crate::model::BlockKind::Action { actions: vec![] },
+                next: None,
+                position: None,
+                ui: None,
+            })
+            .collect();
+        let index = BlockIndex::new(&blocks);
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(index.get(id), Some(i), "{id}");
+        }
+        assert_eq!(index.get(&"x".repeat(7)), None);
+        assert_eq!(index.get(""), None);
+    }
+
+    #[test]
     fn hashes_differ_for_ids_that_differ_in_one_byte_or_length() {
         let builder = SeededHasher::new();
         let ids = [

@@ -565,3 +565,80 @@ impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
         Ok(message)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn flow(blocks: &str) -> String {
+        format!(r#"{{"format": 1, "id": "f", "name": "F", "start": "a", "blocks": [{blocks}]}}"#)
+    }
+
+    /// Blocks the fast path reads, in shapes a builder may write.
+    pub(crate) const READ: &[&str] = &[
+        // `type` after the fields it selects, in a block and in a message
+        r#"{"messages": [{"text": "hi", "type": "text", "quick_replies": [{"title": "A", "next": "a"}]}], "id": "a", "type": "send_message"}"#,
+        // unknown fields, and a field of another block type
+        r#"{"id": "a", "type": "send_message", "colour": 1, "duration": "1h", "messages": [{"type": "image", "url": "https://x/y.png", "txt": "x", "title": "t"}]}"#,
+        // an otn_send whose message has an unknown field, with `type` last
+        r#"{"id": "a", "message": {"text": "back", "type": "text", "buttons": []}, "topic": {"name": "Restock"}, "on_no_token": "a", "type": "otn_send"}"#,
+        // an escaped key, nulls for optional fields (`null` builder data reads as absent)
+        r#"{"id": "a", "ty\u0070e": "wait_input", "field": "x", "prompt": null, "next": null, "position": null, "timeout": "2h", "on_timeout": "a"}"#,
+        // a message list read before `type` says the block is not a send_message
+        r#"{"id": "a", "messages": [{"type": "text", "text": "x", "zz": 1}], "type": "delay", "duration": "3d"}"#,
+        r#"{"id": "a", "type": "condition", "branches": [{"when": [{"type": "tag", "tag": "vip"}], "next": "a"}], "else": "a"}, {"id": "b", "type": "action", "actions": [{"type": "set_field", "field": "x", "value": "{{y}}"}]}"#,
+    ];
+
+    /// Texts the fast path leaves to the block-by-block reader.
+    pub(crate) const LEFT: &[&str] = &[
+        r#"{"id": "a", "id": "b", "type": "delay", "duration": "1s"}"#,
+        r#"{"id": "a", "type": "delay", "duration": "1s", "x": 1, "x": 2}"#,
+        r#"{"id": "a", "type": 3, "duration": "1s"}"#,
+        r#"{"id": "a", "type": "send_mesage", "messages": []}"#,
+        r#"{"type": "delay", "duration": "1s"}"#,
+        r#"{"id": "a", "type": "wait_input", "field": "x", "max_attempts": null}"#,
+        r#"{"id": "a", "type": "send_message", "messages": [{"type": "text"}]}"#,
+        r#"{"id": "a", "type": "send_message", "messages": [{"type": "otn_request", "title": null}]}"#,
+        r#"{"id": "a", "type": "delay", "duration": "1s", "messages": 7}"#,
+    ];
+
+    #[test]
+    fn builds_what_the_derived_deserialize_builds() {
+        for blocks in READ {
+            let text = flow(blocks);
+            let (document, _) = read_fast(&text).unwrap_or_else(|| panic!("not read: {blocks}"));
+            let derived: FlowDocument = serde_json::from_str(&text).unwrap();
+            assert_eq!(document, derived, "{blocks}");
+        }
+    }
+
+    #[test]
+    fn leaves_unusual_texts_to_the_full_reader() {
+        for blocks in LEFT {
+            assert!(read_fast(&flow(blocks)).is_none(), "read: {blocks}");
+        }
+        assert!(
+            read_fast(r#"{"format": 2, "id": "f", "name": "F", "start": "a", "blocks": []}"#)
+                .is_none()
+        );
+        assert!(read_fast(&format!("{} x", flow(READ[0]))).is_none());
+    }
+
+    #[test]
+    fn warns_about_unknown_fields_in_key_order() {
+        let text = flow(READ[1]).replacen("{", r#"{"zeta": 1, "alpha": 2, "#, 1);
+        let (_, warnings) = read_fast(&text).unwrap();
+        let pointers: Vec<&str> = warnings.iter().map(|w| w.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/zeta",
+                "/alpha",
+                "/blocks/0/colour",
+                "/blocks/0/duration",
+                "/blocks/0/messages/0/txt",
+                "/blocks/0/messages/0/title"
+            ]
+        );
+    }
+}

@@ -126,7 +126,7 @@ pub(crate) fn read_structure(text: &str) -> Structure {
         ),
         Some(start) => structure.start = typed(start, "/start", out),
     }
-    structure.ui = object.get("ui").cloned();
+    structure.ui = object.get("ui").filter(|v| !v.is_null()).cloned();
     match object.get("blocks") {
         None => out.push(Diagnostic::new(
             codes::MISSING_FIELD,
@@ -247,8 +247,8 @@ fn read_block(
             id,
             kind,
             next,
-            position: object.get("position").cloned(),
-            ui: object.get("ui").cloned(),
+            position: object.get("position").filter(|v| !v.is_null()).cloned(),
+            ui: object.get("ui").filter(|v| !v.is_null()).cloned(),
         },
         message_origins,
     ))
