@@ -1,12 +1,12 @@
 //! Store benchmarks with raw sled doing the same flushes side by side: durable journal appends
-//! with 1, 16 and 256 writer threads, durable session+outbox commits, and the topic list with
-//! 1,000 topics and 1,000,000 tokens. Prints a table; every loop is bounded by time or count.
+//! with 1, 16 and 256 writer threads, durable session+outbox commits, send outcomes one by one
+//! and batched (`mark_outcomes`), and the topic list with 1,000 topics and 1,000,000 tokens. Prints a table; every loop is bounded by time or count.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use botflow_flow::TopicId;
 use botflow_storage::{
-    EventId, NewOutbound, NewToken, OutboundKind, PageId, Psid, Session, SledStore, StepCommit,
-    Store, StoreOptions,
+    EventId, NewOutbound, NewToken, OutboundKind, OutboxId, Outcome, PageId, Psid, Session,
+    SledStore, StepCommit, Store, StoreOptions,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -387,6 +387,77 @@ fn topic_list() -> Vec<(String, String)> {
     ]
 }
 
+/// Messages per outcome measurement (one per subscriber, so each is its queue's head).
+const OUTCOME_MESSAGES: u64 = 10_000;
+
+/// A store with `OUTCOME_MESSAGES` pending messages, queued without waiting for the disk.
+fn outcome_store(dir: &std::path::Path) -> (Arc<SledStore>, Vec<OutboxId>) {
+    let store = Arc::new(open_store(dir));
+    let mut ids = Vec::new();
+    for chunk in (0..OUTCOME_MESSAGES).collect::<Vec<_>>().chunks(256) {
+        let steps = chunk
+            .iter()
+            .map(|&n| StepCommit {
+                outbound: outbound(n).into_iter().take(1).collect(),
+                durable: false,
+                ..step(0, n)
+            })
+            .collect();
+        for result in store.commit_steps(steps).unwrap() {
+            ids.extend(result.unwrap().outbox_ids);
+        }
+    }
+    store.flush().unwrap();
+    (store, ids)
+}
+
+/// `mark_sent` per message (durable each, group-committed) from `threads` threads; per second.
+fn outcomes_single(threads: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = outcome_store(dir.path());
+    let ids = Arc::new(ids);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (store, ids) = (Arc::clone(&store), Arc::clone(&ids));
+            std::thread::spawn(move || {
+                for id in ids.iter().skip(t).step_by(threads) {
+                    store.mark_sent(*id, "m.1", 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    ids.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `mark_outcomes` with `batch` outcomes per call from one thread, flushing after each call
+/// when `flush` (what a batch holding a token send costs); per second.
+fn outcomes_batched(batch: usize, flush: bool) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ids) = outcome_store(dir.path());
+    let started = Instant::now();
+    for chunk in ids.chunks(batch) {
+        let outcomes: Vec<Outcome> = chunk
+            .iter()
+            .map(|&id| Outcome::Sent {
+                id,
+                message_id: "m.1".into(),
+                at_ms: 1,
+            })
+            .collect();
+        for result in store.mark_outcomes(&outcomes).unwrap() {
+            result.unwrap();
+        }
+        if flush {
+            store.flush().unwrap();
+        }
+    }
+    ids.len() as f64 / started.elapsed().as_secs_f64()
+}
+
 fn ratio_line(what: String, store: f64, raw: f64) {
     println!("{what:<44} {store:>14.0} {raw:>14.0} {:>7.2}x", raw / store);
 }
@@ -403,7 +474,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    // An optional argument picks one section: journal, commits or topics.
+    // An optional argument picks one section: journal, commits, outcomes or topics.
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
     println!(
@@ -440,6 +511,25 @@ fn main() {
             "{:<44} {store:>14.0} {:>14} {:>8}",
             "non-durable, 1 thread", "-", "-"
         );
+        println!();
+    }
+    if run("outcomes") {
+        println!("send outcomes ({OUTCOME_MESSAGES} messages)");
+        for threads in [1, 16] {
+            let rate = outcomes_single(threads);
+            println!(
+                "{:<44} {rate:>14.0}",
+                format!("mark_sent, durable each, {threads} threads")
+            );
+        }
+        for (batch, flush) in [(32, false), (256, false), (32, true)] {
+            let rate = outcomes_batched(batch, flush);
+            let what = if flush { ", flushed" } else { "" };
+            println!(
+                "{:<44} {rate:>14.0}",
+                format!("mark_outcomes, {batch} per call{what}")
+            );
+        }
         println!();
     }
     if run("topics") {
