@@ -45,11 +45,15 @@
 //! time its webhook arrived). The dispatcher flushes the store after reading the due messages and
 //! before sending any of them, so no message leaves before the commit that queued it — and spent
 //! its OTN token — is on disk: a token is assigned to a message once and never to another.
-//! Outcomes (`mark_sent`, `mark_failed`, ...) are durable store calls. After a process crash:
-//! unprocessed events are replayed, pending messages are sent again (normal messages are
-//! at-least-once: one may be sent twice if the crash fell between the send and its record), a
-//! token send in progress is retried with the same token and, if Messenger then says the token
-//! is used, recorded as delivered-unconfirmed, never re-sent with a second token; timers live in
+//! Outcomes are recorded in batches (one store transaction for the outcomes of concurrent
+//! sends). Every outcome of a token send — including the "send started" mark written before its
+//! request leaves — is on disk before the dispatcher goes on; outcomes of normal messages are
+//! committed without waiting for the disk and reach it with the next flush, at most 200 ms later.
+//! After a process crash: unprocessed events are replayed, pending messages are sent again
+//! (normal messages are at-least-once: one may be sent twice if the crash fell between the send
+//! and the flush of its record), a token send in progress is retried with the same token and, if
+//! Messenger then says the token is used, recorded as delivered-unconfirmed (never as a failure,
+//! never re-sent with a second token); timers live in
 //! the session and fire after restarts. "On disk" means what the storage crate's durability
 //! contract says (sled's flush survives a process crash, not necessarily a power loss).
 //!

@@ -30,6 +30,12 @@
 //! [`Store::notify_topic`] queues one message per subscriber holding a usable
 //! token of the topic (spending that subscriber's oldest token in the same transaction).
 //!
+//! # Outcomes
+//! The dispatcher records what became of each message (`mark_sent`, `mark_retry`,
+//! `mark_failed`, `mark_refused`, `mark_delivered_unconfirmed`), or many of them at once with
+//! [`Store::mark_outcomes`]: one transaction, each [`Outcome`] with the effect of its single
+//! call, one result per outcome (an unknown or already finished message fails alone).
+//!
 //! # Durability contract
 //! "Durable" below means: when the call returns `Ok`, its effect survives a crash of the
 //! botflow process (panic, `kill -9`, OOM kill) — this is what the crash test proves, by
@@ -41,6 +47,10 @@
 //!   [`Store::notify_topic`], [`Store::add_token`], [`Store::mark_token`], [`Store::expire_tokens`],
 //!   every outbox `mark_*` call, topic and flow changes (create, rename, delete, save draft,
 //!   publish, rollback), [`Store::ensure_page`] and [`Store::flush`].
+//! - [`Store::mark_outcomes`] (many outbox outcomes in one transaction) is durable on return
+//!   when any of its outcomes is about a token send; with normal messages only it is atomic and
+//!   visible at once but reaches the disk with the next flush, like a non-durable step commit
+//!   (a lost sent mark means the message is sent again: at-least-once).
 //! - Reads that only look (lists, `load_session`, `due_outbound`, ...) are not flushes.
 //! - [`Store::commit_step`] with `durable: false` is atomic and visible at once, but may be lost
 //!   in a crash until the next durable call or sled's background flush; after a crash it is
