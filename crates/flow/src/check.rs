@@ -5,7 +5,7 @@ use crate::block_index::BlockIndex;
 use crate::codes;
 use crate::diagnostic::{Diagnostic, Severity, sort_by_pointer};
 use crate::fast_reader::read_fast;
-use crate::graph::FlowGraph;
+use crate::graph::GraphBuilder;
 use crate::graph_rules::check_graph;
 use crate::model::{FORMAT_VERSION, FlowDocument};
 use crate::outline::{Origins, Outline};
@@ -171,8 +171,12 @@ fn validate_inner(document: &FlowDocument, topics: Option<&dyn TopicLookup>) -> 
 
 fn run_rules(outline: &Outline<'_>, topics: Option<&dyn TopicLookup>, out: &mut Vec<Diagnostic>) {
     let index = BlockIndex::new(outline.blocks);
-    check_content(outline, &index, topics, out);
-    let graph = FlowGraph::with_index(outline.blocks, outline.start, &index);
+    // One walk over the blocks both checks their content and adds their edges to the graph.
+    let mut builder = GraphBuilder::new(outline.blocks.len(), &index);
+    check_content(outline, &index, topics, out, |i, block| {
+        builder.add_block(i, block);
+    });
+    let graph = builder.finish(outline.start);
     check_graph(outline, &graph, out);
 }
 

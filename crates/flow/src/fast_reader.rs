@@ -56,7 +56,8 @@ struct Reader<'de> {
     pending: Vec<Diagnostic>,
     /// Index of the block being read.
     block: usize,
-    /// A guess of the number of blocks, to size the block list once.
+    /// A guess of the number of blocks (a block takes at least ~100 bytes of JSON in practice),
+    /// to size the block list once.
     capacity_hint: usize,
 }
 
@@ -207,6 +208,10 @@ impl<'de> Visitor<'de> for BlocksSeed<'_, 'de> {
         while let Some(block) = seq.next_element_seed(BlockSeed(&mut *reader))? {
             blocks.push(block);
             reader.block += 1;
+        }
+        // The guess was far too high (a few very large blocks): do not keep the spare room.
+        if blocks.capacity() > 2 * blocks.len() + 16 {
+            blocks.shrink_to_fit();
         }
         Ok(blocks)
     }

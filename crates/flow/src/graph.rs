@@ -121,41 +121,11 @@ impl FlowGraph {
         start: Option<&BlockId>,
         index: &BlockIndex<'_>,
     ) -> Self {
-        let mut graph = DiGraph::with_capacity(blocks.len(), blocks.len() * 2);
-        for block in 0..blocks.len() {
-            graph.add_node(block);
-        }
-        let mut dangling = Vec::new();
+        let mut builder = GraphBuilder::new(blocks.len(), index);
         for (from, block) in blocks.iter().enumerate() {
-            for_each_reference(block, |kind, target, after_input, wait_secs| {
-                match index.get(target.as_str()) {
-                    Some(to) => {
-                        graph.add_edge(
-                            NodeIndex::new(from),
-                            NodeIndex::new(to),
-                            FlowEdge {
-                                kind,
-                                after_input,
-                                wait_secs,
-                            },
-                        );
-                    }
-                    None => dangling.push(DanglingTarget {
-                        block: from,
-                        kind,
-                        target: target.clone(),
-                    }),
-                }
-            });
+            builder.add_block(from, block);
         }
-        let start = start
-            .and_then(|id| index.get(id.as_str()))
-            .map(NodeIndex::new);
-        Self {
-            graph,
-            start,
-            dangling,
-        }
+        builder.finish(start)
     }
 
     /// The petgraph graph; node weights are block indices.
@@ -181,6 +151,65 @@ impl FlowGraph {
                 edge.weight(),
             )
         })
+    }
+}
+
+/// Builds a [`FlowGraph`] one block at a time, so that a caller walking the blocks for other
+/// checks adds each block while it is in the CPU cache (a large flow does not fit there).
+pub(crate) struct GraphBuilder<'i, 'a> {
+    graph: DiGraph<usize, FlowEdge>,
+    dangling: Vec<DanglingTarget>,
+    index: &'i BlockIndex<'a>,
+}
+
+impl<'i, 'a> GraphBuilder<'i, 'a> {
+    /// A graph of `block_count` nodes without edges; targets are looked up in `index`.
+    pub(crate) fn new(block_count: usize, index: &'i BlockIndex<'a>) -> Self {
+        let mut graph = DiGraph::with_capacity(block_count, block_count * 2);
+        for block in 0..block_count {
+            graph.add_node(block);
+        }
+        Self {
+            graph,
+            dangling: Vec::new(),
+            index,
+        }
+    }
+
+    /// Adds the edges of block `from`; blocks must be added in order.
+    pub(crate) fn add_block(&mut self, from: usize, block: &Block) {
+        for_each_reference(block, |kind, target, after_input, wait_secs| {
+            match self.index.get(target.as_str()) {
+                Some(to) => {
+                    self.graph.add_edge(
+                        NodeIndex::new(from),
+                        NodeIndex::new(to),
+                        FlowEdge {
+                            kind,
+                            after_input,
+                            wait_secs,
+                        },
+                    );
+                }
+                None => self.dangling.push(DanglingTarget {
+                    block: from,
+                    kind,
+                    target: target.clone(),
+                }),
+            }
+        });
+    }
+
+    /// The graph, with `start` looked up.
+    pub(crate) fn finish(self, start: Option<&BlockId>) -> FlowGraph {
+        let start = start
+            .and_then(|id| self.index.get(id.as_str()))
+            .map(NodeIndex::new);
+        FlowGraph {
+            graph: self.graph,
+            start,
+            dangling: self.dangling,
+        }
     }
 }
 

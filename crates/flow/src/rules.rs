@@ -34,12 +34,14 @@ pub(crate) fn is_blank(text: &str) -> bool {
 }
 
 /// Checks the triggers, the start id and every block's content; appends problems to `out`.
-/// `first_index` maps each block id to the first block that has it.
+/// `first_index` maps each block id to the first block that has it; `visit` is called with
+/// each block after its checks (the graph is built in the same walk).
 pub(crate) fn check_content(
     outline: &Outline<'_>,
     first_index: &BlockIndex<'_>,
     topics: Option<&dyn TopicLookup>,
     out: &mut Vec<Diagnostic>,
+    mut visit: impl FnMut(usize, &Block),
 ) {
     check_triggers(outline.triggers, out);
     match outline.start {
@@ -78,6 +80,7 @@ pub(crate) fn check_content(
             );
         }
         check_block(outline, index, block, topics, out);
+        visit(index, block);
     }
 }
 
