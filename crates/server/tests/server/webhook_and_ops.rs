@@ -281,3 +281,46 @@ async fn events_for_pages_not_served_are_ignored() {
     );
     assert_eq!(server.journaled_events(), 0);
 }
+
+#[tokio::test]
+async fn a_batch_mixing_pages_and_kinds_is_journaled_per_event() {
+    let server = TestServer::start().await;
+    let page = crate::support::PAGE_ID;
+    let body = json!({"object": "page", "entry": [
+        {"id": page, "time": 1, "messaging": [
+            {"sender": {"id": "u1"}, "recipient": {"id": page}, "timestamp": 1,
+             "message": {"mid": "m-a", "text": "hi"}},
+            {"sender": {"id": page}, "recipient": {"id": "u1"}, "timestamp": 2,
+             "message": {"mid": "m-echo", "is_echo": true, "text": "hello from the Page"}},
+            {"sender": {"id": "u2"}, "recipient": {"id": page}, "timestamp": 3,
+             "read": {"watermark": 3}}]},
+        {"id": "999", "time": 1, "messaging": [
+            {"sender": {"id": "u3"}, "recipient": {"id": "999"}, "timestamp": 4,
+             "message": {"mid": "m-b", "text": "hi"}}]}]})
+    .to_string();
+    let response = server.webhook(&body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"received": 3, "duplicates": 0, "ignored": 1})
+    );
+    // The same batch again: every event of the served Page is recognised.
+    let again = server.webhook(&body).await;
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        json!({"received": 0, "duplicates": 3, "ignored": 1})
+    );
+}
+
+#[tokio::test]
+async fn a_handshake_without_subscribe_mode_is_refused() {
+    let server = TestServer::start().await;
+    let response = server
+        .get("/webhook?hub.mode=unsubscribe&hub.verify_token=test-verify&hub.challenge=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let missing = server.get("/webhook").send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+}
