@@ -77,9 +77,12 @@ impl Hasher for WordHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+            // Byte by byte: a call to memcpy for under 8 bytes costs more than the loop.
+            let mut word = (rest.len() as u64) << 59;
+            for (i, byte) in rest.iter().enumerate() {
+                word ^= u64::from(*byte) << (8 * i);
+            }
+            self.add(word);
         }
     }
 
