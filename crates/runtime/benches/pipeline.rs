@@ -106,6 +106,7 @@ async fn run() {
         let store = Arc::clone(&store);
         let runtime = Arc::clone(&runtime);
         handlers.push(tokio::spawn(async move {
+            let mut journal_calls = Vec::new();
             for batch in chunk.chunks(BATCH) {
                 let mut batch = batch.to_vec();
                 let received = now_ms();
@@ -113,12 +114,14 @@ async fn run() {
                     r.received_ms = received;
                 }
                 let store2 = Arc::clone(&store);
-                let (batch, appended) = tokio::task::spawn_blocking(move || {
+                let (batch, appended, took) = tokio::task::spawn_blocking(move || {
+                    let call = Instant::now();
                     let appended = store2.journal_append_batch(&batch).unwrap();
-                    (batch, appended)
+                    (batch, appended, call.elapsed())
                 })
                 .await
                 .unwrap();
+                journal_calls.push(took);
                 let entries: Vec<JournalEntry> = batch
                     .into_iter()
                     .zip(appended)
@@ -136,18 +139,24 @@ async fn run() {
                     .collect();
                 runtime.submit(entries).await.unwrap();
             }
+            journal_calls
         }));
     }
+    // How long each durable journal call took: sled 0.34 makes every write wait while a
+    // transaction (step commits, outcomes) holds its store-wide lock.
+    let mut journal_calls = Vec::new();
     for h in handlers {
-        h.await.unwrap();
+        journal_calls.extend(h.await.unwrap());
     }
     let journaled = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut processed_at = None;
+    let mut sent_when_processed = 0;
     loop {
         let metrics = runtime.metrics();
         if processed_at.is_none() && metrics.events_processed.get() as usize >= total {
             processed_at = Some(started.elapsed());
+            sent_when_processed = metrics.messages_sent.get();
         }
         if metrics.messages_sent.get() as usize >= total {
             break;
@@ -165,10 +174,19 @@ async fn run() {
         "pipeline: {SUBSCRIBERS} subscribers, {total} events, 1 message each, durable commits"
     );
     println!("pipeline: journaled (durable, batches of {BATCH}) in {journaled:.2?}");
+    journal_calls.sort();
+    if let (Some(max), false) = (journal_calls.last(), journal_calls.is_empty()) {
+        let mean = journal_calls.iter().sum::<Duration>() / journal_calls.len() as u32;
+        println!(
+            "pipeline: one journal call ({BATCH} events) took {mean:.2?} on average, {:.2?} at most",
+            max
+        );
+    }
     println!(
         "pipeline: processed (step + durable commit) in {processed:.2?}: {:.0} events/s",
         rate(processed)
     );
+    println!("pipeline: {sent_when_processed} messages were sent when processing finished");
     println!(
         "pipeline: sent to the fake Graph API in {elapsed:.2?}: {:.0} events/s end to end; target > 10,000/s",
         rate(elapsed)
