@@ -176,7 +176,9 @@ impl Dispatcher {
             self.tracking().finished.clear();
             let now = self.clock.now_ms();
             // In-flight heads are listed again until their outcome is recorded: read past them.
-            let limit = self.tracking().in_flight.len() + self.permits.available_permits() + 16;
+            // Read as many fresh ones as send tasks may start (not only free Send API slots): one
+            // read and one flush then cover more sends.
+            let limit = self.tracking().in_flight.len() + self.alive.available_permits() + 16;
             let store = Arc::clone(&self.store);
             let due =
                 match tokio::task::spawn_blocking(move || store.due_outbound(now, limit)).await {
