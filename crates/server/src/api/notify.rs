@@ -15,20 +15,37 @@ use std::sync::Arc;
 /// Messenger's limit on a text message, in characters.
 const MAX_TEXT_CHARS: usize = 2_000;
 
-/// What to send: a text, or a published flow to run for each subscriber waiting on the topic.
+/// What to send: `{"text": "..."}`, or `{"flow": "<flow id>"}` to run a published flow for each
+/// subscriber waiting on the topic. Exactly one of the two is given.
 #[derive(Debug, Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
-pub(crate) enum NotifyRequest {
-    /// `{"text": "..."}`.
-    Text {
-        /// The message text.
-        text: String,
-    },
-    /// `{"flow": "<flow id>"}`.
-    Flow {
-        /// The flow to run.
-        flow: String,
-    },
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotifyRequest {
+    /// The message text.
+    text: Option<String>,
+    /// The flow to run.
+    flow: Option<String>,
+}
+
+impl NotifyRequest {
+    /// The content to send, or a 422 naming the accepted shapes.
+    fn content(self) -> Result<NotifyContent, ApiError> {
+        match (self.text, self.flow) {
+            (Some(text), None) => {
+                let chars = text.chars().count();
+                if text.trim().is_empty() || chars > MAX_TEXT_CHARS {
+                    return Err(ApiError::Unprocessable(format!(
+                        "the text must have 1 to {MAX_TEXT_CHARS} characters (it has {chars})"
+                    )));
+                }
+                Ok(NotifyContent::Text(text))
+            }
+            (None, Some(flow)) => Ok(NotifyContent::Flow(FlowId::from(flow))),
+            _ => Err(ApiError::Unprocessable(
+                "give exactly one of \"text\" (a message) or \"flow\" (a published flow id)"
+                    .to_owned(),
+            )),
+        }
+    }
 }
 
 /// The answer: the topic and the runtime's counts.
@@ -52,18 +69,7 @@ pub(crate) async fn notify(
 ) -> Result<(StatusCode, Json<NotifyReport>), ApiError> {
     let page = state.page(&path.page)?;
     let topic = TopicId::from(path.topic.clone());
-    let content = match request {
-        NotifyRequest::Text { text } => {
-            let chars = text.chars().count();
-            if text.trim().is_empty() || chars > MAX_TEXT_CHARS {
-                return Err(ApiError::Unprocessable(format!(
-                    "the text must have 1 to {MAX_TEXT_CHARS} characters (it has {chars})"
-                )));
-            }
-            NotifyContent::Text(text)
-        }
-        NotifyRequest::Flow { flow } => NotifyContent::Flow(FlowId::from(flow)),
-    };
+    let content = request.content()?;
     let (lookup_page, lookup_topic) = (page.clone(), topic.clone());
     let flow = match &content {
         NotifyContent::Flow(flow) => Some(flow.clone()),

@@ -206,6 +206,31 @@ async fn notify_rejects_unknown_topics_flows_and_bad_texts() {
     }
 }
 
+/// A notify body of the wrong shape gets a message a builder UI can show: it names the two
+/// accepted fields (or the unknown one), never the server's Rust types.
+#[tokio::test]
+async fn notify_explains_a_body_of_the_wrong_shape() {
+    let server = restock_server().await;
+    let topic = topic_id(&server).await;
+    let notify = format!("/api/pages/{PAGE_ID}/topics/{topic}/notify");
+    let cases = [
+        (json!({}), "exactly one of"),
+        (json!({"text": "x", "flow": "restock"}), "exactly one of"),
+        (json!({"txt": "x"}), "unknown field `txt`"),
+        (
+            json!({"text": "x", "colour": "red"}),
+            "unknown field `colour`",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = server.json(server.post(&notify).json(&body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{body}: {message}");
+        assert!(!message.contains("NotifyRequest"), "{body}: {message}");
+    }
+}
+
 /// Shutdown processes every journaled event and lets sends in flight finish; messages not yet
 /// handed to the Send API stay queued (durably) for the next start.
 #[tokio::test]
