@@ -184,6 +184,25 @@ fn missing_paths_and_bad_usage_exit_2() {
 }
 
 #[test]
+fn a_file_that_is_not_utf8_is_a_problem_of_that_file_not_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "flows/good.json", GOOD);
+    std::fs::write(
+        dir.path().join("flows/latin1.json"),
+        b"{\"name\": \"caf\xe9\"}",
+    )
+    .unwrap();
+    let run = botflow(dir.path(), &["validate", "flows"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stderr, "");
+    assert_eq!(
+        run.stdout,
+        "flows/latin1.json:1:14: error[invalid-json]: the text is not UTF-8 (byte 0xe9 is not valid here)\n\
+         checked 2 files: 1 error, 0 warnings\n"
+    );
+}
+
+#[test]
 fn schema_prints_the_stored_schema() {
     let run = botflow(&workspace_root(), &["schema"]);
     assert_eq!(run.code, 0);

@@ -3,7 +3,7 @@
 //! Exit codes: 0 all valid, 1 problems found (errors, or warnings with `--deny-warnings`),
 //! 2 usage or I/O error (e.g. a path that does not exist).
 
-use botflow_flow::{FileDiagnostic, FlowDocument, Severity, check_text, check_trigger_conflicts};
+use botflow_flow::{FileDiagnostic, FlowDocument, Severity, check_bytes, check_trigger_conflicts};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -62,11 +62,11 @@ fn check_paths(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
     let mut checked: Vec<(String, Vec<FileDiagnostic>, Option<FlowDocument>)> = Vec::new();
     for file in &files {
         let name = file.display().to_string();
-        let text = std::fs::read_to_string(file).map_err(|source| ValidateError::Read {
+        let bytes = std::fs::read(file).map_err(|source| ValidateError::Read {
             path: name.clone(),
             source,
         })?;
-        let report = check_text(&text);
+        let report = check_bytes(&bytes);
         let diagnostics = report
             .diagnostics
             .into_iter()

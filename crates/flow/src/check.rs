@@ -3,7 +3,7 @@
 
 use crate::block_index::BlockIndex;
 use crate::codes;
-use crate::diagnostic::{Diagnostic, Severity, sort_by_pointer};
+use crate::diagnostic::{Diagnostic, Severity, TextLocation, sort_by_pointer};
 use crate::fast_reader::read_fast;
 use crate::graph::GraphBuilder;
 use crate::graph_rules::check_graph;
@@ -47,6 +47,43 @@ impl Report {
 /// Reads and checks flow JSON text, reporting every problem with its JSON Pointer.
 pub fn check_text(text: &str) -> Report {
     check_text_inner(text, None, true)
+}
+
+/// Like [`check_text`] for the raw bytes of a file: text that is not UTF-8, or that starts with a
+/// byte order mark, is reported as `invalid-json` with its line and column.
+pub fn check_bytes(bytes: &[u8]) -> Report {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.starts_with('\u{feff}') => not_json(
+            Diagnostic::new(
+                codes::INVALID_JSON,
+                "",
+                "the text starts with a byte order mark (BOM), which JSON does not allow",
+            )
+            .with_hint("save the file as UTF-8 without BOM"),
+            TextLocation { line: 1, column: 1 },
+        ),
+        Ok(text) => check_text(text),
+        Err(err) => {
+            let valid = String::from_utf8_lossy(&bytes[..err.valid_up_to()]);
+            let line_start = valid.rfind('\n').map_or(0, |at| at + 1);
+            let location = TextLocation {
+                line: valid.matches('\n').count() + 1,
+                column: valid[line_start..].chars().count() + 1,
+            };
+            let byte = bytes.get(err.valid_up_to()).copied().unwrap_or_default();
+            let message = format!("the text is not UTF-8 (byte {byte:#04x} is not valid here)");
+            not_json(Diagnostic::new(codes::INVALID_JSON, "", message), location)
+        }
+    }
+}
+
+/// A report of one syntax problem at `location`, with no document.
+fn not_json(mut diagnostic: Diagnostic, location: TextLocation) -> Report {
+    diagnostic.location = Some(location);
+    Report {
+        document: None,
+        diagnostics: vec![diagnostic],
+    }
 }
 
 /// Like [`check_text`], and reports topic ids that `topics` does not know (`unknown-topic`).

@@ -39,7 +39,8 @@ mod triggers;
 mod valid;
 
 pub use check::{
-    Report, check_text, check_text_with_topics, parse_flow, validate, validate_with_topics,
+    Report, check_bytes, check_text, check_text_with_topics, parse_flow, validate,
+    validate_with_topics,
 };
 pub use diagnostic::{Diagnostic, Severity, TextLocation, render_human};
 pub use duration::FlowDuration;

@@ -87,7 +87,8 @@ pub(crate) fn read_structure(text: &str) -> Structure {
             let mut diagnostic = Diagnostic::new(codes::INVALID_JSON, "", strip_location(&err));
             diagnostic.location = Some(TextLocation {
                 line: err.line(),
-                column: err.column(),
+                // serde_json counts an end of input right after a newline as column 0.
+                column: err.column().max(1),
             });
             structure.diagnostics.push(diagnostic);
             return structure;

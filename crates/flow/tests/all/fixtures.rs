@@ -163,6 +163,52 @@ fn parse_errors_carry_line_and_column() {
 }
 
 #[test]
+fn an_error_at_the_end_of_a_line_has_a_column_from_1() {
+    // serde_json says "line 2 column 0" for an end of input right after a newline.
+    let err = parse_flow("{\"format\": 1,\n").unwrap_err();
+    let at = err[0].location.unwrap();
+    assert_eq!((at.line, at.column), (2, 1));
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_invalid_json_with_their_place() {
+    let report = botflow_flow::check_bytes(b"{\"format\": 1,\n  \"id\": \"caf\xe9\"}");
+    assert_eq!(report.document, None);
+    assert_eq!(report.diagnostics.len(), 1, "{:?}", report.diagnostics);
+    let diagnostic = &report.diagnostics[0];
+    assert_eq!(diagnostic.code, codes::INVALID_JSON);
+    assert_eq!(
+        diagnostic.message,
+        "the text is not UTF-8 (byte 0xe9 is not valid here)"
+    );
+    let at = diagnostic.location.unwrap();
+    assert_eq!((at.line, at.column), (2, 13));
+}
+
+#[test]
+fn a_byte_order_mark_is_named() {
+    let report = botflow_flow::check_bytes(b"\xef\xbb\xbf{\"format\": 1}");
+    assert_eq!(report.diagnostics.len(), 1, "{:?}", report.diagnostics);
+    assert_eq!(report.diagnostics[0].code, codes::INVALID_JSON);
+    assert!(
+        report.diagnostics[0].message.contains("byte order mark"),
+        "{}",
+        report.diagnostics[0].message
+    );
+    let at = report.diagnostics[0].location.unwrap();
+    assert_eq!((at.line, at.column), (1, 1));
+}
+
+#[test]
+fn utf8_bytes_are_checked_like_text() {
+    let text = r#"{"format": 1, "id": "x", "name": "X", "start": "a", "blocks": []}"#;
+    assert_eq!(
+        botflow_flow::check_bytes(text.as_bytes()),
+        botflow_flow::check_text(text)
+    );
+}
+
+#[test]
 fn readme_lists_every_code_with_its_severity() {
     let readme =
         std::fs::read_to_string(crate::support::workspace_root().join("README.md")).unwrap();
