@@ -115,14 +115,9 @@ pub enum ConfigError {
         /// What the TOML parser reported.
         message: String,
     },
-    /// A required setting is absent from both the environment and the file.
-    #[error("missing required setting {env_var} (or `{file_key}` in the config file)")]
-    Missing {
-        /// The environment variable that provides it.
-        env_var: &'static str,
-        /// The key in the TOML file that provides it.
-        file_key: &'static str,
-    },
+    /// Required settings are absent from both the environment and the file (all of them named).
+    #[error("{0}")]
+    Missing(MissingSettings),
     /// A setting has a value that cannot be used.
     #[error("invalid value for {setting}: {message}")]
     Invalid {
@@ -132,6 +127,56 @@ pub enum ConfigError {
         message: String,
     },
 }
+
+/// A required setting: the environment variable and the config file key that provide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingSetting {
+    /// The environment variable that provides it.
+    pub env_var: &'static str,
+    /// The key in the TOML file that provides it.
+    pub file_key: &'static str,
+}
+
+impl fmt::Display for MissingSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (or `{}` in the config file)",
+            self.env_var, self.file_key
+        )
+    }
+}
+
+/// Every required setting found missing in one load, so one start-up names them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSettings(pub Vec<MissingSetting>);
+
+impl fmt::Display for MissingSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "missing required setting {one}"),
+            many => {
+                f.write_str("missing required settings: ")?;
+                for (index, setting) in many.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{setting}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+const PAGE_ID: MissingSetting = MissingSetting {
+    env_var: "BOTFLOW_PAGE_ID",
+    file_key: "[[pages]] id",
+};
+const PAGE_ACCESS_TOKEN: MissingSetting = MissingSetting {
+    env_var: "BOTFLOW_PAGE_ACCESS_TOKEN",
+    file_key: "[[pages]] access_token",
+};
 
 /// The TOML file as written; every key optional.
 #[derive(Debug, Default, Deserialize)]
@@ -248,17 +293,18 @@ impl ServerConfig {
             });
         }
 
-        let pages = merge_env_page(file_config.pages, &env)?;
+        let mut missing = Vec::new();
+        let pages = merge_env_page(file_config.pages, &env, &mut missing)?;
         let pages = match (pages.is_empty(), demo) {
             (true, true) => vec![PageConfig {
                 id: DEMO_PAGE_ID.to_owned(),
                 access_token: DEMO_PAGE_ACCESS_TOKEN.to_owned(),
             }],
             (true, false) => {
-                return Err(ConfigError::Missing {
-                    env_var: "BOTFLOW_PAGE_ID",
-                    file_key: "[[pages]] id",
-                });
+                if missing.is_empty() {
+                    missing.extend([PAGE_ID, PAGE_ACCESS_TOKEN]);
+                }
+                pages
             }
             (false, _) => pages,
         };
@@ -271,14 +317,17 @@ impl ServerConfig {
             }
         }
 
-        let required = |value: Option<String>,
-                        env_var: &'static str,
-                        file_key: &'static str,
-                        demo_value: &str| {
+        let mut required = |value: Option<String>,
+                            env_var: &'static str,
+                            file_key: &'static str,
+                            demo_value: &str| {
             match value {
-                Some(value) => Ok(value),
-                None if demo => Ok(demo_value.to_owned()),
-                None => Err(ConfigError::Missing { env_var, file_key }),
+                Some(value) => value,
+                None if demo => demo_value.to_owned(),
+                None => {
+                    missing.push(MissingSetting { env_var, file_key });
+                    String::new()
+                }
             }
         };
         let app_secret = required(
@@ -286,19 +335,22 @@ impl ServerConfig {
             "BOTFLOW_APP_SECRET",
             "app_secret",
             DEMO_APP_SECRET,
-        )?;
+        );
         let verify_token = required(
             env("BOTFLOW_VERIFY_TOKEN").or(file_config.verify_token),
             "BOTFLOW_VERIFY_TOKEN",
             "verify_token",
             DEMO_VERIFY_TOKEN,
-        )?;
+        );
         let admin_token = required(
             env("BOTFLOW_ADMIN_TOKEN").or(file_config.admin_token),
             "BOTFLOW_ADMIN_TOKEN",
             "admin_token",
             DEMO_ADMIN_TOKEN,
-        )?;
+        );
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(MissingSettings(missing)));
+        }
 
         Ok(Self {
             listen,
@@ -344,6 +396,7 @@ impl ServerConfig {
 fn merge_env_page(
     mut pages: Vec<PageConfig>,
     env: &impl Fn(&str) -> Option<String>,
+    missing: &mut Vec<MissingSetting>,
 ) -> Result<Vec<PageConfig>, ConfigError> {
     match (env("BOTFLOW_PAGE_ID"), env("BOTFLOW_PAGE_ACCESS_TOKEN")) {
         (None, None) => {}
@@ -351,21 +404,12 @@ fn merge_env_page(
             Some(page) => page.access_token = access_token,
             None => pages.push(PageConfig { id, access_token }),
         },
-        (Some(id), None) => match pages.iter().any(|page| page.id == id) {
-            true => {}
-            false => {
-                return Err(ConfigError::Missing {
-                    env_var: "BOTFLOW_PAGE_ACCESS_TOKEN",
-                    file_key: "[[pages]] access_token",
-                });
+        (Some(id), None) => {
+            if !pages.iter().any(|page| page.id == id) {
+                missing.push(PAGE_ACCESS_TOKEN);
             }
-        },
-        (None, Some(_)) => {
-            return Err(ConfigError::Missing {
-                env_var: "BOTFLOW_PAGE_ID",
-                file_key: "[[pages]] id",
-            });
         }
+        (None, Some(_)) => missing.push(PAGE_ID),
     }
     for page in &pages {
         if page.id.trim().is_empty() || page.access_token.trim().is_empty() {
@@ -445,6 +489,28 @@ mod tests {
                 "error for missing {missing} was: {err}"
             );
         }
+    }
+
+    #[test]
+    fn every_missing_required_setting_is_named_at_once() {
+        let err = load(None, &[], false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing required settings: BOTFLOW_PAGE_ID (or `[[pages]] id` in the config file), \
+             BOTFLOW_PAGE_ACCESS_TOKEN (or `[[pages]] access_token` in the config file), \
+             BOTFLOW_APP_SECRET (or `app_secret` in the config file), \
+             BOTFLOW_VERIFY_TOKEN (or `verify_token` in the config file), \
+             BOTFLOW_ADMIN_TOKEN (or `admin_token` in the config file)"
+        );
+        let one_missing: Vec<_> = FULL_ENV
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "BOTFLOW_VERIFY_TOKEN")
+            .collect();
+        assert_eq!(
+            load(None, &one_missing, false).unwrap_err().to_string(),
+            "missing required setting BOTFLOW_VERIFY_TOKEN (or `verify_token` in the config file)"
+        );
     }
 
     #[test]

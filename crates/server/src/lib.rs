@@ -38,7 +38,7 @@ pub mod state;
 mod webhook;
 
 pub use app::{RunningServer, ServeError};
-pub use config::{ConfigError, PageConfig, ServerConfig};
+pub use config::{ConfigError, MissingSetting, MissingSettings, PageConfig, ServerConfig};
 pub use error::{ApiError, ApiJson};
 pub use ingest::IngestOutcome;
 pub use router::{ROUTES, router};
