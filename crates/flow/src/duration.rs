@@ -49,7 +49,7 @@ impl DurationUnit {
 /// Why a duration string could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid duration {input:?}: expected a whole number followed by s, m, h or d (e.g. \"90s\", \"15m\", \"25h\", \"3d\")"
+    "invalid duration {input:?}: expected a whole number followed by s, m, h or d (e.g. \"90s\", \"15m\", \"25h\", \"3d\"), at most 400 days"
 )]
 pub struct DurationError {
     /// The text that was given.

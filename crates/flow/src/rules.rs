@@ -3,7 +3,9 @@
 use crate::block_index::BlockIndex;
 use crate::codes;
 use crate::diagnostic::Diagnostic;
-use crate::model::{Block, BlockKind, Message, Predicate, TextMessage, TopicRef, Trigger};
+use crate::model::{
+    ActionStep, Block, BlockKind, Message, Predicate, TextMessage, TopicRef, Trigger,
+};
 use crate::outline::Outline;
 use crate::template::Template;
 use crate::topics::TopicLookup;
@@ -144,6 +146,12 @@ fn check_block(
             if let Some(reprompt) = &wait.reprompt {
                 check_text_length(&reprompt_at, reprompt, MAX_TEXT_CHARS, out);
             }
+            check_name(
+                format!("{}/field", pointer()),
+                wait.field.as_str(),
+                Name::ReplyField,
+                out,
+            );
             if wait.max_attempts == 0 {
                 out.push(Diagnostic::new(
                     codes::INVALID_WAIT,
@@ -165,6 +173,15 @@ fn check_block(
         BlockKind::Condition(condition) => {
             for (b, branch) in condition.branches.iter().enumerate() {
                 for (p, predicate) in branch.when.iter().enumerate() {
+                    let at = format!("{}/branches/{b}/when/{p}", pointer());
+                    match predicate {
+                        Predicate::Field { field, .. } => {
+                            check_name(format!("{at}/field"), field.as_str(), Name::Field, out);
+                        }
+                        Predicate::Tag { tag, .. } => {
+                            check_name(format!("{at}/tag"), tag, Name::Tag, out);
+                        }
+                    }
                     if let Predicate::Field {
                         op, value: None, ..
                     } = predicate
@@ -182,9 +199,22 @@ fn check_block(
         }
         BlockKind::Action { actions } => {
             for (a, step) in actions.iter().enumerate() {
-                if let crate::model::ActionStep::SetField { value, .. } = step {
-                    let at = || format!("{}/actions/{a}/value", pointer());
-                    check_template(&at, Some(value), out);
+                let at = || format!("{}/actions/{a}", pointer());
+                match step {
+                    ActionStep::SetField { field, value } => {
+                        check_name(format!("{}/field", at()), field.as_str(), Name::Field, out);
+                        let value_at = || format!("{}/value", at());
+                        check_template(&value_at, Some(value), out);
+                    }
+                    ActionStep::ClearField { field } => {
+                        check_name(format!("{}/field", at()), field.as_str(), Name::Field, out);
+                    }
+                    ActionStep::AddTag { tag } | ActionStep::RemoveTag { tag } => {
+                        check_name(format!("{}/tag", at()), tag, Name::Tag, out);
+                    }
+                    ActionStep::GotoFlow { flow } => {
+                        check_name(format!("{}/flow", at()), flow.as_str(), Name::Flow, out);
+                    }
                 }
             }
         }
@@ -220,6 +250,40 @@ fn check_block(
             }
         }
     }
+}
+
+/// What an identifier names, for [`check_name`]'s message.
+#[derive(Clone, Copy)]
+enum Name {
+    /// The field a `wait_input` stores the reply in.
+    ReplyField,
+    Field,
+    Tag,
+    Flow,
+}
+
+/// Reports a field name, tag or flow id that is empty or only whitespace.
+fn check_name(pointer: String, text: &str, name: Name, out: &mut Vec<Diagnostic>) {
+    if !is_blank(text) {
+        return;
+    }
+    let (what, hint) = match name {
+        Name::ReplyField => (
+            "the field name",
+            Some("name the field the reply is stored in, e.g. \"email\""),
+        ),
+        Name::Field => ("the field name", None),
+        Name::Tag => ("the tag", None),
+        Name::Flow => (
+            "the flow id",
+            Some("give the id of the flow to continue with"),
+        ),
+    };
+    let diagnostic = Diagnostic::new(codes::INVALID_FIELD, pointer, format!("{what} is empty"));
+    out.push(match hint {
+        Some(hint) => diagnostic.with_hint(hint),
+        None => diagnostic,
+    });
 }
 
 fn check_message(
