@@ -11,7 +11,7 @@ use axum::http::header::{CONNECTION, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{get, patch, post};
 use axum::{Extension, Router};
 use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -32,6 +32,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::DELETE, "/api/pages/{page}/topics/{topic}"),
     (Method::POST, "/api/pages/{page}/topics/{topic}/notify"),
     (Method::GET, "/api/pages/{page}/flows"),
+    (Method::GET, "/api/pages/{page}/flows/{flow}"),
     (Method::PUT, "/api/pages/{page}/flows/{flow}"),
     (Method::POST, "/api/pages/{page}/flows/{flow}/publish"),
     (Method::GET, "/api/pages/{page}/flows/{flow}/versions/{n}"),
@@ -58,7 +59,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(api::notify::notify),
         )
         .route("/pages/{page}/flows", get(api::flows::list))
-        .route("/pages/{page}/flows/{flow}", put(api::flows::save_draft))
+        .route(
+            "/pages/{page}/flows/{flow}",
+            get(api::flows::draft).put(api::flows::save_draft),
+        )
         .route(
             "/pages/{page}/flows/{flow}/publish",
             post(api::flows::publish),

@@ -69,6 +69,41 @@ pub(crate) async fn save_draft(
     }))
 }
 
+/// A saved draft as the API shows it: the document as saved and its diagnostics.
+#[derive(Debug, Serialize)]
+pub(crate) struct DraftDocumentView {
+    flow: FlowId,
+    saved_ms: u64,
+    document: FlowDocument,
+    #[serde(flatten)]
+    report: ValidationReport,
+}
+
+/// `GET /api/pages/{page}/flows/{flow}`: the saved draft (topics as written, by id or by name)
+/// with the diagnostics found when it was saved; 404 when the flow has no draft.
+pub(crate) async fn draft(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<FlowPath>,
+) -> Result<Json<DraftDocumentView>, ApiError> {
+    let page = state.page(&path.page)?;
+    let flow = FlowId::from(path.flow.clone());
+    let draft = state
+        .with_store(move |store| store.draft(&page, &flow))
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "flow {} not found on page {}",
+                path.flow, path.page
+            ))
+        })?;
+    Ok(Json(DraftDocumentView {
+        flow: draft.document.id.clone(),
+        saved_ms: draft.saved_ms,
+        document: draft.document,
+        report: ValidationReport::new(draft.diagnostics),
+    }))
+}
+
 /// A topic created inline by a publish.
 #[derive(Debug, Serialize)]
 pub(crate) struct CreatedTopic {

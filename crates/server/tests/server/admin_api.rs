@@ -337,3 +337,109 @@ async fn validate_checks_topic_ids_against_a_page_when_asked() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_saved_draft_is_read_back_with_its_diagnostics() {
+    let server = TestServer::start().await;
+    let flows = format!("/api/pages/{PAGE_ID}/flows");
+    let mut broken = example_flow("restock");
+    broken["start"] = json!("nowhere");
+    let (status, saved) = server
+        .json(server.put(&format!("{flows}/restock")).json(&broken))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+
+    let (status, draft) = server.json(server.get(&format!("{flows}/restock"))).await;
+    assert_eq!(status, StatusCode::OK, "{draft}");
+    assert_eq!(draft["flow"], "restock");
+    assert_eq!(draft["document"], broken);
+    assert_eq!(draft["saved_ms"], saved["saved_ms"]);
+    assert_eq!(draft["valid"], false);
+    assert_eq!(draft["diagnostics"], saved["diagnostics"]);
+
+    let (status, body) = server.json(server.get(&format!("{flows}/nothing"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+/// Every status the admin API answers to these requests is listed for its route in
+/// `/api/openapi.json`, so a generated client knows every answer it can get.
+#[tokio::test]
+async fn every_status_the_admin_api_answers_is_documented() {
+    let server = TestServer::start().await;
+    let openapi = server.json_of(server.get("/api/openapi.json")).await;
+    let flows = format!("/api/pages/{PAGE_ID}/flows");
+    server
+        .json(
+            server
+                .put(&format!("{flows}/restock"))
+                .json(&example_flow("restock")),
+        )
+        .await;
+    let (_, published) = server
+        .json(server.post(&format!("{flows}/restock/publish")))
+        .await;
+    let topic = published["topics_created"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let topic_path = format!("{}/{topic}", topics_path());
+    let versions = "/api/pages/{page}/flows/{flow}/versions/{n}";
+    let rollback = "/api/pages/{page}/flows/{flow}/rollback/{n}";
+    let topic_route = "/api/pages/{page}/topics/{topic}";
+    let draft_route = "/api/pages/{page}/flows/{flow}";
+    let cases = [
+        (
+            "get",
+            draft_route,
+            server.get(&format!("{flows}/restock")),
+            200,
+        ),
+        (
+            "get",
+            draft_route,
+            server.get(&format!("{flows}/nothing")),
+            404,
+        ),
+        (
+            "get",
+            versions,
+            server.get(&format!("{flows}/restock/versions/x")),
+            400,
+        ),
+        (
+            "post",
+            rollback,
+            server.post(&format!("{flows}/restock/rollback/x")),
+            400,
+        ),
+        (
+            "delete",
+            topic_route,
+            server.delete(&format!("{topic_path}?force=yes")),
+            400,
+        ),
+        (
+            "delete",
+            topic_route,
+            server.delete(&format!("{topic_path}?force=true")),
+            200,
+        ),
+        // The topic version 1 uses is gone: republishing it breaks a rule.
+        (
+            "post",
+            rollback,
+            server.post(&format!("{flows}/restock/rollback/1")),
+            422,
+        ),
+    ];
+    for (method, route, request, expected) in cases {
+        let (status, body) = server.json(request).await;
+        assert_eq!(status.as_u16(), expected, "{method} {route}: {body}");
+        let documented = &openapi["paths"][route][method]["responses"][expected.to_string()];
+        assert!(
+            documented.is_object(),
+            "{method} {route} answers {expected}, which /api/openapi.json does not list"
+        );
+    }
+}
