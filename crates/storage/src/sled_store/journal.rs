@@ -1,12 +1,12 @@
 //! The inbound journal on sled: dedup by event key, arrival sequence, group-committed appends.
 //!
-//! An append does not use a sled transaction (each costs two log-buffer writes in sled 0.34):
-//! the arrival index entry `seq → (page, event)` is written first, then the event record is
-//! inserted with a compare-and-swap that succeeds only if no record of that dedup key exists.
-//! Both are on disk before the call returns (group flush). A crash between the two writes of an
-//! append that was never acknowledged leaves either a dangling index entry (skipped when read,
-//! removed at the next open) or a record without index entry, which the redelivery of that
-//! event repairs.
+//! A batch of appends is one sled transaction: for each event the dedup record is checked and,
+//! for a new event, the arrival index entry `seq → (page, event)` and the event record are
+//! written together. Sequence numbers are taken and records encoded before the transaction, so
+//! the store-wide lock is taken once per batch and held only briefly. Everything is on disk
+//! before the call returns (group flush). Stores written by the older two-write append may hold
+//! a dangling index entry (skipped when read, removed at the next open) or a record without
+//! index entry, which the redelivery of that event repairs.
 
 use super::SledStore;
 use super::codec::{Key, decode, encode};
@@ -83,22 +83,59 @@ pub(super) fn mark_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxR
     )
 }
 
+/// One event of a journal batch, encoded before the transaction.
+struct PreparedAppend {
+    seq: u64,
+    key: Vec<u8>,
+    pointer: Vec<u8>,
+    record: Vec<u8>,
+}
+
+/// Journals one event inside the batch transaction: new unless its dedup record exists. A
+/// redelivered event that is still unprocessed but lost its arrival index entry (a crash of the
+/// older two-write append) gets the entry back and is reported as new.
+fn append_one(tx: &Tx<'_>, append: &PreparedAppend) -> TxResult<Appended> {
+    let Some(existing) = tx.get_encoded(T::EventKeys, &append.key)? else {
+        tx.put_encoded(T::Journal, &journal_key(append.seq), &append.pointer)?;
+        tx.put_encoded(T::EventKeys, &append.key, &append.record)?;
+        return Ok(Appended::New { seq: append.seq });
+    };
+    let record: EventRecord = decode("event_keys", &existing)?;
+    match (record.processed, record.seq, record.entry) {
+        (false, Some(seq), Some(entry)) => {
+            let index = journal_key(seq);
+            if tx.contains(T::Journal, &index)? {
+                return Ok(Appended::Duplicate);
+            }
+            let pointer = JournalPointer {
+                page: entry.page,
+                event: entry.event,
+            };
+            tx.put(T::Journal, &index, &pointer)?;
+            tracing::warn!(seq, "restored the arrival index entry of a journaled event");
+            Ok(Appended::New { seq })
+        }
+        _ => Ok(Appended::Duplicate),
+    }
+}
+
 impl SledStore {
-    /// Journals events (dedup per event), then waits for a (shared) flush.
+    /// Journals events (dedup per event) in one transaction, then waits for a (shared) flush.
+    ///
+    /// Sequence numbers are taken and records encoded before the transaction, so the store-wide
+    /// lock is taken once per batch and held only for the dedup reads and the writes.
     pub(super) fn journal_append_all(
         &self,
         events: &[NewJournalEvent],
     ) -> StoreResult<Vec<Appended>> {
-        let journal = self.tree(T::Journal);
-        let keys = self.tree(T::EventKeys);
-        let mut outcomes = Vec::with_capacity(events.len());
+        let mut prepared = Vec::with_capacity(events.len());
         for event in events {
+            // Ids are never reused, so a retried or aborted transaction only leaves gaps.
             let seq = self.db.generate_id()? + 1;
             let pointer = JournalPointer {
                 page: event.page.clone(),
                 event: event.event.clone(),
             };
-            journal.insert(journal_key(seq), encode("journal", &pointer)?)?;
             let record = EventRecord {
                 seq: Some(seq),
                 processed: false,
@@ -111,56 +148,22 @@ impl SledStore {
                     received_ms: event.received_ms,
                 }),
             };
-            let key = event_key(&event.page, &event.event);
-            let swapped =
-                keys.compare_and_swap(&key, None::<&[u8]>, Some(encode("event_keys", &record)?))?;
-            match swapped {
-                Ok(()) => outcomes.push(Appended::New { seq }),
-                Err(existing) => {
-                    journal.remove(journal_key(seq))?;
-                    outcomes.push(self.journal_redelivered(&key, existing.current.as_deref())?);
-                }
-            }
+            prepared.push(PreparedAppend {
+                seq,
+                key: event_key(&event.page, &event.event),
+                pointer: encode("journal", &pointer)?,
+                record: encode("event_keys", &record)?,
+            });
         }
+        let outcomes = self.transact(|tx| {
+            prepared
+                .iter()
+                .map(|append| append_one(tx, append))
+                .collect::<TxResult<Vec<_>>>()
+        })?;
         // Duplicates wait too: the first delivery may still be waiting for its flush.
         self.durable()?;
         Ok(outcomes)
-    }
-
-    /// Handles the redelivery of a journaled event: a duplicate, unless a crash lost the
-    /// arrival index entry of the unprocessed original, which is then restored.
-    fn journal_redelivered(&self, key: &[u8], existing: Option<&[u8]>) -> StoreResult<Appended> {
-        let Some(bytes) = existing else {
-            return Ok(Appended::Duplicate);
-        };
-        let record: EventRecord = decode("event_keys", bytes)?;
-        match (record.processed, record.seq, record.entry) {
-            (false, Some(seq), Some(entry)) => {
-                let journal = self.tree(T::Journal);
-                let pointer = JournalPointer {
-                    page: entry.page,
-                    event: entry.event,
-                };
-                let restored = journal.compare_and_swap(
-                    journal_key(seq),
-                    None::<&[u8]>,
-                    Some(encode("journal", &pointer)?),
-                )?;
-                if restored.is_ok() {
-                    // Processed meanwhile? Then the restored entry is stale: take it back.
-                    let now: Option<EventRecord> = self.read(T::EventKeys, key)?;
-                    if now.is_some_and(|r| r.processed) {
-                        journal.remove(journal_key(seq))?;
-                        return Ok(Appended::Duplicate);
-                    }
-                    tracing::warn!(seq, "restored the arrival index entry of a journaled event");
-                    // Still unprocessed and unknown to the runtime: report it as new.
-                    return Ok(Appended::New { seq });
-                }
-                Ok(Appended::Duplicate)
-            }
-            _ => Ok(Appended::Duplicate),
-        }
     }
 
     /// Every unprocessed event in arrival order. Index entries without an unprocessed record
