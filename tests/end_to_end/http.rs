@@ -442,3 +442,55 @@ async fn a_config_file_configures_the_server_and_the_environment_wins() {
         .unwrap();
     assert_eq!(unknown.status(), 404, "only the file's Pages are served");
 }
+
+/// SIGTERM right after the "listening on" line stops the server gracefully (exit 0, "botflow
+/// stopped" logged), and logs written to a pipe or a file (systemd, docker, `2> log`) carry no
+/// terminal colour codes.
+#[test]
+fn sigterm_right_after_start_is_graceful_and_piped_logs_are_plain() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(crate::support::botflow_bin())
+        .args(["serve", "--demo"])
+        .current_dir(data.path())
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .env("BOTFLOW_LISTEN", "127.0.0.1:0")
+        .env("BOTFLOW_DATA_DIR", data.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (listening_tx, listening_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = listening_tx.send(());
+            }
+        }
+    });
+    let started = listening_rx.recv_timeout(WAIT);
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        started.is_ok(),
+        "no \"listening on\" line; stderr: {stderr}"
+    );
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("botflow listening"), "{stderr}");
+    assert!(stderr.contains("botflow stopped"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in piped logs: {stderr:?}"
+    );
+}

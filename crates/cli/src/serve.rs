@@ -7,6 +7,7 @@ use botflow_server::demo::{DEMO_PSID, DemoWalkthrough, find_demo_request, start_
 use botflow_server::startup::read_flows_dir;
 use botflow_storage::PageId;
 use clap::Args;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,6 +82,7 @@ async fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
 }
 
 async fn serve_until_signal(mut config: ServerConfig) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let demo = config.demo;
     let fake = match demo {
         true => {
@@ -99,7 +101,7 @@ async fn serve_until_signal(mut config: ServerConfig) -> anyhow::Result<()> {
         print_walkthrough(&server, fake, &base_url).await?;
     }
 
-    wait_for_shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutdown signal received; finishing in-flight work");
     server.shutdown().await?;
     Ok(())
@@ -166,27 +168,39 @@ async fn print_walkthrough(
     Ok(())
 }
 
-async fn wait_for_shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Listens for SIGINT and SIGTERM from the moment it is called (the listeners are installed
+/// before the returned future is first polled), so a signal that arrives while the server starts
+/// or prints its walkthrough still stops it gracefully instead of killing the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = interrupt.await;
+                (Ok(mut only), Err(err)) | (Err(err), Ok(mut only)) => {
+                    tracing::warn!(%err, "cannot listen for one of SIGINT and SIGTERM");
+                    let _ = only.recv().await;
+                }
+                (Err(err), Err(_)) => {
+                    tracing::warn!(%err, "cannot listen for SIGINT or SIGTERM; stop with SIGKILL");
+                    std::future::pending::<()>().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -197,8 +211,10 @@ fn init_tracing(demo: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal: logs piped to a file, journald or docker stay plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
