@@ -113,6 +113,8 @@ pub struct ServerMetrics {
     pub webhook_bad_signature: Counter,
     /// Webhook POSTs refused because the body was not a webhook envelope.
     pub webhook_malformed: Counter,
+    /// Webhook POSTs refused because the body was larger than the configured limit.
+    pub webhook_too_large: Counter,
     /// Events journaled for the first time.
     pub events_received: Counter,
     /// Events recognised as redeliveries and not processed again.

@@ -33,6 +33,7 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         &[
             ("bad_signature", m.webhook_bad_signature.get()),
             ("malformed", m.webhook_malformed.get()),
+            ("too_large", m.webhook_too_large.get()),
         ],
     )
     .counter(

@@ -105,9 +105,13 @@ async fn unknown_route(method: Method, uri: axum::http::Uri) -> ApiError {
 /// 405, 413) into the API's JSON error shape, so clients only ever see one error format.
 async fn json_errors(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
+    let is_webhook = request.uri().path() == "/webhook";
     let mut response = next.run(request).await;
     let status = response.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
+        if is_webhook {
+            state.metrics.webhook_too_large.inc();
+        }
         // The rest of the body was not read: the connection cannot carry another request.
         response
             .headers_mut()

@@ -243,6 +243,19 @@ async fn malformed_and_oversized_webhooks_are_refused_and_nothing_is_stored() {
     assert_eq!(body["error"]["code"], "payload_too_large");
 
     assert_eq!(server.journaled_events(), 0);
+    assert_eq!(
+        server
+            .metric("botflow_webhook_rejected_total{reason=\"too_large\"}")
+            .await,
+        1.0,
+        "an oversized delivery is counted as rejected"
+    );
+    assert_eq!(
+        server
+            .metric("botflow_webhook_rejected_total{reason=\"malformed\"}")
+            .await,
+        2.0
+    );
 }
 
 #[tokio::test]
