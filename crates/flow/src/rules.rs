@@ -88,6 +88,18 @@ pub(crate) fn check_content(
 
 fn check_triggers(triggers: &[Trigger], out: &mut Vec<Diagnostic>) {
     for (t, trigger) in triggers.iter().enumerate() {
+        if let Trigger::Referral { ref_param } = trigger {
+            if is_blank(ref_param) {
+                out.push(
+                    Diagnostic::new(
+                        codes::INVALID_FIELD,
+                        format!("/triggers/{t}/ref"),
+                        "the referral `ref` is empty",
+                    )
+                    .with_hint("give the `ref` parameter of the m.me link or ad"),
+                );
+            }
+        }
         if let Trigger::Keyword { words, .. } = trigger {
             if words.is_empty() {
                 out.push(Diagnostic::new(

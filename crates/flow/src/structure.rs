@@ -540,21 +540,30 @@ fn typed<T: DeserializeOwned>(
         Err(err) => {
             let mut at = pointer.to_owned();
             let mut last_key = pointer.rsplit('/').next().unwrap_or("").to_owned();
+            let mut inner = Some(value);
             for segment in err.path().iter() {
                 match segment {
                     serde_path_to_error::Segment::Seq { index } => {
                         at.push_str(&format!("/{index}"));
                         last_key = index.to_string();
+                        inner = inner.and_then(|v| v.get(index));
                     }
                     serde_path_to_error::Segment::Map { key } => {
                         at = push_token(&at, key);
                         last_key.clone_from(key);
+                        inner = inner.and_then(|v| v.get(key));
                     }
                     serde_path_to_error::Segment::Enum { .. }
                     | serde_path_to_error::Segment::Unknown => {}
                 }
             }
             let message = err.inner().to_string();
+            // Inside an internally tagged enum (`"type": ...`) serde loses the path: find the
+            // one field whose value the message quotes.
+            if let Some(key) = inner.and_then(|v| field_quoted_in(v, &message)) {
+                at = push_token(&at, key);
+                last_key = key.to_owned();
+            }
             let code = if message.starts_with("missing field") {
                 codes::MISSING_FIELD
             } else if last_key == "duration" || last_key == "timeout" {
@@ -565,6 +574,32 @@ fn typed<T: DeserializeOwned>(
             out.push(Diagnostic::new(code, at, message));
             None
         }
+    }
+}
+
+/// The field of `object` (other than its `type` tag) whose scalar value is the one serde quotes
+/// in `message` (e.g. ``unknown variant `fuzzy` ``), when exactly one field matches.
+fn field_quoted_in<'a>(object: &'a Value, message: &str) -> Option<&'a str> {
+    let object = object.as_object()?;
+    let about_a_value = ["unknown variant", "invalid type", "invalid value"]
+        .iter()
+        .any(|start| message.starts_with(start));
+    if !about_a_value {
+        return None;
+    }
+    let quoted = message.split('`').nth(1)?;
+    let mut matching = object.iter().filter(|(key, value)| {
+        key.as_str() != "type"
+            && match value {
+                Value::String(text) => text == quoted,
+                Value::Number(number) => number.to_string() == quoted,
+                Value::Bool(flag) => quoted == if *flag { "true" } else { "false" },
+                _ => false,
+            }
+    });
+    match (matching.next(), matching.next()) {
+        (Some((key, _)), None) => Some(key.as_str()),
+        _ => None,
     }
 }
 
