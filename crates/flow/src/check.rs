@@ -119,6 +119,7 @@ fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>, fast: bool) ->
     });
     let origins: Origins = (!identity).then_some(block_origins);
     let outline = Outline {
+        flow_id: structure.id.as_ref(),
         triggers: &structure.triggers,
         start: structure.start.as_ref(),
         blocks: &structure.blocks,
@@ -194,6 +195,7 @@ fn validate_inner(document: &FlowDocument, topics: Option<&dyn TopicLookup>) -> 
     }
     let broken_ids = HashSet::new();
     let outline = Outline {
+        flow_id: Some(&document.id),
         triggers: &document.triggers,
         start: Some(&document.start),
         blocks: &document.blocks,

@@ -5,7 +5,7 @@
 //! diagnostic points at the value as written.
 
 use crate::diagnostic::escape_pointer_token;
-use crate::ids::BlockId;
+use crate::ids::{BlockId, FlowId};
 use crate::model::{Block, Trigger};
 use std::collections::HashSet;
 
@@ -25,6 +25,8 @@ pub(crate) type Origins = Option<Vec<BlockOrigin>>;
 
 /// What the rules look at: the parts of a flow and how to point into the file.
 pub(crate) struct Outline<'a> {
+    /// The flow's id, when given.
+    pub(crate) flow_id: Option<&'a FlowId>,
     /// The flow's triggers that parsed.
     pub(crate) triggers: &'a [Trigger],
     /// The start block id, when given.

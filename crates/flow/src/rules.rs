@@ -46,6 +46,17 @@ pub(crate) fn check_content(
     mut visit: impl FnMut(usize, &Block),
 ) {
     check_triggers(outline.triggers, out);
+    if let Some(id) = outline.flow_id {
+        if is_blank(id.as_str()) {
+            out.push(Diagnostic::new(
+                codes::INVALID_FIELD,
+                "/id",
+                "the flow id is empty",
+            ));
+        } else if let Some(too_long) = id_too_long(|| "/id".to_owned(), "flow id", id.as_str()) {
+            out.push(too_long);
+        }
+    }
     match outline.start {
         Some(start) if is_blank(start.as_str()) => out.push(
             Diagnostic::new(codes::MISSING_START, "/start", "`start` is empty")
@@ -67,6 +78,12 @@ pub(crate) fn check_content(
                 format!("{}/id", outline.block_pointer(index)),
                 "block id is empty",
             ));
+        } else if let Some(too_long) = id_too_long(
+            || format!("{}/id", outline.block_pointer(index)),
+            "block id",
+            block.id.as_str(),
+        ) {
+            out.push(too_long);
         } else if let Some(first) = first_index.get(block.id.as_str()).filter(|&f| f != index) {
             out.push(
                 Diagnostic::new(
@@ -84,6 +101,29 @@ pub(crate) fn check_content(
         check_block(outline, index, block, topics, out);
         visit(index, block);
     }
+}
+
+/// Longest flow or block id: both go into button, quick reply and OTN request payloads, which
+/// Messenger limits to 1,000 characters (ids are escaped there, `:` taking 3 characters).
+pub(crate) const MAX_ID_CHARS: usize = 100;
+
+/// The problem of an id longer than [`MAX_ID_CHARS`] characters, if it is.
+fn id_too_long(pointer: impl Fn() -> String, what: &str, id: &str) -> Option<Diagnostic> {
+    // Bytes bound characters from above: most ids are decided without counting.
+    if id.len() <= MAX_ID_CHARS {
+        return None;
+    }
+    let chars = id.chars().count();
+    (chars > MAX_ID_CHARS).then(|| {
+        Diagnostic::new(
+            codes::INVALID_FIELD,
+            pointer(),
+            format!("{what} has {chars} characters; at most {MAX_ID_CHARS} are allowed"),
+        )
+        .with_hint(
+            "ids go into button, quick reply and OTN payloads, which Messenger limits to 1,000 characters",
+        )
+    })
 }
 
 fn check_triggers(triggers: &[Trigger], out: &mut Vec<Diagnostic>) {
