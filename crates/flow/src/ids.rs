@@ -39,11 +39,11 @@ macro_rules! string_id {
 }
 
 string_id!(
-    /// Identifier of a flow, unique per Page (e.g. `"restock"`).
+    /// Identifier of a flow, unique per Page (e.g. `"restock"`); at most 100 characters.
     FlowId
 );
 string_id!(
-    /// Identifier of a block, unique within one flow (e.g. `"welcome"`).
+    /// Identifier of a block, unique within one flow (e.g. `"welcome"`); at most 100 characters.
     BlockId
 );
 string_id!(
