@@ -202,6 +202,38 @@ fn a_file_that_is_not_utf8_is_a_problem_of_that_file_not_an_io_error() {
     );
 }
 
+/// `botflow validate ... | head` is how people peek at a long report: when the reader stops
+/// early, botflow exits with the report's code and prints no "Broken pipe" error.
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3,000 unreachable blocks: a report far larger than a pipe's buffer.
+    let blocks: Vec<String> = (0..3_000)
+        .map(|i| format!(r#"{{"id": "b{i}", "type": "send_message", "messages": [{{"type": "text", "text": "x"}}]}}"#))
+        .collect();
+    let flow = format!(
+        r#"{{"format": 1, "id": "big", "name": "Big", "start": "b0", "blocks": [{}]}}"#,
+        blocks.join(",")
+    );
+    write(dir.path(), "big.json", &flow);
+    let script = format!(
+        "'{}' validate --format json big.json 2>stderr.txt | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        botflow_bin().display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
+    assert_eq!(stderr, "", "nothing on stderr");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "warnings only: exit 0"
+    );
+}
+
 #[test]
 fn schema_prints_the_stored_schema() {
     let run = botflow(&workspace_root(), &["schema"]);

@@ -12,6 +12,8 @@ pub(crate) fn run(_args: &SchemaArgs) -> ExitCode {
     let text = botflow_flow::flow_schema_text();
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader stopped early (`botflow schema | head`): not an error.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: cannot write the schema: {err}");
             ExitCode::from(2)

@@ -104,13 +104,18 @@ fn check_paths(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
             text
         }
     };
-    std::io::stdout().lock().write_all(output.as_bytes())?;
     let failed = errors > 0 || (args.deny_warnings && warnings > 0);
-    Ok(if failed {
+    let code = if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    };
+    match std::io::stdout().lock().write_all(output.as_bytes()) {
+        // The reader stopped early (`| head`): the verdict stands, and there is nothing to say.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        Err(err) => Err(err.into()),
+        Ok(()) => Ok(code),
+    }
 }
 
 fn human_output(all: &[FileDiagnostic], files: usize, errors: usize, warnings: usize) -> String {
