@@ -1,5 +1,6 @@
 //! Flows of a Page: save a draft, publish, list, read a version, roll back.
 
+use crate::api::conflicts::live_trigger_conflicts;
 use crate::api::validate::ValidationReport;
 use crate::api::{FlowPath, PagePath, VersionPath};
 use crate::error::{ApiError, ApiJson};
@@ -60,7 +61,12 @@ pub(crate) async fn save_draft(
     }
     let text = document.to_string();
     let draft = state
-        .with_store(move |store| store.save_draft(&page, DraftSource::Text(text), now_ms()))
+        .with_store(move |store| {
+            let mut draft = store.save_draft(&page, DraftSource::Text(text), now_ms())?;
+            let conflicts = live_trigger_conflicts(store, &page, &draft.document)?;
+            draft.diagnostics.extend(conflicts);
+            Ok(draft)
+        })
         .await?;
     Ok(Json(DraftView {
         flow: draft.document.id.clone(),
@@ -149,8 +155,17 @@ pub(crate) async fn publish(
     let page = state.page(&path.page)?;
     let flow = FlowId::from(path.flow);
     let published = state
-        .with_store(move |store| store.publish(&page, &flow, now_ms()))
-        .await?;
+        .with_store(move |store| {
+            let Some(draft) = store.draft(&page, &flow)? else {
+                return store.publish(&page, &flow, now_ms()).map(Ok);
+            };
+            let conflicts = live_trigger_conflicts(store, &page, &draft.document)?;
+            if !conflicts.is_empty() {
+                return Ok(Err(ApiError::InvalidFlow(conflicts)));
+            }
+            store.publish(&page, &flow, now_ms()).map(Ok)
+        })
+        .await??;
     tracing::info!(flow = %published.flow, version = published.version, "flow published");
     state.flows_changed();
     let status = match published.unchanged {
@@ -210,8 +225,16 @@ pub(crate) async fn rollback(
     let flow = FlowId::from(path.flow);
     let n = path.n;
     let published = state
-        .with_store(move |store| store.rollback(&page, &flow, n, now_ms()))
-        .await?;
+        .with_store(move |store| {
+            if let Some(version) = store.flow_version(&page, &flow, n)? {
+                let conflicts = live_trigger_conflicts(store, &page, &version.document)?;
+                if !conflicts.is_empty() {
+                    return Ok(Err(ApiError::InvalidFlow(conflicts)));
+                }
+            }
+            store.rollback(&page, &flow, n, now_ms()).map(Ok)
+        })
+        .await??;
     tracing::info!(flow = %published.flow, version = published.version, from = n, "flow rolled back");
     state.flows_changed();
     Ok(Json(published.into()))

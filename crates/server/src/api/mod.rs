@@ -1,6 +1,7 @@
 //! The admin API under `/api`: one module per resource, each handler a thin translation of
 //! HTTP to storage and runtime calls.
 
+pub(crate) mod conflicts;
 pub(crate) mod flows;
 pub(crate) mod notify;
 pub(crate) mod subscribers;

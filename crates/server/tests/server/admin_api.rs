@@ -443,3 +443,64 @@ async fn every_status_the_admin_api_answers_is_documented() {
         );
     }
 }
+
+/// Two live flows of a Page may not claim the same trigger, as across files in `botflow
+/// validate`: the draft answer shows the conflict, and publishing it is refused.
+#[tokio::test]
+async fn a_flow_whose_trigger_another_live_flow_claims_is_not_published() {
+    let server = TestServer::start().await;
+    let flows = format!("/api/pages/{PAGE_ID}/flows");
+    server
+        .json(
+            server
+                .put(&format!("{flows}/restock"))
+                .json(&example_flow("restock")),
+        )
+        .await;
+    let (status, _) = server
+        .json(server.post(&format!("{flows}/restock/publish")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let rival = json!({
+        "format": 1, "id": "rival", "name": "Rival",
+        "triggers": [{"type": "keyword", "words": ["sale", " Restock"]}],
+        "start": "a",
+        "blocks": [{"id": "a", "type": "send_message", "messages": [{"type": "text", "text": "Rival"}]}]
+    });
+    let (status, draft) = server
+        .json(server.put(&format!("{flows}/rival")).json(&rival))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{draft}");
+    assert_eq!(draft["valid"], false, "{draft}");
+    let conflict = &draft["diagnostics"][0];
+    assert_eq!(conflict["code"], "conflicting-trigger", "{draft}");
+    assert_eq!(conflict["pointer"], "/triggers/0/words/1", "{draft}");
+    assert!(
+        conflict["message"].as_str().unwrap().contains("`restock`"),
+        "{draft}"
+    );
+
+    let (status, body) = server
+        .json(server.post(&format!("{flows}/rival/publish")))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_flow");
+    assert_eq!(
+        body["error"]["diagnostics"][0]["code"], "conflicting-trigger",
+        "{body}"
+    );
+    let (_, version) = server
+        .json(server.get(&format!("{flows}/rival/versions/1")))
+        .await;
+    assert_eq!(
+        version["error"]["code"], "not_found",
+        "nothing was published"
+    );
+
+    // Republishing the flow that holds the trigger is no conflict with itself.
+    let (status, body) = server
+        .json(server.post(&format!("{flows}/restock/publish")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
