@@ -1,5 +1,6 @@
 //! `POST /api/validate[?page=…]`: a flow in, every diagnostic out, nothing stored.
 
+use crate::api::conflicts::live_trigger_conflicts;
 use crate::error::{ApiError, body_bytes, parse_json};
 use crate::state::AppState;
 use axum::Json;
@@ -44,7 +45,7 @@ pub(crate) struct ValidateQuery {
 
 /// `POST /api/validate`: 200 with a [`ValidationReport`] (a document that is not even a flow
 /// yields diagnostics, not an HTTP error); 400 for a body that is not JSON; 404 for an unknown
-/// `page`.
+/// `page`. With `page`, topic ids and the triggers of the Page's live flows are checked too.
 pub(crate) async fn validate_flow(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ValidateQuery>,
@@ -60,7 +61,12 @@ pub(crate) async fn validate_flow(
             state
                 .with_store(move |store| {
                     let known = |id: &TopicId| matches!(store.get_topic(&page, id), Ok(Some(_)));
-                    Ok(check_text_with_topics(&text, &known))
+                    let mut report = check_text_with_topics(&text, &known);
+                    if let Some(document) = &report.document {
+                        let conflicts = live_trigger_conflicts(store, &page, document)?;
+                        report.diagnostics.extend(conflicts);
+                    }
+                    Ok(report)
                 })
                 .await?
         }

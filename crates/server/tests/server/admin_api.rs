@@ -481,6 +481,16 @@ async fn a_flow_whose_trigger_another_live_flow_claims_is_not_published() {
         "{draft}"
     );
 
+    let (status, checked) = server
+        .json(
+            server
+                .post(&format!("/api/validate?page={PAGE_ID}"))
+                .json(&rival),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{checked}");
+    assert_eq!(checked["diagnostics"], draft["diagnostics"], "{checked}");
+
     let (status, body) = server
         .json(server.post(&format!("{flows}/rival/publish")))
         .await;
