@@ -54,6 +54,15 @@ pub fn clean_topic_name(name: &str) -> Result<String, StoreError> {
             ),
         });
     }
+    if let Some(bad) = trimmed.chars().find(|c| c.is_control()) {
+        return Err(StoreError::InvalidTopicName {
+            name: name.to_owned(),
+            reason: format!(
+                "the name contains the control character U+{:04X}; use printable characters only",
+                u32::from(bad)
+            ),
+        });
+    }
     Ok(trimmed.to_owned())
 }
 
@@ -65,6 +74,18 @@ pub fn topic_name_key(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_refused() {
+        for name in ["Blue\u{0}x", "a\nb", "tab\there"] {
+            let err = clean_topic_name(name).unwrap_err();
+            assert!(
+                err.to_string().contains("control character"),
+                "{name:?}: {err}"
+            );
+        }
+        assert_eq!(clean_topic_name(" Blue é ").unwrap(), "Blue é");
+    }
 
     #[test]
     fn names_are_trimmed_and_length_checked() {

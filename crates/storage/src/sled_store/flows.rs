@@ -224,20 +224,23 @@ impl SledStore {
         let hkey = flow_key(page, &flow);
         let published = self.transact(|tx| {
             let head: Option<FlowHead> = tx.get(T::Heads, &hkey)?;
+            // Compare what would run, not what was written: a name that now resolves to a new
+            // topic (the old one was force-deleted) is a change, and a draft naming a topic that
+            // the latest version refers to by id is not.
+            let (document, created_topics) = resolve_topics(tx, page, source, now_ms)?;
             if let Some(head) = &head {
                 let latest: Option<FlowVersion> =
                     tx.get(T::Versions, &version_key(page, &flow, head.latest))?;
-                if latest.is_some_and(|v| &v.source == source) {
+                if created_topics.is_empty() && latest.is_some_and(|v| v.document == document) {
                     return Ok(Published {
                         flow: flow.clone(),
                         version: head.latest,
-                        created_topics: Vec::new(),
+                        created_topics,
                         unchanged: true,
                         warnings: warnings.clone(),
                     });
                 }
             }
-            let (document, created_topics) = resolve_topics(tx, page, source, now_ms)?;
             let version = head.as_ref().map_or(1, |h| h.latest + 1);
             tx.put(
                 T::Versions,

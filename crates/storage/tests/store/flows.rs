@@ -201,3 +201,37 @@ fn active_flows_are_checked_and_cached() {
         .unwrap();
     assert_eq!(old.document(), &plain_flow("b", "y"));
 }
+
+#[test]
+fn republishing_after_a_forced_topic_delete_creates_the_topic_again() {
+    let (_dir, store) = temp_store();
+    let flow = FlowId::from("promo");
+    let first = store
+        .publish_document(
+            &page(),
+            otn_flow("promo", json!({"name": "Promo drops"})),
+            1,
+        )
+        .unwrap();
+    let old_topic = first.created_topics[0].id.clone();
+    store.delete_topic(&page(), &old_topic, true, 2).unwrap();
+
+    // Same source, but the name no longer resolves to a live topic: a new version with a new topic.
+    let again = store.publish(&page(), &flow, 3).unwrap();
+    assert_eq!((again.version, again.unchanged), (2, false));
+    assert_eq!(again.created_topics.len(), 1);
+    let new_topic = again.created_topics[0].id.clone();
+    assert_ne!(new_topic, old_topic);
+    let stored = store.flow_version(&page(), &flow, 2).unwrap().unwrap();
+    assert_eq!(
+        topic_of(&stored.document),
+        TopicRef::by_id(new_topic.clone())
+    );
+    let listed = store.list_topics(&page(), 3).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].topic.id, new_topic);
+
+    // Publishing the unchanged draft once more, or after a rollback to identical content, is a no-op.
+    let same = store.publish(&page(), &flow, 4).unwrap();
+    assert_eq!((same.version, same.unchanged), (2, true));
+}
