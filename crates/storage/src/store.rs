@@ -190,7 +190,9 @@ pub trait Store: Send + Sync {
     /// flush, which is much cheaper per step than separate commits; one result per step, in
     /// order. A step whose event was already processed gets
     /// [`StoreError::EventAlreadyProcessed`] and the others still commit. Durable if any step
-    /// asks for it. The default implementation commits the steps one by one.
+    /// asks for it. Returns once these steps are committed; the sled store commits the batches
+    /// of concurrent callers in one transaction. The default implementation commits the steps
+    /// one by one.
     fn commit_steps(
         &self,
         commits: Vec<StepCommit>,

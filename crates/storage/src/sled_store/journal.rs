@@ -29,6 +29,14 @@ pub(super) struct EventRecord {
     pub(super) entry: Option<JournalEntry>,
 }
 
+/// The head of an [`EventRecord`] without its event: what the step commit checks. Decoding it
+/// skips the event's payload instead of building it (the commit runs under sled's store lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+struct EventRecordHead {
+    seq: Option<u64>,
+    processed: bool,
+}
+
 /// The arrival index entry: which event has this sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct JournalPointer {
@@ -46,16 +54,16 @@ pub(super) fn journal_key(seq: u64) -> Vec<u8> {
 
 /// Whether an event was processed, inside a transaction.
 pub(super) fn is_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxResult<bool> {
-    let record: Option<EventRecord> = tx.get(T::EventKeys, &event_key(page, event))?;
+    let record: Option<EventRecordHead> = tx.get(T::EventKeys, &event_key(page, event))?;
     Ok(record.is_some_and(|r| r.processed))
 }
 
 /// Marks an event processed inside a step commit, refusing one processed before.
 pub(super) fn mark_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxResult<()> {
     let key = event_key(page, event);
-    let record: Option<EventRecord> = tx.get(T::EventKeys, &key)?;
+    let record: Option<EventRecordHead> = tx.get(T::EventKeys, &key)?;
     let seq = match record {
-        Some(EventRecord {
+        Some(EventRecordHead {
             processed: true, ..
         }) => {
             return Err(StoreError::EventAlreadyProcessed {
@@ -64,7 +72,7 @@ pub(super) fn mark_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxR
             }
             .into());
         }
-        Some(EventRecord { seq, .. }) => seq,
+        Some(EventRecordHead { seq, .. }) => seq,
         // Never journaled (e.g. a caller that skips the journal): remember it so a later
         // delivery of the same event is recognised as a duplicate.
         None => None,

@@ -1,6 +1,7 @@
 //! The sled backend of [`crate::Store`]: one sled database, one tree per record kind.
 
 mod codec;
+mod combine;
 mod flows;
 mod group_commit;
 mod integrity;
@@ -61,6 +62,8 @@ pub struct SledStore {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     group: GroupCommit,
+    /// Step-commit batches of concurrent callers (scheduler shards), committed together.
+    step_batches: combine::Combiner<StepCommit, StoreResult<StepCommitted>>,
     valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
     /// Outbox figures: pending counted from the queues at open, final states since open.
     outbox_stats: Mutex<OutboxStats>,
@@ -89,6 +92,7 @@ impl SledStore {
             db,
             trees,
             group: GroupCommit::default(),
+            step_batches: combine::Combiner::default(),
             valid_flows: Mutex::new(HashMap::new()),
             outbox_stats: Mutex::new(OutboxStats::default()),
         };

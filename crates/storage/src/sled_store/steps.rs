@@ -2,6 +2,7 @@
 
 use super::SledStore;
 use super::codec::{Key, KeyReader};
+use super::combine::Combined;
 use super::journal::{is_processed, mark_processed};
 use super::outbox::{enqueue, reserve_id};
 use super::tokens;
@@ -13,6 +14,7 @@ use crate::outbox::{NewOutbound, OutboundKind};
 use crate::session::{Session, Timer};
 use crate::store::{BodyFor, StoreResult};
 use botflow_flow::TopicId;
+use serde::Deserialize;
 
 pub(super) fn session_key(page: &PageId, psid: &Psid) -> Vec<u8> {
     Key::new().str(page.as_str()).str(psid.as_str()).finish()
@@ -27,12 +29,20 @@ fn timer_key(page: &PageId, psid: &Psid, timer: &Timer) -> Vec<u8> {
         .finish()
 }
 
+/// The timers of a stored session, decoded without the rest of it (the step commit only needs
+/// them, and runs under sled's store lock).
+#[derive(Debug, Default, Deserialize)]
+struct SessionTimers {
+    #[serde(default)]
+    timers: Vec<Timer>,
+}
+
 /// Replaces the due-timer index entries of the old session by those of the new one.
 fn reindex_timers(
     tx: &Tx<'_>,
     page: &PageId,
     psid: &Psid,
-    old: Option<&Session>,
+    old: Option<&SessionTimers>,
     new: &Session,
 ) -> TxResult<()> {
     for timer in old.map(|s| s.timers.as_slice()).unwrap_or_default() {
@@ -97,7 +107,7 @@ fn apply_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitted> {
         mark_processed(tx, page, event)?;
     }
     let skey = session_key(page, psid);
-    let old: Option<Session> = tx.get(T::Sessions, &skey)?;
+    let old: Option<SessionTimers> = tx.get(T::Sessions, &skey)?;
     reindex_timers(tx, page, psid, old.as_ref(), session)?;
     tx.put(T::Sessions, &skey, session)?;
     let mut token_adds = Vec::with_capacity(tokens_added.len());
@@ -129,6 +139,25 @@ fn apply_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitted> {
     })
 }
 
+/// Applies steps in order inside one transaction; a step whose event was processed before fails
+/// alone instead of aborting the others.
+fn apply_steps(tx: &Tx<'_>, commits: &[StepCommit]) -> TxResult<Vec<StoreResult<StepCommitted>>> {
+    let mut results = Vec::with_capacity(commits.len());
+    for commit in commits {
+        if let Some(event) = &commit.event {
+            if is_processed(tx, &commit.page, event)? {
+                results.push(Err(StoreError::EventAlreadyProcessed {
+                    page: commit.page.clone(),
+                    event: event.clone(),
+                }));
+                continue;
+            }
+        }
+        results.push(Ok(apply_step(tx, commit)?));
+    }
+    Ok(results)
+}
+
 impl SledStore {
     pub(super) fn step_commit(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
         let committed = self.transact(|tx| apply_step(tx, &commit))?;
@@ -139,31 +168,29 @@ impl SledStore {
         Ok(committed)
     }
 
+    /// Commits a batch of steps, in one transaction with the batches of concurrent callers.
     pub(super) fn step_commit_all(
         &self,
         commits: Vec<StepCommit>,
     ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
-        let batch = self.transact(|tx| {
-            let mut results = Vec::with_capacity(commits.len());
-            for commit in &commits {
-                // Checked first so that a replayed event fails alone instead of aborting the batch.
-                if let Some(event) = &commit.event {
-                    if is_processed(tx, &commit.page, event)? {
-                        results.push(Err(StoreError::EventAlreadyProcessed {
-                            page: commit.page.clone(),
-                            event: event.clone(),
-                        }));
-                        continue;
-                    }
-                }
-                results.push(Ok(apply_step(tx, commit)?));
+        let durable = commits.iter().any(|c| c.durable);
+        let count = commits.len();
+        let results = match self
+            .step_batches
+            .run(commits, |all| self.transact(|tx| apply_steps(tx, all)).ok())
+        {
+            Combined::Done(results) => results,
+            // Any other failure aborted the whole transaction: commit one by one to isolate it.
+            Combined::Alone(commits) => {
+                return Ok(commits.into_iter().map(|c| self.step_commit(c)).collect());
             }
-            Ok(results)
-        });
-        let results = match batch {
-            Ok(results) => results,
-            // Any other failure aborted the whole batch: commit one by one to isolate it.
-            Err(_) => return Ok(commits.into_iter().map(|c| self.step_commit(c)).collect()),
+            Combined::Lost => {
+                return Err(StoreError::Database(sled::Error::Io(
+                    std::io::Error::other(format!(
+                        "a combined commit of {count} steps was cut short by a panic"
+                    )),
+                )));
+            }
         };
         let queued: usize = results
             .iter()
@@ -171,7 +198,7 @@ impl SledStore {
             .map(|c| c.outbox_ids.len())
             .sum();
         self.count_outbox(|s| s.pending += queued as u64);
-        if commits.iter().any(|c| c.durable) {
+        if durable {
             self.durable()?;
         }
         Ok(results)
