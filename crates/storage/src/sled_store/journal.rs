@@ -1,12 +1,16 @@
 //! The inbound journal on sled: dedup by event key, arrival sequence, group-committed appends.
 //!
-//! A batch of appends is one sled transaction: for each event the dedup record is checked and,
-//! for a new event, the arrival index entry `seq → (page, event)` and the event record are
-//! written together. Sequence numbers are taken and records encoded before the transaction, so
-//! the store-wide lock is taken once per batch and held only briefly. Everything is on disk
-//! before the call returns (group flush). Stores written by the older two-write append may hold
-//! a dangling index entry (skipped when read, removed at the next open) or a record without
-//! index entry, which the redelivery of that event repairs.
+//! A batch of several appends is one sled transaction: for each event the dedup record is
+//! checked and, for a new event, the arrival index entry `seq → (page, event)` and the event
+//! record are written together. Sequence numbers are taken and records encoded before the
+//! transaction, so the store-wide lock is taken once per batch and held only briefly. A single
+//! event is appended without a transaction (a transaction takes sled's lock exclusively, which
+//! concurrent single-event writers pay for): the arrival index entry is written first, then the
+//! event record with a compare-and-swap that succeeds only if no record of that dedup key exists.
+//! A crash between those two writes of an append that was never acknowledged leaves either a
+//! dangling index entry (skipped when read, removed at the next open) or a record without index
+//! entry, which the redelivery of that event repairs. Either way everything is on disk before the
+//! call returns (group flush).
 
 use super::SledStore;
 use super::codec::{Key, decode, encode};
@@ -128,7 +132,8 @@ fn append_one(tx: &Tx<'_>, append: &PreparedAppend) -> TxResult<Appended> {
 }
 
 impl SledStore {
-    /// Journals events (dedup per event) in one transaction, then waits for a (shared) flush.
+    /// Journals events (dedup per event), a batch in one transaction, then waits for a (shared)
+    /// flush.
     ///
     /// Sequence numbers are taken and records encoded before the transaction, so the store-wide
     /// lock is taken once per batch and held only for the dedup reads and the writes.
@@ -136,6 +141,14 @@ impl SledStore {
         &self,
         events: &[NewJournalEvent],
     ) -> StoreResult<Vec<Appended>> {
+        if events.len() == 1 {
+            // One event: two shared-lock writes wait less under load than an exclusive
+            // transaction (measured with 16 and 256 concurrent single-event writers).
+            let outcomes = self.journal_append_plain(events)?;
+            // Duplicates wait too: the first delivery may still be waiting for its flush.
+            self.durable()?;
+            return Ok(outcomes);
+        }
         let mut prepared = Vec::with_capacity(events.len());
         for event in events {
             // Ids are never reused, so a retried or aborted transaction only leaves gaps.
@@ -172,6 +185,84 @@ impl SledStore {
         // Duplicates wait too: the first delivery may still be waiting for its flush.
         self.durable()?;
         Ok(outcomes)
+    }
+
+    /// Journals one event with two plain writes (no transaction): the arrival index entry first,
+    /// then the event record with a compare-and-swap that succeeds only if no record of that
+    /// dedup key exists. A crash between the two leaves a dangling index entry (skipped when
+    /// read, removed at the next open) or a record without index entry, which the redelivery of
+    /// that event repairs. The caller waits for the flush.
+    fn journal_append_plain(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>> {
+        let journal = self.tree(T::Journal);
+        let keys = self.tree(T::EventKeys);
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let seq = self.db.generate_id()? + 1;
+            let pointer = JournalPointer {
+                page: event.page.clone(),
+                event: event.event.clone(),
+            };
+            journal.insert(journal_key(seq), encode("journal", &pointer)?)?;
+            let record = EventRecord {
+                seq: Some(seq),
+                processed: false,
+                entry: Some(JournalEntry {
+                    seq,
+                    page: event.page.clone(),
+                    event: event.event.clone(),
+                    psid: event.psid.clone(),
+                    payload: event.payload.clone(),
+                    received_ms: event.received_ms,
+                }),
+            };
+            let key = event_key(&event.page, &event.event);
+            let swapped =
+                keys.compare_and_swap(&key, None::<&[u8]>, Some(encode("event_keys", &record)?))?;
+            match swapped {
+                Ok(()) => outcomes.push(Appended::New { seq }),
+                Err(existing) => {
+                    journal.remove(journal_key(seq))?;
+                    outcomes.push(self.journal_redelivered(&key, existing.current.as_deref())?);
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Handles the redelivery of a journaled event: a duplicate, unless a crash lost the
+    /// arrival index entry of the unprocessed original, which is then restored.
+    fn journal_redelivered(&self, key: &[u8], existing: Option<&[u8]>) -> StoreResult<Appended> {
+        let Some(bytes) = existing else {
+            return Ok(Appended::Duplicate);
+        };
+        let record: EventRecord = decode("event_keys", bytes)?;
+        match (record.processed, record.seq, record.entry) {
+            (false, Some(seq), Some(entry)) => {
+                let journal = self.tree(T::Journal);
+                let pointer = JournalPointer {
+                    page: entry.page,
+                    event: entry.event,
+                };
+                let restored = journal.compare_and_swap(
+                    journal_key(seq),
+                    None::<&[u8]>,
+                    Some(encode("journal", &pointer)?),
+                )?;
+                if restored.is_ok() {
+                    // Processed meanwhile? Then the restored entry is stale: take it back.
+                    let now: Option<EventRecord> = self.read(T::EventKeys, key)?;
+                    if now.is_some_and(|r| r.processed) {
+                        journal.remove(journal_key(seq))?;
+                        return Ok(Appended::Duplicate);
+                    }
+                    tracing::warn!(seq, "restored the arrival index entry of a journaled event");
+                    // Still unprocessed and unknown to the runtime: report it as new.
+                    return Ok(Appended::New { seq });
+                }
+                Ok(Appended::Duplicate)
+            }
+            _ => Ok(Appended::Duplicate),
+        }
     }
 
     /// Every unprocessed event in arrival order. Index entries without an unprocessed record
