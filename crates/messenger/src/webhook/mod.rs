@@ -321,7 +321,11 @@ fn known_kind(raw: &Value) -> Option<EventKind> {
             mid: str_field(postback, "mid"),
             title: str_field(postback, "title"),
             payload: str_field(postback, "payload")?,
-            referral: postback.get("referral").map(parse_referral),
+            // `"referral": null` is no referral, as for the kind keys above.
+            referral: postback
+                .get("referral")
+                .filter(|value| !value.is_null())
+                .map(parse_referral),
         });
     }
     if let Some(optin) = field("optin") {

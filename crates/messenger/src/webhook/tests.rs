@@ -195,3 +195,22 @@ fn arrays_are_not_read_as_structs() {
         Err(WebhookError::NotAnObject)
     ));
 }
+
+#[test]
+fn a_null_postback_referral_is_no_referral_on_both_paths() {
+    let body = br#"{"object":"page","entry":[{"id":"p","time":1,"messaging":[{"sender":{"id":"u"},"recipient":{"id":"p"},"timestamp":9,"postback":{"mid":"m3","title":"T","payload":"P","referral":null}}]}]}"#;
+    for parsed in [
+        parse_webhook(body).unwrap(),
+        parse_webhook_value(body).unwrap(),
+    ] {
+        match &parsed.entries[0].messaging[0].kind {
+            EventKind::Postback {
+                payload, referral, ..
+            } => {
+                assert_eq!(payload, "P");
+                assert_eq!(referral, &None);
+            }
+            other => panic!("expected a postback, got {other:?}"),
+        }
+    }
+}
