@@ -26,6 +26,7 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/webhook"),
     (Method::GET, "/api/openapi.json"),
     (Method::POST, "/api/validate"),
+    (Method::GET, "/api/pages"),
     (Method::GET, "/api/pages/{page}/topics"),
     (Method::POST, "/api/pages/{page}/topics"),
     (Method::PATCH, "/api/pages/{page}/topics/{topic}"),
@@ -46,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit_bytes;
     let admin = Router::new()
         .route("/validate", post(api::validate::validate_flow))
+        .route("/pages", get(api::pages::list))
         .route(
             "/pages/{page}/topics",
             get(api::topics::list).post(api::topics::create),

@@ -1,7 +1,7 @@
 //! OTN topics: records, name rules (trimmed, case-insensitive, 1..=65 characters).
 
 use crate::error::StoreError;
-use botflow_flow::TopicId;
+use botflow_flow::{FlowId, TopicId};
 use serde::{Deserialize, Serialize};
 
 /// Longest topic name, in characters after trimming (Messenger's OTN title limit).
@@ -25,6 +25,8 @@ pub struct TopicSummary {
     pub topic: Topic,
     /// Tokens that are neither used, invalid nor expired at the time asked.
     pub usable_tokens: u64,
+    /// The flows whose active version refers to the topic by id, by flow id.
+    pub used_by: Vec<FlowId>,
 }
 
 /// What a topic deletion removed.

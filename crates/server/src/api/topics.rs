@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use botflow_flow::TopicId;
+use botflow_flow::{FlowId, TopicId};
 use botflow_storage::{Topic, TopicSummary};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -26,22 +26,25 @@ pub(crate) struct TopicView {
     name: String,
     usable_tokens: u64,
     created_ms: u64,
+    /// The flows whose live version uses the topic.
+    used_by: Vec<FlowId>,
 }
 
 impl TopicView {
-    fn new(topic: Topic, usable_tokens: u64) -> Self {
+    fn new(topic: Topic, usable_tokens: u64, used_by: Vec<FlowId>) -> Self {
         Self {
             id: topic.id,
             name: topic.name,
             usable_tokens,
             created_ms: topic.created_ms,
+            used_by,
         }
     }
 }
 
 impl From<TopicSummary> for TopicView {
     fn from(summary: TopicSummary) -> Self {
-        Self::new(summary.topic, summary.usable_tokens)
+        Self::new(summary.topic, summary.usable_tokens, summary.used_by)
     }
 }
 
@@ -68,7 +71,10 @@ pub(crate) async fn create(
         .with_store(move |store| store.create_topic(&page, &body.name, now_ms()))
         .await?;
     tracing::info!(topic = %topic.id, name = %topic.name, "topic created");
-    Ok((StatusCode::CREATED, Json(TopicView::new(topic, 0))))
+    Ok((
+        StatusCode::CREATED,
+        Json(TopicView::new(topic, 0, Vec::new())),
+    ))
 }
 
 /// `PATCH /api/pages/{page}/topics/{topic}`: renames; id and tokens stay.
@@ -82,15 +88,15 @@ pub(crate) async fn rename(
     let summary = state
         .with_store(move |store| {
             let topic = store.rename_topic(&page, &topic_id, &body.name)?;
-            let usable = store
+            let listed = store
                 .list_topics(&page, now_ms())?
                 .into_iter()
-                .find(|summary| summary.topic.id == topic.id)
-                .map_or(0, |summary| summary.usable_tokens);
-            Ok(TopicSummary {
+                .find(|summary| summary.topic.id == topic.id);
+            Ok(listed.unwrap_or(TopicSummary {
                 topic,
-                usable_tokens: usable,
-            })
+                usable_tokens: 0,
+                used_by: Vec::new(),
+            }))
         })
         .await?;
     Ok(Json(summary.into()))
@@ -124,7 +130,7 @@ pub(crate) async fn delete(
         .await?;
     tracing::info!(topic = %deleted.topic.id, invalidated = deleted.invalidated_tokens, "topic deleted");
     Ok(Json(DeletedView {
-        deleted: TopicView::new(deleted.topic, 0),
+        deleted: TopicView::new(deleted.topic, 0, Vec::new()),
         invalidated_tokens: deleted.invalidated_tokens,
     }))
 }

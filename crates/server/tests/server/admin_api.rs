@@ -29,6 +29,7 @@ async fn topics_are_created_listed_renamed_and_names_stay_unique() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], id.as_str());
     assert_eq!(list[0]["usable_tokens"], 0);
+    assert_eq!(list[0]["used_by"], json!([]));
 
     let (status, body) = create_topic(&server, "red SNEAKERS restock").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -254,6 +255,9 @@ async fn deleting_a_topic_in_use_needs_force() {
         published["topics_created"][0]["id"].as_str().unwrap()
     );
 
+    let (_, topics) = server.json(server.get(&topics_path())).await;
+    assert_eq!(topics[0]["used_by"], json!(["restock"]), "{topics}");
+
     let (status, body) = server.json(server.delete(&topic)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
@@ -271,6 +275,14 @@ async fn deleting_a_topic_in_use_needs_force() {
     assert_eq!(body["invalidated_tokens"], 0);
     let (_, topics) = server.json(server.get(&topics_path())).await;
     assert_eq!(topics, json!([]));
+}
+
+#[tokio::test]
+async fn pages_lists_the_served_pages_without_their_tokens() {
+    let server = TestServer::start().await;
+    let (status, body) = server.json(server.get("/api/pages")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!([{"id": PAGE_ID}]));
 }
 
 #[tokio::test]

@@ -110,6 +110,7 @@ impl SledStore {
             }
         }
         let records: Vec<TopicRecord> = self.scan(T::Topics, &prefix)?;
+        let mut users = self.topic_users(page)?;
         let mut summaries = Vec::with_capacity(records.len());
         for record in records.into_iter().filter(|r| r.deleted_ms.is_none()) {
             let counted: u64 = self
@@ -121,6 +122,7 @@ impl SledStore {
                 .unwrap_or(0);
             summaries.push(TopicSummary {
                 usable_tokens: counted.saturating_sub(expired),
+                used_by: users.remove(&record.topic.id).unwrap_or_default(),
                 topic: record.topic,
             });
         }
@@ -173,16 +175,23 @@ impl SledStore {
 
     /// The flows whose active version refers to the topic.
     fn flows_using_topic(&self, page: &PageId, topic: &TopicId) -> StoreResult<Vec<FlowId>> {
-        let mut users = Vec::new();
+        Ok(self.topic_users(page)?.remove(topic).unwrap_or_default())
+    }
+
+    /// For every topic some active flow version refers to by id, those flows (by flow id).
+    fn topic_users(&self, page: &PageId) -> StoreResult<HashMap<TopicId, Vec<FlowId>>> {
+        let mut users: HashMap<TopicId, Vec<FlowId>> = HashMap::new();
         for head in self.flow_heads(page)? {
             let Some(version) = self.flow_version_record(page, &head.flow, head.active)? else {
                 continue;
             };
-            let uses = topic_refs(&version.document)
-                .iter()
-                .any(|(r, _)| matches!(r, TopicRef::Id(by_id) if &by_id.id == topic));
-            if uses {
-                users.push(head.flow);
+            for (reference, _) in topic_refs(&version.document) {
+                if let TopicRef::Id(by_id) = reference {
+                    let flows = users.entry(by_id.id.clone()).or_default();
+                    if !flows.contains(&head.flow) {
+                        flows.push(head.flow.clone());
+                    }
+                }
             }
         }
         Ok(users)

@@ -1,0 +1,28 @@
+//! The Pages this server serves (from its configuration), for the builder's Page switcher and
+//! the CLI's default Page.
+
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// A Page as the API shows it. The access token is never shown.
+#[derive(Debug, Serialize)]
+pub(crate) struct PageView {
+    id: String,
+}
+
+/// `GET /api/pages`: the Pages this server serves, in configuration order.
+pub(crate) async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<PageView>> {
+    Json(
+        state
+            .config
+            .pages
+            .iter()
+            .map(|page| PageView {
+                id: page.id.clone(),
+            })
+            .collect(),
+    )
+}

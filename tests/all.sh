@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Every test of botflow, as the README's test command: the Rust workspace, then the suites that
+# run outside cargo. Each step installs what it needs when it is missing, and fails rather than
+# skipping when it cannot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace
