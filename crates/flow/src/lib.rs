@@ -55,5 +55,5 @@ pub use rules::{
 pub use schema::{flow_schema, flow_schema_text};
 pub use template::{Template, TemplatePart};
 pub use topics::TopicLookup;
-pub use triggers::{FileDiagnostic, check_trigger_conflicts};
+pub use triggers::{FileDiagnostic, check_trigger_conflicts, trigger_conflicts_with_live};
 pub use valid::ValidFlow;

@@ -86,6 +86,24 @@ pub fn check_trigger_conflicts<'a>(
     out
 }
 
+/// The `conflicting-trigger` (and `duplicate-flow-id`) errors of `document` against the live
+/// flows of its Page, each given with a label naming it ("its live version 3"); a live flow with
+/// the document's own id is its previous version and is skipped.
+pub fn trigger_conflicts_with_live<'a>(
+    document: &'a FlowDocument,
+    live: impl IntoIterator<Item = (&'a str, &'a FlowDocument)>,
+) -> Vec<Diagnostic> {
+    const CHECKED: &str = "the checked flow";
+    let others = live
+        .into_iter()
+        .filter(|(_, other)| other.id != document.id);
+    check_trigger_conflicts(others.chain([(CHECKED, document)]))
+        .into_iter()
+        .filter(|problem| problem.file == CHECKED)
+        .map(|problem| problem.diagnostic)
+        .collect()
+}
+
 fn claims(t: usize, trigger: &Trigger) -> Vec<(String, Claim)> {
     match trigger {
         Trigger::Keyword { words, .. } => words

@@ -36,6 +36,23 @@ impl ValidFlow {
         })
     }
 
+    /// A document that passed validation when it was published, taken as it is: a published
+    /// version is immutable and keeps running even when a later release's rules are stricter.
+    /// Nothing is checked (the runtime treats a missing block as an error of that run).
+    pub fn published(document: FlowDocument) -> Self {
+        let index = document
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.id.clone(), i))
+            .collect();
+        Self {
+            document,
+            index,
+            warnings: Vec::new(),
+        }
+    }
+
     /// The document as written.
     pub fn document(&self) -> &FlowDocument {
         &self.document

@@ -6,7 +6,7 @@
 
 use crate::context::PublishedFlows;
 use botflow_flow::FlowId;
-use botflow_storage::{PageId, Store, StoreResult};
+use botflow_storage::{PageId, Store, StoreError, StoreResult};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -50,7 +50,8 @@ impl FlowCache {
             }
         }
         let mut flows = PublishedFlows::new();
-        for active in store.active_flows(page)? {
+        // Broken flows (an unreadable live version) are left out; the store logged them.
+        for active in store.active_flows(page)?.flows {
             flows.insert_active(active.version, active.valid);
         }
         let flows = Arc::new(flows);
@@ -79,8 +80,17 @@ impl FlowCache {
         }
         let mut flows = (*base).clone();
         for (flow, version) in missing {
-            if let Some(valid) = store.valid_flow(page, flow, *version)? {
-                flows.insert(*version, valid);
+            match store.valid_flow(page, flow, *version) {
+                Ok(Some(valid)) => flows.insert(*version, valid),
+                Ok(None) => {}
+                // An unreadable old version is like a retired one: that run stops with an error.
+                Err(
+                    error @ (StoreError::Corrupt { .. }
+                    | StoreError::UnsupportedRecordVersion { .. }),
+                ) => {
+                    tracing::error!(%page, %flow, version, %error, "flow version unreadable");
+                }
+                Err(other) => return Err(other),
             }
         }
         Ok(Arc::new(flows))

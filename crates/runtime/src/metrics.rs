@@ -49,6 +49,8 @@ pub struct RuntimeMetrics {
     pub events_already_processed: Counter,
     /// Journaled events that could not be processed (unreadable payload, store error).
     pub events_failed: Counter,
+    /// Journaled events the journal follower found not handed to the runtime and queued.
+    pub events_recovered: Counter,
     /// Timers fired through the scheduler.
     pub timers_fired: Counter,
     /// Runs stopped by a step error (budget exceeded, retired version...).

@@ -34,11 +34,33 @@ pub(crate) enum Work {
         psid: Psid,
         topic: TopicId,
         content: NotifyContent,
-        reply: Option<tokio::sync::oneshot::Sender<NotifyReport>>,
+        reply: Option<tokio::sync::oneshot::Sender<Result<NotifyReport, String>>>,
     },
 }
 
+/// What identifies a unit of work for in-flight tracking (events by journal sequence number,
+/// timers by subscriber and timer id).
+#[derive(Debug, Clone)]
+pub(crate) enum WorkId {
+    Event(u64),
+    Timer(PageId, Psid, u64),
+    Notify,
+}
+
 impl Work {
+    /// The identity used to track it while it is queued or running.
+    pub(crate) fn id(&self) -> WorkId {
+        match self {
+            Self::Event(entry) => WorkId::Event(entry.seq),
+            Self::Timer {
+                page,
+                psid,
+                timer_id,
+            } => WorkId::Timer(page.clone(), psid.clone(), *timer_id),
+            Self::Notify { .. } => WorkId::Notify,
+        }
+    }
+
     /// The subscriber this work belongs to.
     pub(crate) fn subscriber(&self) -> (&PageId, &Psid) {
         match self {
@@ -118,6 +140,26 @@ impl std::fmt::Debug for Processor {
     }
 }
 
+/// Why a unit of work could not be processed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProcessError {
+    /// The store failed (the work may be retried).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Processing panicked; the work was contained and not retried.
+    #[error("processing panicked: {0}")]
+    Panicked(String),
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// A step ready to commit, with what to report once it is committed.
 pub(crate) struct Pending {
     commit: StepCommit,
@@ -135,12 +177,12 @@ pub(crate) enum Prepared {
 
 impl Processor {
     /// Processes one unit of work on its own (prepare, then commit).
-    pub(crate) fn process(&self, work: &Work) -> Result<Processed, StoreError> {
-        match self.prepare(work)? {
+    pub(crate) fn process(&self, work: &Work) -> Result<Processed, ProcessError> {
+        match self.prepare_contained(work)? {
             Prepared::Done(processed) => Ok(processed),
             Prepared::Commit(pending) => {
                 let result = self.store.commit_step(pending.commit.clone());
-                self.finish(*pending, result)
+                Ok(self.finish(*pending, result)?)
             }
         }
     }
@@ -148,8 +190,8 @@ impl Processor {
     /// Processes a shard's batch in order, committing steps of different subscribers together
     /// (one transaction, no wait for the disk). A subscriber's second item in a batch is only
     /// prepared after its first is committed, so it sees the new session and tokens.
-    pub(crate) fn process_batch(&self, batch: &[Work]) -> Vec<Result<Processed, StoreError>> {
-        let mut results: Vec<Option<Result<Processed, StoreError>>> =
+    pub(crate) fn process_batch(&self, batch: &[Work]) -> Vec<Result<Processed, ProcessError>> {
+        let mut results: Vec<Option<Result<Processed, ProcessError>>> =
             (0..batch.len()).map(|_| None).collect();
         let mut pending: Vec<(usize, Pending)> = Vec::new();
         for (i, work) in batch.iter().enumerate() {
@@ -160,7 +202,7 @@ impl Processor {
             {
                 self.commit_pending(&mut pending, &mut results);
             }
-            match self.prepare(work) {
+            match self.prepare_contained(work) {
                 Ok(Prepared::Done(processed)) => results[i] = Some(Ok(processed)),
                 Ok(Prepared::Commit(p)) => pending.push((i, *p)),
                 Err(error) => results[i] = Some(Err(error)),
@@ -176,7 +218,7 @@ impl Processor {
     fn commit_pending(
         &self,
         pending: &mut Vec<(usize, Pending)>,
-        results: &mut [Option<Result<Processed, StoreError>>],
+        results: &mut [Option<Result<Processed, ProcessError>>],
     ) {
         if pending.is_empty() {
             return;
@@ -186,7 +228,7 @@ impl Processor {
         match self.store.commit_steps(commits) {
             Ok(outcomes) => {
                 for ((i, p), outcome) in batch.into_iter().zip(outcomes) {
-                    results[i] = Some(self.finish(p, outcome));
+                    results[i] = Some(self.finish(p, outcome).map_err(ProcessError::Store));
                 }
             }
             Err(error) => {
@@ -195,10 +237,52 @@ impl Processor {
                 tracing::warn!(%error, "batch commit failed; committing steps one by one");
                 for (i, p) in batch {
                     let result = self.store.commit_step(p.commit.clone());
-                    results[i] = Some(self.finish(p, result));
+                    results[i] = Some(self.finish(p, result).map_err(ProcessError::Store));
                 }
             }
         }
+    }
+
+    /// [`Processor::prepare`] with a panic contained to this unit of work: an event is recorded
+    /// as failed (marked processed with the subscriber's state unchanged, so it is not replayed
+    /// forever), a timer is dropped from the session (so it does not fire again), and a
+    /// notification run reports the failure to its caller.
+    fn prepare_contained(&self, work: &Work) -> Result<Prepared, ProcessError> {
+        let panic =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.prepare(work))) {
+                Ok(prepared) => return prepared.map_err(ProcessError::Store),
+                Err(panic) => panic_message(panic.as_ref()),
+            };
+        let (page, psid) = work.subscriber();
+        self.metrics.events_failed.inc();
+        tracing::error!(%page, %psid, work = ?work.id(), panic = %panic, "processing panicked; the work is recorded as failed");
+        let contained =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.failed_commit(work)));
+        match contained {
+            Ok(Ok(Some(pending))) => Ok(Prepared::Commit(Box::new(pending))),
+            Ok(Ok(None)) | Err(_) => Err(ProcessError::Panicked(panic)),
+            Ok(Err(error)) => Err(ProcessError::Store(error)),
+        }
+    }
+
+    /// The commit that records a unit of work as failed, leaving the subscriber's state as it
+    /// was (an event is marked processed; a timer is removed); `None` for a notification run.
+    fn failed_commit(&self, work: &Work) -> Result<Option<Pending>, StoreError> {
+        let (page, psid) = work.subscriber();
+        let mut session = self.store.load_session(page, psid)?.unwrap_or_default();
+        let (event, at_ms) = match work {
+            Work::Event(entry) => (Some(entry.event.clone()), entry.received_ms),
+            Work::Timer { timer_id, .. } => {
+                session.timers.retain(|timer| timer.id != *timer_id);
+                (None, self.clock.now_ms())
+            }
+            Work::Notify { .. } => return Ok(None),
+        };
+        Ok(Some(Pending {
+            commit: step_commit(page, psid, event, session, Vec::new(), Vec::new(), at_ms),
+            received_ms: None,
+            no_token: 0,
+        }))
     }
 
     /// Loads what the step needs, runs it and returns the commit to make.

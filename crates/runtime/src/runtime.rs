@@ -8,7 +8,7 @@ use crate::flow_cache::FlowCache;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
 use crate::outbound::{MessageSpec, Purpose, request_body};
 use crate::process::{InteractionCache, Processed, Processor, Work};
-use crate::scheduler::{AfterWork, Shards, run_timers};
+use crate::scheduler::{AfterWork, Shards, follow_journal, run_timers};
 use botflow_flow::TopicId;
 use botflow_messenger::SendClient;
 use botflow_storage::{JournalEntry, PageId, Store, StoreError};
@@ -39,6 +39,9 @@ pub struct RuntimeConfig {
     pub retry_max: Duration,
     /// How often the due-timer index is polled. Default 250 ms.
     pub timer_poll: Duration,
+    /// How often the journal is read for events not handed to the runtime (an event is picked up
+    /// after two reads, so within two polls). Default 500 ms.
+    pub journal_poll: Duration,
     /// How often the outbox is polled when nothing wakes the dispatcher (retries). Default 250 ms.
     pub outbox_poll: Duration,
     /// How long the active flow versions of a Page are cached. Default 1 s.
@@ -61,6 +64,7 @@ impl Default for RuntimeConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(300),
             timer_poll: Duration::from_millis(250),
+            journal_poll: Duration::from_millis(500),
             outbox_poll: Duration::from_millis(250),
             flow_cache_ttl: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
@@ -78,6 +82,7 @@ impl std::fmt::Debug for RuntimeConfig {
             .field("page_rate_per_sec", &self.page_rate_per_sec)
             .field("max_sends_in_flight", &self.max_sends_in_flight)
             .field("max_send_attempts", &self.max_send_attempts)
+            .field("journal_poll", &self.journal_poll)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +99,17 @@ pub enum RuntimeError {
     /// A background task failed (panicked or was cancelled).
     #[error("runtime task failed: {0}")]
     Task(String),
+    /// A topic notification's run for one subscriber failed; the other subscribers' runs
+    /// went on (their counts are in `counts`).
+    #[error("the notification failed for subscriber {psid}: {reason} (for the others: {counts:?})")]
+    NotifyFailed {
+        /// The subscriber whose run failed.
+        psid: String,
+        /// What went wrong.
+        reason: String,
+        /// What the other runs queued.
+        counts: NotifyCounts,
+    },
 }
 
 /// The counts of a topic notification.
@@ -117,6 +133,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     stop_timers: Arc<Notify>,
     wake_timers: Arc<Notify>,
+    stop_follower: Arc<Notify>,
     stop_dispatcher: Arc<Notify>,
 }
 
@@ -125,6 +142,7 @@ pub struct Runtime {
     inner: Arc<Inner>,
     shard_tasks: Mutex<Vec<JoinHandle<()>>>,
     timer_task: Mutex<Option<JoinHandle<()>>>,
+    follower_task: Mutex<Option<JoinHandle<()>>>,
     dispatcher_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -201,8 +219,15 @@ impl Runtime {
             clock: Arc::clone(&config.clock),
             stop_timers: Arc::new(Notify::new()),
             wake_timers: Arc::new(Notify::new()),
+            stop_follower: Arc::new(Notify::new()),
             stop_dispatcher: Arc::new(Notify::new()),
         });
+        let follower_task = tokio::spawn(follow_journal(
+            Arc::clone(&processor),
+            Arc::clone(&shards),
+            config.journal_poll,
+            Arc::clone(&inner.stop_follower),
+        ));
         let timer_task = tokio::spawn(run_timers(
             processor,
             shards,
@@ -215,6 +240,7 @@ impl Runtime {
             inner,
             shard_tasks: Mutex::new(shard_tasks),
             timer_task: Mutex::new(Some(timer_task)),
+            follower_task: Mutex::new(Some(follower_task)),
             dispatcher_task: Mutex::new(Some(dispatcher_task)),
         };
         let backlog = {
@@ -235,12 +261,14 @@ impl Runtime {
     }
 
     /// Queues journaled events (the caller journaled them durably first) for processing, each
-    /// behind its subscriber's earlier events. Waits while a queue is full (backpressure).
+    /// behind its subscriber's earlier events; an event already queued or just processed is
+    /// skipped. Waits while a queue is full (backpressure). Events never handed over (the caller
+    /// failed in between) are found in the journal and queued within two `journal_poll`s.
     pub async fn submit(&self, events: Vec<JournalEntry>) -> Result<(), RuntimeError> {
         for event in events {
             self.inner
                 .shards
-                .submit(Work::Event(event))
+                .submit_event(event)
                 .await
                 .map_err(|_| RuntimeError::ShuttingDown)?;
         }
@@ -298,6 +326,7 @@ impl Runtime {
                 let mut replies = Vec::with_capacity(holders.len());
                 for psid in holders {
                     let (tx, rx) = tokio::sync::oneshot::channel();
+                    let who = psid.to_string();
                     let work = Work::Notify {
                         page: page.clone(),
                         psid,
@@ -310,16 +339,24 @@ impl Runtime {
                         .submit(work)
                         .await
                         .map_err(|_| RuntimeError::ShuttingDown)?;
-                    replies.push(rx);
+                    replies.push((who, rx));
                 }
                 let mut counts = NotifyCounts {
                     expired,
                     ..NotifyCounts::default()
                 };
-                for reply in replies {
-                    let report = reply.await.unwrap_or_default();
-                    counts.queued += report.queued;
-                    counts.no_token += report.no_token;
+                let mut failure = None;
+                for (who, reply) in replies {
+                    match reply.await {
+                        Ok(Ok(report)) => {
+                            counts.queued += report.queued;
+                            counts.no_token += report.no_token;
+                        }
+                        Ok(Err(reason)) => failure = failure.or(Some((who, reason))),
+                        Err(_) => {
+                            failure = failure.or(Some((who, "its run was dropped".to_owned())));
+                        }
+                    }
                 }
                 // Notification runs are not journaled: make their commits durable before
                 // reporting them queued.
@@ -327,6 +364,13 @@ impl Runtime {
                 tokio::task::spawn_blocking(move || store.flush())
                     .await
                     .map_err(|e| RuntimeError::Task(e.to_string()))??;
+                if let Some((psid, reason)) = failure {
+                    return Err(RuntimeError::NotifyFailed {
+                        psid,
+                        reason,
+                        counts,
+                    });
+                }
                 Ok(counts)
             }
         }
@@ -359,6 +403,10 @@ impl Runtime {
     pub async fn shutdown(&self) -> Result<(), RuntimeError> {
         self.inner.stop_timers.notify_one();
         if let Some(task) = take(&self.timer_task) {
+            task.await.map_err(|e| RuntimeError::Task(e.to_string()))?;
+        }
+        self.inner.stop_follower.notify_one();
+        if let Some(task) = take(&self.follower_task) {
             task.await.map_err(|e| RuntimeError::Task(e.to_string()))?;
         }
         self.inner.shards.close();

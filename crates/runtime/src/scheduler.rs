@@ -7,7 +7,8 @@
 //! polling the store's due-timer index and go through the same queues as events.
 
 use crate::metrics::RuntimeMetrics;
-use crate::process::{Processed, Processor, Work};
+use crate::process::{ProcessError, Processed, Processor, Work, WorkId};
+use botflow_storage::JournalEntry;
 use botflow_storage::{PageId, Psid};
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -27,17 +28,58 @@ pub(crate) type AfterWork = Arc<dyn Fn(&Processed) + Send + Sync>;
 pub(crate) struct Shards {
     senders: RwLock<Option<Vec<mpsc::Sender<Work>>>>,
     metrics: Arc<RuntimeMetrics>,
-    /// Timers submitted and not yet processed, and those processed since the last due-timer read
-    /// (a read made before a timer's commit may still list it).
-    timers: Mutex<TimerTracking>,
+    /// Due timers handed to a shard (a due-timer read lists a timer until its commit).
+    timers: Mutex<InFlight<TimerKey>>,
+    /// Journaled events handed to a shard, by journal sequence number (the journal lists an
+    /// event until its commit; the webhook and the journal follower may both offer it).
+    events: Mutex<InFlight<u64>>,
 }
 
 type TimerKey = (PageId, Psid, u64);
 
-#[derive(Debug, Default)]
-struct TimerTracking {
-    in_flight: HashSet<TimerKey>,
-    finished: HashSet<TimerKey>,
+/// Work read from the store that is queued or running, and work finished since the last read
+/// (a read made before its commit may still list it), so no item is queued twice.
+#[derive(Debug)]
+struct InFlight<K> {
+    in_flight: HashSet<K>,
+    finished: HashSet<K>,
+}
+
+impl<K> Default for InFlight<K> {
+    fn default() -> Self {
+        Self {
+            in_flight: HashSet::new(),
+            finished: HashSet::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> InFlight<K> {
+    /// Claims `key` for queueing; false when it is queued, running or just finished.
+    fn claim(&mut self, key: &K) -> bool {
+        !self.finished.contains(key) && self.in_flight.insert(key.clone())
+    }
+
+    /// Whether `key` is queued or running.
+    fn is_in_flight(&self, key: &K) -> bool {
+        self.in_flight.contains(key)
+    }
+
+    /// Records that `key`'s work ended (committed, failed, or given up).
+    fn finish(&mut self, key: K) {
+        self.in_flight.remove(&key);
+        self.finished.insert(key);
+    }
+
+    /// Releases `key` without marking it finished (its work was not queued after all).
+    fn release(&mut self, key: &K) {
+        self.in_flight.remove(key);
+    }
+
+    /// Called before a new read of the store: what finished before it is not listed again.
+    fn start_read(&mut self) {
+        self.finished.clear();
+    }
 }
 
 /// Why work was not accepted.
@@ -70,7 +112,8 @@ impl Shards {
         let shards = Arc::new(Self {
             senders: RwLock::new(Some(senders)),
             metrics,
-            timers: Mutex::new(TimerTracking::default()),
+            timers: Mutex::new(InFlight::default()),
+            events: Mutex::new(InFlight::default()),
         });
         let tasks = receivers
             .into_iter()
@@ -101,8 +144,37 @@ impl Shards {
         })
     }
 
-    fn timers(&self) -> std::sync::MutexGuard<'_, TimerTracking> {
+    fn timers(&self) -> std::sync::MutexGuard<'_, InFlight<TimerKey>> {
         self.timers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn events(&self) -> std::sync::MutexGuard<'_, InFlight<u64>> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a journaled event unless it is already queued, running or just processed
+    /// (the webhook and the journal follower may both offer it). Returns whether it was queued.
+    pub(crate) async fn submit_event(&self, entry: JournalEntry) -> Result<bool, Closed> {
+        let seq = entry.seq;
+        if !self.events().claim(&seq) {
+            return Ok(false);
+        }
+        match self.submit(Work::Event(entry)).await {
+            Ok(()) => Ok(true),
+            Err(closed) => {
+                self.events().release(&seq);
+                Err(closed)
+            }
+        }
+    }
+
+    /// Records that a unit of work ended, whatever its outcome.
+    fn finished(&self, id: WorkId) {
+        match id {
+            WorkId::Event(seq) => self.events().finish(seq),
+            WorkId::Timer(page, psid, timer_id) => self.timers().finish((page, psid, timer_id)),
+            WorkId::Notify => {}
+        }
     }
 
     /// Stops accepting work; shards finish what is queued, then end.
@@ -133,29 +205,24 @@ async fn run_shard(
             }
         }
         shards.metrics.queue_depth.add(-(batch.len() as i64));
+        let ids: Vec<WorkId> = batch.iter().map(Work::id).collect();
         let p = Arc::clone(&processor);
         let results = match tokio::task::spawn_blocking(move || process_batch(&p, batch)).await {
             Ok(results) => results,
             Err(join) => {
-                // A panic in the step or the store: the work is gone from memory, not from the
-                // journal (events are replayed at the next start; timers fire again).
+                // Panics inside a step are contained per item; this is one outside them (in a
+                // commit). The work is gone from memory, not from the store: release it so the
+                // journal follower and the timer loop offer it again.
                 processor.metrics.events_failed.inc();
-                tracing::error!(error = %join, "processing task failed");
+                tracing::error!(error = %join, items = ids.len(), "processing task failed");
+                for id in ids {
+                    shards.finished(id);
+                }
                 continue;
             }
         };
         for (work, result) in results {
-            if let Work::Timer {
-                page,
-                psid,
-                timer_id,
-            } = &work
-            {
-                let mut timers = shards.timers();
-                let key = (page.clone(), psid.clone(), *timer_id);
-                timers.in_flight.remove(&key);
-                timers.finished.insert(key);
-            }
+            shards.finished(work.id());
             match result {
                 Ok(processed) => {
                     if processed.duplicate {
@@ -166,13 +233,20 @@ async fn run_shard(
                         reply: Some(reply), ..
                     } = work
                     {
-                        let _ = reply.send(processed.notify);
+                        let _ = reply.send(Ok(processed.notify));
                     }
                 }
                 Err(error) => {
-                    // The event stays unprocessed in the journal and is replayed at the next start.
-                    processor.metrics.events_failed.inc();
-                    tracing::error!(%error, "giving up on work after store errors");
+                    if let Work::Notify {
+                        reply: Some(reply), ..
+                    } = work
+                    {
+                        let _ = reply.send(Err(error.to_string()));
+                    } else if let ProcessError::Store(_) = error {
+                        // The event stays unprocessed in the journal; the follower offers it again.
+                        processor.metrics.events_failed.inc();
+                        tracing::error!(%error, "giving up on work after store errors");
+                    }
                 }
             }
         }
@@ -184,7 +258,7 @@ async fn run_shard(
 fn process_batch(
     processor: &Processor,
     batch: Vec<Work>,
-) -> Vec<(Work, Result<Processed, String>)> {
+) -> Vec<(Work, Result<Processed, ProcessError>)> {
     let results = processor.process_batch(&batch);
     batch
         .into_iter()
@@ -192,7 +266,7 @@ fn process_batch(
         .map(|(work, result)| {
             let mut result = result;
             let mut attempt = 1;
-            while let Err(error) = &result {
+            while let Err(ProcessError::Store(error)) = &result {
                 if attempt >= STORE_ATTEMPTS {
                     break;
                 }
@@ -201,7 +275,7 @@ fn process_batch(
                 attempt += 1;
                 result = processor.process(&work);
             }
-            (work, result.map_err(|e| e.to_string()))
+            (work, result)
         })
         .collect()
 }
@@ -220,7 +294,7 @@ pub(crate) async fn run_timers(
             () = wake.notified() => {}
             () = tokio::time::sleep(poll) => {}
         }
-        shards.timers().finished.clear();
+        shards.timers().start_read();
         let now = processor.clock.now_ms();
         let store = Arc::clone(&processor.store);
         let due = tokio::task::spawn_blocking(move || store.due_timers(now, 1_000)).await;
@@ -234,11 +308,8 @@ pub(crate) async fn run_timers(
         };
         for due in due {
             let key = (due.page.clone(), due.psid.clone(), due.timer.id);
-            {
-                let mut timers = shards.timers();
-                if timers.finished.contains(&key) || !timers.in_flight.insert(key) {
-                    continue;
-                }
+            if !shards.timers().claim(&key) {
+                continue;
             }
             let work = Work::Timer {
                 page: due.page,
@@ -249,5 +320,51 @@ pub(crate) async fn run_timers(
                 return;
             }
         }
+    }
+}
+
+/// Offers the runtime every journaled event that is neither processed nor queued, so an event
+/// journaled but never handed over (a failed hand-off, a contained failure) runs without a
+/// restart. An event is offered when two reads `poll` apart both list it unqueued, so the
+/// webhook's own hand-off, which follows its journal write at once, is never raced.
+pub(crate) async fn follow_journal(
+    processor: Arc<Processor>,
+    shards: Arc<Shards>,
+    poll: Duration,
+    stop: Arc<Notify>,
+) {
+    let mut unqueued_last_read: HashSet<u64> = HashSet::new();
+    loop {
+        tokio::select! {
+            () = stop.notified() => return,
+            () = tokio::time::sleep(poll) => {}
+        }
+        shards.events().start_read();
+        let store = Arc::clone(&processor.store);
+        let pending = match tokio::task::spawn_blocking(move || store.unprocessed_events()).await {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "cannot read the journal");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let mut unqueued = HashSet::new();
+        for entry in pending {
+            let seq = entry.seq;
+            if shards.events().is_in_flight(&seq) {
+                continue;
+            }
+            if !unqueued_last_read.contains(&seq) {
+                unqueued.insert(seq);
+                continue;
+            }
+            tracing::warn!(seq, page = %entry.page, psid = %entry.psid, "journaled event was not handed to the runtime; processing it now");
+            processor.metrics.events_recovered.inc();
+            if shards.submit_event(entry).await.is_err() {
+                return;
+            }
+        }
+        unqueued_last_read = unqueued;
     }
 }

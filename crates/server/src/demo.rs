@@ -61,7 +61,7 @@ pub struct DemoRequest {
 
 /// Finds the OTN request the walkthrough uses among the Page's active flows.
 pub fn find_demo_request(store: &dyn Store, page: &PageId) -> StoreResult<Option<DemoRequest>> {
-    for active in store.active_flows(page)? {
+    for active in store.active_flows(page)?.flows {
         let document = active.valid.document();
         let Some(trigger_text) = document.triggers.iter().find_map(|trigger| match trigger {
             Trigger::Keyword { words, .. } => words.first().cloned(),

@@ -77,7 +77,12 @@ pub(crate) async fn receive(
     for event in &foreign {
         tracing::warn!(page = %event_parties(event).0, "event for a Page botflow does not serve ignored");
     }
-    let outcome = state.ingest(served).await?;
+    // Journaling and the hand-off to the runtime run in their own task: Messenger hangs up on
+    // slow answers, and a dropped request future must not leave journaled events behind.
+    let ingesting = Arc::clone(&state);
+    let outcome = tokio::spawn(async move { ingesting.ingest(served).await })
+        .await
+        .map_err(ApiError::internal)??;
     Ok(Json(DeliveryReceipt {
         received: outcome.new_events,
         duplicates: outcome.duplicates,

@@ -6,9 +6,10 @@ use botflow_flow::{Diagnostic, FlowId, TopicId};
 /// Everything a store call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The underlying sled database failed (I/O error, corruption detected by sled).
+    /// The database failed (an I/O error, corruption detected by the backend); the message is
+    /// the backend's, so callers never depend on the backend's error type.
     #[error("database error: {0}")]
-    Database(#[from] sled::Error),
+    Database(String),
     /// A stored record could not be decoded.
     #[error("corrupt {what} record: {detail}")]
     Corrupt {
@@ -115,16 +116,6 @@ pub enum StoreError {
         /// JSON Pointer of the reference in the flow document.
         pointer: String,
     },
-    /// A stored published version no longer passes validation (the rules got stricter).
-    #[error("stored version {version} of flow {flow} does not validate")]
-    StoredFlowInvalid {
-        /// The flow.
-        flow: FlowId,
-        /// The version.
-        version: u32,
-        /// The diagnostics.
-        diagnostics: Vec<Diagnostic>,
-    },
     /// The inbound event was already processed; the commit was refused so it has no effect twice.
     #[error("event {event} of page {page} was already processed")]
     EventAlreadyProcessed {
@@ -158,4 +149,10 @@ fn join(flows: &[FlowId]) -> String {
         .map(FlowId::as_str)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> Self {
+        Self::Database(err.to_string())
+    }
 }

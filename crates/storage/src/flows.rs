@@ -89,15 +89,40 @@ pub struct FlowSummary {
     pub active_version: Option<u32>,
     /// The draft's state.
     pub draft: DraftState,
+    /// Why the live version cannot run (its record cannot be read), if so; the Page's other
+    /// flows keep running.
+    pub broken: Option<String>,
 }
 
-/// The active version of a flow, checked and ready to run (for trigger routing).
+/// The active version of a flow, ready to run (for trigger routing).
 #[derive(Debug, Clone)]
 pub struct ActiveFlow {
     /// The flow.
     pub flow: FlowId,
     /// Its active version.
     pub version: u32,
-    /// The checked document.
+    /// The published document, indexed for the runtime.
     pub valid: Arc<ValidFlow>,
+    /// How diagnostics name it ("its live version 3").
+    pub label: String,
+}
+
+/// A published flow whose live version cannot run because its record cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenFlow {
+    /// The flow.
+    pub flow: FlowId,
+    /// Its active version.
+    pub version: u32,
+    /// What is wrong, for logs and the flows list.
+    pub reason: String,
+}
+
+/// The live flows of a Page: those that run, and those that are broken.
+#[derive(Debug, Clone, Default)]
+pub struct ActiveFlows {
+    /// Flows whose live version runs.
+    pub flows: Vec<ActiveFlow>,
+    /// Flows whose live version cannot be read.
+    pub broken: Vec<BrokenFlow>,
 }

@@ -77,6 +77,8 @@
 
 pub mod commit;
 pub mod error;
+#[cfg(feature = "test-support")]
+pub mod faults;
 pub mod flows;
 pub mod ids;
 pub mod journal;
@@ -92,7 +94,10 @@ pub use commit::{
     DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted, TokenSendOutcome,
 };
 pub use error::StoreError;
-pub use flows::{ActiveFlow, Draft, DraftSource, DraftState, FlowSummary, FlowVersion, Published};
+pub use flows::{
+    ActiveFlow, ActiveFlows, BrokenFlow, Draft, DraftSource, DraftState, FlowSummary, FlowVersion,
+    Published,
+};
 pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};

@@ -6,7 +6,7 @@
 
 use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
 use crate::error::StoreError;
-use crate::flows::{ActiveFlow, Draft, DraftSource, FlowSummary, FlowVersion, Published};
+use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::outbox::OutboundMessage;
@@ -69,7 +69,8 @@ pub trait Store: Send + Sync {
     /// The draft of a flow, if one is stored.
     fn draft(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<Draft>>;
     /// Publishes the draft as immutable version n+1 if it validates without errors (topic ids
-    /// are checked against the Page: `unknown-topic`); topics named inline are created (or an
+    /// are checked against the Page: `unknown-topic`; triggers against the Page's other live
+    /// flows inside the same transaction: `conflicting-trigger`); topics named inline are created (or an
     /// existing one of that name reused) in the same atomic commit and the stored version refers
     /// to them by id. Durable.
     fn publish(&self, page: &PageId, flow: &FlowId, now_ms: u64) -> StoreResult<Published>;
@@ -101,7 +102,7 @@ pub trait Store: Send + Sync {
         flow: &FlowId,
         version: u32,
     ) -> StoreResult<Option<FlowVersion>>;
-    /// One published version, checked for running (cached: versions are immutable).
+    /// One published version, ready to run as published (cached: versions are immutable).
     fn valid_flow(
         &self,
         page: &PageId,
@@ -110,8 +111,17 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Option<Arc<ValidFlow>>>;
     /// The version new runs of the flow start on.
     fn active_version(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<u32>>;
-    /// The active version of every published flow of the Page (for trigger routing).
-    fn active_flows(&self, page: &PageId) -> StoreResult<Vec<ActiveFlow>>;
+    /// The active version of every published flow of the Page (for trigger routing), as
+    /// published (not validated again); flows whose live version cannot be read are listed as
+    /// broken and the others still run.
+    fn active_flows(&self, page: &PageId) -> StoreResult<ActiveFlows>;
+    /// The `conflicting-trigger` errors of `document` against the Page's other live flows (for
+    /// reports: publish and rollback check the same inside their transaction and refuse).
+    fn live_trigger_conflicts(
+        &self,
+        page: &PageId,
+        document: &FlowDocument,
+    ) -> StoreResult<Vec<botflow_flow::Diagnostic>>;
 
     // ---- subscribers ----
 

@@ -8,6 +8,7 @@
     unreachable_pub
 )]
 
+mod containment;
 mod conversations;
 mod crash;
 mod otn_story;

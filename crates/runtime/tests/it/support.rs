@@ -62,6 +62,7 @@ pub(crate) fn fast_config() -> RuntimeConfig {
         workers: 16,
         page_rate_per_sec: 100_000,
         timer_poll: Duration::from_millis(20),
+        journal_poll: Duration::from_millis(20),
         outbox_poll: Duration::from_millis(20),
         retry_base: Duration::from_millis(20),
         retry_max: Duration::from_millis(200),

@@ -154,18 +154,11 @@ pub(crate) async fn publish(
 ) -> Result<(StatusCode, Json<PublishView>), ApiError> {
     let page = state.page(&path.page)?;
     let flow = FlowId::from(path.flow);
+    // The store checks the draft, and its triggers against the other live flows, inside the
+    // publish transaction (422 with the diagnostics).
     let published = state
-        .with_store(move |store| {
-            let Some(draft) = store.draft(&page, &flow)? else {
-                return store.publish(&page, &flow, now_ms()).map(Ok);
-            };
-            let conflicts = live_trigger_conflicts(store, &page, &draft.document)?;
-            if !conflicts.is_empty() {
-                return Ok(Err(ApiError::InvalidFlow(conflicts)));
-            }
-            store.publish(&page, &flow, now_ms()).map(Ok)
-        })
-        .await??;
+        .with_store(move |store| store.publish(&page, &flow, now_ms()))
+        .await?;
     tracing::info!(flow = %published.flow, version = published.version, "flow published");
     state.flows_changed();
     let status = match published.unchanged {
@@ -225,16 +218,8 @@ pub(crate) async fn rollback(
     let flow = FlowId::from(path.flow);
     let n = path.n;
     let published = state
-        .with_store(move |store| {
-            if let Some(version) = store.flow_version(&page, &flow, n)? {
-                let conflicts = live_trigger_conflicts(store, &page, &version.document)?;
-                if !conflicts.is_empty() {
-                    return Ok(Err(ApiError::InvalidFlow(conflicts)));
-                }
-            }
-            store.rollback(&page, &flow, n, now_ms()).map(Ok)
-        })
-        .await??;
+        .with_store(move |store| store.rollback(&page, &flow, n, now_ms()))
+        .await?;
     tracing::info!(flow = %published.flow, version = published.version, from = n, "flow rolled back");
     state.flows_changed();
     Ok(Json(published.into()))

@@ -6,14 +6,15 @@ use super::topics::{insert_topic, live_topic, name_key};
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
 use crate::flows::{
-    ActiveFlow, Draft, DraftSource, DraftState, FlowSummary, FlowVersion, Published,
+    ActiveFlow, ActiveFlows, BrokenFlow, Draft, DraftSource, DraftState, FlowSummary, FlowVersion,
+    Published,
 };
 use crate::ids::PageId;
 use crate::store::StoreResult;
 use crate::topic::{Topic, clean_topic_name, topic_name_key};
 use botflow_flow::{
     BlockKind, Diagnostic, FlowDocument, FlowId, Message, TopicId, TopicRef, ValidFlow,
-    check_text_with_topics, validate_with_topics,
+    check_text_with_topics, trigger_conflicts_with_live, validate_with_topics,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +42,16 @@ pub(super) fn version_key(page: &PageId, flow: &FlowId, version: u32) -> Vec<u8>
         .u64(u64::from(version))
         .finish()
 }
+
+/// Meta key of a Page's live flows (flow → active version). Every publish reads and writes it in
+/// its transaction, so concurrent publishes of one Page are serialized by sled's conflict
+/// detection and each checks its triggers against the others' committed live versions.
+fn live_flows_key(page: &PageId) -> Vec<u8> {
+    Key::new().str("live_flows").str(page.as_str()).finish()
+}
+
+/// The live flows of a Page: flow → active version.
+type LiveFlows = BTreeMap<FlowId, u32>;
 
 /// Every topic reference of a document with its JSON Pointer.
 pub(super) fn topic_refs(doc: &FlowDocument) -> Vec<(TopicRef, String)> {
@@ -222,6 +233,17 @@ impl SledStore {
         let warnings = diagnostics;
         let flow = source.id.clone();
         let hkey = flow_key(page, &flow);
+        let live_key = live_flows_key(page);
+        // A store written before the live list existed: its heads are the live flows. Read
+        // here, since sled cannot scan inside a transaction; the transaction re-reads the list.
+        let live_before: LiveFlows = match self.read::<LiveFlows>(T::Meta, &live_key)? {
+            Some(_) => LiveFlows::new(),
+            None => self
+                .flow_heads(page)?
+                .into_iter()
+                .map(|head| (head.flow, head.active))
+                .collect(),
+        };
         let published = self.transact(|tx| {
             let head: Option<FlowHead> = tx.get(T::Heads, &hkey)?;
             // Compare what would run, not what was written: a name that now resolves to a new
@@ -229,8 +251,10 @@ impl SledStore {
             // the latest version refers to by id is not.
             let (document, created_topics) = resolve_topics(tx, page, source, now_ms)?;
             if let Some(head) = &head {
-                let latest: Option<FlowVersion> =
-                    tx.get(T::Versions, &version_key(page, &flow, head.latest))?;
+                // An unreadable latest version (a broken flow) is replaced, not compared.
+                let latest: Option<FlowVersion> = tx
+                    .get_encoded(T::Versions, &version_key(page, &flow, head.latest))?
+                    .and_then(|bytes| super::codec::decode(T::Versions.name(), &bytes).ok());
                 if created_topics.is_empty() && latest.is_some_and(|v| v.document == document) {
                     return Ok(Published {
                         flow: flow.clone(),
@@ -242,6 +266,20 @@ impl SledStore {
                 }
             }
             let version = head.as_ref().map_or(1, |h| h.latest + 1);
+            let mut live: LiveFlows = match tx.get(T::Meta, &live_key)? {
+                Some(live) => live,
+                None => live_before.clone(),
+            };
+            let conflicts = self.conflicts_in_tx(tx, page, &live, &document)?;
+            if !conflicts.is_empty() {
+                return Err(StoreError::FlowInvalid {
+                    flow: flow.clone(),
+                    diagnostics: conflicts,
+                }
+                .into());
+            }
+            live.insert(flow.clone(), version);
+            tx.put(T::Meta, &live_key, &live)?;
             tx.put(
                 T::Versions,
                 &version_key(page, &flow, version),
@@ -274,6 +312,50 @@ impl SledStore {
         })?;
         self.durable()?;
         Ok(published)
+    }
+
+    /// Trigger conflicts of `document` with the other live flows, read inside the publish
+    /// transaction. A live version that cannot be read is broken and claims nothing.
+    fn conflicts_in_tx(
+        &self,
+        tx: &Tx<'_>,
+        page: &PageId,
+        live: &LiveFlows,
+        document: &FlowDocument,
+    ) -> TxResult<Vec<Diagnostic>> {
+        let mut others: Vec<(String, FlowDocument)> = Vec::new();
+        for (flow, version) in live.iter().filter(|(flow, _)| **flow != document.id) {
+            let key = version_key(page, flow, *version);
+            let Some(bytes) = tx.get_encoded(T::Versions, &key)? else {
+                continue;
+            };
+            match super::codec::decode::<FlowVersion>(T::Versions.name(), &bytes) {
+                Ok(stored) => others.push((format!("its live version {version}"), stored.document)),
+                Err(error) => {
+                    tracing::error!(%page, %flow, version, %error, "live flow version unreadable; it claims no trigger");
+                }
+            }
+        }
+        Ok(trigger_conflicts_with_live(
+            document,
+            others.iter().map(|(label, doc)| (label.as_str(), doc)),
+        ))
+    }
+
+    /// Trigger conflicts of `document` with the Page's other live flows (for reports; publish
+    /// checks again inside its transaction).
+    pub(super) fn flow_trigger_conflicts(
+        &self,
+        page: &PageId,
+        document: &FlowDocument,
+    ) -> StoreResult<Vec<Diagnostic>> {
+        let live = self.flow_active_all(page)?;
+        Ok(trigger_conflicts_with_live(
+            document,
+            live.flows
+                .iter()
+                .map(|active| (active.label.as_str(), active.valid.document())),
+        ))
     }
 
     pub(super) fn flow_publish(
@@ -324,10 +406,15 @@ impl SledStore {
 
     pub(super) fn flow_list(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>> {
         let mut flows: BTreeMap<FlowId, FlowSummary> = BTreeMap::new();
+        let broken = self.flow_active_all(page)?.broken;
         for head in self.flow_heads(page)? {
             flows.insert(
                 head.flow.clone(),
                 FlowSummary {
+                    broken: broken
+                        .iter()
+                        .find(|b| b.flow == head.flow)
+                        .map(|b| b.reason.clone()),
                     id: head.flow,
                     name: head.name,
                     latest_version: Some(head.latest),
@@ -339,6 +426,7 @@ impl SledStore {
         for draft in self.scan::<Draft>(T::Drafts, &Self::page_key(page))? {
             let id = draft.document.id.clone();
             let summary = flows.entry(id.clone()).or_insert_with(|| FlowSummary {
+                broken: None,
                 id: id.clone(),
                 name: draft.document.name.clone(),
                 latest_version: None,
@@ -347,7 +435,14 @@ impl SledStore {
             });
             summary.name = draft.document.name.clone();
             let latest_source = match summary.latest_version {
-                Some(v) => self.flow_version_record(page, &id, v)?.map(|v| v.source),
+                // A broken live version (listed as such above) cannot equal the draft.
+                Some(v) => match self.flow_version_record(page, &id, v) {
+                    Ok(version) => version.map(|v| v.source),
+                    Err(
+                        StoreError::Corrupt { .. } | StoreError::UnsupportedRecordVersion { .. },
+                    ) => None,
+                    Err(other) => return Err(other),
+                },
                 None => None,
             };
             summary.draft = if latest_source.as_ref() == Some(&draft.document) {
@@ -375,27 +470,41 @@ impl SledStore {
         let Some(stored) = self.flow_version_record(page, flow, version)? else {
             return Ok(None);
         };
-        let valid = ValidFlow::new(stored.document).map_err(|diagnostics| {
-            StoreError::StoredFlowInvalid {
-                flow: flow.clone(),
-                version,
-                diagnostics,
-            }
-        })?;
-        let valid = Arc::new(valid);
+        // Immutable and valid when published: not checked again by this release's rules.
+        let valid = Arc::new(ValidFlow::published(stored.document));
         self.cache().insert(cache_key, valid.clone());
         Ok(Some(valid))
     }
 
-    pub(super) fn flow_active_all(&self, page: &PageId) -> StoreResult<Vec<ActiveFlow>> {
-        let mut active = Vec::new();
+    /// The active version of every published flow; a flow whose version record cannot be read
+    /// is listed as broken (and logged) while the others run.
+    pub(super) fn flow_active_all(&self, page: &PageId) -> StoreResult<ActiveFlows> {
+        let mut active = ActiveFlows::default();
         for head in self.flow_heads(page)? {
-            if let Some(valid) = self.flow_valid(page, &head.flow, head.active)? {
-                active.push(ActiveFlow {
+            match self.flow_valid(page, &head.flow, head.active) {
+                Ok(Some(valid)) => active.flows.push(ActiveFlow {
+                    label: format!("its live version {}", head.active),
                     flow: head.flow,
                     version: head.active,
                     valid,
-                });
+                }),
+                Ok(None) => active.broken.push(BrokenFlow {
+                    flow: head.flow,
+                    version: head.active,
+                    reason: "the live version's record is missing".to_owned(),
+                }),
+                Err(
+                    error @ (StoreError::Corrupt { .. }
+                    | StoreError::UnsupportedRecordVersion { .. }),
+                ) => {
+                    tracing::error!(%page, flow = %head.flow, version = head.active, %error, "live flow version unreadable; the flow is broken, the Page's other flows keep running");
+                    active.broken.push(BrokenFlow {
+                        flow: head.flow,
+                        version: head.active,
+                        reason: format!("the live version cannot be read: {error}"),
+                    });
+                }
+                Err(other) => return Err(other),
             }
         }
         Ok(active)

@@ -50,9 +50,7 @@ impl GroupCommit {
             }
             if ticket < state.failed_below {
                 let detail = state.last_error.clone().unwrap_or_default();
-                return Err(StoreError::Database(sled::Error::Io(
-                    std::io::Error::other(format!("flush failed: {detail}")),
-                )));
+                return Err(StoreError::Database(format!("flush failed: {detail}")));
             }
             if !state.flushing {
                 state.flushing = true;

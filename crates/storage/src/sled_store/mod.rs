@@ -16,7 +16,7 @@ mod trees;
 
 use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
 use crate::error::StoreError;
-use crate::flows::{ActiveFlow, Draft, DraftSource, FlowSummary, FlowVersion, Published};
+use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::outbox::OutboundMessage;
@@ -25,7 +25,7 @@ use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
-use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
+use botflow_flow::{Diagnostic, FlowDocument, FlowId, TopicId, ValidFlow};
 use codec::{Key, decode};
 use group_commit::GroupCommit;
 use serde::de::DeserializeOwned;
@@ -75,15 +75,36 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
+/// How long [`SledStore::open`] waits for the database's file lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] while the file lock is held: a store dropped in this
+/// process releases the lock only when sled's background threads have ended, a moment later.
+/// Another process holding it gets the lock error after the wait.
+fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the database in directory `path`, finishing any interrupted topic
     /// deletion.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path.as_ref())
             .flush_every_ms(options.flush_every_ms)
-            .cache_capacity(options.cache_capacity_bytes)
-            .open()?;
+            .cache_capacity(options.cache_capacity_bytes);
+        let db = open_when_unlocked(&config)?;
         let trees = T::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -132,7 +153,7 @@ impl SledStore {
             .transaction(|trees| f(&Tx { trees }))
             .map_err(|err| match err {
                 TransactionError::Abort(err) => err,
-                TransactionError::Storage(err) => StoreError::Database(err),
+                TransactionError::Storage(err) => StoreError::from(err),
             })
     }
 
@@ -176,8 +197,9 @@ impl SledStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The raw sled database, for benchmarks comparing the store with plain sled.
-    #[doc(hidden)]
+    /// The raw sled database, only with the `test-support` feature: for this crate's tests that
+    /// damage records on purpose and its benchmarks that compare the store with plain sled.
+    #[cfg(feature = "test-support")]
     pub fn raw_db(&self) -> &sled::Db {
         &self.db
     }
@@ -287,7 +309,15 @@ impl Store for SledStore {
         Ok(self.flow_head(page, flow)?.map(|head| head.active))
     }
 
-    fn active_flows(&self, page: &PageId) -> StoreResult<Vec<ActiveFlow>> {
+    fn live_trigger_conflicts(
+        &self,
+        page: &PageId,
+        document: &FlowDocument,
+    ) -> StoreResult<Vec<Diagnostic>> {
+        self.flow_trigger_conflicts(page, document)
+    }
+
+    fn active_flows(&self, page: &PageId) -> StoreResult<ActiveFlows> {
         self.flow_active_all(page)
     }
 

@@ -185,10 +185,8 @@ impl SledStore {
                 return Ok(commits.into_iter().map(|c| self.step_commit(c)).collect());
             }
             Combined::Lost => {
-                return Err(StoreError::Database(sled::Error::Io(
-                    std::io::Error::other(format!(
-                        "a combined commit of {count} steps was cut short by a panic"
-                    )),
+                return Err(StoreError::Database(format!(
+                    "a combined commit of {count} steps was cut short by a panic"
                 )));
             }
         };

@@ -171,7 +171,7 @@ fn versions_are_immutable_and_rollback_republishes() {
 }
 
 #[test]
-fn active_flows_are_checked_and_cached() {
+fn active_flows_are_listed_and_cached() {
     let (_dir, store) = temp_store();
     store
         .publish_document(&page(), plain_flow("a", "x"), 1)
@@ -182,7 +182,7 @@ fn active_flows_are_checked_and_cached() {
     store
         .publish_document(&page(), plain_flow("b", "z"), 2)
         .unwrap();
-    let active = store.active_flows(&page()).unwrap();
+    let active = store.active_flows(&page()).unwrap().flows;
     let versions: Vec<(String, u32)> = active
         .iter()
         .map(|a| (a.flow.to_string(), a.version))
@@ -234,4 +234,188 @@ fn republishing_after_a_forced_topic_delete_creates_the_topic_again() {
     // Publishing the unchanged draft once more, or after a rollback to identical content, is a no-op.
     let same = store.publish(&page(), &flow, 4).unwrap();
     assert_eq!((same.version, same.unchanged), (2, true));
+}
+
+/// Rewrites the stored record of version `version` of `flow` (any Page) through `change`, as an
+/// older release's store, or a damaged disk, may hold it.
+fn rewrite_version(store: &SledStore, flow: &str, version: u32, change: impl Fn(&[u8]) -> Vec<u8>) {
+    let versions = store.raw_db().open_tree("versions").unwrap();
+    let mut rewritten = 0;
+    for item in versions.iter() {
+        let (key, value) = item.unwrap();
+        let record: Value = serde_json::from_slice(&value[1..]).unwrap();
+        if record["flow"] == flow && record["version"] == version {
+            versions.insert(key, change(&value)).unwrap();
+            rewritten += 1;
+        }
+    }
+    assert_eq!(rewritten, 1, "version {version} of {flow} not found");
+}
+
+#[test]
+fn a_live_version_that_todays_rules_reject_still_runs_and_a_fix_publishes() {
+    let (_dir, store) = temp_store();
+    store
+        .publish_document(&page(), plain_flow("old", "x"), 1)
+        .unwrap();
+    store
+        .publish_document(&page(), plain_flow("other", "y"), 1)
+        .unwrap();
+    // A block id over 100 characters was allowed when this version was published.
+    let long_id = "b".repeat(101);
+    rewrite_version(&store, "old", 1, |bytes| {
+        let mut record: Value = serde_json::from_slice(&bytes[1..]).unwrap();
+        for doc in ["document", "source"] {
+            record[doc]["blocks"][0]["next"] = json!(long_id);
+            record[doc]["blocks"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"id": long_id, "type": "send_message", "messages": [{"type": "text", "text": "more"}]}));
+        }
+        let mut out = vec![bytes[0]];
+        out.extend(serde_json::to_vec(&record).unwrap());
+        out
+    });
+    let reopened_doc: FlowDocument = {
+        let stored = store
+            .flow_version(&page(), &FlowId::from("old"), 1)
+            .unwrap()
+            .unwrap();
+        assert!(
+            botflow_flow::validate(&stored.document)
+                .iter()
+                .any(|d| d.is_error()),
+            "today's rules must reject the stored version for this test to mean anything"
+        );
+        stored.document
+    };
+    let active = store.active_flows(&page()).unwrap();
+    assert!(active.broken.is_empty(), "{:?}", active.broken);
+    let flows: Vec<&str> = active.flows.iter().map(|a| a.flow.as_str()).collect();
+    assert_eq!(flows, ["old", "other"]);
+    assert_eq!(active.flows[0].valid.document(), &reopened_doc);
+    assert!(
+        store
+            .valid_flow(&page(), &FlowId::from("old"), 1)
+            .unwrap()
+            .is_some()
+    );
+
+    // Publishing a fix works (it replaced a 500 before).
+    let fixed = store
+        .publish_document(&page(), plain_flow("old", "fixed"), 2)
+        .unwrap();
+    assert_eq!((fixed.version, fixed.unchanged), (2, false));
+}
+
+#[test]
+fn an_unreadable_live_version_breaks_only_its_flow() {
+    let (_dir, store) = temp_store();
+    store
+        .publish_document(&page(), plain_flow("bad", "x"), 1)
+        .unwrap();
+    store
+        .publish_document(&page(), plain_flow("good", "y"), 1)
+        .unwrap();
+    rewrite_version(&store, "bad", 1, |bytes| {
+        let mut out = vec![bytes[0]];
+        out.extend_from_slice(b"{ not json");
+        out
+    });
+    let active = store.active_flows(&page()).unwrap();
+    let running: Vec<&str> = active.flows.iter().map(|a| a.flow.as_str()).collect();
+    assert_eq!(running, ["good"]);
+    assert_eq!(active.broken.len(), 1);
+    assert_eq!(active.broken[0].flow.as_str(), "bad");
+    assert!(
+        active.broken[0].reason.contains("cannot be read"),
+        "{}",
+        active.broken[0].reason
+    );
+
+    let listed = store.list_flows(&page()).unwrap();
+    let broken: Vec<(&str, bool)> = listed
+        .iter()
+        .map(|f| (f.id.as_str(), f.broken.is_some()))
+        .collect();
+    assert_eq!(broken, [("bad", true), ("good", false)]);
+    // Another flow of the Page still publishes, and the broken one can be replaced.
+    store
+        .publish_document(&page(), plain_flow("good", "z"), 2)
+        .unwrap();
+    let replaced = store
+        .publish_document(&page(), plain_flow("bad", "new"), 2)
+        .unwrap();
+    assert_eq!(replaced.version, 2);
+    assert!(store.active_flows(&page()).unwrap().broken.is_empty());
+}
+
+#[test]
+fn publish_and_rollback_refuse_a_trigger_another_live_flow_claims() {
+    let (_dir, store) = temp_store();
+    store
+        .publish_document(&page(), plain_flow("first", "x"), 1)
+        .unwrap();
+    // `second` claims the keyword "first" as well.
+    let mut second = plain_flow("second", "y");
+    second.triggers = plain_flow("first", "y").triggers;
+    match store.publish_document(&page(), second, 2) {
+        Err(StoreError::FlowInvalid { flow, diagnostics }) => {
+            assert_eq!(flow.as_str(), "second");
+            assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+            assert_eq!(diagnostics[0].code, "conflicting-trigger");
+            assert_eq!(diagnostics[0].pointer, "/triggers/0/words/0");
+        }
+        other => panic!("expected a conflicting-trigger refusal, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .active_version(&page(), &FlowId::from("second"))
+            .unwrap(),
+        None
+    );
+
+    // A rollback to a version whose trigger another flow took since is refused too.
+    store
+        .publish_document(&page(), plain_flow("second", "y"), 3)
+        .unwrap();
+    let mut moved = plain_flow("second", "y");
+    moved.triggers = plain_flow("elsewhere", "y").triggers;
+    store.publish_document(&page(), moved, 4).unwrap();
+    let mut taker = plain_flow("third", "t");
+    taker.triggers = plain_flow("second", "t").triggers;
+    store.publish_document(&page(), taker, 5).unwrap();
+    let refused = store.rollback(&page(), &FlowId::from("second"), 1, 6);
+    assert!(
+        matches!(refused, Err(StoreError::FlowInvalid { ref diagnostics, .. }) if diagnostics[0].code == "conflicting-trigger"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn concurrent_publishes_cannot_both_claim_a_trigger() {
+    for round in 0..20 {
+        let (_dir, store) = temp_store();
+        let store = std::sync::Arc::new(store);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|id| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut flow = plain_flow(id, "x");
+                    flow.triggers = plain_flow("shared", "x").triggers;
+                    barrier.wait();
+                    store.publish_document(&page(), flow, 1).is_ok()
+                })
+            })
+            .collect();
+        let published: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            published.iter().filter(|ok| **ok).count(),
+            1,
+            "round {round}: exactly one of two concurrent publishes claims the keyword: {published:?}"
+        );
+        assert_eq!(store.active_flows(&page()).unwrap().flows.len(), 1);
+    }
 }

@@ -15,7 +15,7 @@ use botflow_storage::{
     NewOutbound, NewToken, OutboundKind, PageId, Psid, Session, SledStore, StepCommit, Store,
     StoreOptions,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use std::path::Path;
 use tempfile::TempDir;
 

@@ -1,0 +1,173 @@
+//! Failures that must stay with the work they hit: a panic while processing one subscriber
+//! (event, timer or notification run), and events journaled but never handed to the runtime.
+
+use crate::support::*;
+use botflow_flow::FlowId;
+use botflow_messenger::fake::FakeGraphApi;
+use botflow_runtime::{Clock, ManualClock, NotifyContent, RuntimeConfig, RuntimeError};
+use botflow_storage::faults::FaultyStore;
+use botflow_storage::{NewToken, Psid, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+const HOUR: u64 = 3_600_000;
+
+const ECHO: &str = r#"{"format": 1, "id": "echo", "name": "Echo", "triggers": [{"type": "default"}],
+  "start": "ask", "blocks": [
+    {"id": "ask", "type": "wait_input", "field": "n", "next": "ack"},
+    {"id": "ack", "type": "send_message", "messages": [{"type": "text", "text": "ack {{n}}"}], "next": "ask"}]}"#;
+
+const DRIP: &str = r#"{"format": 1, "id": "drip", "name": "Drip",
+  "triggers": [{"type": "keyword", "words": ["drip"]}], "start": "first", "blocks": [
+    {"id": "first", "type": "send_message", "messages": [{"type": "text", "text": "now"}], "next": "wait"},
+    {"id": "wait", "type": "delay", "duration": "2h", "next": "later"},
+    {"id": "later", "type": "send_message", "messages": [{"type": "text", "text": "two hours later"}]}]}"#;
+
+fn faulty(dir: &std::path::Path) -> (Arc<FaultyStore>, Arc<dyn Store>) {
+    let faulty = Arc::new(FaultyStore::new(open_store(dir)));
+    let store: Arc<dyn Store> = faulty.clone();
+    (faulty, store)
+}
+
+fn texts_to(fake: &FakeGraphApi, psid: &str) -> Vec<String> {
+    fake.sent_messages()
+        .iter()
+        .filter(|m| m.psid == psid)
+        .filter_map(|m| m.text().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_on_one_event_fails_that_event_and_the_subscriber_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (faults, store) = faulty(dir.path());
+    publish(store.as_ref(), ECHO);
+    let fake = FakeGraphApi::start().await;
+    let runtime = start(&store, &fake, fast_config()).await;
+    let now = runtime.clock().now_ms();
+    faults.panic_on_load(&Psid::from("boom"), 1);
+    let events = vec![
+        journal(store.as_ref(), text("boom", "b-0", "hi"), now).unwrap(),
+        journal(store.as_ref(), text("calm", "c-0", "hi"), now).unwrap(),
+        journal(store.as_ref(), text("calm", "c-1", "5"), now).unwrap(),
+    ];
+    runtime.submit(events).await.unwrap();
+    wait_for("calm's reply", LONG, || {
+        (texts_to(&fake, "calm") == ["ack 5"]).then_some(())
+    })
+    .await;
+    wait_for("the failed event recorded", LONG, || {
+        store.unprocessed_events().unwrap().is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(runtime.metrics().events_failed.get(), 1);
+
+    // The panic took only that event: the subscriber's next events run as usual.
+    let more = vec![
+        journal(store.as_ref(), text("boom", "b-1", "hi"), now).unwrap(),
+        journal(store.as_ref(), text("boom", "b-2", "7"), now).unwrap(),
+    ];
+    runtime.submit(more).await.unwrap();
+    wait_for("boom's reply", LONG, || {
+        (texts_to(&fake, "boom") == ["ack 7"]).then_some(())
+    })
+    .await;
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_on_a_timer_drops_that_timer_and_other_timers_fire() {
+    let dir = tempfile::tempdir().unwrap();
+    let (faults, store) = faulty(dir.path());
+    publish(store.as_ref(), DRIP);
+    let fake = FakeGraphApi::start().await;
+    let clock = ManualClock::new(1_800_000_000_000);
+    let config = RuntimeConfig {
+        clock: Arc::new(clock.clone()),
+        ..fast_config()
+    };
+    let runtime = start(&store, &fake, config).await;
+    let events = vec![
+        journal(store.as_ref(), text("boom", "b-0", "drip"), clock.now_ms()).unwrap(),
+        journal(store.as_ref(), text("calm", "c-0", "drip"), clock.now_ms()).unwrap(),
+    ];
+    runtime.submit(events).await.unwrap();
+    wait_for_sent(&fake, 2).await;
+    faults.panic_on_load(&Psid::from("boom"), 1);
+    clock.advance(2 * HOUR + 1);
+    runtime.wake();
+    wait_for("calm's timer", LONG, || {
+        (texts_to(&fake, "calm") == ["now", "two hours later"]).then_some(())
+    })
+    .await;
+    wait_for("boom's timer dropped", LONG, || {
+        let session = store.load_session(&page(), &Psid::from("boom")).unwrap()?;
+        session.timers.is_empty().then_some(())
+    })
+    .await;
+    assert!(store.due_timers(clock.now_ms(), 10).unwrap().is_empty());
+    assert_eq!(texts_to(&fake, "boom"), ["now"]);
+    assert_eq!(runtime.metrics().events_failed.get(), 1);
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_notification_run_is_an_error_for_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let (faults, store) = faulty(dir.path());
+    publish(store.as_ref(), &workspace_file("flows/restock-notify.json"));
+    let topic = topic_id(store.as_ref(), "Red sneakers restock");
+    let fake = FakeGraphApi::start().await;
+    let runtime = start(&store, &fake, fast_config()).await;
+    let now = runtime.clock().now_ms();
+    for psid in ["boom", "calm"] {
+        let token = fake.issue_otn_token(psid);
+        let new = NewToken {
+            topic: topic.clone(),
+            token,
+            created_ms: now,
+            expires_ms: now + 24 * HOUR,
+        };
+        store
+            .add_token(&page(), &Psid::from(psid), new, now)
+            .unwrap();
+    }
+    faults.panic_on_load(&Psid::from("boom"), 1);
+    let result = runtime
+        .notify_topic(
+            &page(),
+            &topic,
+            NotifyContent::Flow(FlowId::from("restock-notify")),
+            now,
+        )
+        .await;
+    match result {
+        Err(RuntimeError::NotifyFailed { psid, counts, .. }) => {
+            assert_eq!(psid, "boom");
+            assert_eq!(counts.queued, 1, "calm's run still queued its message");
+        }
+        other => panic!("expected NotifyFailed, got {other:?}"),
+    }
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_journaled_but_never_handed_over_runs_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    publish(store.as_ref(), ECHO);
+    let fake = FakeGraphApi::start().await;
+    let runtime = start(&store, &fake, fast_config()).await;
+    let now = runtime.clock().now_ms();
+    // Journaled (the webhook answered 200) but the hand-off never happened.
+    journal(store.as_ref(), text("lost", "l-0", "hi"), now).unwrap();
+    journal(store.as_ref(), text("lost", "l-1", "9"), now).unwrap();
+    wait_for("the journal follower to run them", LONG, || {
+        (texts_to(&fake, "lost") == ["ack 9"]).then_some(())
+    })
+    .await;
+    assert_eq!(runtime.metrics().events_recovered.get(), 2);
+    assert!(store.unprocessed_events().unwrap().is_empty());
+    runtime.shutdown().await.unwrap();
+}

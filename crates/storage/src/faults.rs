@@ -1,0 +1,324 @@
+//! A [`Store`] wrapper that injects faults for tests (feature `test-support`): it delegates
+//! every call to a real store and panics where a test asked it to, so tests can prove that a
+//! panic while processing one subscriber stays contained to that subscriber's work.
+
+use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
+use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
+use crate::ids::{EventId, OutboxId, PageId, Psid};
+use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::outbox::OutboundMessage;
+use crate::outcome::Outcome;
+use crate::session::Session;
+use crate::store::{BodyFor, Store, StoreResult};
+use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
+use crate::topic::{DeletedTopic, Topic, TopicSummary};
+use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A store that panics on the next `load_session` calls of chosen subscribers.
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    panics_left: Mutex<HashMap<Psid, u32>>,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`; no fault is armed.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            panics_left: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Makes the next `times` loads of `psid`'s session panic.
+    pub fn panic_on_load(&self, psid: &Psid, times: u32) {
+        self.panics_left
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(psid.clone(), times);
+    }
+
+    fn maybe_panic(&self, psid: &Psid) {
+        let armed = {
+            let mut left = self
+                .panics_left
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match left.get_mut(psid) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            }
+        };
+        assert!(!armed, "injected fault: loading the session of {psid}");
+    }
+}
+
+impl Store for FaultyStore {
+    fn ensure_page(&self, page: &PageId, now_ms: u64) -> StoreResult<bool> {
+        self.inner.ensure_page(page, now_ms)
+    }
+
+    fn page_exists(&self, page: &PageId) -> StoreResult<bool> {
+        self.inner.page_exists(page)
+    }
+
+    fn list_pages(&self) -> StoreResult<Vec<PageId>> {
+        self.inner.list_pages()
+    }
+
+    fn create_topic(&self, page: &PageId, name: &str, now_ms: u64) -> StoreResult<Topic> {
+        self.inner.create_topic(page, name, now_ms)
+    }
+
+    fn get_topic(&self, page: &PageId, topic: &TopicId) -> StoreResult<Option<Topic>> {
+        self.inner.get_topic(page, topic)
+    }
+
+    fn find_topic_by_name(&self, page: &PageId, name: &str) -> StoreResult<Option<Topic>> {
+        self.inner.find_topic_by_name(page, name)
+    }
+
+    fn list_topics(&self, page: &PageId, now_ms: u64) -> StoreResult<Vec<TopicSummary>> {
+        self.inner.list_topics(page, now_ms)
+    }
+
+    fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic> {
+        self.inner.rename_topic(page, topic, name)
+    }
+
+    fn delete_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        force: bool,
+        now_ms: u64,
+    ) -> StoreResult<DeletedTopic> {
+        self.inner.delete_topic(page, topic, force, now_ms)
+    }
+
+    fn save_draft(&self, page: &PageId, source: DraftSource, now_ms: u64) -> StoreResult<Draft> {
+        self.inner.save_draft(page, source, now_ms)
+    }
+
+    fn draft(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<Draft>> {
+        self.inner.draft(page, flow)
+    }
+
+    fn publish(&self, page: &PageId, flow: &FlowId, now_ms: u64) -> StoreResult<Published> {
+        self.inner.publish(page, flow, now_ms)
+    }
+
+    fn publish_document(
+        &self,
+        page: &PageId,
+        document: FlowDocument,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        self.inner.publish_document(page, document, now_ms)
+    }
+
+    fn rollback(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        self.inner.rollback(page, flow, version, now_ms)
+    }
+
+    fn list_flows(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>> {
+        self.inner.list_flows(page)
+    }
+
+    fn flow_versions(&self, page: &PageId, flow: &FlowId) -> StoreResult<Vec<FlowVersion>> {
+        self.inner.flow_versions(page, flow)
+    }
+
+    fn flow_version(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<FlowVersion>> {
+        self.inner.flow_version(page, flow, version)
+    }
+
+    fn valid_flow(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<Arc<ValidFlow>>> {
+        self.inner.valid_flow(page, flow, version)
+    }
+
+    fn active_version(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<u32>> {
+        self.inner.active_version(page, flow)
+    }
+
+    fn active_flows(&self, page: &PageId) -> StoreResult<ActiveFlows> {
+        self.inner.active_flows(page)
+    }
+
+    fn live_trigger_conflicts(
+        &self,
+        page: &PageId,
+        document: &FlowDocument,
+    ) -> StoreResult<Vec<botflow_flow::Diagnostic>> {
+        self.inner.live_trigger_conflicts(page, document)
+    }
+
+    fn load_session(&self, page: &PageId, psid: &Psid) -> StoreResult<Option<Session>> {
+        self.maybe_panic(psid);
+        self.inner.load_session(page, psid)
+    }
+
+    fn list_subscribers(&self, page: &PageId) -> StoreResult<Vec<Psid>> {
+        self.inner.list_subscribers(page)
+    }
+
+    fn add_token(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        token: NewToken,
+        now_ms: u64,
+    ) -> StoreResult<TokenAdded> {
+        self.inner.add_token(page, psid, token, now_ms)
+    }
+
+    fn get_token(&self, page: &PageId, token: &str) -> StoreResult<Option<OtnToken>> {
+        self.inner.get_token(page, token)
+    }
+
+    fn usable_tokens(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Vec<OtnToken>> {
+        self.inner.usable_tokens(page, psid, topic, now_ms)
+    }
+
+    fn usable_token_counts(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        now_ms: u64,
+    ) -> StoreResult<BTreeMap<TopicId, u64>> {
+        self.inner.usable_token_counts(page, psid, now_ms)
+    }
+
+    fn topic_holders(&self, page: &PageId, topic: &TopicId, now_ms: u64) -> StoreResult<Vec<Psid>> {
+        self.inner.topic_holders(page, topic, now_ms)
+    }
+
+    fn mark_token(
+        &self,
+        page: &PageId,
+        token: &str,
+        mark: TokenMark,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        self.inner.mark_token(page, token, mark, now_ms)
+    }
+
+    fn expire_tokens(&self, now_ms: u64) -> StoreResult<u64> {
+        self.inner.expire_tokens(now_ms)
+    }
+
+    fn journal_append(
+        &self,
+        page: &PageId,
+        event: &EventId,
+        psid: &Psid,
+        payload: &serde_json::Value,
+        received_ms: u64,
+    ) -> StoreResult<Appended> {
+        self.inner
+            .journal_append(page, event, psid, payload, received_ms)
+    }
+
+    fn journal_append_batch(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>> {
+        self.inner.journal_append_batch(events)
+    }
+
+    fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>> {
+        self.inner.unprocessed_events()
+    }
+
+    fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
+        self.inner.commit_step(commit)
+    }
+
+    fn commit_steps(
+        &self,
+        commits: Vec<StepCommit>,
+    ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
+        self.inner.commit_steps(commits)
+    }
+
+    fn notify_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<NotifyOutcome> {
+        self.inner.notify_topic(page, topic, body_for, now_ms)
+    }
+
+    fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {
+        self.inner.due_outbound(now_ms, limit)
+    }
+
+    fn outbound(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>> {
+        self.inner.outbound(id)
+    }
+
+    fn mark_sent(&self, id: OutboxId, message_id: &str, at_ms: u64) -> StoreResult<()> {
+        self.inner.mark_sent(id, message_id, at_ms)
+    }
+
+    fn mark_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
+        self.inner.mark_retry(id, due_ms, error)
+    }
+
+    fn mark_failed(&self, id: OutboxId, error: &str, at_ms: u64) -> StoreResult<()> {
+        self.inner.mark_failed(id, error, at_ms)
+    }
+
+    fn mark_refused(&self, id: OutboxId, reason: &str, at_ms: u64) -> StoreResult<()> {
+        self.inner.mark_refused(id, reason, at_ms)
+    }
+
+    fn mark_delivered_unconfirmed(&self, id: OutboxId, at_ms: u64) -> StoreResult<()> {
+        self.inner.mark_delivered_unconfirmed(id, at_ms)
+    }
+
+    fn mark_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<Vec<StoreResult<()>>> {
+        self.inner.mark_outcomes(outcomes)
+    }
+
+    fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        self.inner.outbox_stats()
+    }
+
+    fn messages_for(&self, page: &PageId, psid: &Psid) -> StoreResult<Vec<OutboundMessage>> {
+        self.inner.messages_for(page, psid)
+    }
+
+    fn due_timers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
+        self.inner.due_timers(now_ms, limit)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.inner.flush()
+    }
+}
