@@ -196,7 +196,15 @@ impl AdminClient {
         };
         let pages: Vec<PageView> = client
             .request(Method::GET, &["pages"], &[], Body::Empty)
-            .await?;
+            .await
+            .map_err(|err| match err {
+                // Every botflow server this CLI knows answers `GET /api/pages`.
+                ClientError::Refused { message, .. } => ClientError::Protocol {
+                    url: format!("{}/api/pages", client.server_name()),
+                    detail: format!("{message} (a botflow server older than this CLI?)"),
+                },
+                other => other,
+            })?;
         let served = || match pages.is_empty() {
             true => "no Page".to_owned(),
             false => pages

@@ -466,8 +466,12 @@ fn human_report(report: &PushReport, held_back: bool) -> String {
         true => "dry run of",
         false => "pushed",
     };
+    let preposition = match report.dry_run {
+        true => "against",
+        false => "to",
+    };
     out.push_str(&format!(
-        "{verb} {flows} to Page {} on {}: {}\n",
+        "{verb} {flows} {preposition} Page {} on {}: {}\n",
         report.page,
         report.server,
         counts.join(", ")
@@ -506,6 +510,7 @@ fn status_text(outcome: &FlowOutcome, dry_run: bool) -> String {
         Status::Unchanged => "unchanged".to_owned(),
         Status::DraftSaved => format!("draft saved ({live})"),
         Status::Published => format!("published v{version}{}", created("created")),
+        Status::HeldBack if dry_run => format!("would save a draft, not publish ({live})"),
         Status::HeldBack => format!("draft saved, not published ({live})"),
         Status::WouldSaveDraft => format!("would save a draft ({live})"),
         Status::WouldPublish => format!("would publish v{version}{}", created("creating")),
