@@ -224,7 +224,7 @@ async fn push(args: &PushArgs) -> Result<ExitCode, ClientError> {
     };
     let output = match args.format {
         OutputFormat::Json => json_text(&report),
-        OutputFormat::Human => human_report(&report, hold_back),
+        OutputFormat::Human => human_report(&report, hold_back && args.publish),
     };
     write_stdout(&output)?;
     Ok(match ok {
@@ -477,9 +477,13 @@ fn human_report(report: &PushReport, held_back: bool) -> String {
         counts.join(", ")
     ));
     if held_back {
-        out.push_str(
-            "nothing published because a file has errors (--keep-going publishes the files without errors)\n",
-        );
+        let verb = match report.dry_run {
+            true => "nothing would be published",
+            false => "nothing published",
+        };
+        out.push_str(&format!(
+            "{verb} because a file has errors (--keep-going publishes the files without errors)\n"
+        ));
     }
     if report.dry_run {
         out.push_str("dry run: nothing was saved or published\n");
@@ -598,6 +602,61 @@ mod tests {
                 live: None,
                 topics_to_create: Vec::new()
             }
+        );
+    }
+
+    fn outcome(flow: &str, status: Status, live_version: Option<u32>) -> FlowOutcome {
+        FlowOutcome {
+            file: format!("flows/{flow}.json"),
+            flow: Some(flow.to_owned()),
+            status,
+            version: None,
+            live_version,
+            topics_created: Vec::new(),
+            diagnostics: Vec::new(),
+            refused: None,
+        }
+    }
+
+    #[test]
+    fn reports_say_what_was_done_or_would_be_done() {
+        let mut published = outcome("restock", Status::Published, Some(6));
+        published.version = Some(7);
+        published.topics_created = vec!["Blue restock".into()];
+        let mut invalid = outcome("broken", Status::Invalid, None);
+        invalid.diagnostics = with_file(
+            "flows/broken.json",
+            vec![Diagnostic::new(
+                "dangling-target",
+                "/start",
+                "block `x` does not exist",
+            )],
+        );
+        let mut report = PushReport {
+            server: "http://127.0.0.1:8080".into(),
+            page: "1001".into(),
+            dry_run: false,
+            publish: true,
+            ok: true,
+            flows: vec![outcome("lead", Status::Unchanged, Some(2)), published],
+        };
+        assert_eq!(
+            human_report(&report, false),
+            "flows/lead.json (lead): unchanged\n\
+             flows/restock.json (restock): published v7, created topic \"Blue restock\"\n\
+             pushed 2 flows to Page 1001 on http://127.0.0.1:8080: 1 published, 1 unchanged\n"
+        );
+        report.dry_run = true;
+        report.ok = false;
+        report.flows = vec![invalid, outcome("lead", Status::HeldBack, Some(2))];
+        assert_eq!(
+            human_report(&report, true),
+            "flows/broken.json:/start: error[dangling-target]: block `x` does not exist\n\
+             flows/broken.json (broken): 1 error (would not be published)\n\
+             flows/lead.json (lead): would save a draft, not publish (live v2)\n\
+             dry run of 2 flows against Page 1001 on http://127.0.0.1:8080: 1 held back, 1 with errors\n\
+             nothing would be published because a file has errors (--keep-going publishes the files without errors)\n\
+             dry run: nothing was saved or published\n"
         );
     }
 
