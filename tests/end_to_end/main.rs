@@ -1,6 +1,7 @@
 //! End-to-end tests: one test binary whose modules are the suites.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod admin_client;
 mod architecture;
 mod crash;
 mod http;

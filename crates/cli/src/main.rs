@@ -1,8 +1,15 @@
 //! The `botflow` command-line tool: a thin clap entry point with one module per subcommand.
 
+mod admin_api;
+mod client;
+mod flows;
+mod notify;
+mod output;
+mod push;
 mod schema;
 mod serve;
 mod simulate;
+mod topics;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -27,7 +34,14 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run the webhook, the admin API and the runtime (`--demo` for a first look without secrets).
     Serve(serve::ServeArgs),
-    // `Serve` and `Simulate` are added here by their owners: one variant and one module each.
+    /// Save flow files as drafts on a running server and, with --publish, publish them.
+    Push(push::PushArgs),
+    /// List, add, rename or delete the OTN topics of a Page on a running server.
+    Topics(topics::TopicsArgs),
+    /// List flows, their versions, roll back, or pull a live version's source.
+    Flows(flows::FlowsArgs),
+    /// Send one message to every subscriber waiting on a topic.
+    Notify(notify::NotifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +51,9 @@ fn main() -> ExitCode {
         Command::Schema(args) => schema::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Push(args) => push::run(&args),
+        Command::Topics(args) => topics::run(&args),
+        Command::Flows(args) => flows::run(&args),
+        Command::Notify(args) => notify::run(&args),
     }
 }

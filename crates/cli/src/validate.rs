@@ -3,9 +3,8 @@
 //! Exit codes: 0 all valid, 1 problems found (errors, or warnings with `--deny-warnings`),
 //! 2 usage or I/O error (e.g. a path that does not exist).
 
+use crate::output::{OutputFormat, count, json_text, plural, push_diagnostic_lines, write_stdout};
 use botflow_flow::{FileDiagnostic, FlowDocument, Severity, check_bytes, check_trigger_conflicts};
-use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +14,8 @@ pub(crate) struct ValidateArgs {
     /// Flow files, or folders searched recursively for `*.json` files.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Output format.
+    /// Output format: `human` (rustc-like lines and a summary) or `json` (one array of
+    /// diagnostics with file, pointer, code, severity and message).
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     format: OutputFormat,
     /// Treat warnings as errors for the exit code.
@@ -23,18 +23,9 @@ pub(crate) struct ValidateArgs {
     deny_warnings: bool,
 }
 
-/// How problems are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum OutputFormat {
-    /// `file:pointer: error[code]: message` lines and a summary line.
-    Human,
-    /// One JSON array of diagnostics with file, pointer, code, severity and message.
-    Json,
-}
-
-/// Why a run could not check the flows.
+/// Why a run could not check the flows (also used by `push`, which reads files the same way).
 #[derive(Debug, thiserror::Error)]
-enum ValidateError {
+pub(crate) enum ValidateError {
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -98,11 +89,7 @@ fn check_paths(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
     let warnings = all.len() - errors;
     let output = match args.format {
         OutputFormat::Human => human_output(&all, files.len(), errors, warnings),
-        OutputFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&all).unwrap_or_else(|_| "[]".to_owned());
-            text.push('\n');
-            text
-        }
+        OutputFormat::Json => json_text(&all),
     };
     let failed = errors > 0 || (args.deny_warnings && warnings > 0);
     let code = if failed {
@@ -110,41 +97,30 @@ fn check_paths(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
     } else {
         ExitCode::SUCCESS
     };
-    match std::io::stdout().lock().write_all(output.as_bytes()) {
-        // The reader stopped early (`| head`): the verdict stands, and there is nothing to say.
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
-        Err(err) => Err(err.into()),
-        Ok(()) => Ok(code),
-    }
+    write_stdout(&output)?;
+    Ok(code)
 }
 
 fn human_output(all: &[FileDiagnostic], files: usize, errors: usize, warnings: usize) -> String {
     let mut out = String::new();
-    for entry in all {
-        out.push_str(&botflow_flow::render_human(&entry.file, &entry.diagnostic));
-        out.push('\n');
-    }
+    push_diagnostic_lines(&mut out, all);
     let checked = format!("checked {files} {}", plural(files, "file", "files"));
-    let _ = if errors == 0 && warnings == 0 {
-        writeln!(out, "{checked}: all valid")
+    let verdict = if errors == 0 && warnings == 0 {
+        "all valid".to_owned()
     } else {
-        writeln!(
-            out,
-            "{checked}: {errors} {}, {warnings} {}",
-            plural(errors, "error", "errors"),
-            plural(warnings, "warning", "warnings")
+        format!(
+            "{}, {}",
+            count(errors, "error", "errors"),
+            count(warnings, "warning", "warnings")
         )
     };
+    out.push_str(&format!("{checked}: {verdict}\n"));
     out
-}
-
-fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 { one } else { many }
 }
 
 /// The files to check: each file as given, and each folder's `*.json` files, recursively and
 /// sorted by path. A path given twice is checked once.
-fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ValidateError> {
+pub(crate) fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ValidateError> {
     let mut files = Vec::new();
     for path in paths {
         let metadata = std::fs::metadata(path).map_err(|source| ValidateError::Read {

@@ -54,6 +54,6 @@ pub use rules::{
 };
 pub use schema::{flow_schema, flow_schema_text};
 pub use template::{Template, TemplatePart};
-pub use topics::TopicLookup;
+pub use topics::{TopicLookup, visit_topic_refs};
 pub use triggers::{FileDiagnostic, check_trigger_conflicts, trigger_conflicts_with_live};
 pub use valid::ValidFlow;

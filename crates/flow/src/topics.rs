@@ -1,6 +1,8 @@
-//! Looking topic ids up in a store, so validation can report `unknown-topic` without doing I/O.
+//! Topics in a flow: looking topic ids up in a store, so validation can report `unknown-topic`
+//! without doing I/O, and walking every topic reference of a document.
 
 use crate::ids::TopicId;
+use crate::model::{BlockKind, FlowDocument, Message, TopicRef};
 
 /// Answers whether a topic id exists for the Page a flow belongs to; the storage crate
 /// implements it over its topic table. A closure `Fn(&TopicId) -> bool` also works.
@@ -29,5 +31,37 @@ pub trait TopicLookup {
 impl<F: Fn(&TopicId) -> bool> TopicLookup for F {
     fn topic_exists(&self, id: &TopicId) -> bool {
         self(id)
+    }
+}
+
+/// Calls `f` with every topic reference of a document (OTN requests in `send_message` blocks and
+/// `otn_send` blocks), in document order, with its JSON Pointer. Storage resolves names to ids
+/// with it at publish; the CLI does the same against a server's topic list to tell whether a
+/// publish would change anything.
+pub fn visit_topic_refs(doc: &mut FlowDocument, f: &mut dyn FnMut(&mut TopicRef, String)) {
+    fn in_message(
+        message: &mut Message,
+        pointer: String,
+        f: &mut dyn FnMut(&mut TopicRef, String),
+    ) {
+        if let Message::OtnRequest(request) = message {
+            if let Some(topic) = request.topic.as_mut() {
+                f(topic, format!("{pointer}/topic"));
+            }
+        }
+    }
+    for (b, block) in doc.blocks.iter_mut().enumerate() {
+        match &mut block.kind {
+            BlockKind::SendMessage { messages } => {
+                for (m, message) in messages.iter_mut().enumerate() {
+                    in_message(message, format!("/blocks/{b}/messages/{m}"), f);
+                }
+            }
+            BlockKind::OtnSend(send) => {
+                f(&mut send.topic, format!("/blocks/{b}/topic"));
+                in_message(&mut send.message, format!("/blocks/{b}/message"), f);
+            }
+            _ => {}
+        }
     }
 }

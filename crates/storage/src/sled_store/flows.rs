@@ -13,8 +13,8 @@ use crate::ids::PageId;
 use crate::store::StoreResult;
 use crate::topic::{Topic, clean_topic_name, topic_name_key};
 use botflow_flow::{
-    BlockKind, Diagnostic, FlowDocument, FlowId, Message, TopicId, TopicRef, ValidFlow,
-    check_text_with_topics, trigger_conflicts_with_live, validate_with_topics,
+    Diagnostic, FlowDocument, FlowId, TopicId, TopicRef, ValidFlow, check_text_with_topics,
+    trigger_conflicts_with_live, validate_with_topics, visit_topic_refs,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -59,35 +59,6 @@ pub(super) fn topic_refs(doc: &FlowDocument) -> Vec<(TopicRef, String)> {
     let mut refs = Vec::new();
     visit_topic_refs(&mut doc, &mut |r, pointer| refs.push((r.clone(), pointer)));
     refs
-}
-
-/// Calls `f` with every topic reference of a document (OTN requests and `otn_send` blocks).
-fn visit_topic_refs(doc: &mut FlowDocument, f: &mut dyn FnMut(&mut TopicRef, String)) {
-    fn in_message(
-        message: &mut Message,
-        pointer: String,
-        f: &mut dyn FnMut(&mut TopicRef, String),
-    ) {
-        if let Message::OtnRequest(request) = message {
-            if let Some(topic) = request.topic.as_mut() {
-                f(topic, format!("{pointer}/topic"));
-            }
-        }
-    }
-    for (b, block) in doc.blocks.iter_mut().enumerate() {
-        match &mut block.kind {
-            BlockKind::SendMessage { messages } => {
-                for (m, message) in messages.iter_mut().enumerate() {
-                    in_message(message, format!("/blocks/{b}/messages/{m}"), f);
-                }
-            }
-            BlockKind::OtnSend(send) => {
-                f(&mut send.topic, format!("/blocks/{b}/topic"));
-                in_message(&mut send.message, format!("/blocks/{b}/message"), f);
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Resolves topic names to ids inside the publish transaction, creating missing topics.

@@ -1,0 +1,123 @@
+//! The admin API's answers as the CLI reads them (the server's handlers in
+//! `crates/server/src/api/` write them; `crates/server/src/openapi.json` documents them).
+//! Only the fields the CLI uses are read; unknown fields are ignored so a newer server works.
+
+use botflow_flow::{Diagnostic, FlowDocument};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `{"error": {"code", "message", "diagnostics"?}}`: every failure answer of the API.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorBody {
+    /// The error.
+    pub(crate) error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorDetail {
+    /// Stable code, e.g. `conflict`, `invalid_flow`.
+    pub(crate) code: String,
+    /// What went wrong, for people.
+    pub(crate) message: String,
+    /// Validation problems of a flow that cannot be saved or published.
+    #[serde(default)]
+    pub(crate) diagnostics: Vec<Diagnostic>,
+}
+
+/// One Page of `GET /api/pages`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageView {
+    /// The Page id.
+    pub(crate) id: String,
+}
+
+/// A topic of `GET .../topics` (also the answer of create and rename).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub(crate) struct TopicView {
+    /// Id (stable across renames).
+    pub(crate) id: String,
+    /// Name.
+    pub(crate) name: String,
+    /// Opt-ins waiting to be used.
+    pub(crate) usable_tokens: u64,
+    /// When it was created.
+    pub(crate) created_ms: u64,
+    /// Flows whose live version uses it.
+    #[serde(default)]
+    pub(crate) used_by: Vec<String>,
+}
+
+/// The answer of `DELETE .../topics/{topic}`.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct DeletedView {
+    /// The deleted topic.
+    pub(crate) deleted: TopicView,
+    /// Unused opt-ins that were invalidated.
+    pub(crate) invalidated_tokens: u64,
+}
+
+/// The answer of `POST .../topics/{topic}/notify`.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct NotifyReport {
+    /// The topic id.
+    pub(crate) topic: String,
+    /// Messages queued, one token each.
+    pub(crate) queued: u64,
+    /// Holders who had no usable token left.
+    pub(crate) no_token: u64,
+    /// Tokens found expired.
+    pub(crate) expired: u64,
+}
+
+/// The diagnostics of a draft save (`PUT .../flows/{flow}`) or of `POST /api/validate`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ValidationReport {
+    /// Every problem found, errors and warnings.
+    pub(crate) diagnostics: Vec<Diagnostic>,
+}
+
+/// A topic created inline by a publish.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct CreatedTopic {
+    /// Its id.
+    pub(crate) id: String,
+    /// Its name.
+    pub(crate) name: String,
+}
+
+/// The answer of publish and rollback.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PublishView {
+    /// The live version after the call.
+    pub(crate) version: u32,
+    /// Whether it equals the version that was live before (nothing new was published).
+    pub(crate) unchanged: bool,
+    /// Topics the publish created because the flow named them.
+    #[serde(default)]
+    pub(crate) topics_created: Vec<CreatedTopic>,
+}
+
+/// `GET .../flows/{flow}/versions/{n}`: a published version.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct VersionView {
+    /// Its number.
+    pub(crate) version: u32,
+    /// Whether new runs start on it.
+    pub(crate) live: bool,
+    /// When it was published.
+    pub(crate) published_ms: u64,
+    /// The version whose content a rollback republished.
+    pub(crate) republished_from: Option<u32>,
+    /// The document as it runs (topic references by id).
+    pub(crate) document: Value,
+    /// The document as it was written (topics by name where it named them).
+    pub(crate) source: Value,
+}
+
+impl VersionView {
+    /// The running document as a flow, to compare with a file.
+    pub(crate) fn running_document(&self) -> Result<FlowDocument, serde_json::Error> {
+        FlowDocument::deserialize(&self.document)
+    }
+}
