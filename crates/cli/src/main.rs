@@ -1,5 +1,6 @@
 //! The `botflow` command-line tool: a thin clap entry point with one module per subcommand.
 
+mod openapi;
 mod schema;
 mod serve;
 mod simulate;
@@ -23,6 +24,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema (draft 2020-12) of the flow format.
     Schema(schema::SchemaArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP interface (admin API, webhook, operations).
+    Openapi(openapi::OpenapiArgs),
     /// Play a scripted conversation through a flow and print the transcript.
     Simulate(simulate::SimulateArgs),
     /// Run the webhook, the admin API and the runtime (`--demo` for a first look without secrets).
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Openapi(args) => openapi::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Serve(args) => serve::run(&args),
     }
