@@ -25,7 +25,11 @@ use utoipa::ToSchema;
     tag = "flows",
     params(PagePath),
     responses(
-        (status = 200, description = "Flows, by id.", body = Vec<FlowSummarySchema>),
+        (status = 200, description = "Flows, by id.", body = Vec<FlowSummarySchema>, links(
+            ("getDraft" = (operation_id = "getDraft", parameters(("page" = "$request.path.page"), ("flow" = "$response.body#/0/id")), description = "Read the first flow's draft.")),
+            ("publish" = (operation_id = "publishFlow", parameters(("page" = "$request.path.page"), ("flow" = "$response.body#/0/id")), description = "Publish the first flow's draft.")),
+            ("version" = (operation_id = "getFlowVersion", parameters(("page" = "$request.path.page"), ("flow" = "$response.body#/0/id"), ("n" = "$response.body#/0/latest_version")), description = "Read the first flow's latest version.")),
+        )),
         (status = 404, description = "Unknown Page.", body = ErrorBody),
     )
 )]

@@ -98,7 +98,8 @@ pub(crate) struct NotifyReport {
 }
 
 /// 202 once every message is durably queued (the dispatcher drains them at the Page's pace);
-/// 404 for an unknown topic or flow; 422 for an empty or too long text.
+/// 404 for an unknown topic (the path); 422 for an empty or too long text, or a flow without a
+/// published version (the body: the topic exists, so a 404 would mislead).
 #[utoipa::path(
     post,
     path = "/pages/{page}/topics/{topic}/notify",
@@ -109,8 +110,8 @@ pub(crate) struct NotifyReport {
     responses(
         (status = 202, description = "Every message is queued; the counts say how many.", body = NotifyReport),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
-        (status = 404, description = "Unknown Page or topic, or a flow without a published version.", body = ErrorBody),
-        (status = 422, description = "Not exactly one of `text` and `flow`, an unknown field, or a blank or too long text.", body = ErrorBody),
+        (status = 404, description = "Unknown Page or topic.", body = ErrorBody),
+        (status = 422, description = "Not exactly one of `text` and `flow`, an unknown field, a blank or too long text, or a `flow` without a published version on the Page.", body = ErrorBody),
         (status = 503, description = "The server is shutting down.", body = ErrorBody),
     )
 )]
@@ -144,8 +145,8 @@ pub(crate) async fn notify(
         )));
     }
     if let (false, NotifyContent::Flow(flow)) = (flow_live, &content) {
-        return Err(ApiError::NotFound(format!(
-            "flow {flow} has no published version on page {}",
+        return Err(ApiError::Unprocessable(format!(
+            "flow {flow} has no published version on page {}; publish it first",
             path.page
         )));
     }

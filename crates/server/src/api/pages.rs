@@ -22,7 +22,10 @@ pub(crate) struct PageView {
     path = "/pages",
     operation_id = "listPages",
     tag = "pages",
-    responses((status = 200, description = "Pages in configuration order.", body = Vec<PageView>))
+    responses((status = 200, description = "Pages in configuration order.", body = Vec<PageView>, links(
+        ("topics" = (operation_id = "listTopics", parameters(("page" = "$response.body#/0/id")), description = "The first Page's topics.")),
+        ("flows" = (operation_id = "listFlows", parameters(("page" = "$response.body#/0/id")), description = "The first Page's flows.")),
+    )))
 )]
 pub(crate) async fn list(State(state): State<Arc<AppState>>) -> Json<Vec<PageView>> {
     Json(

@@ -86,7 +86,10 @@ impl From<TopicSummary> for TopicView {
     tag = "topics",
     params(PagePath),
     responses(
-        (status = 200, description = "Topics, by name.", body = Vec<TopicView>),
+        (status = 200, description = "Topics, by name.", body = Vec<TopicView>, links(
+            ("rename" = (operation_id = "renameTopic", parameters(("page" = "$request.path.page"), ("topic" = "$response.body#/0/id")), description = "Rename the first topic.")),
+            ("notify" = (operation_id = "notifyTopic", parameters(("page" = "$request.path.page"), ("topic" = "$response.body#/0/id")), description = "Notify the subscribers waiting on the first topic.")),
+        )),
         (status = 404, description = "Unknown Page.", body = ErrorBody),
     )
 )]
