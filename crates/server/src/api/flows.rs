@@ -141,7 +141,9 @@ pub(crate) struct DraftDocumentView {
     tag = "flows",
     params(FlowPath),
     responses(
-        (status = 200, description = "The saved draft.", body = DraftDocumentView),
+        (status = 200, description = "The saved draft.", body = DraftDocumentView, links(
+            ("save" = (operation_id = "saveDraft", parameters(("page" = "$request.path.page"), ("flow" = "$response.body#/flow")), request_body = "$response.body#/document", description = "Save the draft back, as the builder does after an edit.")),
+        )),
         (status = 404, description = "Unknown Page, or the flow has no draft.", body = ErrorBody),
     )
 )]
@@ -227,7 +229,10 @@ impl From<Published> for PublishView {
             ("version" = (operation_id = "getFlowVersion", parameters(("page" = "$request.path.page"), ("flow" = "$response.body#/flow"), ("n" = "$response.body#/version")), description = "Read the live version.")),
             ("rollback" = (operation_id = "rollbackFlow", parameters(("page" = "$request.path.page"), ("flow" = "$response.body#/flow"), ("n" = "$response.body#/version")), description = "Make this version live again later.")),
         )),
-        (status = 200, description = "The draft equals the live version; nothing new was published.", body = PublishView),
+        (status = 200, description = "The draft equals the live version; nothing new was published.", body = PublishView, links(
+            ("version" = (operation_id = "getFlowVersion", parameters(("page" = "$request.path.page"), ("flow" = "$response.body#/flow"), ("n" = "$response.body#/version")), description = "Read the live version.")),
+            ("rollback" = (operation_id = "rollbackFlow", parameters(("page" = "$request.path.page"), ("flow" = "$response.body#/flow"), ("n" = "$response.body#/version")), description = "Make this version live again later.")),
+        )),
         (status = 404, description = "Unknown Page, or the flow has no draft.", body = ErrorBody),
         (status = 422, description = "The draft has validation errors, or claims a trigger of another live flow of the Page (listed in `error.diagnostics`).", body = ErrorBody),
     )
