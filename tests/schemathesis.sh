@@ -48,12 +48,15 @@ done
 echo "schemathesis.sh: botflow serve --demo on $base_url"
 
 status=0
-"$venv/bin/st" --config-file tests/schemathesis.toml run "$base_url/api/openapi.json" \
+# Run from the scratch folder: nothing schemathesis writes lands in the work tree.
+config="$PWD/tests/schemathesis.toml"
+st="$(cd "$venv/bin" && pwd)/st"
+(cd "$work" && "$st" --config-file "$config" run "$base_url/api/openapi.json" \
     --checks all \
     --phases examples,coverage,fuzzing,stateful \
     --header "Authorization: Bearer demo-admin-token" \
     --no-color \
-    --report junit --report-dir "$work/report" || status=$?
+    --report junit --report-dir "$work/report") || status=$?
 if [[ $status -ne 0 ]]; then
     echo "schemathesis.sh: schemathesis reported failures or errors (exit $status); server log tail:"
     tail -n 20 "$work/server.log"

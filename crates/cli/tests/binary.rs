@@ -16,7 +16,7 @@ fn help_lists_every_command() {
     let out = botflow(&["--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    for command in ["validate", "schema"] {
+    for command in ["validate", "schema", "openapi"] {
         assert!(
             text.contains(command),
             "`{command}` missing from help:\n{text}"

@@ -18,7 +18,8 @@ use utoipa::{PartialSchema, ToSchema};
 const MAX_TEXT_CHARS: usize = 2_000;
 
 /// A text with a character that is not white space (in Rust's `trim` sense), as ECMA-262.
-const NOT_BLANK_PATTERN: &str = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+const NOT_BLANK_PATTERN: &str =
+    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// What to send: `{"text": "..."}`, or `{"flow": "<flow id>"}` to run a published flow for each
 /// subscriber waiting on the topic. Exactly one of the two is given.
@@ -40,16 +41,22 @@ impl PartialSchema for NotifyRequest {
             .min_length(Some(1))
             .max_length(Some(MAX_TEXT_CHARS))
             .pattern(Some(NOT_BLANK_PATTERN))
-            .description(Some("The message text: 1 to 2000 characters, not only white space."));
+            .description(Some(
+                "The message text: 1 to 2000 characters, not only white space.",
+            ));
         let flow = ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some("Id of a published flow to start for each subscriber with a usable token."));
+            .description(Some(
+                "Id of a published flow to start for each subscriber with a usable token.",
+            ));
         let shape = |name: &str, property: ObjectBuilder| {
             ObjectBuilder::new()
                 .schema_type(Type::Object)
                 .property(name, property)
                 .required(name)
-                .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ))
                 .build()
         };
         OneOfBuilder::new()

@@ -5,8 +5,8 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
-use utoipa::ToSchema;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// A Page as the API shows it. The access token is never shown.
 #[derive(Debug, Serialize, ToSchema)]

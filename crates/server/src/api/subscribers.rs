@@ -2,8 +2,8 @@
 
 use crate::api::SubscriberPath;
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::SessionSchema;
 use crate::ingest::now_ms;
+use crate::openapi::SessionSchema;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};

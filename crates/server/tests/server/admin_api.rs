@@ -389,7 +389,11 @@ async fn a_saved_draft_is_read_back_with_its_diagnostics() {
 async fn every_status_the_admin_api_answers_is_documented() {
     let server = TestServer::start().await;
     let openapi = server.json_of(server.get("/api/openapi.json")).await;
-    assert_eq!(openapi, botflow_server::openapi(), "the served document is the generated one");
+    assert_eq!(
+        openapi,
+        botflow_server::openapi(),
+        "the served document is the generated one"
+    );
     let flows = format!("/api/pages/{PAGE_ID}/flows");
     server
         .json(
