@@ -14,6 +14,12 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 venv="${SCHEMATHESIS_VENV:-$target_dir/schemathesis-venv}"
 if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     echo "schemathesis.sh: installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+    if ! { command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 \
+        && python3 -c 'import ensurepip' 2>/dev/null; }; then
+        # A bare Debian has python3 without venv/ensurepip: install them (CI runs as root).
+        apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
+    fi
+    rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
