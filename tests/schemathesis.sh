@@ -57,7 +57,8 @@ status=0
 # Run from the scratch folder: nothing schemathesis writes lands in the work tree.
 config="$PWD/tests/schemathesis.toml"
 st="$(cd "$venv/bin" && pwd)/st"
-(cd "$work" && "$st" --config-file "$config" run "$base_url/api/openapi.json" \
+hooks="$PWD/tests/schemathesis_hooks.py"
+(cd "$work" && SCHEMATHESIS_HOOKS="$hooks" "$st" --config-file "$config" run "$base_url/api/openapi.json" \
     --checks all \
     --phases examples,coverage,fuzzing,stateful \
     --header "Authorization: Bearer demo-admin-token" \

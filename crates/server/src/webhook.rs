@@ -16,7 +16,8 @@ use botflow_messenger::{
 };
 use serde::Serialize;
 use std::sync::Arc;
-use utoipa::ToSchema;
+use utoipa::openapi::{ArrayBuilder, ObjectBuilder, RefOr, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 /// `GET /webhook`: answers Meta's subscribe handshake with the challenge, or 403; a query that
 /// cannot be read (a parameter given twice) is a 400.
@@ -46,6 +47,35 @@ pub(crate) async fn handshake(
     })
 }
 
+/// The body of a delivery as [`parse_webhook`] reads it: an object with a string `object` and an
+/// `entry` array; entries that are not objects are skipped, and every other part is lenient
+/// (unknown event kinds are kept), so nothing else can make a signed delivery a 400.
+pub(crate) struct WebhookEnvelope;
+
+impl PartialSchema for WebhookEnvelope {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Messenger's `{\"object\": \"page\", \"entry\": [...]}` envelope; entries are \
+                 `{\"id\", \"time\", \"messaging\": [...]}` objects (others are skipped).",
+            ))
+            .property("object", ObjectBuilder::new().schema_type(Type::String))
+            .required("object")
+            .property(
+                "entry",
+                // Any items: an entry that is not an object is skipped, not refused.
+                ArrayBuilder::new().items(
+                    ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::AnyValue),
+                ),
+            )
+            .required("entry")
+            .into()
+    }
+}
+
+impl ToSchema for WebhookEnvelope {}
+
 /// The JSON answer to an accepted delivery (Meta ignores it; operators and tests read it).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DeliveryReceipt {
@@ -67,10 +97,10 @@ pub(crate) struct DeliveryReceipt {
     params(
         ("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the body with the app secret."),
     ),
-    request_body(content = Object, description = "Messenger's `{\"object\": \"page\", \"entry\": [...]}` envelope."),
+    request_body(content = WebhookEnvelope, description = "The delivery, signed as it is sent."),
     responses(
         (status = 200, description = "Every event is journaled; redeliveries are counted as duplicates.", body = DeliveryReceipt),
-        (status = 400, description = "The body is not a webhook envelope.", body = ErrorBody),
+        (status = 400, description = "The body is not JSON, or has no string `object` or no `entry` array.", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature; nothing stored.", body = ErrorBody),
         (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
     )
