@@ -5,3 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace
+# The HTTP API fuzzed from its generated OpenAPI document against the real `serve --demo`.
+bash tests/schemathesis.sh

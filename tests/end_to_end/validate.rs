@@ -235,6 +235,16 @@ fn a_reader_that_stops_early_is_not_an_error() {
 }
 
 #[test]
+fn openapi_prints_the_stored_document() {
+    let run = botflow(&workspace_root(), &["openapi"]);
+    assert_eq!(run.code, 0);
+    let stored = std::fs::read_to_string(workspace_root().join("schemas/openapi.json")).unwrap();
+    assert_eq!(run.stdout, stored);
+    let document: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+}
+
+#[test]
 fn schema_prints_the_stored_schema() {
     let run = botflow(&workspace_root(), &["schema"]);
     assert_eq!(run.code, 0);

@@ -4,6 +4,7 @@ mod admin_api;
 mod client;
 mod flows;
 mod notify;
+mod openapi;
 mod output;
 mod push;
 mod schema;
@@ -30,6 +31,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema (draft 2020-12) of the flow format.
     Schema(schema::SchemaArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP interface (admin API, webhook, operations).
+    Openapi(openapi::OpenapiArgs),
     /// Play a scripted conversation through a flow and print the transcript.
     Simulate(simulate::SimulateArgs),
     /// Run the webhook, the admin API and the runtime (`--demo` for a first look without secrets).
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Openapi(args) => openapi::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Push(args) => push::run(&args),

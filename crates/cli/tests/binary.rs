@@ -17,7 +17,7 @@ fn help_lists_every_command() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     for command in [
-        "validate", "schema", "simulate", "serve", "push", "topics", "flows", "notify",
+        "validate", "schema", "openapi", "simulate", "serve", "push", "topics", "flows", "notify",
     ] {
         assert!(
             text.contains(command),

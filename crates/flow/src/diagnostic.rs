@@ -1,10 +1,13 @@
 //! Validation problems as values: a stable code, a severity, a JSON Pointer and a message.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How serious a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The flow may run but probably not as meant.
@@ -23,7 +26,7 @@ impl fmt::Display for Severity {
 }
 
 /// One problem found in a flow document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Diagnostic {
     /// Stable code, e.g. `dangling-target`; see [`crate::codes`].
     pub code: String,
@@ -42,7 +45,7 @@ pub struct Diagnostic {
 }
 
 /// A 1-based line and column in the JSON text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TextLocation {
     /// Line, from 1.
     pub line: usize,

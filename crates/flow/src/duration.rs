@@ -128,6 +128,18 @@ impl<'de> Deserialize<'de> for FlowDuration {
     }
 }
 
+/// What [`FlowDuration::from_str`] accepts, as an ECMA-262 regular expression: surrounding white
+/// space (Rust's `trim` set), a whole number (leading zeros allowed) of at most 400 days in its
+/// unit, and the unit.
+pub const DURATION_PATTERN: &str = concat!(
+    r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*0*(?:",
+    r"(?:[0-9]{1,7}|[12][0-9]{7}|3[0-3][0-9]{6}|34[0-4][0-9]{5}|345[0-5][0-9]{4}|34560000)s|",
+    r"(?:[0-9]{1,5}|[1-4][0-9]{5}|5[0-6][0-9]{4}|57[0-5][0-9]{3}|576000)m|",
+    r"(?:[0-9]{1,3}|[1-8][0-9]{3}|9[0-5][0-9]{2}|9600)h|",
+    r"(?:[0-9]{1,2}|[1-3][0-9]{2}|400)d",
+    r")[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+);
+
 impl JsonSchema for FlowDuration {
     fn schema_name() -> Cow<'static, str> {
         "Duration".into()
@@ -136,7 +148,7 @@ impl JsonSchema for FlowDuration {
     fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^[0-9]+[smhd]$",
+            "pattern": DURATION_PATTERN,
             "description": "A whole number followed by a unit: s (seconds), m (minutes), h (hours) or d (days), e.g. \"90s\", \"15m\", \"25h\", \"3d\". At most 400 days.",
             "examples": ["90s", "15m", "25h", "3d"]
         })

@@ -12,6 +12,9 @@ use botflow_flow::Diagnostic;
 use botflow_storage::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+use crate::openapi::DiagnosticSchema;
 
 /// An error answered to an HTTP client; the variant fixes the status and the stable `code`.
 #[derive(Debug, thiserror::Error)]
@@ -75,20 +78,20 @@ impl ApiError {
     }
 
     /// The stable machine-readable code put in the body.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::BadJson(_) => "bad_json",
-            Self::BadRequest(_) => "bad_request",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::Unprocessable(_) => "unprocessable",
-            Self::InvalidFlow(_) => "invalid_flow",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::BadJson(_) => ErrorCode::BadJson,
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::Unprocessable(_) => ErrorCode::Unprocessable,
+            Self::InvalidFlow(_) => ErrorCode::InvalidFlow,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -120,17 +123,54 @@ impl From<StoreError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The stable machine-readable codes of [`ApiError`], as written in `error.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 401.
+    Unauthorized,
+    /// 403.
+    Forbidden,
+    /// 400: the body is not JSON.
+    BadJson,
+    /// 400: a query or path parameter cannot be used.
+    BadRequest,
+    /// 404.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 409.
+    Conflict,
+    /// 413.
+    PayloadTooLarge,
+    /// 422: JSON that breaks a rule.
+    Unprocessable,
+    /// 422: a flow with validation errors, listed in `diagnostics`.
+    InvalidFlow,
+    /// 503.
+    Unavailable,
+    /// 500.
+    Internal,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
+/// Every error answer: `{"error": {"code", "message", "diagnostics"?}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// The inside of an error answer.
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// Stable, machine-readable.
+    code: ErrorCode,
+    /// What went wrong, for a person.
     message: String,
+    /// The flow's problems, for `invalid_flow`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    diagnostics: Option<&'a [Diagnostic]>,
+    #[schema(value_type = Option<Vec<DiagnosticSchema>>)]
+    diagnostics: Option<Vec<Diagnostic>>,
 }
 
 impl IntoResponse for ApiError {
@@ -144,13 +184,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let diagnostics = match &self {
-            Self::InvalidFlow(diagnostics) => Some(diagnostics.as_slice()),
+        let code = self.code();
+        let diagnostics = match self {
+            Self::InvalidFlow(diagnostics) => Some(diagnostics),
             _ => None,
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code(),
+                code,
                 message,
                 diagnostics,
             },

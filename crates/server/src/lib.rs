@@ -41,5 +41,6 @@ pub use app::{RunningServer, ServeError};
 pub use config::{ConfigError, MissingSetting, MissingSettings, PageConfig, ServerConfig};
 pub use error::{ApiError, ApiJson};
 pub use ingest::IngestOutcome;
-pub use router::{ROUTES, router};
+pub use openapi::{openapi, openapi_text};
+pub use router::router;
 pub use state::AppState;

@@ -1,4 +1,5 @@
-//! The one function that builds the HTTP router, and the table of every route it serves.
+//! The one place that lists the routes: each handler with its `#[utoipa::path]` documentation,
+//! served by [`router`] and documented by [`crate::openapi::openapi`].
 
 use crate::api;
 use crate::auth::require_admin_token;
@@ -7,90 +8,63 @@ use crate::state::AppState;
 use crate::{openapi, ops, webhook};
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
-use axum::http::header::{CONNECTION, CONTENT_TYPE};
+use axum::http::header::{ALLOW, CONNECTION, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
 use axum::{Extension, Router};
 use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Every (method, path) the router serves, in axum's path syntax (the same as OpenAPI's).
-/// A test checks that the router serves each and that `/api/openapi.json` documents each.
-pub const ROUTES: &[(Method, &str)] = &[
-    (Method::GET, "/healthz"),
-    (Method::GET, "/metrics"),
-    (Method::GET, "/webhook"),
-    (Method::POST, "/webhook"),
-    (Method::GET, "/api/openapi.json"),
-    (Method::POST, "/api/validate"),
-    (Method::GET, "/api/pages"),
-    (Method::GET, "/api/pages/{page}/topics"),
-    (Method::POST, "/api/pages/{page}/topics"),
-    (Method::PATCH, "/api/pages/{page}/topics/{topic}"),
-    (Method::DELETE, "/api/pages/{page}/topics/{topic}"),
-    (Method::POST, "/api/pages/{page}/topics/{topic}/notify"),
-    (Method::GET, "/api/pages/{page}/flows"),
-    (Method::GET, "/api/pages/{page}/flows/{flow}"),
-    (Method::PUT, "/api/pages/{page}/flows/{flow}"),
-    (Method::POST, "/api/pages/{page}/flows/{flow}/publish"),
-    (Method::GET, "/api/pages/{page}/flows/{flow}/versions/{n}"),
-    (Method::POST, "/api/pages/{page}/flows/{flow}/rollback/{n}"),
-    (Method::GET, "/api/pages/{page}/subscribers/{psid}"),
-];
+/// The public routes: operations endpoints, the webhook and this document.
+fn public_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(webhook::handshake, webhook::receive))
+        .routes(routes!(openapi::document))
+}
+
+/// The admin routes, nested under `/api` and served only with the bearer token; the document
+/// says so for each of them (security and 401), since the check is a layer.
+fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
+    let mut admin = OpenApiRouter::default()
+        .routes(routes!(api::validate::validate_flow))
+        .routes(routes!(api::pages::list))
+        .routes(routes!(api::topics::list, api::topics::create))
+        .routes(routes!(api::topics::rename, api::topics::delete))
+        .routes(routes!(api::notify::notify))
+        .routes(routes!(api::flows::list))
+        .routes(routes!(api::flows::draft, api::flows::save_draft))
+        .routes(routes!(api::flows::publish))
+        .routes(routes!(api::flows::version))
+        .routes(routes!(api::flows::rollback))
+        .routes(routes!(api::subscribers::show));
+    openapi::document_bearer_auth(admin.get_openapi_mut());
+    admin
+}
+
+/// Every route with its documentation, without state or layers: what [`router`] serves and
+/// what [`openapi::openapi`] documents. A route is added here with `routes!(handler)` and a
+/// `#[utoipa::path]` on the handler, never with a bare `.route`, so it cannot go undocumented.
+pub(crate) fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
+    public_routes().nest("/api", admin_routes())
+}
 
 /// Builds the router: `/healthz`, `/metrics`, `/webhook`, and the bearer-protected `/api`,
 /// with body limit, JSON errors and request tracing applied to every route.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit_bytes;
-    let admin = Router::new()
-        .route("/validate", post(api::validate::validate_flow))
-        .route("/pages", get(api::pages::list))
-        .route(
-            "/pages/{page}/topics",
-            get(api::topics::list).post(api::topics::create),
-        )
-        .route(
-            "/pages/{page}/topics/{topic}",
-            patch(api::topics::rename).delete(api::topics::delete),
-        )
-        .route(
-            "/pages/{page}/topics/{topic}/notify",
-            post(api::notify::notify),
-        )
-        .route("/pages/{page}/flows", get(api::flows::list))
-        .route(
-            "/pages/{page}/flows/{flow}",
-            get(api::flows::draft).put(api::flows::save_draft),
-        )
-        .route(
-            "/pages/{page}/flows/{flow}/publish",
-            post(api::flows::publish),
-        )
-        .route(
-            "/pages/{page}/flows/{flow}/versions/{n}",
-            get(api::flows::version),
-        )
-        .route(
-            "/pages/{page}/flows/{flow}/rollback/{n}",
-            post(api::flows::rollback),
-        )
-        .route(
-            "/pages/{page}/subscribers/{psid}",
-            get(api::subscribers::show),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_admin_token,
-        ));
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        .route("/webhook", get(webhook::handshake).post(webhook::receive))
-        .route("/api/openapi.json", get(openapi::document))
-        .nest("/api", admin)
+    let admin = admin_routes().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        require_admin_token,
+    ));
+    let (routes, _document) = public_routes().nest("/api", admin).split_for_parts();
+    routes
         .fallback(unknown_route)
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(middleware::from_fn_with_state(state.clone(), json_errors))
@@ -145,8 +119,11 @@ async fn json_errors(State(state): State<Arc<AppState>>, request: Request, next:
         _ => return Response::from_parts(parts, axum::body::Body::from(text)),
     };
     let mut json = error.into_response();
-    if let Some(connection) = parts.headers.get(CONNECTION) {
-        json.headers_mut().insert(CONNECTION, connection.clone());
+    // Keep what the plain answer said about the connection and, for a 405, the allowed methods.
+    for name in [CONNECTION, ALLOW] {
+        if let Some(value) = parts.headers.get(&name) {
+            json.headers_mut().insert(name, value.clone());
+        }
     }
     json
 }

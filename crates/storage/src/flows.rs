@@ -1,6 +1,7 @@
 //! Flow records: drafts with their diagnostics, immutable published versions, summaries.
 
 use botflow_flow::{Diagnostic, FlowDocument, FlowId, ValidFlow};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -60,7 +61,7 @@ pub struct Published {
 }
 
 /// The state of a flow's draft relative to its published versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DraftState {
     /// No draft is stored.
@@ -77,7 +78,7 @@ pub enum DraftState {
 }
 
 /// One line of the flow list of a Page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FlowSummary {
     /// The flow.
     pub id: FlowId,

@@ -1,11 +1,12 @@
 //! The per-subscriber session the runtime reads and writes: position in a flow, fields, tags, timers.
 
 use botflow_flow::{BlockId, FlowId};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Everything the runtime keeps about one subscriber of one Page.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Session {
     /// The flow version the subscriber is running (kept until the run finishes).
     #[serde(default)]
@@ -31,7 +32,7 @@ pub struct Session {
 }
 
 /// A flow and the published version of it a subscriber runs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct FlowPosition {
     /// The flow.
     pub flow: FlowId,
@@ -40,7 +41,7 @@ pub struct FlowPosition {
 }
 
 /// The block a subscriber waits on and since when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Waiting {
     /// The flow of the waiting block.
     pub flow: FlowId,
@@ -58,7 +59,7 @@ pub struct Waiting {
 }
 
 /// What a waiting block expects from the subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitKind {
     /// A typed reply for a `wait_input` block.
@@ -70,7 +71,7 @@ pub enum WaitKind {
 }
 
 /// A pending timer of a subscriber: a delay to finish or an input timeout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Timer {
     /// Id of the timer, unique within the session.
     pub id: u64,
@@ -87,7 +88,7 @@ pub struct Timer {
 }
 
 /// The kinds of timer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimerKind {
     /// A `delay` block: continue with its `next`.

@@ -1,7 +1,7 @@
 //! `POST /api/pages/{page}/topics/{topic}/notify`: one message per usable token of a topic.
 
 use crate::api::TopicPath;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ErrorBody};
 use crate::ingest::now_ms;
 use crate::state::AppState;
 use axum::Json;
@@ -11,9 +11,15 @@ use botflow_flow::{FlowId, TopicId};
 use botflow_runtime::NotifyContent;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::openapi::{ObjectBuilder, OneOfBuilder, RefOr, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 /// Messenger's limit on a text message, in characters.
 const MAX_TEXT_CHARS: usize = 2_000;
+
+/// A text with a character that is not white space (in Rust's `trim` sense), as ECMA-262.
+const NOT_BLANK_PATTERN: &str =
+    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// What to send: `{"text": "..."}`, or `{"flow": "<flow id>"}` to run a published flow for each
 /// subscriber waiting on the topic. Exactly one of the two is given.
@@ -25,6 +31,42 @@ pub(crate) struct NotifyRequest {
     /// The flow to run.
     flow: Option<String>,
 }
+
+/// The two accepted shapes, each without other fields: the struct's two optional fields would
+/// document `{}` and `{"text", "flow"}` too, which [`NotifyRequest::content`] refuses.
+impl PartialSchema for NotifyRequest {
+    fn schema() -> RefOr<Schema> {
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_TEXT_CHARS))
+            .pattern(Some(NOT_BLANK_PATTERN))
+            .description(Some(
+                "The message text: 1 to 2000 characters, not only white space.",
+            ));
+        let flow = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "Id of a published flow to start for each subscriber with a usable token.",
+            ));
+        let shape = |name: &str, property: ObjectBuilder| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(name, property)
+                .required(name)
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ))
+                .build()
+        };
+        OneOfBuilder::new()
+            .item(shape("text", text))
+            .item(shape("flow", flow))
+            .into()
+    }
+}
+
+impl ToSchema for NotifyRequest {}
 
 impl NotifyRequest {
     /// The content to send, or a 422 naming the accepted shapes.
@@ -49,8 +91,10 @@ impl NotifyRequest {
 }
 
 /// The answer: the topic and the runtime's counts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct NotifyReport {
+    /// The topic notified.
+    #[schema(value_type = String)]
     topic: TopicId,
     /// Messages queued (text), or queued by the flows' `otn_send` blocks, each with one token.
     queued: u64,
@@ -61,7 +105,23 @@ pub(crate) struct NotifyReport {
 }
 
 /// 202 once every message is durably queued (the dispatcher drains them at the Page's pace);
-/// 404 for an unknown topic or flow; 422 for an empty or too long text.
+/// 404 for an unknown topic (the path); 422 for an empty or too long text, or a flow without a
+/// published version (the body: the topic exists, so a 404 would mislead).
+#[utoipa::path(
+    post,
+    path = "/pages/{page}/topics/{topic}/notify",
+    operation_id = "notifyTopic",
+    tag = "topics",
+    params(TopicPath),
+    request_body = NotifyRequest,
+    responses(
+        (status = 202, description = "Every message is queued; the counts say how many.", body = NotifyReport),
+        (status = 400, description = "The body is not JSON.", body = ErrorBody),
+        (status = 404, description = "Unknown Page or topic.", body = ErrorBody),
+        (status = 422, description = "Not exactly one of `text` and `flow`, an unknown field, a blank or too long text, or a `flow` without a published version on the Page.", body = ErrorBody),
+        (status = 503, description = "The server is shutting down.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn notify(
     State(state): State<Arc<AppState>>,
     Path(path): Path<TopicPath>,
@@ -92,8 +152,8 @@ pub(crate) async fn notify(
         )));
     }
     if let (false, NotifyContent::Flow(flow)) = (flow_live, &content) {
-        return Err(ApiError::NotFound(format!(
-            "flow {flow} has no published version on page {}",
+        return Err(ApiError::Unprocessable(format!(
+            "flow {flow} has no published version on page {}; publish it first",
             path.page
         )));
     }

@@ -1,8 +1,9 @@
 //! A subscriber's view: session, fields, tags and usable OTN tokens by topic.
 
 use crate::api::SubscriberPath;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ingest::now_ms;
+use crate::openapi::SessionSchema;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,27 +12,51 @@ use botflow_storage::{Psid, Session};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// One topic the subscriber holds usable tokens of.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenCount {
+    /// The topic's id.
+    #[schema(value_type = String)]
     topic: TopicId,
+    /// Its name; null when the topic was deleted since.
     name: Option<String>,
+    /// Usable tokens the subscriber holds for it.
     usable: u64,
 }
 
 /// The answer of `GET /api/pages/{page}/subscribers/{psid}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Subscriber)]
 pub(crate) struct SubscriberView {
+    /// The Page.
     page: String,
+    /// The subscriber's page-scoped id.
     psid: String,
+    /// Custom and profile fields.
     fields: BTreeMap<String, String>,
+    /// Tags set by the flows.
     tags: BTreeSet<String>,
+    /// Usable OTN tokens, by topic.
     tokens_by_topic: Vec<TokenCount>,
+    /// The stored session (flow position, wait, fields, tags, timers), if any.
+    #[schema(value_type = Option<SessionSchema>)]
     session: Option<Session>,
 }
 
 /// `GET /api/pages/{page}/subscribers/{psid}`: 404 for a PSID with neither session nor tokens.
+#[utoipa::path(
+    get,
+    path = "/pages/{page}/subscribers/{psid}",
+    operation_id = "getSubscriber",
+    tag = "subscribers",
+    params(SubscriberPath),
+    responses(
+        (status = 200, description = "The subscriber.", body = SubscriberView),
+        (status = 404, description = "Unknown Page, or a PSID with neither session nor tokens.", body = ErrorBody),
+    )
+)]
 pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
     Path(path): Path<SubscriberPath>,

@@ -232,7 +232,16 @@ async fn a_draft_with_errors_is_saved_but_not_published() {
                 .json(&example_flow("restock")),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // RFC 9110 §9.3.4: a PUT whose representation disagrees with the target is a 409.
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("other-id"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -380,6 +389,11 @@ async fn a_saved_draft_is_read_back_with_its_diagnostics() {
 async fn every_status_the_admin_api_answers_is_documented() {
     let server = TestServer::start().await;
     let openapi = server.json_of(server.get("/api/openapi.json")).await;
+    assert_eq!(
+        openapi,
+        botflow_server::openapi(),
+        "the served document is the generated one"
+    );
     let flows = format!("/api/pages/{PAGE_ID}/flows");
     server
         .json(
@@ -424,6 +438,49 @@ async fn every_status_the_admin_api_answers_is_documented() {
             rollback,
             server.post(&format!("{flows}/restock/rollback/x")),
             400,
+        ),
+        // Past u32: the document bounds `n` and lists the 400.
+        (
+            "get",
+            versions,
+            server.get(&format!("{flows}/restock/versions/4294967296")),
+            400,
+        ),
+        (
+            "post",
+            rollback,
+            server.post(&format!("{flows}/restock/rollback/4294967296")),
+            400,
+        ),
+        (
+            "put",
+            draft_route,
+            server
+                .put(&format!("{flows}/other-id"))
+                .json(&example_flow("restock")),
+            409,
+        ),
+        (
+            "post",
+            "/api/pages/{page}/topics",
+            server
+                .post(&topics_path())
+                .json(&json!({"name": "x", "colour": "red"})),
+            422,
+        ),
+        (
+            "patch",
+            topic_route,
+            server
+                .patch(&topic_path)
+                .json(&json!({"name": "x", "colour": "red"})),
+            422,
+        ),
+        (
+            "post",
+            "/api/validate",
+            server.post("/api/validate").json(&json!([1, 2])),
+            200,
         ),
         (
             "delete",

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod admin_api;
+mod document;
 mod pipeline;
 mod support;
 mod webhook_and_ops;

@@ -177,10 +177,11 @@ async fn notify_rejects_unknown_topics_flows_and_bad_texts() {
             json!({"text": "x"}),
             StatusCode::NOT_FOUND,
         ),
+        // The topic exists: a flow the body names that is not published is the body's fault.
         (
             notify.clone(),
             json!({"flow": "no-such-flow"}),
-            StatusCode::NOT_FOUND,
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             notify.clone(),
