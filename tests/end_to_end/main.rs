@@ -4,6 +4,7 @@
 mod admin_client;
 mod architecture;
 mod crash;
+mod hangup;
 mod http;
 mod otn_story;
 mod simulate;

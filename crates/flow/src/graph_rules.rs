@@ -6,7 +6,7 @@ use crate::diagnostic::Diagnostic;
 use crate::graph::FlowGraph;
 use crate::model::{Block, BlockKind};
 use crate::outline::Outline;
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Length of Messenger's standard messaging window, in seconds.
@@ -142,8 +142,10 @@ fn quick_subgraph(graph: &FlowGraph) -> DiGraph<(), u64> {
 
 /// Strongly connected components of `quick` in topological order, each with whether it is a cycle.
 fn components(quick: &DiGraph<(), u64>) -> Vec<(Vec<NodeIndex>, bool)> {
-    let mut sccs = tarjan_scc(quick);
-    // tarjan_scc yields components in reverse topological order.
+    // Kosaraju, not Tarjan: petgraph's Tarjan recurses once per block of a chain and overflows a
+    // 2 MiB thread stack on a few thousand blocks; Kosaraju walks iteratively. Both yield the
+    // components in reverse topological order.
+    let mut sccs = kosaraju_scc(quick);
     sccs.reverse();
     sccs.into_iter()
         .map(|scc| {

@@ -18,6 +18,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Default limit of a request body (webhook and API): 1 MiB.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// Default longest admin API request, in milliseconds.
+pub const DEFAULT_ADMIN_TIMEOUT_MS: u64 = 30_000;
 /// Default Send API pace per Page (Messenger allows about 300 calls per second).
 pub const DEFAULT_SEND_RATE_PER_SECOND: u32 = 250;
 /// Page id used by `--demo` when no Page is configured.
@@ -72,6 +74,8 @@ pub struct ServerConfig {
     pub flows_dir: Option<PathBuf>,
     /// Largest accepted request body in bytes.
     pub body_limit_bytes: usize,
+    /// Longest an admin API request may take before it is answered 503 (milliseconds).
+    pub admin_timeout_ms: u64,
     /// Send API calls per second per Page the dispatcher allows itself.
     pub send_rate_per_second: u32,
     /// Whether `--demo` defaults were applied.
@@ -90,6 +94,7 @@ impl fmt::Debug for ServerConfig {
             .field("admin_token", &"<redacted>")
             .field("flows_dir", &self.flows_dir)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("admin_timeout_ms", &self.admin_timeout_ms)
             .field("send_rate_per_second", &self.send_rate_per_second)
             .field("demo", &self.demo)
             .finish()
@@ -190,6 +195,7 @@ struct FileConfig {
     admin_token: Option<String>,
     flows_dir: Option<PathBuf>,
     body_limit_bytes: Option<usize>,
+    admin_timeout_ms: Option<u64>,
     send_rate_per_second: Option<u32>,
     #[serde(default)]
     pages: Vec<PageConfig>,
@@ -273,6 +279,22 @@ impl ServerConfig {
         if body_limit_bytes == 0 {
             return Err(ConfigError::Invalid {
                 setting: "BOTFLOW_BODY_LIMIT_BYTES",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+
+        let admin_timeout_ms = match env("BOTFLOW_ADMIN_TIMEOUT_MS") {
+            Some(text) => text.trim().parse().map_err(|_| ConfigError::Invalid {
+                setting: "BOTFLOW_ADMIN_TIMEOUT_MS",
+                message: format!("{text:?} is not a number of milliseconds"),
+            })?,
+            None => file_config
+                .admin_timeout_ms
+                .unwrap_or(DEFAULT_ADMIN_TIMEOUT_MS),
+        };
+        if admin_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "BOTFLOW_ADMIN_TIMEOUT_MS",
                 message: "must be at least 1".to_owned(),
             });
         }
@@ -362,6 +384,7 @@ impl ServerConfig {
             admin_token,
             flows_dir,
             body_limit_bytes,
+            admin_timeout_ms,
             send_rate_per_second,
             demo,
         })

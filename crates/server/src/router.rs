@@ -14,7 +14,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -59,10 +61,16 @@ pub(crate) fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
 /// with body limit, JSON errors and request tracing applied to every route.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.body_limit_bytes;
-    let admin = admin_routes().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        require_admin_token,
-    ));
+    let admin = admin_routes()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_admin_token,
+        ))
+        // A request stuck behind a slow disk answers 503 instead of holding the client forever.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(state.config.admin_timeout_ms),
+        ));
     let (routes, _document) = public_routes().nest("/api", admin).split_for_parts();
     routes
         .fallback(unknown_route)
@@ -116,6 +124,10 @@ async fn json_errors(State(state): State<Arc<AppState>>, request: Request, next:
         }
         StatusCode::NOT_FOUND => ApiError::NotFound("not found".to_owned()),
         StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(text),
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(format!(
+            "the request did not finish within {} ms (BOTFLOW_ADMIN_TIMEOUT_MS); it may still take effect",
+            state.config.admin_timeout_ms
+        )),
         _ => return Response::from_parts(parts, axum::body::Body::from(text)),
     };
     let mut json = error.into_response();

@@ -4,6 +4,7 @@
 
 mod examples;
 mod fixtures;
+mod long_chains;
 mod properties;
 mod schema;
 mod support;

@@ -583,3 +583,43 @@ async fn a_flow_whose_trigger_another_live_flow_claims_is_not_published() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn an_admin_request_over_the_timeout_is_a_json_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = botflow_messenger::fake::FakeGraphApi::start().await;
+    let mut config = crate::support::test_config(&dir.path().join("db"), fake.base_url());
+    config.admin_timeout_ms = 1;
+    config.body_limit_bytes = 16 * 1024 * 1024;
+    let running = botflow_server::app::start(config, Vec::new())
+        .await
+        .unwrap();
+    // Checking 5,000 blocks against the Page's topics takes far longer than 1 ms.
+    let blocks: Vec<Value> = (0..5_000)
+        .map(|i| {
+            json!({"id": format!("b{i}"), "type": "send_message", "next": format!("b{}", i + 1),
+                        "messages": [{"type": "text", "text": "hello"}]})
+        })
+        .collect();
+    let flow = json!({"format": 1, "id": "big", "name": "Big", "start": "b0", "blocks": blocks});
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/validate?page={PAGE_ID}",
+            running.local_addr()
+        ))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .json(&flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("BOTFLOW_ADMIN_TIMEOUT_MS"),
+        "{body}"
+    );
+}
