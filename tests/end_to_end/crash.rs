@@ -193,11 +193,7 @@ async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
     })
     .await;
     wait_until("an empty outbound queue", WAIT, || async {
-        (server
-            .metric("botflow_outbox_messages{status=\"pending\"}")
-            .await
-            == 0.0)
-            .then_some(())
+        (server.metric("botflow_outbox_pending").await == 0.0).then_some(())
     })
     .await;
 

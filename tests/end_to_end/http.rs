@@ -132,11 +132,7 @@ async fn a_redelivered_event_is_answered_once() {
     })
     .await;
     wait_until("an empty outbound queue", WAIT, || async {
-        (server
-            .metric("botflow_outbox_messages{status=\"pending\"}")
-            .await
-            == 0.0)
-            .then_some(())
+        (server.metric("botflow_outbox_pending").await == 0.0).then_some(())
     })
     .await;
     let sent = fake

@@ -74,25 +74,30 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         "Admin API requests refused for a missing or wrong bearer token.",
         m.api_unauthorized.get(),
     );
-    // One key read in sled: cheap enough to do on the async worker.
+    // Counted from the store when it opened, then kept with every commit: the durable queue.
     match state.store.outbox_stats() {
         Ok(stats) => {
-            let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-            text.labelled_gauge(
-                "botflow_outbox_messages",
-                "Outbound messages in the durable queue, by status (pending is the queue depth).",
-                "status",
-                &[
-                    ("pending", count(stats.pending)),
-                    ("sent", count(stats.sent)),
-                    ("failed", count(stats.failed)),
-                    ("refused", count(stats.refused)),
-                    ("delivered_unconfirmed", count(stats.delivered_unconfirmed)),
-                ],
+            text.gauge(
+                "botflow_outbox_pending",
+                "Outbound messages in the durable queue waiting to be sent (retries included).",
+                i64::try_from(stats.pending).unwrap_or(i64::MAX),
             );
         }
         Err(err) => tracing::warn!(%err, "outbox figures unavailable for /metrics"),
     }
+    let mut broken = 0;
+    for page in &state.config.pages {
+        let page = botflow_storage::PageId::from(page.id.as_str());
+        match state.store.active_flows(&page) {
+            Ok(active) => broken += active.broken.len(),
+            Err(err) => tracing::warn!(%err, %page, "live flows unavailable for /metrics"),
+        }
+    }
+    text.gauge(
+        "botflow_flows_broken",
+        "Published flows whose live version cannot be read (the Page's other flows run).",
+        i64::try_from(broken).unwrap_or(i64::MAX),
+    );
     state.render_runtime_metrics(&mut text);
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text.finish())
 }

@@ -108,6 +108,11 @@ impl AppState {
             m.events_already_processed.get(),
         )
         .counter(
+            "botflow_events_recovered_total",
+            "Journaled events the journal follower found never handed to the runtime, and ran.",
+            m.events_recovered.get(),
+        )
+        .counter(
             "botflow_events_failed_total",
             "Journaled events that could not be processed.",
             m.events_failed.get(),
