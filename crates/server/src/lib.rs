@@ -1,5 +1,5 @@
 //! The botflow HTTP server: the Messenger webhook, the admin API under `/api`, `/healthz`,
-//! Prometheus `/metrics` and the OpenAPI document at `/api/openapi.json`.
+//! Prometheus `/metrics`, the OpenAPI document at `/api/openapi.json` and the builder UI at `/ui/`.
 //!
 //! Handlers only translate HTTP to storage and runtime calls. Entry points:
 //! - [`ServerConfig::load`] reads `botflow.toml` and `BOTFLOW_*` variables (environment wins);
@@ -35,11 +35,12 @@ mod order;
 pub mod router;
 pub mod startup;
 pub mod state;
+pub mod ui;
 mod webhook;
 
 pub use app::{RunningServer, ServeError};
 pub use config::{ConfigError, MissingSetting, MissingSettings, PageConfig, ServerConfig};
 pub use error::{ApiError, ApiJson};
 pub use ingest::IngestOutcome;
-pub use router::{ROUTES, router};
+pub use router::{ROUTES, UI_ROUTES, router};
 pub use state::AppState;

@@ -4,7 +4,7 @@ use crate::api;
 use crate::auth::require_admin_token;
 use crate::error::{ApiError, BodyLimit};
 use crate::state::AppState;
-use crate::{openapi, ops, webhook};
+use crate::{openapi, ops, ui, webhook};
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::http::header::{CONNECTION, CONTENT_TYPE};
@@ -39,6 +39,16 @@ pub const ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/api/pages/{page}/flows/{flow}/versions/{n}"),
     (Method::POST, "/api/pages/{page}/flows/{flow}/rollback/{n}"),
     (Method::GET, "/api/pages/{page}/subscribers/{psid}"),
+    (Method::POST, "/api/pages/{page}/preview"),
+];
+
+/// The routes of the builder UI's files and the `/` redirect to it: served, but not part of the
+/// documented HTTP interface (`/api/openapi.json`).
+pub const UI_ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/"),
+    (Method::GET, "/ui"),
+    (Method::GET, "/ui/"),
+    (Method::GET, "/ui/{*path}"),
 ];
 
 /// Builds the router: `/healthz`, `/metrics`, `/webhook`, and the bearer-protected `/api`,
@@ -81,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/pages/{page}/subscribers/{psid}",
             get(api::subscribers::show),
         )
+        .route("/pages/{page}/preview", post(api::preview::preview_draft))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_admin_token,
@@ -90,11 +101,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/webhook", get(webhook::handshake).post(webhook::receive))
         .route("/api/openapi.json", get(openapi::document))
+        .route("/", get(ui::redirect_root))
+        .route("/ui", get(ui::redirect_ui))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::file))
         .nest("/api", admin)
         .fallback(unknown_route)
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(Extension(BodyLimit(limit)))
+        .layer(middleware::from_fn(ui::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -5,4 +5,5 @@
 mod admin_api;
 mod pipeline;
 mod support;
+mod ui;
 mod webhook_and_ops;

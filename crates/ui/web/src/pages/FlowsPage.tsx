@@ -1,0 +1,128 @@
+// Flows: one row per flow (name, id, triggers, draft state with problem counts, live and latest
+// version), New flow, open a flow.
+import { useEffect, useState } from 'react';
+import { api, messageOf, must } from '../api/client';
+import { useServer } from '../data/server';
+import { href, navigate } from '../route';
+import { Dialog } from '../ui/Dialog';
+import { toast } from '../ui/toasts';
+import { newFlowDocument, slugify } from '../editor/flow';
+
+export function FlowsPage() {
+  const { flows, page, refreshFlows } = useServer();
+  const [creating, setCreating] = useState(false);
+  const [triggers, setTriggers] = useState<Record<string, string>>({});
+  useEffect(() => {
+    refreshFlows().catch((err: unknown) => toast(messageOf(err), 'error'));
+  }, [refreshFlows]);
+  useEffect(() => {
+    if (!page) return;
+    for (const flow of flows) {
+      if (triggers[flow.id] !== undefined || flow.draft.state === 'none') continue;
+      must(api.GET('/api/pages/{page}/flows/{flow}', { params: { path: { page, flow: flow.id } } }))
+        .then((draft) => {
+          const list = (draft.document as { triggers?: { type: string; words?: string[]; ref?: string }[] }).triggers ?? [];
+          setTriggers((t) => ({ ...t, [flow.id]: list.map(describeTrigger).join(', ') }));
+        })
+        .catch(() => setTriggers((t) => ({ ...t, [flow.id]: '' })));
+    }
+  }, [flows, page, triggers]);
+  return (
+    <section className="page">
+      <div className="page-head">
+        <h1>Flows</h1>
+        <button type="button" className="primary" onClick={() => setCreating(true)}>
+          New flow
+        </button>
+      </div>
+      <table className="table">
+        <thead>
+          <tr>
+            <th>Name</th>
+            <th>Id</th>
+            <th>Triggers</th>
+            <th>Draft</th>
+            <th>Live</th>
+            <th>Latest</th>
+          </tr>
+        </thead>
+        <tbody>
+          {flows.map((f) => (
+            <tr key={f.id} data-testid={`flow-row-${f.id}`}>
+              <td>
+                <a href={href({ name: 'editor', flow: f.id })}>{f.name}</a>
+              </td>
+              <td className="mono">{f.id}</td>
+              <td>{triggers[f.id] ?? ''}</td>
+              <td>
+                {f.draft.state === 'unpublished' ? 'unpublished changes' : f.draft.state === 'published' ? 'published' : 'none'}
+                {(f.draft.errors ?? 0) > 0 && <span className="pill pill-error">{f.draft.errors} errors</span>}
+                {(f.draft.warnings ?? 0) > 0 && <span className="pill pill-warning">{f.draft.warnings} warnings</span>}
+              </td>
+              <td>{f.active_version != null ? `v${f.active_version}` : '—'}</td>
+              <td>{f.latest_version != null ? `v${f.latest_version}` : '—'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {creating && page && <NewFlowDialog page={page} onClose={() => setCreating(false)} />}
+    </section>
+  );
+}
+
+export function describeTrigger(t: { type: string; words?: string[]; ref?: string }): string {
+  switch (t.type) {
+    case 'keyword':
+      return (t.words ?? []).map((w) => `"${w}"`).join(' / ');
+    case 'get_started':
+      return 'Get Started';
+    case 'referral':
+      return `ref ${t.ref ?? ''}`;
+    case 'default':
+      return 'default reply';
+    default:
+      return t.type;
+  }
+}
+
+function NewFlowDialog(props: { page: string; onClose(): void }) {
+  const [name, setName] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <Dialog title="New flow" onClose={props.onClose}>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          const id = slugify(name);
+          if (!id) return setError('Give the flow a name.');
+          try {
+            await must(
+              api.PUT('/api/pages/{page}/flows/{flow}', {
+                params: { path: { page: props.page, flow: id } },
+                body: newFlowDocument(id, name.trim()),
+              }),
+            );
+            navigate({ name: 'editor', flow: id });
+          } catch (err) {
+            setError(messageOf(err));
+          }
+        }}
+      >
+        <label className="field">
+          <span>Flow name</span>
+          <input aria-label="Flow name" value={name} onChange={(e) => setName(e.target.value)} />
+        </label>
+        <p className="muted">Id: {slugify(name) || '…'}</p>
+        {error && <p className="error">{error}</p>}
+        <div className="dialog-actions">
+          <button type="button" onClick={props.onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary">
+            Create
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
