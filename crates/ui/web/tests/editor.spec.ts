@@ -137,6 +137,8 @@ test('the OTN story: add an OTN request, create its topic from the picker, conne
   await page.mouse.up();
   await expect(page.locator('.react-flow__edge')).toHaveCount(5);
 
+  await page.getByRole('button', { name: 'Fit View' }).click();
+  await page.getByRole('button', { name: 'Dismiss' }).first().click();
   await page.screenshot({ path: join(REPO_ROOT, 'docs', 'ui', 'editor.png') });
   const publish = page.getByRole('button', { name: 'Publish' });
   await expect(publish).toBeEnabled();

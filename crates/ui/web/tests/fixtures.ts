@@ -110,7 +110,8 @@ export const test = base.extend<Fixtures>({
     await use(demo);
     await stop();
   },
-  page: async ({ page, allowHttpErrors }, use) => {
+  page: async ({ page, allowHttpErrors, demo }, use) => {
+    void demo; // the server outlives the page, so its last requests do not fail
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {

@@ -107,6 +107,6 @@ test('the waiting count rises live after the demo opt-in, then Notify sends with
   await dialog.getByLabel('Message').fill('The red sneakers are back in stock!');
   await dialog.getByRole('button', { name: 'Send' }).click();
   await expect(dialog.getByTestId('notify-result')).toHaveText('Queued 1 · no token 0 · expired 0');
-  await dialog.getByRole('button', { name: 'Close' }).click();
+  await dialog.getByRole('button', { name: 'Close', exact: true }).click();
   await expect(waiting).toHaveText('0', { timeout: 10_000 });
 });

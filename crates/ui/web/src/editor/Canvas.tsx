@@ -20,6 +20,7 @@ import { BLOCK_KINDS, blockPorts, newBlock, referencesTo, removeBlock, setIn, sp
 import { placeBlocks, START_ID } from './layout';
 import { nodeTypes, type BlockNode, type StartNode } from './nodes';
 import { useEditor } from './store';
+import { Icon } from '../ui/Icon';
 
 interface DropMenu {
   screen: Position;
@@ -217,7 +218,7 @@ export function Canvas(props: { onConfirmDelete(blockId: string, referencedBy: n
       >
         <Background gap={20} />
         <Controls />
-        <MiniMap pannable zoomable ariaLabel="Minimap" />
+        <MiniMap pannable zoomable ariaLabel="Minimap" style={{ width: 150, height: 100 }} />
       </ReactFlow>
       {dropMenu && (
         <div className="menu drop-menu" role="menu" aria-label="Add a connected block" style={{ left: dropMenu.screen.x, top: dropMenu.screen.y }}>
@@ -230,13 +231,18 @@ export function Canvas(props: { onConfirmDelete(blockId: string, referencedBy: n
                 const current = useEditor.getState().doc;
                 if (!current) return;
                 const block = newBlock(current, k.type, dropMenu.flow);
-                edit((d) => ({ ...d, blocks: [...d.blocks, block] }));
-                connect(dropMenu.source, dropMenu.handle, block.id);
+                // One edit (one undo step): the block and the connection to it.
+                edit((d) => {
+                  const added = { ...d, blocks: [...d.blocks, block] };
+                  if (dropMenu.source === START_ID) return { ...added, start: block.id };
+                  const index = added.blocks.findIndex((b) => b.id === dropMenu.source);
+                  return index < 0 ? added : setIn(added, ['blocks', index, ...splitPath(dropMenu.handle)], block.id);
+                });
                 select({ kind: 'block', id: block.id });
                 setDropMenu(null);
               }}
             >
-              {k.icon} {k.label}
+              <Icon name={k.icon} /> {k.label}
             </button>
           ))}
         </div>

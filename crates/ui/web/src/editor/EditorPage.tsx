@@ -17,6 +17,7 @@ import { ProblemsPanel } from './ProblemsPanel';
 import { SidePanel } from './SidePanel';
 import { redo, undo, useEditor } from './store';
 import { VersionsDialog } from './VersionsDialog';
+import { Icon } from '../ui/Icon';
 
 const VALIDATE_DEBOUNCE_MS = 250;
 const AUTOSAVE_DEBOUNCE_MS = 1200;
@@ -48,6 +49,8 @@ function Editor({ page, flowId }: { page: string; flowId: string }) {
   const [confirmDelete, setConfirmDelete] = useState<{ id: string; refs: number } | null>(null);
   const [live, setLive] = useState<number | null>(null);
   const saveChain = useRef<Promise<void>>(Promise.resolve());
+  const flowRef = useRef(flow);
+  flowRef.current = flow;
 
   useEffect(() => {
     let cancelled = false;
@@ -57,16 +60,18 @@ function Editor({ page, flowId }: { page: string; flowId: string }) {
         if (cancelled) return;
         useEditor.getState().load(draft.document as unknown as FlowDoc);
         useEditor.getState().setDiagnostics(draft.diagnostics);
-        window.setTimeout(() => flow.fitView({ padding: 0.15 }), 50);
+        window.setTimeout(() => void flowRef.current.fitView({ padding: 0.15 }), 50);
       })
       .catch((err: unknown) => !cancelled && setLoadError(messageOf(err)));
-    refreshFlows()
+    useServer
+      .getState()
+      .refreshFlows()
       .then(() => !cancelled && setLive(useServer.getState().flows.find((f) => f.id === flowId)?.active_version ?? null))
       .catch(() => undefined);
     return () => {
       cancelled = true;
     };
-  }, [page, flowId, flow, refreshFlows]);
+  }, [page, flowId]);
 
   // Validate every edit (debounced) against the Page: diagnostics drawn on the blocks.
   useEffect(() => {
@@ -220,7 +225,7 @@ function Editor({ page, flowId }: { page: string; flowId: string }) {
             <div className="menu" role="menu" aria-label="Add a block">
               {BLOCK_KINDS.map((k) => (
                 <button key={k.type} type="button" role="menuitem" onClick={() => addBlock(k.type)}>
-                  {k.icon} {k.label}
+                  <Icon name={k.icon} /> {k.label}
                 </button>
               ))}
             </div>

@@ -9,7 +9,9 @@ export function PreviewPane(props: { page: string; onClose(): void }) {
   const [text, setText] = useState('');
   const [error, setError] = useState<string | null>(null);
   const bottom = useRef<HTMLDivElement>(null);
-  useEffect(() => bottom.current?.scrollIntoView({ block: 'end' }), [report]);
+  useEffect(() => {
+    bottom.current?.scrollIntoView({ block: 'end' });
+  }, [report]);
 
   const play = async (input: PreviewStep) => {
     const doc = useEditor.getState().doc;
@@ -56,7 +58,7 @@ export function PreviewPane(props: { page: string; onClose(): void }) {
                     </button>
                   </div>
                 ) : (
-                  <div>{m.kind === 'image' ? `🖼 ${m.text}` : m.kind === 'file' ? `📎 ${m.text}` : m.text}</div>
+                  <div>{m.kind === 'image' ? `Image: ${m.text}` : m.kind === 'file' ? `File: ${m.text}` : m.text}</div>
                 )}
                 {m.buttons.map((b, bi) =>
                   b.url ? (

@@ -6,6 +6,7 @@ import { Counted, Plain } from './fields';
 import { OtnRequestEditor } from './OtnRequestEditor';
 import { TopicPicker } from './TopicPicker';
 import { useEditor } from './store';
+import { Icon } from '../ui/Icon';
 
 const BUTTON_TITLE_MAX = 20;
 const TEXT_MAX = 2000;
@@ -47,7 +48,7 @@ export function SidePanel(props: { onDelete(blockId: string): void }) {
     <aside className="panel" ref={ref} aria-label={`${kind.label} ${block.id}`}>
       <div className="panel-head">
         <h2>
-          {kind.icon} {kind.label} <span className="node-id">{block.id}</span>
+          <Icon name={kind.icon} /> {kind.label} <span className="node-id">{block.id}</span>
         </h2>
         <button type="button" className="danger" onClick={() => props.onDelete(block.id)}>
           Delete block
@@ -77,7 +78,9 @@ function StartPanel({ doc }: { doc: FlowDoc }) {
   return (
     <>
       <div className="panel-head">
-        <h2>▶ Start</h2>
+        <h2>
+          <Icon name="start" /> Start
+        </h2>
       </div>
       <Plain label="Flow name" value={doc.name} pointer="/name" onChange={(v) => setAt(['name'], v)} />
       <label className="field">

@@ -196,16 +196,16 @@ export function branchLabel(branch: Branch, index: number): string {
 }
 
 export const BLOCK_KINDS: { type: string; label: string; icon: string }[] = [
-  { type: 'send_message', label: 'Send Message', icon: '💬' },
-  { type: 'wait_input', label: 'User Input', icon: '⌨' },
-  { type: 'condition', label: 'Condition', icon: '⑂' },
-  { type: 'action', label: 'Action', icon: '⚙' },
-  { type: 'delay', label: 'Delay', icon: '⏱' },
-  { type: 'otn_send', label: 'OTN Send', icon: '🔔' },
+  { type: 'send_message', label: 'Send Message', icon: 'message' },
+  { type: 'wait_input', label: 'User Input', icon: 'input' },
+  { type: 'condition', label: 'Condition', icon: 'condition' },
+  { type: 'action', label: 'Action', icon: 'action' },
+  { type: 'delay', label: 'Delay', icon: 'delay' },
+  { type: 'otn_send', label: 'OTN Send', icon: 'bell' },
 ];
 
 export function kindOf(type: string): { type: string; label: string; icon: string } {
-  return BLOCK_KINDS.find((k) => k.type === type) ?? { type, label: type, icon: '■' };
+  return BLOCK_KINDS.find((k) => k.type === type) ?? { type, label: type, icon: 'message' };
 }
 
 /** A new block of `type` with an id unused in `doc`. */

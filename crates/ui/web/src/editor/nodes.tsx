@@ -2,6 +2,7 @@
 // field, problem badges, outlined messages and red ports.
 import { Handle, Position, type Node, type NodeProps } from '@xyflow/react';
 import { useServer } from '../data/server';
+import { Icon } from '../ui/Icon';
 import { describeTrigger } from '../pages/FlowsPage';
 import type { BlockProblems } from './diagnostics';
 import { blockPorts, branchLabel, kindOf, type Block, type Message, type Port, type Trigger, type TopicRef } from './flow';
@@ -55,7 +56,7 @@ function OtnCard(props: { block: string; message: Message; index: number; ports:
       <div className="otn-title">{props.message.title || <i className="muted">no title</i>}</div>
       <div className="notify-pill">Notify me</div>
       <div className="otn-topic" title="Topic and its waiting opt-ins">
-        🔔 {topic.name}
+        <Icon name="bell" /> {topic.name}
         {topic.usable !== null && <span className="count"> · {topic.usable} waiting</span>}
       </div>
       {port && <PortRow block={props.block} port={port} red={props.red.has(port.path)} />}
@@ -71,7 +72,7 @@ function MessageCard(props: { block: string; message: Message; index: number; po
       {m.type === 'text' && <div className="msg-text">{m.text || <i className="muted">empty text</i>}</div>}
       {(m.type === 'image' || m.type === 'file') && (
         <div className="msg-text">
-          {m.type === 'image' ? '🖼' : '📎'} {m.url || <i className="muted">no URL</i>}
+          <Icon name={m.type === 'image' ? 'image' : 'file'} /> {m.url || <i className="muted">no URL</i>}
         </div>
       )}
       {m.type === 'otn_request' && <OtnCard {...props} />}
@@ -132,7 +133,7 @@ function OtnSendBody(props: { block: Block }) {
   const topic = useTopic(props.block.topic);
   return (
     <div className="node-summary">
-      🔔 {topic.name}
+      <Icon name="bell" /> {topic.name}
       {topic.usable !== null && <span className="count"> · sends to {topic.usable} now</span>}
       <div className="muted">{props.block.message?.text ?? props.block.message?.url ?? ''}</div>
     </div>
@@ -159,12 +160,14 @@ export function BlockNodeView({ data, selected }: NodeProps<BlockNode>) {
     <div className={classes} data-testid={`block-${block.id}`}>
       <Handle type="target" position={Position.Left} id="in" className="port-in" />
       <div className="node-head">
-        <span className="node-icon">{gotoFlow ? '↪' : kind.icon}</span>
+        <span className="node-icon">
+          <Icon name={gotoFlow ? 'goto' : kind.icon} />
+        </span>
         <span className="node-kind">{gotoFlow ? 'Go to flow' : kind.label}</span>
         <span className="node-id">{block.id}</span>
         {problems?.outsideWindow && (
           <span className="badge badge-clock" title="May send outside the 24-hour window" data-testid={`clock-badge-${block.id}`}>
-            🕑
+            <Icon name="clock" />
           </span>
         )}
         {(errors > 0 || warnings > 0) && (
@@ -198,7 +201,9 @@ export function StartNodeView({ data, selected }: NodeProps<StartNode>) {
   return (
     <div className={`start-node${selected ? ' selected' : ''}${data.problems ? ' has-error' : ''}`} data-testid="block-start">
       <div className="node-head">
-        <span className="node-icon">▶</span>
+        <span className="node-icon">
+          <Icon name="start" />
+        </span>
         <span className="node-kind">Start</span>
         {data.problems > 0 && (
           <span className="badge badge-error" data-testid="diag-badge-start">
@@ -210,7 +215,7 @@ export function StartNodeView({ data, selected }: NodeProps<StartNode>) {
         {data.triggers.length === 0 && <div className="muted">No trigger: only reached by go to flow</div>}
         {data.triggers.map((t, i) => (
           <div key={i} className="trigger">
-            {t.type === 'keyword' ? '⌨ ' : t.type === 'get_started' ? '👋 ' : t.type === 'referral' ? '🔗 ' : '✱ '}
+            <Icon name={t.type === 'keyword' ? 'keyword' : t.type === 'get_started' ? 'hand' : t.type === 'referral' ? 'link' : 'message'} />{' '}
             {describeTrigger(t)}
           </div>
         ))}

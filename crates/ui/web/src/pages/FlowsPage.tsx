@@ -1,6 +1,6 @@
 // Flows: one row per flow (name, id, triggers, draft state with problem counts, live and latest
 // version), New flow, open a flow.
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { api, messageOf, must } from '../api/client';
 import { useServer } from '../data/server';
 import { href, navigate } from '../route';
@@ -12,13 +12,15 @@ export function FlowsPage() {
   const { flows, page, refreshFlows } = useServer();
   const [creating, setCreating] = useState(false);
   const [triggers, setTriggers] = useState<Record<string, string>>({});
+  const asked = useRef(new Set<string>());
   useEffect(() => {
     refreshFlows().catch((err: unknown) => toast(messageOf(err), 'error'));
   }, [refreshFlows]);
   useEffect(() => {
     if (!page) return;
     for (const flow of flows) {
-      if (triggers[flow.id] !== undefined || flow.draft.state === 'none') continue;
+      if (asked.current.has(flow.id) || flow.draft.state === 'none') continue;
+      asked.current.add(flow.id);
       must(api.GET('/api/pages/{page}/flows/{flow}', { params: { path: { page, flow: flow.id } } }))
         .then((draft) => {
           const list = (draft.document as { triggers?: { type: string; words?: string[]; ref?: string }[] }).triggers ?? [];
@@ -26,7 +28,7 @@ export function FlowsPage() {
         })
         .catch(() => setTriggers((t) => ({ ...t, [flow.id]: '' })));
     }
-  }, [flows, page, triggers]);
+  }, [flows, page]);
   return (
     <section className="page">
       <div className="page-head">

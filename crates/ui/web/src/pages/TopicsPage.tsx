@@ -7,6 +7,7 @@ import { useServer } from '../data/server';
 import { href } from '../route';
 import { Dialog } from '../ui/Dialog';
 import { toast } from '../ui/toasts';
+import { Icon } from '../ui/Icon';
 
 /** Messenger's limit on an OTN topic name / request title. */
 export const TOPIC_NAME_MAX = 65;
@@ -165,7 +166,7 @@ function TopicRow(props: { topic: Topic; onDelete(): void; onNotify(): void }) {
           Notify
         </button>
         <button type="button" className="icon danger" aria-label={`Delete ${topic.name}`} title="Delete" onClick={props.onDelete}>
-          🗑
+          <Icon name="trash" />
         </button>
       </td>
     </tr>

@@ -24,7 +24,7 @@ export function Dialog(props: { title: string; onClose(): void; children: ReactN
       >
         <div className="dialog-head">
           <h2>{props.title}</h2>
-          <button type="button" className="dialog-close" aria-label="Close" onClick={props.onClose}>
+          <button type="button" className="dialog-close" aria-label="Close dialog" onClick={props.onClose}>
             ×
           </button>
         </div>
