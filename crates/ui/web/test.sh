@@ -35,6 +35,9 @@ fi
 step "type check"
 npm run --silent typecheck
 
+step "unit tests (Vitest: pointer mapping, ports, setIn, layout)"
+npm run --silent test:unit
+
 step "rebuild the bundle and compare it with the committed one"
 npm run --silent build >/dev/null 2>&1 || npm run build
 if ! git -C "$ROOT" diff --exit-code --stat -- crates/ui/dist || [ -n "$(git -C "$ROOT" status --porcelain -- crates/ui/dist)" ]; then

@@ -223,3 +223,45 @@ test('versions, rollback and the JSON view', async ({ page, demo }) => {
   await versions.getByRole('button', { name: 'Roll back to v1' }).click();
   await expect(page.getByRole('status')).toContainText('v1 is live again as v3');
 });
+
+test('add from the menu (dimmed while unreachable), drop a connection on empty canvas, delete with confirm, Ctrl+Z', async ({ page, demo }) => {
+  await openRestock(page, demo);
+  const edges = page.locator('.react-flow__edge');
+  await expect(edges).toHaveCount(4);
+
+  await page.getByRole('button', { name: '+ Block' }).click();
+  await page.getByRole('menuitem', { name: 'Delay' }).click();
+  await expect(page.getByTestId('block-delay_1')).toBeVisible();
+  await expect(page.getByTestId('block-delay_1')).toHaveClass(/dimmed/);
+  await expect(page.getByTestId('diag-badge-delay_1')).toBeVisible();
+
+  // Zoom out so the canvas corner is empty, then drop a connection from blue's Next there.
+  for (let i = 0; i < 3; i++) await page.getByRole('button', { name: 'Zoom Out' }).click();
+  const canvas = await page.getByTestId('canvas').boundingBox();
+  if (!canvas) throw new Error('no canvas');
+  const from = await center(page.getByTestId('port-blue-next'));
+  await page.mouse.move(from.x, from.y);
+  await page.mouse.down();
+  await page.mouse.move(canvas.x + 80, canvas.y + 60, { steps: 8 });
+  await page.mouse.up();
+  await page.getByRole('menu', { name: 'Add a connected block' }).getByRole('menuitem', { name: 'User Input' }).click();
+  await expect(page.getByTestId('block-wait_1')).toBeVisible();
+  await expect(edges).toHaveCount(5);
+  await expect(page.getByTestId('block-wait_1')).not.toHaveClass(/dimmed/);
+
+  // Delete it: another block leads to it, so the editor asks first.
+  await page.getByTestId('block-wait_1').locator('.node-head').click();
+  await page.keyboard.press('Delete');
+  const confirm = page.getByRole('dialog', { name: 'Delete block wait_1?' });
+  await expect(confirm).toContainText('1 connection leads to this block');
+  await confirm.getByRole('button', { name: 'Delete', exact: true }).click();
+  await expect(page.getByTestId('block-wait_1')).toBeHidden();
+  await expect(edges).toHaveCount(4);
+
+  await page.getByTestId('canvas').locator('.react-flow__pane').click({ position: { x: 20, y: 20 } });
+  await page.keyboard.press('Control+z');
+  await expect(page.getByTestId('block-wait_1')).toBeVisible();
+  await expect(edges).toHaveCount(5);
+  await page.keyboard.press('Control+Shift+z');
+  await expect(page.getByTestId('block-wait_1')).toBeHidden();
+});

@@ -94,6 +94,10 @@ test('the waiting count rises live after the demo opt-in, then Notify sends with
   await page.getByRole('link', { name: 'OTN Topics' }).click();
   const waiting = page.getByTestId(`waiting-${DEMO_TOPIC}`);
   await expect(waiting).toHaveText('0');
+  await page.getByRole('button', { name: '+ New Topic' }).click();
+  await page.getByLabel('Topic name').fill('Blue sneakers restock');
+  await page.getByRole('button', { name: 'Add' }).click();
+  await expect(page.getByTestId('topic-row-Blue sneakers restock')).toBeVisible();
 
   // The subscriber writes the keyword, then taps Notify me: Messenger's signed webhooks.
   expect(demo.webhooks).toHaveLength(2);

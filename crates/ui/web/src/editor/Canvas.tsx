@@ -22,6 +22,11 @@ import { nodeTypes, type BlockNode, type StartNode } from './nodes';
 import { useEditor } from './store';
 import { Icon } from '../ui/Icon';
 
+/** Keys that delete the selection (a constant: React Flow re-subscribes when the array changes). */
+const DELETE_KEYS = ['Delete', 'Backspace'];
+const FIT_VIEW_OPTIONS = { padding: 0.15 };
+const PRO_OPTIONS = { hideAttribution: true };
+
 interface DropMenu {
   screen: Position;
   flow: Position;
@@ -166,8 +171,10 @@ export function Canvas(props: { onConfirmDelete(blockId: string, referencedBy: n
 
   const onBeforeDelete = useCallback(
     async ({ nodes: goneNodes, edges: goneEdges }: { nodes: Node[]; edges: Edge[] }) => {
+      // React Flow adds the edges of deleted nodes; those are the blocks' business (confirm first).
+      const goneIds = new Set(goneNodes.map((n) => n.id));
       for (const e of goneEdges) {
-        if (e.source === START_ID || !e.sourceHandle) continue;
+        if (e.source === START_ID || !e.sourceHandle || goneIds.has(e.source) || goneIds.has(e.target)) continue;
         const source = e.source;
         const handle = e.sourceHandle;
         edit((current) => {
@@ -210,11 +217,11 @@ export function Canvas(props: { onConfirmDelete(blockId: string, referencedBy: n
           setDropMenu(null);
         }}
         fitView
-        fitViewOptions={{ padding: 0.15 }}
+        fitViewOptions={FIT_VIEW_OPTIONS}
         minZoom={0.2}
         maxZoom={2}
-        deleteKeyCode={['Delete', 'Backspace']}
-        proOptions={{ hideAttribution: true }}
+        deleteKeyCode={DELETE_KEYS}
+        proOptions={PRO_OPTIONS}
       >
         <Background gap={20} />
         <Controls />
