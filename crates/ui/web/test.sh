@@ -3,6 +3,7 @@
 # npm packages), type check, rebuild the bundle and require it to equal the committed one, build
 # the botflow binary, and run the Playwright suite against the real `botflow serve --demo`.
 set -euo pipefail
+export NO_COLOR=1 FORCE_COLOR=0
 WEB="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$WEB/../../.." && pwd)"
 REBUILD="npm --prefix crates/ui/web ci && npm --prefix crates/ui/web run build"
