@@ -13,7 +13,10 @@ import { ToastRegion } from './ui/toasts';
 export function App() {
   const [token, setTokenState] = useState(getToken());
   const [failure, setFailure] = useState<string | null>(null);
-  const { page, pages, loadPages, choosePage } = useServer();
+  const page = useServer((s) => s.page);
+  const pages = useServer((s) => s.pages);
+  const loadPages = useServer((s) => s.loadPages);
+  const choosePage = useServer((s) => s.choosePage);
   const route = useRoute();
 
   useEffect(() => {

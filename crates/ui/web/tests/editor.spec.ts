@@ -264,4 +264,13 @@ test('add from the menu (dimmed while unreachable), drop a connection on empty c
   await expect(edges).toHaveCount(5);
   await page.keyboard.press('Control+Shift+z');
   await expect(page.getByTestId('block-wait_1')).toBeHidden();
+
+  // Delete an edge: the quick reply "Blue" no longer leads anywhere; Undo brings it back.
+  await expect(edges).toHaveCount(4);
+  await page.locator('.react-flow__edge-textwrapper', { hasText: 'Blue' }).click();
+  await page.keyboard.press('Delete');
+  await expect(edges).toHaveCount(3);
+  await expect(page.getByTestId('port-colours-messages/0/quick_replies/0/next')).not.toHaveClass(/port-linked/);
+  await page.getByRole('button', { name: 'Undo' }).click();
+  await expect(edges).toHaveCount(4);
 });

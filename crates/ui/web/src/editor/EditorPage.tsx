@@ -109,6 +109,18 @@ function Editor({ page, flowId }: { page: string; flowId: string }) {
     return saveChain.current;
   }, [page, flowId]);
 
+  // Leaving the editor saves what the debounce has not saved yet.
+  useEffect(
+    () => () => {
+      const { doc: current, revision: at, savedRevision: saved } = useEditor.getState();
+      if (current && at !== saved)
+        void must(api.PUT('/api/pages/{page}/flows/{flow}', { params: { path: { page, flow: flowId } }, body: current as never })).catch(
+          (err: unknown) => toast(`Not saved: ${messageOf(err)}`, 'error'),
+        );
+    },
+    [page, flowId],
+  );
+
   // Autosave, debounced.
   useEffect(() => {
     if (revision === savedRevision) return;
@@ -240,7 +252,10 @@ function Editor({ page, flowId }: { page: string; flowId: string }) {
           aria-pressed={panel === 'problems'}
           onClick={() => setPanel(panel === 'problems' ? null : 'problems')}
         >
-          Problems <span className="pill">{errors ? `${errors} errors` : warnings ? `${warnings} warnings` : '0'}</span>
+          Problems{' '}
+          <span className="pill">
+            {errors ? `${errors} error${errors === 1 ? '' : 's'}` : warnings ? `${warnings} warning${warnings === 1 ? '' : 's'}` : '0'}
+          </span>
         </button>
         <button type="button" aria-pressed={panel === 'preview'} onClick={() => setPanel(panel === 'preview' ? null : 'preview')}>
           Preview
@@ -270,9 +285,11 @@ function Editor({ page, flowId }: { page: string; flowId: string }) {
         </div>
       )}
       <div className="editor-body">
-        <Canvas onConfirmDelete={(id, refs) => setConfirmDelete({ id, refs })} />
+        <div className="canvas-column">
+          <Canvas onConfirmDelete={(id, refs) => setConfirmDelete({ id, refs })} />
+          {panel === 'problems' && <ProblemsPanel onClose={() => setPanel(null)} />}
+        </div>
         <SidePanel onDelete={requestDelete} />
-        {panel === 'problems' && <ProblemsPanel onClose={() => setPanel(null)} />}
         {panel === 'preview' && <PreviewPane page={page} onClose={() => setPanel(null)} />}
       </div>
       {dialog === 'json' && (

@@ -53,7 +53,7 @@ export function PreviewPane(props: { page: string; onClose(): void }) {
                 {m.kind === 'otn_request' ? (
                   <div className="messenger-preview">
                     <div className="mp-title">{m.text}</div>
-                    <button type="button" className="mp-button" disabled={ti !== lastTurn} onClick={() => void play({ optin: m.text })}>
+                    <button type="button" className="mp-button" onClick={() => void play({ optin: m.text })}>
                       Notify me
                     </button>
                   </div>

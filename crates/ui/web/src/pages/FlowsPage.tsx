@@ -55,7 +55,7 @@ export function FlowsPage() {
                 <a href={href({ name: 'editor', flow: f.id })}>{f.name}</a>
               </td>
               <td className="mono">{f.id}</td>
-              <td>{triggers[f.id] ?? ''}</td>
+              <td>{triggers[f.id] === '' ? <span className="muted">none (started by go to flow or a notification)</span> : (triggers[f.id] ?? '')}</td>
               <td>
                 {f.draft.state === 'unpublished' ? 'unpublished changes' : f.draft.state === 'published' ? 'published' : 'none'}
                 {(f.draft.errors ?? 0) > 0 && <span className="pill pill-error">{f.draft.errors} errors</span>}
