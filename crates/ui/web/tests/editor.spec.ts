@@ -274,3 +274,20 @@ test('add from the menu (dimmed while unreachable), drop a connection on empty c
   await page.getByRole('button', { name: 'Undo' }).click();
   await expect(edges).toHaveCount(4);
 });
+
+test('a new flow from the Flows page opens in the editor and publishes as v1', async ({ page, demo }) => {
+  await openBuilder(page, demo);
+  await page.getByRole('button', { name: 'New flow' }).click();
+  await page.getByRole('dialog', { name: 'New flow' }).getByLabel('Flow name').fill('Winter sale');
+  await page.getByRole('dialog', { name: 'New flow' }).getByRole('button', { name: 'Create' }).click();
+  await expect(page).toHaveURL(/#\/flows\/winter-sale$/);
+  await expect(page.getByTestId('block-welcome')).toBeVisible();
+  await expect(page.getByTestId('block-start')).toContainText('"winter sale"');
+  const publish = page.getByRole('button', { name: 'Publish' });
+  await expect(publish).toBeEnabled();
+  await publish.click();
+  await expect(page.getByRole('status')).toContainText('Published v1');
+  await page.getByRole('link', { name: '← Flows' }).click();
+  await expect(page.getByTestId('flow-row-winter-sale')).toContainText('Winter sale');
+  await expect(page.getByTestId('flow-row-winter-sale')).toContainText('v1');
+});
