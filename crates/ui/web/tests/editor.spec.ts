@@ -291,3 +291,31 @@ test('a new flow from the Flows page opens in the editor and publishes as v1', a
   await expect(page.getByTestId('flow-row-winter-sale')).toContainText('Winter sale');
   await expect(page.getByTestId('flow-row-winter-sale')).toContainText('v1');
 });
+
+test('a message sent 25 hours after the last input gets the 24-hour clock badge', async ({ page, demo }) => {
+  await openRestock(page, demo);
+  for (let i = 0; i < 3; i++) await page.getByRole('button', { name: 'Zoom Out' }).click();
+  const dropFrom = async (port: string, corner: 'left' | 'right', kind: string) => {
+    const canvas = await page.getByTestId('canvas').boundingBox();
+    if (!canvas) throw new Error('no canvas');
+    const from = await center(page.getByTestId(port));
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    const x = corner === 'left' ? canvas.x + 80 : canvas.x + canvas.width - 120;
+    await page.mouse.move(x, canvas.y + 50, { steps: 8 });
+    await page.mouse.up();
+    await page.getByRole('menu', { name: 'Add a connected block' }).getByRole('menuitem', { name: kind }).click();
+  };
+  await dropFrom('port-thanks-next', 'left', 'Delay');
+  await page.getByRole('complementary', { name: 'Delay delay_1' }).getByLabel('Wait for').fill('25h');
+  await expect(page.getByTestId('block-delay_1')).toContainText('Wait 25h');
+  await dropFrom('port-delay_1-next', 'right', 'Send Message');
+  await expect(page.getByTestId('clock-badge-send_1')).toBeVisible();
+  await expect(page.getByTestId('diag-badge-send_1')).toHaveAttribute('title', /outside Messenger's 24-hour window/);
+  await expect(page.getByRole('button', { name: 'Publish' })).toBeDisabled();
+  // A shorter delay brings it back inside the window.
+  await page.getByTestId('block-delay_1').locator('.node-head').click();
+  await page.getByRole('complementary', { name: 'Delay delay_1' }).getByLabel('Wait for').fill('2h');
+  await expect(page.getByTestId('clock-badge-send_1')).toBeHidden();
+  await expect(page.getByRole('button', { name: 'Publish' })).toBeEnabled();
+});
