@@ -11,7 +11,7 @@ import { toast } from '../ui/toasts';
 import { Canvas } from './Canvas';
 import { placeAll } from './diagnostics';
 import { BLOCK_KINDS, newBlock, referencesTo, removeBlock, setIn, type FlowDoc } from './flow';
-import { dagrePositions, START_ID } from './layout';
+import { dagrePositions } from './layout';
 import { PreviewPane } from './PreviewPane';
 import { ProblemsPanel } from './ProblemsPanel';
 import { SidePanel } from './SidePanel';
@@ -329,4 +329,3 @@ function Editor({ page, flowId }: { page: string; flowId: string }) {
   );
 }
 
-export { START_ID };

@@ -14,8 +14,7 @@ export function VersionsDialog(props: { page: string; flow: string; onClose(): v
       .catch((err: unknown) => setError(messageOf(err)));
   useEffect(() => {
     void load();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, []);
+  }, []); // once: `load` reads only the props the dialog was opened with
   const latest = summary?.latest_version ?? 0;
   const versions = Array.from({ length: latest }, (_, i) => latest - i);
   const path = (n: number) => ({ page: props.page, flow: props.flow, n });

@@ -279,3 +279,19 @@ export function topicLabel(ref: TopicRef | undefined, names: Map<string, string>
   if ('id' in ref) return names.get(ref.id) ?? `unknown topic ${ref.id}`;
   return ref.name || 'no topic';
 }
+
+/** A trigger as the Flows list and the Start node show it. */
+export function describeTrigger(t: { type: string; words?: string[]; ref?: string }): string {
+  switch (t.type) {
+    case 'keyword':
+      return (t.words ?? []).map((w) => `"${w}"`).join(' / ');
+    case 'get_started':
+      return 'Get Started';
+    case 'referral':
+      return `ref ${t.ref ?? ''}`;
+    case 'default':
+      return 'default reply';
+    default:
+      return t.type;
+  }
+}

@@ -3,9 +3,8 @@
 import { Handle, Position, type Node, type NodeProps } from '@xyflow/react';
 import { useServer } from '../data/server';
 import { Icon } from '../ui/Icon';
-import { describeTrigger } from '../pages/FlowsPage';
 import type { BlockProblems } from './diagnostics';
-import { blockPorts, branchLabel, kindOf, type Block, type Message, type Port, type Trigger, type TopicRef } from './flow';
+import { blockPorts, branchLabel, describeTrigger, kindOf, type Block, type Message, type Port, type Trigger, type TopicRef } from './flow';
 
 export type BlockNodeData = {
   block: Block;

@@ -6,7 +6,7 @@ import { useServer } from '../data/server';
 import { href, navigate } from '../route';
 import { Dialog } from '../ui/Dialog';
 import { toast } from '../ui/toasts';
-import { newFlowDocument, slugify } from '../editor/flow';
+import { describeTrigger, newFlowDocument, slugify } from '../editor/flow';
 
 export function FlowsPage() {
   const { flows, page, refreshFlows } = useServer();
@@ -70,21 +70,6 @@ export function FlowsPage() {
       {creating && page && <NewFlowDialog page={page} onClose={() => setCreating(false)} />}
     </section>
   );
-}
-
-export function describeTrigger(t: { type: string; words?: string[]; ref?: string }): string {
-  switch (t.type) {
-    case 'keyword':
-      return (t.words ?? []).map((w) => `"${w}"`).join(' / ');
-    case 'get_started':
-      return 'Get Started';
-    case 'referral':
-      return `ref ${t.ref ?? ''}`;
-    case 'default':
-      return 'default reply';
-    default:
-      return t.type;
-  }
 }
 
 function NewFlowDialog(props: { page: string; onClose(): void }) {
