@@ -5,5 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace
+# The builder UI: type check, bundle rebuilt and compared with the committed one, and the
+# Playwright suite in Debian's Chromium against the real `botflow serve --demo`.
+bash crates/ui/web/test.sh
 # The HTTP API fuzzed from its generated OpenAPI document against the real `serve --demo`.
 bash tests/schemathesis.sh

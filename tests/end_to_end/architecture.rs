@@ -11,11 +11,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("messenger", &[]),
     ("storage", &["flow"]),
     ("runtime", &["flow", "storage", "messenger"]),
-    ("server", &["flow", "storage", "messenger", "runtime"]),
+    ("server", &["flow", "storage", "messenger", "runtime", "ui"]),
     (
         "cli",
-        &["flow", "storage", "messenger", "runtime", "server"],
+        &["flow", "storage", "messenger", "runtime", "server", "ui"],
     ),
+    ("ui", &[]),
 ];
 
 /// Names of the botflow crates listed in the `[dependencies]` table of a crate manifest.
@@ -77,7 +78,10 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "node_modules")
+            {
                 continue;
             }
             rust_files(&path, out);

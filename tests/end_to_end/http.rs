@@ -313,6 +313,30 @@ async fn the_demo_walkthrough_works_as_printed() {
         stdout.lock().unwrap()
     );
 
+    // The builder link opens the UI, and its token (after `#`, kept by the browser) opens the API.
+    let link = stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|line| {
+            line.split("Open the builder (flows, OTN topics, preview): ")
+                .nth(1)
+        })
+        .map(str::to_owned)
+        .expect("the demo prints the builder link");
+    let (ui_url, token) = link.split_once("#token=").unwrap();
+    assert!(ui_url.ends_with("/ui/"), "{link}");
+    let ui = reqwest::get(ui_url).await.unwrap();
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("<div id=\"root\"></div>"));
+    let pages = reqwest::Client::new()
+        .get(ui_url.replace("/ui/", "/api/pages"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pages.status(), 200);
+
     let (status, first) = run_curl(&commands[0]).await;
     assert_eq!(
         (status.as_u16(), &first["received"]),

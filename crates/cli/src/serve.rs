@@ -146,6 +146,10 @@ async fn print_walkthrough(
         tokio::task::spawn_blocking(move || find_demo_request(store.as_ref(), &lookup_page))
             .await??;
     let Some(request) = request else {
+        println!(
+            "\nOpen the builder: {}",
+            botflow_server::demo::builder_link(base_url, &state.config.admin_token)
+        );
         println!("(no published flow with a keyword trigger and an OTN request: no walkthrough)");
         return Ok(());
     };

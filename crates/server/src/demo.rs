@@ -106,6 +106,12 @@ pub fn find_demo_request(store: &dyn Store, page: &PageId) -> StoreResult<Option
     Ok(None)
 }
 
+/// The link that opens the builder UI logged in: the token after `#` stays in the browser (it is
+/// never sent to the server or written to its logs); the UI keeps it in `sessionStorage`.
+pub fn builder_link(base_url: &str, admin_token: &str) -> String {
+    format!("{base_url}/ui/#token={admin_token}")
+}
+
 impl DemoWalkthrough {
     /// The walkthrough text: numbered steps, each with a runnable command.
     pub fn render(&self) -> String {
@@ -145,8 +151,11 @@ impl DemoWalkthrough {
         let _ = writeln!(
             out,
             "botflow demo: the example flows are published on Page {}; every message the bot sends\n\
-             is printed by the in-process fake Graph API. Walk through the OTN story:\n",
-            self.page
+             is printed by the in-process fake Graph API.\n\n\
+             Open the builder (flows, OTN topics, preview): {}\n\n\
+             Or walk through the OTN story with curl:\n",
+            self.page,
+            builder_link(&self.base_url, &self.admin_token)
         );
         let _ = writeln!(
             out,
@@ -278,6 +287,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Authorization: Bearer adm"));
+        assert!(text.contains(
+            "Open the builder (flows, OTN topics, preview): http://127.0.0.1:8080/ui/#token=adm\n"
+        ));
         assert!(text.contains("/api/pages/100/subscribers/2000000000000001"));
     }
 }

@@ -1,5 +1,5 @@
 //! The botflow HTTP server: the Messenger webhook, the admin API under `/api`, `/healthz`,
-//! Prometheus `/metrics` and the OpenAPI document at `/api/openapi.json`.
+//! Prometheus `/metrics`, the OpenAPI document at `/api/openapi.json` and the builder UI at `/ui/`.
 //!
 //! Handlers only translate HTTP to storage and runtime calls. Entry points:
 //! - [`ServerConfig::load`] reads `botflow.toml` and `BOTFLOW_*` variables (environment wins);
@@ -35,6 +35,7 @@ mod order;
 pub mod router;
 pub mod startup;
 pub mod state;
+pub mod ui;
 mod webhook;
 
 pub use app::{RunningServer, ServeError};
@@ -42,5 +43,5 @@ pub use config::{ConfigError, MissingSetting, MissingSettings, PageConfig, Serve
 pub use error::{ApiError, ApiJson};
 pub use ingest::IngestOutcome;
 pub use openapi::{openapi, openapi_text};
-pub use router::router;
+pub use router::{UI_ROUTES, router};
 pub use state::AppState;

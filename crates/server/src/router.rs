@@ -5,13 +5,14 @@ use crate::api;
 use crate::auth::require_admin_token;
 use crate::error::{ApiError, BodyLimit};
 use crate::state::AppState;
-use crate::{openapi, ops, webhook};
+use crate::{openapi, ops, ui, webhook};
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::http::header::{ALLOW, CONNECTION, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::{Extension, Router};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +46,8 @@ fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(api::flows::publish))
         .routes(routes!(api::flows::version))
         .routes(routes!(api::flows::rollback))
-        .routes(routes!(api::subscribers::show));
+        .routes(routes!(api::subscribers::show))
+        .routes(routes!(api::preview::preview_draft));
     openapi::document_bearer_auth(admin.get_openapi_mut());
     admin
 }
@@ -56,6 +58,15 @@ fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
 pub(crate) fn documented_routes() -> OpenApiRouter<Arc<AppState>> {
     public_routes().nest("/api", admin_routes())
 }
+
+/// The routes of the builder UI's files and the `/` redirect to it: served, but not part of the
+/// documented HTTP interface (`/api/openapi.json`).
+pub const UI_ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/"),
+    (Method::GET, "/ui"),
+    (Method::GET, "/ui/"),
+    (Method::GET, "/ui/{*path}"),
+];
 
 /// Builds the router: `/healthz`, `/metrics`, `/webhook`, and the bearer-protected `/api`,
 /// with body limit, JSON errors and request tracing applied to every route.
@@ -73,10 +84,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         ));
     let (routes, _document) = public_routes().nest("/api", admin).split_for_parts();
     routes
+        .route("/", get(ui::redirect_root))
+        .route("/ui", get(ui::redirect_ui))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::file))
         .fallback(unknown_route)
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(Extension(BodyLimit(limit)))
+        .layer(middleware::from_fn(ui::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -46,36 +46,7 @@ impl SimulationReport {
 
 /// Plays `script` against `flows` (each published as version 1 and active) and reports.
 pub fn run_script(flows: &[ValidFlow], script: &Script) -> SimulationReport {
-    let mut published = PublishedFlows::new();
-    let mut topics = BTreeSet::new();
-    for flow in flows {
-        collect_topics(flow, &mut topics);
-        published.insert_active(1, Arc::new(flow.clone()));
-    }
-    let session = Session {
-        fields: script.fields.clone(),
-        ..Session::default()
-    };
-    let mut ctx = StepContext::new(
-        PageId(script.page.clone()),
-        Psid(script.psid.clone()),
-        Arc::new(published),
-    );
-    if let Some(budget) = script.step_budget {
-        ctx.step_budget = budget;
-    }
-    let mut sim = Simulation {
-        ctx,
-        topics,
-        session,
-        now_ms: START_MS,
-        tokens: Vec::new(),
-        delivered: Vec::new(),
-        since_expect: Vec::new(),
-        transcript: String::new(),
-        failures: Vec::new(),
-        step_no: 0,
-    };
+    let mut sim = Simulation::new(flows, script);
     for (i, s) in script.steps.iter().enumerate() {
         sim.step_no = i + 1;
         sim.play(s);
@@ -84,6 +55,70 @@ pub fn run_script(flows: &[ValidFlow], script: &Script) -> SimulationReport {
         transcript: sim.transcript,
         failures: sim.failures,
     }
+}
+
+/// One played step of a preview: what the subscriber did and what followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewTurn {
+    /// The step as the transcript shows it (`user: restock`, `user taps: Blue`).
+    pub input: String,
+    /// The bot's messages, in order, with how each went.
+    pub messages: Vec<PreviewMessage>,
+    /// The notable effects and failures of the step (flow started, waits for a tap, …).
+    pub notes: Vec<String>,
+}
+
+/// A message the bot sent during a preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewMessage {
+    /// What the subscriber sees.
+    pub summary: MessageSummary,
+    /// `None` when delivered, else why not (`refused`, `not sent`).
+    pub not_delivered: Option<&'static str>,
+}
+
+/// Plays `steps` against `flows` as [`run_script`] does (nothing is stored or sent) and returns
+/// one [`PreviewTurn`] per step: the builder's preview pane replays the conversation so far.
+pub fn preview(
+    flows: &[ValidFlow],
+    fields: BTreeMap<String, String>,
+    steps: &[ScriptStep],
+) -> Vec<PreviewTurn> {
+    let script = Script {
+        page: "page".to_owned(),
+        psid: "preview".to_owned(),
+        fields,
+        flows: Vec::new(),
+        step_budget: None,
+        steps: Vec::new(),
+    };
+    let mut sim = Simulation::new(flows, &script);
+    let mut turns = Vec::with_capacity(steps.len());
+    for (i, s) in steps.iter().enumerate() {
+        sim.step_no = i + 1;
+        let before = sim.transcript.len();
+        sim.play(s);
+        let played = sim.transcript.split_off(before);
+        let mut lines = played.lines();
+        let input = lines.next().unwrap_or_default().to_owned();
+        let notes = lines
+            .filter_map(|line| line.strip_prefix("  · ").or(line.strip_prefix("FAILED: ")))
+            .map(str::to_owned)
+            .collect();
+        let messages = std::mem::take(&mut sim.since_expect)
+            .into_iter()
+            .map(|d| PreviewMessage {
+                summary: d.summary,
+                not_delivered: d.not_delivered,
+            })
+            .collect();
+        turns.push(PreviewTurn {
+            input,
+            messages,
+            notes,
+        });
+    }
+    turns
 }
 
 fn collect_topics(flow: &ValidFlow, topics: &mut BTreeSet<TopicId>) {
@@ -150,6 +185,39 @@ fn offset(ms: u64) -> String {
 }
 
 impl Simulation {
+    fn new(flows: &[ValidFlow], script: &Script) -> Self {
+        let mut published = PublishedFlows::new();
+        let mut topics = BTreeSet::new();
+        for flow in flows {
+            collect_topics(flow, &mut topics);
+            published.insert_active(1, Arc::new(flow.clone()));
+        }
+        let session = Session {
+            fields: script.fields.clone(),
+            ..Session::default()
+        };
+        let mut ctx = StepContext::new(
+            PageId(script.page.clone()),
+            Psid(script.psid.clone()),
+            Arc::new(published),
+        );
+        if let Some(budget) = script.step_budget {
+            ctx.step_budget = budget;
+        }
+        Self {
+            ctx,
+            topics,
+            session,
+            now_ms: START_MS,
+            tokens: Vec::new(),
+            delivered: Vec::new(),
+            since_expect: Vec::new(),
+            transcript: String::new(),
+            failures: Vec::new(),
+            step_no: 0,
+        }
+    }
+
     fn line(&mut self, text: impl AsRef<str>) {
         self.transcript.push_str(text.as_ref());
         self.transcript.push('\n');

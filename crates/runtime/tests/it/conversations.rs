@@ -74,3 +74,61 @@ fn conversations_match_their_golden_transcripts() {
     let failures: Vec<String> = cases.iter().filter_map(|c| check(c)).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn preview_turns_carry_the_bots_messages_buttons_and_the_otn_request() {
+    use botflow_runtime::simulate::{OptinTarget, ScriptStep, preview};
+    let restock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../flows/restock.json");
+    let flows = vec![load_flow(&restock)];
+    let steps = vec![
+        ScriptStep::User("restock".to_owned()),
+        ScriptStep::Optin(OptinTarget::Latest(true)),
+        ScriptStep::Tap("Other colours".to_owned()),
+        ScriptStep::Tap("Nothing like this".to_owned()),
+    ];
+    let fields = [("first_name".to_owned(), "Ada".to_owned())].into();
+    let turns = preview(&flows, fields, &steps);
+    assert_eq!(turns.len(), 4);
+    assert_eq!(turns[0].input, "user: restock");
+    let first: Vec<(&str, &str)> = turns[0]
+        .messages
+        .iter()
+        .map(|m| (m.summary.kind, m.summary.text.as_str()))
+        .collect();
+    assert_eq!(
+        first,
+        [
+            ("text", "Hi Ada! The red sneakers are sold out."),
+            ("otn_request", "Tell me when red sneakers are back"),
+        ]
+    );
+    assert_eq!(
+        turns[0].messages[0].summary.buttons[0].title,
+        "Other colours"
+    );
+    assert!(
+        turns[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("flow `restock` v1 started"))
+    );
+    assert_eq!(
+        turns[1].messages[0].summary.text,
+        "Done: one message when they are back."
+    );
+    assert!(turns[1].notes.iter().any(|n| n.starts_with("token ")));
+    assert_eq!(turns[2].messages[0].summary.quick_replies[0].0, "Blue");
+    assert!(turns[3].messages.is_empty());
+    assert!(
+        turns[3].notes[0].contains("no button or quick reply titled"),
+        "{:?}",
+        turns[3]
+    );
+    // The same steps give the same turns: a preview is a pure replay.
+    let again = preview(
+        &flows,
+        [("first_name".to_owned(), "Ada".to_owned())].into(),
+        &steps,
+    );
+    assert_eq!(again, turns);
+}

@@ -5,6 +5,7 @@ pub(crate) mod conflicts;
 pub(crate) mod flows;
 pub(crate) mod notify;
 pub(crate) mod pages;
+pub(crate) mod preview;
 pub(crate) mod subscribers;
 pub(crate) mod topics;
 pub(crate) mod validate;

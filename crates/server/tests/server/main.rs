@@ -6,4 +6,5 @@ mod admin_api;
 mod document;
 mod pipeline;
 mod support;
+mod ui;
 mod webhook_and_ops;
