@@ -8,7 +8,7 @@
 
 use crate::metrics::RuntimeMetrics;
 use crate::process::{ProcessError, Processed, Processor, Work, WorkId};
-use botflow_storage::JournalEntry;
+use botflow_storage::{JournalEntry, StoreError};
 use botflow_storage::{PageId, Psid};
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -270,8 +270,14 @@ fn process_batch(
                 if attempt >= STORE_ATTEMPTS {
                     break;
                 }
-                tracing::warn!(%error, attempt, "store error while processing; retrying");
-                std::thread::sleep(Duration::from_millis(50 << attempt));
+                if let StoreError::TokenGone { .. } = error {
+                    // A token went between the step's read and its commit: step again at once,
+                    // on the counts as they are now (the branch and the commit must agree).
+                    tracing::debug!(%error, "token gone before the commit; stepping again");
+                } else {
+                    tracing::warn!(%error, attempt, "store error while processing; retrying");
+                    std::thread::sleep(Duration::from_millis(50 << attempt));
+                }
                 attempt += 1;
                 result = processor.process(&work);
             }

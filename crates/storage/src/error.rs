@@ -124,6 +124,19 @@ pub enum StoreError {
         /// The event's dedup key.
         event: EventId,
     },
+    /// A step's token send found no usable token: a token changed outside the subscriber's
+    /// order after the step read the counts. Nothing of the step was written; run it again.
+    #[error(
+        "page {page} subscriber {psid}: no usable token of topic {topic} is left for the step's token send"
+    )]
+    TokenGone {
+        /// The Page.
+        page: PageId,
+        /// The subscriber.
+        psid: crate::ids::Psid,
+        /// The topic whose token is gone.
+        topic: TopicId,
+    },
     /// No outbound message has this id.
     #[error("outbound message {0} not found")]
     OutboundNotFound(OutboxId),

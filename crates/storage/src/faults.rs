@@ -1,6 +1,7 @@
 //! A [`Store`] wrapper that injects faults for tests (feature `test-support`): it delegates
-//! every call to a real store and panics where a test asked it to, so tests can prove that a
-//! panic while processing one subscriber stays contained to that subscriber's work.
+//! every call to a real store, panics where a test asked it to (a panic while processing one
+//! subscriber must stay with that subscriber's work), and can run a change just before the next
+//! step commit (to interleave token changes between a step's read and its commit).
 
 use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
 use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
@@ -16,10 +17,15 @@ use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// A store that panics on the next `load_session` calls of chosen subscribers.
+/// A change a test runs against the real store just before the next step commit.
+type BeforeCommit = Box<dyn FnOnce(&dyn Store) + Send>;
+
+/// A store that panics on the next `load_session` calls of chosen subscribers, and runs a
+/// test's change before the next step commit.
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     panics_left: Mutex<HashMap<Psid, u32>>,
+    before_commit: Mutex<Option<BeforeCommit>>,
 }
 
 impl FaultyStore {
@@ -28,6 +34,26 @@ impl FaultyStore {
         Self {
             inner,
             panics_left: Mutex::new(HashMap::new()),
+            before_commit: Mutex::new(None),
+        }
+    }
+
+    /// Runs `change` against the real store right before the next `commit_step(s)` call.
+    pub fn before_next_commit(&self, change: impl FnOnce(&dyn Store) + Send + 'static) {
+        *self
+            .before_commit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(change));
+    }
+
+    fn run_before_commit(&self) {
+        let change = self
+            .before_commit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(change) = change {
+            change(self.inner.as_ref());
         }
     }
 
@@ -254,6 +280,7 @@ impl Store for FaultyStore {
     }
 
     fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
+        self.run_before_commit();
         self.inner.commit_step(commit)
     }
 
@@ -261,6 +288,7 @@ impl Store for FaultyStore {
         &self,
         commits: Vec<StepCommit>,
     ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
+        self.run_before_commit();
         self.inner.commit_steps(commits)
     }
 

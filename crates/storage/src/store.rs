@@ -192,7 +192,10 @@ pub trait Store: Send + Sync {
 
     /// Atomically marks the event processed, writes the session (and its timers), stores new
     /// tokens and queues the outbound messages; an `OtnToken` message takes the oldest usable
-    /// token of its topic in the same commit or is not queued. Refused with
+    /// token of its topic in the same commit. When a token send finds no usable token (one was
+    /// spent, expired or invalidated outside the subscriber's order after the step read the
+    /// counts), the step is refused with [`StoreError::TokenGone`] and nothing is written, so the
+    /// branch a step took and what the store commits always agree: step again and commit. Refused with
     /// [`StoreError::EventAlreadyProcessed`] for an event processed before. Durable unless
     /// `commit.durable` is false.
     fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted>;

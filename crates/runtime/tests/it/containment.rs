@@ -171,3 +171,63 @@ async fn an_event_journaled_but_never_handed_over_runs_without_a_restart() {
     assert!(store.unprocessed_events().unwrap().is_empty());
     runtime.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_spent_between_a_step_and_its_commit_sends_the_no_token_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (faults, store) = faulty(dir.path());
+    publish(store.as_ref(), &workspace_file("flows/restock-notify.json"));
+    let topic = topic_id(store.as_ref(), "Red sneakers restock");
+    let fake = FakeGraphApi::start().await;
+    let runtime = start(&store, &fake, fast_config()).await;
+    let now = runtime.clock().now_ms();
+    let racer = Psid::from("racer");
+    let token = fake.issue_otn_token("racer");
+    let new = NewToken {
+        topic: topic.clone(),
+        token,
+        created_ms: now,
+        expires_ms: now + 24 * HOUR,
+    };
+    store.add_token(&page(), &racer, new, now).unwrap();
+    // After the flow's step read "one token", a text notification spends it before the commit.
+    let racing_topic = topic.clone();
+    faults.before_next_commit(move |store| {
+        let body = |_: &Psid| serde_json::json!({"message": {"text": "news"}});
+        let outcome = store
+            .notify_topic(&page(), &racing_topic, &body, now)
+            .unwrap();
+        assert_eq!(outcome.queued, 1);
+    });
+    let counts = runtime
+        .notify_topic(
+            &page(),
+            &topic,
+            NotifyContent::Flow(FlowId::from("restock-notify")),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!((counts.queued, counts.no_token), (0, 1), "{counts:?}");
+    let session = store.load_session(&page(), &racer).unwrap().unwrap();
+    assert!(
+        session.tags.contains("restock-missed"),
+        "{:?}",
+        session.tags
+    );
+    assert!(
+        !session.tags.contains("restock-notified"),
+        "{:?}",
+        session.tags
+    );
+    wait_for("the text notification sent", LONG, || {
+        (texts_to(&fake, "racer") == ["news"]).then_some(())
+    })
+    .await;
+    runtime.shutdown().await.unwrap();
+    assert_eq!(
+        texts_to(&fake, "racer"),
+        ["news"],
+        "the token paid for one message"
+    );
+}

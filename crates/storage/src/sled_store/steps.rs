@@ -91,8 +91,49 @@ fn queue_token_send(
     }
 }
 
-/// Applies one step inside a transaction (see [`crate::Store::commit_step`]).
-fn apply_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitted> {
+/// The first topic whose token sends in `commit` outnumber the subscriber's usable tokens of it
+/// (those the step itself stores included): a token changed outside the subscriber's order
+/// (a text notification, an expiry, a topic delete) since the step read the counts, so the step
+/// took a branch that assumed a token. Checked before anything of the step is written.
+fn missing_token(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<Option<TopicId>> {
+    let mut needed: Vec<(&TopicId, usize)> = Vec::new();
+    for message in &commit.outbound {
+        if let OutboundKind::OtnToken { topic } = &message.kind {
+            match needed.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, n)) => *n += 1,
+                None => needed.push((topic, 1)),
+            }
+        }
+    }
+    for (topic, count) in needed {
+        let stored_now = commit
+            .tokens_added
+            .iter()
+            .filter(|token| &token.topic == topic)
+            .count();
+        let usable = tokens::usable_count(tx, &commit.page, &commit.psid, topic, commit.now_ms)?;
+        if usable + stored_now < count {
+            return Ok(Some(topic.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Applies one step inside a transaction (see [`crate::Store::commit_step`]), or refuses it with
+/// [`StoreError::TokenGone`] writing nothing.
+fn apply_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StoreResult<StepCommitted>> {
+    if let Some(topic) = missing_token(tx, commit)? {
+        return Ok(Err(StoreError::TokenGone {
+            page: commit.page.clone(),
+            psid: commit.psid.clone(),
+            topic,
+        }));
+    }
+    apply_checked_step(tx, commit).map(Ok)
+}
+
+/// Writes one step whose token sends are known to find their tokens.
+fn apply_checked_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitted> {
     let StepCommit {
         page,
         psid,
@@ -153,14 +194,14 @@ fn apply_steps(tx: &Tx<'_>, commits: &[StepCommit]) -> TxResult<Vec<StoreResult<
                 continue;
             }
         }
-        results.push(Ok(apply_step(tx, commit)?));
+        results.push(apply_step(tx, commit)?);
     }
     Ok(results)
 }
 
 impl SledStore {
     pub(super) fn step_commit(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
-        let committed = self.transact(|tx| apply_step(tx, &commit))?;
+        let committed = self.transact(|tx| apply_step(tx, &commit))??;
         self.count_outbox(|s| s.pending += committed.outbox_ids.len() as u64);
         if commit.durable {
             self.durable()?;

@@ -194,6 +194,26 @@ pub(super) struct Taken {
     pub(super) expired: u64,
 }
 
+/// How many usable tokens of the topic the subscriber holds at `now_ms`, read inside the
+/// transaction that will spend them.
+pub(super) fn usable_count(
+    tx: &Tx<'_>,
+    page: &PageId,
+    psid: &Psid,
+    topic: &TopicId,
+    now_ms: u64,
+) -> TxResult<usize> {
+    if live_topic(tx, page, topic)?.is_none() {
+        return Ok(0);
+    }
+    let list = read_list(tx, page, psid, topic)?;
+    Ok(list
+        .entries
+        .iter()
+        .filter(|entry| entry.expires_ms > now_ms)
+        .count())
+}
+
 /// Takes the subscriber's oldest usable token of the topic for message `outbox`, marking
 /// expired ones on the way.
 pub(super) fn take_oldest(

@@ -7,6 +7,7 @@ mod journal;
 mod model;
 mod outbox;
 mod outcomes;
+mod token_race;
 mod tokens;
 mod topics;
 

@@ -1,7 +1,7 @@
 //! Model-based property test: random token/outbox operations against an in-memory model.
 
 use super::*;
-use botflow_storage::{OutboxId, TokenMark, TokenSendOutcome};
+use botflow_storage::{OutboxId, StoreError, TokenMark, TokenSendOutcome};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -55,7 +55,7 @@ struct MMessage {
     due: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Model {
     now: u64,
     tokens: Vec<MToken>,
@@ -159,20 +159,27 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 });
             }
             Op::Send { psid: p, topic } => {
-                let committed = store
-                    .commit_step(StepCommit {
-                        outbound: vec![token_message(&topics[topic as usize])],
-                        durable: false,
-                        ..bare_commit(&psid(p.into()), Session::default(), model.now)
-                    })
-                    .unwrap();
+                let result = store.commit_step(StepCommit {
+                    outbound: vec![token_message(&topics[topic as usize])],
+                    durable: false,
+                    ..bare_commit(&psid(p.into()), Session::default(), model.now)
+                });
+                let before = model.clone();
                 let (expected, _) = model.take(p, topic);
-                let got = match &committed.token_sends[0] {
-                    TokenSendOutcome::Queued { outbox, token } => {
-                        model.queued(p, outbox.0, Some(token.clone()));
-                        Some(token.clone())
+                let got = match result {
+                    Ok(committed) => match &committed.token_sends[0] {
+                        TokenSendOutcome::Queued { outbox, token } => {
+                            model.queued(p, outbox.0, Some(token.clone()));
+                            Some(token.clone())
+                        }
+                        TokenSendOutcome::NoToken { .. } => None,
+                    },
+                    // No usable token: the step is refused and nothing is written.
+                    Err(StoreError::TokenGone { .. }) => {
+                        model = before;
+                        None
                     }
-                    TokenSendOutcome::NoToken { .. } => None,
+                    Err(other) => panic!("unexpected store error {other}"),
                 };
                 prop_assert_eq!(got, expected);
             }

@@ -68,20 +68,31 @@ fn a_token_send_takes_the_oldest_usable_token_in_the_same_commit() {
         stale.state
     );
 
-    // Next send takes "young", then there is none left and nothing is queued.
+    // A step with two token sends but one token left is refused whole: nothing is written.
+    let refused = store.commit_step(StepCommit {
+        outbound: vec![token_message(&t), token_message(&t)],
+        ..bare_commit(&p, Session::default(), 2_000)
+    });
+    assert!(
+        matches!(&refused, Err(StoreError::TokenGone { topic, .. }) if topic == &t),
+        "{refused:?}"
+    );
+    assert_eq!(store.messages_for(&page(), &p).unwrap().len(), 2);
+    assert_eq!(
+        store.topic_holders(&page(), &t, 2_000).unwrap(),
+        vec![p.clone()]
+    );
+
+    // The next send takes "young"; then there is none left.
     let committed = store
         .commit_step(StepCommit {
-            outbound: vec![token_message(&t), token_message(&t)],
+            outbound: vec![token_message(&t)],
             ..bare_commit(&p, Session::default(), 2_000)
         })
         .unwrap();
     assert_eq!(committed.outbox_ids.len(), 1);
     assert!(
         matches!(&committed.token_sends[0], TokenSendOutcome::Queued { token, .. } if token == "young")
-    );
-    assert_eq!(
-        committed.token_sends[1],
-        TokenSendOutcome::NoToken { topic: t.clone() }
     );
     assert!(store.topic_holders(&page(), &t, 2_000).unwrap().is_empty());
     assert_eq!(store.messages_for(&page(), &p).unwrap().len(), 3);
