@@ -23,16 +23,9 @@ impl ValidFlow {
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(diagnostics);
         }
-        let index = document
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.id.clone(), i))
-            .collect();
         Ok(Self {
-            document,
-            index,
             warnings: diagnostics,
+            ..Self::published(document)
         })
     }
 

@@ -8,21 +8,6 @@ use botflow_runtime::{Clock, ManualClock, NotifyContent, RuntimeConfig, RuntimeE
 use botflow_storage::faults::FaultyStore;
 use botflow_storage::{NewToken, Psid, Store};
 use std::sync::Arc;
-use std::time::Duration;
-
-const LONG: Duration = Duration::from_secs(30);
-const HOUR: u64 = 3_600_000;
-
-const ECHO: &str = r#"{"format": 1, "id": "echo", "name": "Echo", "triggers": [{"type": "default"}],
-  "start": "ask", "blocks": [
-    {"id": "ask", "type": "wait_input", "field": "n", "next": "ack"},
-    {"id": "ack", "type": "send_message", "messages": [{"type": "text", "text": "ack {{n}}"}], "next": "ask"}]}"#;
-
-const DRIP: &str = r#"{"format": 1, "id": "drip", "name": "Drip",
-  "triggers": [{"type": "keyword", "words": ["drip"]}], "start": "first", "blocks": [
-    {"id": "first", "type": "send_message", "messages": [{"type": "text", "text": "now"}], "next": "wait"},
-    {"id": "wait", "type": "delay", "duration": "2h", "next": "later"},
-    {"id": "later", "type": "send_message", "messages": [{"type": "text", "text": "two hours later"}]}]}"#;
 
 fn faulty(dir: &std::path::Path) -> (Arc<FaultyStore>, Arc<dyn Store>) {
     let faulty = Arc::new(FaultyStore::new(open_store(dir)));

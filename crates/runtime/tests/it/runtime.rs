@@ -11,20 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const LONG: Duration = Duration::from_secs(30);
-const HOUR: u64 = 3_600_000;
-
-const ECHO: &str = r#"{"format": 1, "id": "echo", "name": "Echo", "triggers": [{"type": "default"}],
-  "start": "ask", "blocks": [
-    {"id": "ask", "type": "wait_input", "field": "n", "next": "ack"},
-    {"id": "ack", "type": "send_message", "messages": [{"type": "text", "text": "ack {{n}}"}], "next": "ask"}]}"#;
-
-const DRIP: &str = r#"{"format": 1, "id": "drip", "name": "Drip",
-  "triggers": [{"type": "keyword", "words": ["drip"]}], "start": "first", "blocks": [
-    {"id": "first", "type": "send_message", "messages": [{"type": "text", "text": "now"}], "next": "wait"},
-    {"id": "wait", "type": "delay", "duration": "2h", "next": "later"},
-    {"id": "later", "type": "send_message", "messages": [{"type": "text", "text": "two hours later"}]}]}"#;
-
 fn statuses(store: &dyn botflow_storage::Store, psid: &str) -> Vec<OutboundStatus> {
     store
         .messages_for(&page(), &Psid::from(psid))

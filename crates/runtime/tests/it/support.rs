@@ -171,3 +171,21 @@ pub(crate) async fn wait_for_sent(
     )
     .await
 }
+
+/// How long tests wait for work to happen.
+pub(crate) const LONG: Duration = Duration::from_secs(30);
+/// One hour in milliseconds.
+pub(crate) const HOUR: u64 = 3_600_000;
+
+/// A flow that answers every number with "ack N" (default trigger).
+pub(crate) const ECHO: &str = r#"{"format": 1, "id": "echo", "name": "Echo", "triggers": [{"type": "default"}],
+  "start": "ask", "blocks": [
+    {"id": "ask", "type": "wait_input", "field": "n", "next": "ack"},
+    {"id": "ack", "type": "send_message", "messages": [{"type": "text", "text": "ack {{n}}"}], "next": "ask"}]}"#;
+
+/// A flow that sends "now", waits two hours, then sends "two hours later".
+pub(crate) const DRIP: &str = r#"{"format": 1, "id": "drip", "name": "Drip",
+  "triggers": [{"type": "keyword", "words": ["drip"]}], "start": "first", "blocks": [
+    {"id": "first", "type": "send_message", "messages": [{"type": "text", "text": "now"}], "next": "wait"},
+    {"id": "wait", "type": "delay", "duration": "2h", "next": "later"},
+    {"id": "later", "type": "send_message", "messages": [{"type": "text", "text": "two hours later"}]}]}"#;
