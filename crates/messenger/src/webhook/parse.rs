@@ -1,244 +1,169 @@
-//! The fast path of webhook parsing: typed structs read straight from the bytes in one pass.
-//! Any failure or unknown kind returns `None`, and the caller re-reads the body through `Value`.
+//! The one webhook parser: the body read in one pass into lenient typed structs, each event
+//! kept as its raw text until it is known to be of a known kind, so an unknown or malformed
+//! event becomes [`EventKind::Unknown`] with its JSON.
+//!
+//! Every field is read the way JSON's object model reads it: a value of the wrong type counts as
+//! absent (never an error), an array where an object is expected is not read as a struct, ids
+//! may be numbers, and a duplicate key's last value wins.
 
 use super::{
     Attachment, Entry, EventKind, MessagingEvent, NotificationStatus, PageId, Psid,
-    RecurringFrequency, Referral, WebhookBody,
+    RecurringFrequency, Referral, WebhookBody, WebhookError,
 };
-use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::Value;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, de};
+use serde_json::value::RawValue;
+use serde_json::{Number, Value};
+use std::fmt;
 use std::marker::PhantomData;
 
-/// A struct that must be a JSON object: serde's derive also accepts arrays (fields by position),
-/// which the `Value` path would not read, so arrays are refused here.
-struct Obj<T>(T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectOnly<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
-            type Value = Obj<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map)).map(Obj)
-            }
-        }
-        deserializer.deserialize_map(ObjectOnly(PhantomData))
+/// Parses a whole body: syntax errors first, then the envelope's shape.
+pub(super) fn parse_body(body: &[u8]) -> Result<WebhookBody, WebhookError> {
+    match serde_json::from_slice::<Envelope>(body).map_err(WebhookError::NotJson)? {
+        Envelope::NotAnObject => Err(WebhookError::NotAnObject),
+        Envelope::Object { object, entries } => Ok(WebhookBody {
+            object: object.ok_or(WebhookError::MissingObject)?,
+            entries: entries.ok_or(WebhookError::MissingEntries)?,
+        }),
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    object: String,
-    entry: Vec<Obj<RawEntry>>,
+/// Parses one event given as JSON; see [`super::parse_event`].
+pub(super) fn parse_event_value(raw: Value) -> MessagingEvent {
+    let typed = Object::<RawEvent>::deserialize(&raw).ok();
+    event(typed, || raw)
 }
 
-#[derive(Deserialize)]
-struct RawEntry {
-    id: Option<String>,
-    time: Option<u64>,
-    messaging: Option<Vec<Obj<RawEvent>>>,
-    standby: Option<Vec<Obj<RawEvent>>>,
+/// Parses one event from its raw text.
+fn parse_event_text(raw: &RawValue) -> MessagingEvent {
+    let as_value = || serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);
+    let typed = match serde_json::from_str::<Object<RawEvent>>(raw.get()) {
+        Ok(typed) => Some(typed),
+        // Only a duplicate key fails a lenient read: read the event again as JSON's object
+        // model does, where the key's last value wins.
+        Err(_) => Object::<RawEvent>::deserialize(&as_value()).ok(),
+    };
+    event(typed, as_value)
 }
 
-/// The whole body in one typed pass, or `None` when any part needs the `Value` path.
-pub(super) fn parse(body: &[u8]) -> Option<WebhookBody> {
-    let Obj(envelope): Obj<Envelope> = serde_json::from_slice(body).ok()?;
-    let entries = envelope
-        .entry
-        .into_iter()
-        .map(|Obj(entry)| {
-            Some(Entry {
-                page_id: PageId(entry.id.unwrap_or_default()),
-                time_ms: entry.time.unwrap_or(0),
-                messaging: events(entry.messaging)?,
-                standby: events(entry.standby)?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(WebhookBody {
-        object: envelope.object,
-        entries,
-    })
-}
-
-fn events(raw: Option<Vec<Obj<RawEvent>>>) -> Option<Vec<MessagingEvent>> {
-    raw.unwrap_or_default()
-        .into_iter()
-        .map(|Obj(event)| typed_event(event))
-        .collect()
-}
-
-#[derive(Deserialize)]
-struct RawId {
-    id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawEvent {
-    sender: Option<Obj<RawId>>,
-    recipient: Option<Obj<RawId>>,
-    timestamp: Option<u64>,
-    message: Option<Obj<RawMessage>>,
-    postback: Option<Obj<RawPostback>>,
-    optin: Option<Obj<RawOptin>>,
-    referral: Option<Obj<RawReferral>>,
-    delivery: Option<Obj<RawDelivery>>,
-    read: Option<Obj<RawRead>>,
-}
-
-#[derive(Deserialize)]
-struct RawMessage {
-    mid: Option<String>,
-    text: Option<String>,
-    is_echo: Option<bool>,
-    app_id: Option<u64>,
-    metadata: Option<String>,
-    quick_reply: Option<Obj<RawQuickReply>>,
-    attachments: Option<Vec<Obj<RawAttachment>>>,
-}
-
-#[derive(Deserialize)]
-struct RawQuickReply {
-    payload: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawAttachment {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    payload: Option<Obj<RawAttachmentPayload>>,
-}
-
-#[derive(Deserialize)]
-struct RawAttachmentPayload {
-    url: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawPostback {
-    mid: Option<String>,
-    title: Option<String>,
-    payload: Option<String>,
-    referral: Option<Obj<RawReferral>>,
-}
-
-#[derive(Deserialize)]
-struct RawReferral {
-    #[serde(rename = "ref")]
-    reference: Option<String>,
-    source: Option<String>,
-    #[serde(rename = "type")]
-    referral_type: Option<String>,
-    ad_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawOptin {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    payload: Option<String>,
-    one_time_notif_token: Option<String>,
-    notification_messages_token: Option<String>,
-    title: Option<String>,
-    notification_messages_frequency: Option<String>,
-    notification_messages_timezone: Option<String>,
-    token_expiry_timestamp: Option<u64>,
-    user_token_status: Option<String>,
-    notification_messages_status: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RawDelivery {
-    mids: Option<Vec<Value>>,
-    watermark: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct RawRead {
-    watermark: Option<u64>,
-}
-
-impl From<RawReferral> for Referral {
-    fn from(raw: RawReferral) -> Self {
-        Referral {
-            reference: raw.reference,
-            source: raw.source,
-            referral_type: raw.referral_type,
-            ad_id: raw.ad_id,
-        }
+/// The event of a typed read; anything that does not fit a known kind is `Unknown` with the
+/// JSON that `raw` gives.
+fn event(typed: Option<Object<RawEvent>>, raw: impl FnOnce() -> Value) -> MessagingEvent {
+    let Some(Object::Map(mut event)) = typed else {
+        return unknown(None, None, 0, raw());
+    };
+    let sender = id_of(event.sender.take());
+    let recipient = id_of(event.recipient.take());
+    let timestamp_ms = event.timestamp.take().and_then(Scalar::u64).unwrap_or(0);
+    let known = match (&sender, &recipient) {
+        (Some(_), Some(_)) => known_kind(event),
+        _ => None,
+    };
+    match known {
+        Some(kind) => MessagingEvent {
+            sender: Psid(sender.unwrap_or_default()),
+            recipient: PageId(recipient.unwrap_or_default()),
+            timestamp_ms,
+            kind,
+        },
+        None => unknown(sender, recipient, timestamp_ms, raw()),
     }
 }
 
-/// The event when it is of a known kind and well typed; `None` sends it down the `Value` path.
-fn typed_event(event: RawEvent) -> Option<MessagingEvent> {
-    let kind = if let Some(Obj(message)) = event.message {
-        message_kind(message)?
-    } else if let Some(Obj(postback)) = event.postback {
-        EventKind::Postback {
-            mid: postback.mid,
-            title: postback.title,
-            payload: postback.payload?,
-            referral: postback.referral.map(|Obj(referral)| referral.into()),
-        }
-    } else if let Some(Obj(optin)) = event.optin {
-        optin_kind(optin)?
-    } else if let Some(Obj(referral)) = event.referral {
-        EventKind::Referral(referral.into())
-    } else if let Some(Obj(delivery)) = event.delivery {
-        EventKind::Delivery {
+fn unknown(
+    sender: Option<String>,
+    recipient: Option<String>,
+    timestamp_ms: u64,
+    raw: Value,
+) -> MessagingEvent {
+    MessagingEvent {
+        sender: Psid(sender.unwrap_or_default()),
+        recipient: PageId(recipient.unwrap_or_default()),
+        timestamp_ms,
+        kind: EventKind::Unknown(raw),
+    }
+}
+
+/// `sender.id` or `recipient.id`: a string, or a number written as a string.
+fn id_of(holder: Option<Object<RawId>>) -> Option<String> {
+    match holder? {
+        Object::Map(holder) => holder.id?.id(),
+        Object::Other => None,
+    }
+}
+
+/// The kind of an event: the first kind key that is present and not `null` decides.
+fn known_kind(kinds: RawEvent) -> Option<EventKind> {
+    if let Some(message) = kinds.message {
+        return message_kind(message.map()?);
+    }
+    if let Some(postback) = kinds.postback {
+        let postback = postback.map()?;
+        return Some(EventKind::Postback {
+            mid: postback.mid.and_then(Scalar::string),
+            title: postback.title.and_then(Scalar::string),
+            payload: postback.payload?.string()?,
+            referral: postback.referral.map(referral),
+        });
+    }
+    if let Some(optin) = kinds.optin {
+        return optin_kind(optin.map()?);
+    }
+    if let Some(raw) = kinds.referral {
+        return Some(EventKind::Referral(referral(raw)));
+    }
+    if let Some(delivery) = kinds.delivery {
+        let delivery = delivery.map()?;
+        return Some(EventKind::Delivery {
             mids: delivery
                 .mids
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|mid| match mid {
-                    Value::String(mid) => Some(mid),
-                    _ => None,
-                })
-                .collect(),
-            watermark: delivery.watermark?,
-        }
-    } else if let Some(Obj(read)) = event.read {
-        EventKind::Read {
-            watermark: read.watermark?,
-        }
-    } else {
-        return None;
-    };
-    Some(MessagingEvent {
-        sender: Psid(event.sender?.0.id?),
-        recipient: PageId(event.recipient?.0.id?),
-        timestamp_ms: event.timestamp.unwrap_or(0),
-        kind,
-    })
+                .and_then(|Items(mids)| mids)
+                .map(|mids| mids.into_iter().filter_map(Scalar::string).collect())
+                .unwrap_or_default(),
+            watermark: delivery.watermark?.u64()?,
+        });
+    }
+    if let Some(read) = kinds.read {
+        return Some(EventKind::Read {
+            watermark: read.map()?.watermark?.u64()?,
+        });
+    }
+    None
 }
 
 fn message_kind(message: RawMessage) -> Option<EventKind> {
-    let mid = message.mid?;
-    if message.is_echo == Some(true) {
+    let mid = message.mid?.string()?;
+    let text = message.text.and_then(Scalar::string);
+    if message.is_echo.and_then(Scalar::bool) == Some(true) {
         return Some(EventKind::Echo {
             mid,
-            text: message.text,
-            app_id: message.app_id,
-            metadata: message.metadata,
+            text,
+            app_id: message.app_id.and_then(Scalar::u64),
+            metadata: message.metadata.and_then(Scalar::string),
         });
     }
+    let attachments = message
+        .attachments
+        .and_then(|Items(items)| items)
+        .unwrap_or_default();
     Some(EventKind::Message {
         mid,
-        text: message.text,
-        quick_reply_payload: message.quick_reply.and_then(|Obj(reply)| reply.payload),
-        attachments: message
-            .attachments
-            .unwrap_or_default()
+        text,
+        quick_reply_payload: message
+            .quick_reply
+            .and_then(Object::map)
+            .and_then(|reply| reply.payload?.string()),
+        attachments: attachments
             .into_iter()
-            .filter_map(|Obj(attachment)| {
+            .filter_map(|attachment| {
+                let attachment = attachment.map()?;
                 Some(Attachment {
-                    kind: attachment.kind?,
-                    url: attachment.payload.and_then(|Obj(payload)| payload.url),
+                    kind: attachment.kind?.string()?,
+                    url: attachment
+                        .payload
+                        .and_then(Object::map)
+                        .and_then(|payload| payload.url?.string()),
                 })
             })
             .collect(),
@@ -246,27 +171,423 @@ fn message_kind(message: RawMessage) -> Option<EventKind> {
 }
 
 fn optin_kind(optin: RawOptin) -> Option<EventKind> {
-    match optin.kind.as_deref()? {
+    let string = |field: Option<Scalar>| field.and_then(Scalar::string);
+    match optin.kind?.string()?.as_str() {
         "one_time_notif_req" => Some(EventKind::OtnOptin {
-            payload: optin.payload.unwrap_or_default(),
-            token: optin.one_time_notif_token?,
+            payload: string(optin.payload).unwrap_or_default(),
+            token: string(optin.one_time_notif_token)?,
         }),
         "notification_messages" => Some(EventKind::RecurringOptin {
-            token: optin.notification_messages_token?,
-            payload: optin.payload,
-            title: optin.title,
-            frequency: optin
-                .notification_messages_frequency
-                .as_deref()
-                .map(RecurringFrequency::from_platform),
-            timezone: optin.notification_messages_timezone,
-            token_expiry_ms: optin.token_expiry_timestamp,
-            user_token_status: optin.user_token_status,
-            status: optin
-                .notification_messages_status
-                .as_deref()
-                .map(NotificationStatus::from_platform),
+            token: string(optin.notification_messages_token)?,
+            payload: string(optin.payload),
+            title: string(optin.title),
+            frequency: string(optin.notification_messages_frequency)
+                .map(|frequency| RecurringFrequency::from_platform(&frequency)),
+            timezone: string(optin.notification_messages_timezone),
+            token_expiry_ms: optin.token_expiry_timestamp.and_then(Scalar::u64),
+            user_token_status: string(optin.user_token_status),
+            status: string(optin.notification_messages_status)
+                .map(|status| NotificationStatus::from_platform(&status)),
         }),
         _ => None,
     }
+}
+
+/// A referral; one that is not an object has no fields.
+fn referral(raw: Object<RawReferral>) -> Referral {
+    let Object::Map(raw) = raw else {
+        return Referral::default();
+    };
+    Referral {
+        reference: raw.reference.and_then(Scalar::string),
+        source: raw.source.and_then(Scalar::string),
+        referral_type: raw.referral_type.and_then(Scalar::string),
+        ad_id: raw.ad_id.and_then(Scalar::string),
+    }
+}
+
+/// The `visit_*` methods of a visitor for the scalar values it does not read: each is `$other`.
+macro_rules! scalars_are {
+    ($value:ty, $other:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$value, E> {
+            Ok($other)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<$value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<$value, E> {
+            Ok($other)
+        }
+    };
+}
+
+/// The top level of a body: the envelope, or a JSON value that is not an object.
+enum Envelope {
+    NotAnObject,
+    Object {
+        /// `object` when it is a string.
+        object: Option<String>,
+        /// `entry` when it is an array; its items that are not objects are skipped.
+        entries: Option<Vec<Entry>>,
+    },
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvelopeVisitor;
+        impl<'de> Visitor<'de> for EnvelopeVisitor {
+            type Value = Envelope;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a webhook body")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+                let (mut object, mut entries) = (None, None);
+                while let Some(key) = map.next_key::<EnvelopeKey>()? {
+                    match key {
+                        EnvelopeKey::Object => object = map.next_value::<Scalar>()?.string(),
+                        EnvelopeKey::Entry => {
+                            let Items(items) = map.next_value::<Items<Object<WireEntry>>>()?;
+                            entries = items.map(|items| {
+                                let entries = items.into_iter().filter_map(Object::map);
+                                entries.map(|WireEntry(entry)| entry).collect()
+                            });
+                        }
+                        EnvelopeKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Envelope::Object { object, entries })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Envelope, A::Error> {
+                IgnoredAny.visit_seq(seq)?;
+                Ok(Envelope::NotAnObject)
+            }
+            scalars_are!(Envelope, Envelope::NotAnObject);
+        }
+        deserializer.deserialize_any(EnvelopeVisitor)
+    }
+}
+
+/// The keys of the envelope that are read.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum EnvelopeKey {
+    Object,
+    Entry,
+    #[serde(other)]
+    Other,
+}
+
+/// The keys of an entry that are read.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum EntryKey {
+    Id,
+    Time,
+    Messaging,
+    Standby,
+    #[serde(other)]
+    Other,
+}
+
+/// An entry as the platform sends it.
+struct WireEntry(Entry);
+
+impl<'de> Deserialize<'de> for WireEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = WireEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an entry object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEntry, A::Error> {
+                let mut entry = Entry {
+                    page_id: PageId(String::new()),
+                    time_ms: 0,
+                    messaging: Vec::new(),
+                    standby: Vec::new(),
+                };
+                while let Some(key) = map.next_key::<EntryKey>()? {
+                    match key {
+                        EntryKey::Id => {
+                            let id = map.next_value::<Scalar>()?.id();
+                            entry.page_id = PageId(id.unwrap_or_default());
+                        }
+                        EntryKey::Time => {
+                            entry.time_ms = map.next_value::<Scalar>()?.u64().unwrap_or(0);
+                        }
+                        EntryKey::Messaging => entry.messaging = map.next_value::<Events>()?.0,
+                        EntryKey::Standby => entry.standby = map.next_value::<Events>()?.0,
+                        EntryKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(WireEntry(entry))
+            }
+        }
+        deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+/// The events of a `messaging` or `standby` array (none when it is not an array).
+struct Events(Vec<MessagingEvent>);
+
+impl<'de> Deserialize<'de> for Events {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Items(raw) = Items::<&'de RawValue>::deserialize(deserializer)?;
+        let raw = raw.unwrap_or_default();
+        Ok(Events(raw.into_iter().map(parse_event_text).collect()))
+    }
+}
+
+/// One JSON value where a scalar is expected: arrays and objects are skipped.
+enum Scalar {
+    String(String),
+    Number(Number),
+    Bool(bool),
+    Other,
+}
+
+impl Scalar {
+    fn string(self) -> Option<String> {
+        match self {
+            Self::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer, as `Value::as_u64` reads it.
+    fn u64(self) -> Option<u64> {
+        match self {
+            Self::Number(number) => number.as_u64(),
+            _ => None,
+        }
+    }
+
+    fn bool(self) -> Option<bool> {
+        match self {
+            Self::Bool(flag) => Some(flag),
+            _ => None,
+        }
+    }
+
+    /// An id: a string, or a number as JSON writes it.
+    fn id(self) -> Option<String> {
+        match self {
+            Self::String(text) => Some(text),
+            Self::Number(number) => Some(number.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::String(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar::String(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v.into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Number::from_f64(v).map_or(Scalar::Other, Scalar::Number))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar, A::Error> {
+                IgnoredAny.visit_seq(seq).map(|_| Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar, A::Error> {
+                IgnoredAny.visit_map(map).map(|_| Scalar::Other)
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// The items of a JSON array; `None` for any other value.
+struct Items<T>(Option<Vec<T>>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemsVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ItemsVisitor<T> {
+            type Value = Items<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Items(Some(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Items<T>, A::Error> {
+                IgnoredAny.visit_map(map).map(|_| Items(None))
+            }
+            scalars_are!(Items<T>, Items(None));
+        }
+        deserializer.deserialize_any(ItemsVisitor(PhantomData))
+    }
+}
+
+/// A JSON value where an object is expected: the object read as `T`, or any other value.
+/// (serde's derive alone would also read an array as a struct, fields by position.)
+enum Object<T> {
+    Map(T),
+    Other,
+}
+
+impl<T> Object<T> {
+    fn map(self) -> Option<T> {
+        match self {
+            Self::Map(inner) => Some(inner),
+            Self::Other => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Object::Map)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Object<T>, A::Error> {
+                IgnoredAny.visit_seq(seq).map(|_| Object::Other)
+            }
+            scalars_are!(Object<T>, Object::Other);
+        }
+        deserializer.deserialize_any(ObjectVisitor(PhantomData))
+    }
+}
+
+// The shapes of an event as the platform sends them. Every field is optional and lenient
+// (`Option` reads `null` as absent); which fields a kind requires is decided above.
+
+#[derive(Deserialize)]
+struct RawEvent {
+    sender: Option<Object<RawId>>,
+    recipient: Option<Object<RawId>>,
+    timestamp: Option<Scalar>,
+    message: Option<Object<RawMessage>>,
+    postback: Option<Object<RawPostback>>,
+    optin: Option<Object<RawOptin>>,
+    referral: Option<Object<RawReferral>>,
+    delivery: Option<Object<RawDelivery>>,
+    read: Option<Object<RawRead>>,
+}
+
+#[derive(Deserialize)]
+struct RawId {
+    id: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+struct RawMessage {
+    mid: Option<Scalar>,
+    text: Option<Scalar>,
+    is_echo: Option<Scalar>,
+    app_id: Option<Scalar>,
+    metadata: Option<Scalar>,
+    quick_reply: Option<Object<RawQuickReply>>,
+    attachments: Option<Items<Object<RawAttachment>>>,
+}
+
+#[derive(Deserialize)]
+struct RawQuickReply {
+    payload: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+struct RawAttachment {
+    #[serde(rename = "type")]
+    kind: Option<Scalar>,
+    payload: Option<Object<RawAttachmentPayload>>,
+}
+
+#[derive(Deserialize)]
+struct RawAttachmentPayload {
+    url: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+struct RawPostback {
+    mid: Option<Scalar>,
+    title: Option<Scalar>,
+    payload: Option<Scalar>,
+    referral: Option<Object<RawReferral>>,
+}
+
+#[derive(Deserialize)]
+struct RawReferral {
+    #[serde(rename = "ref")]
+    reference: Option<Scalar>,
+    source: Option<Scalar>,
+    #[serde(rename = "type")]
+    referral_type: Option<Scalar>,
+    ad_id: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+struct RawOptin {
+    #[serde(rename = "type")]
+    kind: Option<Scalar>,
+    payload: Option<Scalar>,
+    one_time_notif_token: Option<Scalar>,
+    notification_messages_token: Option<Scalar>,
+    title: Option<Scalar>,
+    notification_messages_frequency: Option<Scalar>,
+    notification_messages_timezone: Option<Scalar>,
+    token_expiry_timestamp: Option<Scalar>,
+    user_token_status: Option<Scalar>,
+    notification_messages_status: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+struct RawDelivery {
+    mids: Option<Items<Scalar>>,
+    watermark: Option<Scalar>,
+}
+
+#[derive(Deserialize)]
+struct RawRead {
+    watermark: Option<Scalar>,
 }
