@@ -20,13 +20,40 @@ use std::marker::PhantomData;
 
 /// Parses a whole body: syntax errors first, then the envelope's shape.
 pub(super) fn parse_body(body: &[u8]) -> Result<WebhookBody, WebhookError> {
-    match serde_json::from_slice::<Envelope>(body).map_err(WebhookError::NotJson)? {
-        Envelope::NotAnObject => Err(WebhookError::NotAnObject),
-        Envelope::Object { object, entries } => Ok(WebhookBody {
-            object: object.ok_or(WebhookError::MissingObject)?,
-            entries: entries.ok_or(WebhookError::MissingEntries)?,
-        }),
-    }
+    let envelope = match serde_json::from_slice::<Object<RawEnvelope>>(body) {
+        Ok(envelope) => envelope,
+        // A lenient read fails only on bad JSON or a duplicate key. Bad JSON is reported as
+        // `serde_json::Value` reports it; a body with a duplicate key is read again as JSON's
+        // object model has it, where the key's last value wins.
+        Err(_) => {
+            let value: Value = serde_json::from_slice(body).map_err(WebhookError::NotJson)?;
+            serde_json::from_str(&value.to_string()).map_err(WebhookError::NotJson)?
+        }
+    };
+    let Object::Map(envelope) = envelope else {
+        return Err(WebhookError::NotAnObject);
+    };
+    let object = envelope.object.and_then(Scalar::string);
+    let entries = envelope.entry.and_then(|Items(entries)| entries);
+    Ok(WebhookBody {
+        object: object.ok_or(WebhookError::MissingObject)?,
+        entries: entries
+            .ok_or(WebhookError::MissingEntries)?
+            .into_iter()
+            .filter_map(Object::map)
+            .map(|entry| Entry {
+                page_id: PageId(entry.id.and_then(Scalar::id).unwrap_or_default()),
+                time_ms: entry.time.and_then(Scalar::u64).unwrap_or(0),
+                messaging: events(entry.messaging),
+                standby: events(entry.standby),
+            })
+            .collect(),
+    })
+}
+
+fn events(raw: Option<Items<Event>>) -> Vec<MessagingEvent> {
+    let events = raw.and_then(|Items(events)| events).unwrap_or_default();
+    events.into_iter().map(|Event(event)| event).collect()
 }
 
 /// Parses one event given as JSON; see [`super::parse_event`].
@@ -35,16 +62,16 @@ pub(super) fn parse_event_value(raw: Value) -> MessagingEvent {
     event(typed, || raw)
 }
 
-/// Parses one event from its raw text.
-fn parse_event_text(raw: &RawValue) -> MessagingEvent {
-    let as_value = || serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);
-    let typed = match serde_json::from_str::<Object<RawEvent>>(raw.get()) {
-        Ok(typed) => Some(typed),
-        // Only a duplicate key fails a lenient read: read the event again as JSON's object
-        // model does, where the key's last value wins.
-        Err(_) => Object::<RawEvent>::deserialize(&as_value()).ok(),
-    };
-    event(typed, as_value)
+/// One event, read from its raw text: typed when it is of a known kind, else kept as JSON.
+struct Event(MessagingEvent);
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&RawValue>::deserialize(deserializer)?;
+        let typed = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
+        let as_value = || serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        Ok(Event(event(Some(typed), as_value)))
+    }
 }
 
 /// The event of a typed read; anything that does not fit a known kind is `Unknown` with the
@@ -230,128 +257,6 @@ macro_rules! scalars_are {
     };
 }
 
-/// The top level of a body: the envelope, or a JSON value that is not an object.
-enum Envelope {
-    NotAnObject,
-    Object {
-        /// `object` when it is a string.
-        object: Option<String>,
-        /// `entry` when it is an array; its items that are not objects are skipped.
-        entries: Option<Vec<Entry>>,
-    },
-}
-
-impl<'de> Deserialize<'de> for Envelope {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EnvelopeVisitor;
-        impl<'de> Visitor<'de> for EnvelopeVisitor {
-            type Value = Envelope;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a webhook body")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
-                let (mut object, mut entries) = (None, None);
-                while let Some(key) = map.next_key::<EnvelopeKey>()? {
-                    match key {
-                        EnvelopeKey::Object => object = map.next_value::<Scalar>()?.string(),
-                        EnvelopeKey::Entry => {
-                            let Items(items) = map.next_value::<Items<Object<WireEntry>>>()?;
-                            entries = items.map(|items| {
-                                let entries = items.into_iter().filter_map(Object::map);
-                                entries.map(|WireEntry(entry)| entry).collect()
-                            });
-                        }
-                        EnvelopeKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(Envelope::Object { object, entries })
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Envelope, A::Error> {
-                IgnoredAny.visit_seq(seq)?;
-                Ok(Envelope::NotAnObject)
-            }
-            scalars_are!(Envelope, Envelope::NotAnObject);
-        }
-        deserializer.deserialize_any(EnvelopeVisitor)
-    }
-}
-
-/// The keys of the envelope that are read.
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum EnvelopeKey {
-    Object,
-    Entry,
-    #[serde(other)]
-    Other,
-}
-
-/// The keys of an entry that are read.
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum EntryKey {
-    Id,
-    Time,
-    Messaging,
-    Standby,
-    #[serde(other)]
-    Other,
-}
-
-/// An entry as the platform sends it.
-struct WireEntry(Entry);
-
-impl<'de> Deserialize<'de> for WireEntry {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-        impl<'de> Visitor<'de> for EntryVisitor {
-            type Value = WireEntry;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an entry object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEntry, A::Error> {
-                let mut entry = Entry {
-                    page_id: PageId(String::new()),
-                    time_ms: 0,
-                    messaging: Vec::new(),
-                    standby: Vec::new(),
-                };
-                while let Some(key) = map.next_key::<EntryKey>()? {
-                    match key {
-                        EntryKey::Id => {
-                            let id = map.next_value::<Scalar>()?.id();
-                            entry.page_id = PageId(id.unwrap_or_default());
-                        }
-                        EntryKey::Time => {
-                            entry.time_ms = map.next_value::<Scalar>()?.u64().unwrap_or(0);
-                        }
-                        EntryKey::Messaging => entry.messaging = map.next_value::<Events>()?.0,
-                        EntryKey::Standby => entry.standby = map.next_value::<Events>()?.0,
-                        EntryKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(WireEntry(entry))
-            }
-        }
-        deserializer.deserialize_map(EntryVisitor)
-    }
-}
-
-/// The events of a `messaging` or `standby` array (none when it is not an array).
-struct Events(Vec<MessagingEvent>);
-
-impl<'de> Deserialize<'de> for Events {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let Items(raw) = Items::<&'de RawValue>::deserialize(deserializer)?;
-        let raw = raw.unwrap_or_default();
-        Ok(Events(raw.into_iter().map(parse_event_text).collect()))
-    }
-}
-
 /// One JSON value where a scalar is expected: arrays and objects are skipped.
 enum Scalar {
     String(String),
@@ -499,8 +404,22 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
-// The shapes of an event as the platform sends them. Every field is optional and lenient
+// The shapes of a body as the platform sends them. Every field is optional and lenient
 // (`Option` reads `null` as absent); which fields a kind requires is decided above.
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    object: Option<Scalar>,
+    entry: Option<Items<Object<RawEntry>>>,
+}
+
+#[derive(Deserialize)]
+struct RawEntry {
+    id: Option<Scalar>,
+    time: Option<Scalar>,
+    messaging: Option<Items<Event>>,
+    standby: Option<Items<Event>>,
+}
 
 #[derive(Deserialize)]
 struct RawEvent {
