@@ -13,25 +13,39 @@ use super::{
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, de};
-use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 use std::fmt;
 use std::marker::PhantomData;
 
 /// Parses a whole body: syntax errors first, then the envelope's shape.
 pub(super) fn parse_body(body: &[u8]) -> Result<WebhookBody, WebhookError> {
-    let envelope = match serde_json::from_slice::<Object<RawEnvelope>>(body) {
-        Ok(envelope) => envelope,
-        // A lenient read fails only on bad JSON or a duplicate key. Bad JSON is reported as
-        // `serde_json::Value` reports it; a body with a duplicate key is read again as JSON's
-        // object model has it, where the key's last value wins.
+    // One typed pass straight from the bytes. It stops at bad JSON, a duplicate key or an event
+    // it cannot type; then the body is read as JSON's object model has it (bad JSON is reported
+    // from there; a duplicate key's last value wins) and the same structs are read over it,
+    // keeping each event's JSON so that an unknown one keeps it.
+    match serde_json::from_slice::<Object<RawEnvelope<Typed>>>(body) {
+        Ok(envelope) => body_of(envelope, |Typed(event)| event),
         Err(_) => {
             let value: Value = serde_json::from_slice(body).map_err(WebhookError::NotJson)?;
-            serde_json::from_str(&value.to_string()).map_err(WebhookError::NotJson)?
+            let envelope = Object::<RawEnvelope<Kept>>::deserialize(&value);
+            body_of(envelope.map_err(WebhookError::NotJson)?, |Kept(event)| {
+                event
+            })
         }
-    };
+    }
+}
+
+/// The body of an envelope whose events were read as `E`.
+fn body_of<E>(
+    envelope: Object<RawEnvelope<E>>,
+    into_event: impl Fn(E) -> MessagingEvent + Copy,
+) -> Result<WebhookBody, WebhookError> {
     let Object::Map(envelope) = envelope else {
         return Err(WebhookError::NotAnObject);
+    };
+    let events = |list: Option<Items<E>>| -> Vec<MessagingEvent> {
+        let list = list.and_then(|Items(list)| list).unwrap_or_default();
+        list.into_iter().map(into_event).collect()
     };
     let object = envelope.object.and_then(Scalar::string);
     let entries = envelope.entry.and_then(|Items(entries)| entries);
@@ -51,34 +65,50 @@ pub(super) fn parse_body(body: &[u8]) -> Result<WebhookBody, WebhookError> {
     })
 }
 
-fn events(raw: Option<Items<Event>>) -> Vec<MessagingEvent> {
-    let events = raw.and_then(|Items(events)| events).unwrap_or_default();
-    events.into_iter().map(|Event(event)| event).collect()
-}
-
 /// Parses one event given as JSON; see [`super::parse_event`].
 pub(super) fn parse_event_value(raw: Value) -> MessagingEvent {
-    let typed = Object::<RawEvent>::deserialize(&raw).ok();
-    event(typed, || raw)
+    let typed = Object::<RawEvent>::deserialize(&raw).unwrap_or(Object::Other);
+    keep_json(event(typed), raw)
 }
 
-/// One event, read from its raw text: typed when it is of a known kind, else kept as JSON.
-struct Event(MessagingEvent);
+/// An event of a known kind read straight from the text; any other event stops the typed pass.
+struct Typed(MessagingEvent);
 
-impl<'de> Deserialize<'de> for Event {
+impl<'de> Deserialize<'de> for Typed {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = <&RawValue>::deserialize(deserializer)?;
-        let typed = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
-        let as_value = || serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-        Ok(Event(event(Some(typed), as_value)))
+        match event(Object::deserialize(deserializer)?) {
+            MessagingEvent {
+                kind: EventKind::Unknown(_),
+                ..
+            } => Err(de::Error::custom("an event of an unknown kind")),
+            known => Ok(Typed(known)),
+        }
     }
 }
 
-/// The event of a typed read; anything that does not fit a known kind is `Unknown` with the
-/// JSON that `raw` gives.
-fn event(typed: Option<Object<RawEvent>>, raw: impl FnOnce() -> Value) -> MessagingEvent {
-    let Some(Object::Map(mut event)) = typed else {
-        return unknown(None, None, 0, raw());
+/// An event read from JSON, which it keeps when it is of an unknown kind.
+struct Kept(MessagingEvent);
+
+impl<'de> Deserialize<'de> for Kept {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Value::deserialize(deserializer)?;
+        Ok(Kept(parse_event_value(raw)))
+    }
+}
+
+/// `event` with `raw` as the JSON of its kind when that is `Unknown`.
+fn keep_json(mut event: MessagingEvent, raw: Value) -> MessagingEvent {
+    if let EventKind::Unknown(json) = &mut event.kind {
+        *json = raw;
+    }
+    event
+}
+
+/// The event of a typed read; anything that does not fit a known kind is `Unknown` (with `null`
+/// for its JSON, which the caller fills in).
+fn event(typed: Object<RawEvent>) -> MessagingEvent {
+    let Object::Map(mut event) = typed else {
+        return unknown(None, None, 0);
     };
     let sender = id_of(event.sender.take());
     let recipient = id_of(event.recipient.take());
@@ -94,21 +124,16 @@ fn event(typed: Option<Object<RawEvent>>, raw: impl FnOnce() -> Value) -> Messag
             timestamp_ms,
             kind,
         },
-        None => unknown(sender, recipient, timestamp_ms, raw()),
+        None => unknown(sender, recipient, timestamp_ms),
     }
 }
 
-fn unknown(
-    sender: Option<String>,
-    recipient: Option<String>,
-    timestamp_ms: u64,
-    raw: Value,
-) -> MessagingEvent {
+fn unknown(sender: Option<String>, recipient: Option<String>, timestamp_ms: u64) -> MessagingEvent {
     MessagingEvent {
         sender: Psid(sender.unwrap_or_default()),
         recipient: PageId(recipient.unwrap_or_default()),
         timestamp_ms,
-        kind: EventKind::Unknown(raw),
+        kind: EventKind::Unknown(Value::Null),
     }
 }
 
@@ -407,18 +432,19 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 // The shapes of a body as the platform sends them. Every field is optional and lenient
 // (`Option` reads `null` as absent); which fields a kind requires is decided above.
 
+/// The envelope, with events read as `E`.
 #[derive(Deserialize)]
-struct RawEnvelope {
+struct RawEnvelope<E> {
     object: Option<Scalar>,
-    entry: Option<Items<Object<RawEntry>>>,
+    entry: Option<Items<Object<RawEntry<E>>>>,
 }
 
 #[derive(Deserialize)]
-struct RawEntry {
+struct RawEntry<E> {
     id: Option<Scalar>,
     time: Option<Scalar>,
-    messaging: Option<Items<Event>>,
-    standby: Option<Items<Event>>,
+    messaging: Option<Items<E>>,
+    standby: Option<Items<E>>,
 }
 
 #[derive(Deserialize)]
