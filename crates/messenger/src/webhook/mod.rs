@@ -242,9 +242,9 @@ pub enum WebhookError {
 
 /// Parses a webhook POST body; see the module docs for what is tolerated.
 ///
-/// One typed pass over the bytes: every field is read leniently (a value of the wrong type
-/// counts as absent), and each event is kept as raw JSON until it is known, so an unknown or
-/// malformed one becomes [`EventKind::Unknown`] with its JSON.
+/// Every field is read leniently (a value of the wrong type counts as absent) by one typed
+/// parser, straight from the bytes; a body with an unknown or malformed event is read with the
+/// same parser over a `serde_json::Value`, so the event is kept as [`EventKind::Unknown`].
 pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, WebhookError> {
     parse::parse_body(body)
 }

@@ -1,6 +1,7 @@
-//! The one webhook parser: the body read in one pass into lenient typed structs, each event
-//! kept as its raw text until it is known to be of a known kind, so an unknown or malformed
-//! event becomes [`EventKind::Unknown`] with its JSON.
+//! The one webhook parser: lenient typed structs read straight from the bytes in one pass. A body
+//! that pass cannot type (bad JSON, a duplicate key, an event of an unknown kind) is read with
+//! the same structs over a `serde_json::Value`, which keeps each event's JSON, so an unknown or
+//! malformed event becomes [`EventKind::Unknown`] with its JSON.
 //!
 //! Every field is read the way JSON's object model reads it: a value of the wrong type counts as
 //! absent (never an error), an array where an object is expected is not read as a struct, ids
