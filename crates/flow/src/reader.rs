@@ -220,30 +220,30 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Marks key `keys[bit]` as seen; an error when it was seen before (a duplicate key).
-fn mark_seen<E: serde::de::Error>(
+/// The next key of `map` that is in `known`, with its position there; the keys that are not
+/// are skipped and recorded in `unknown`. An error on a duplicate key (`seen` has a bit a key).
+fn next_known_key<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    known: &[&'static str],
     seen: &mut u32,
-    keys: &[&'static str],
-    bit: usize,
-) -> Result<(), E> {
-    let mask = 1u32 << bit;
-    if *seen & mask != 0 {
-        return Err(E::duplicate_field(keys[bit]));
+    unknown: &mut Vec<Cow<'de, str>>,
+) -> Result<Option<(usize, Cow<'de, str>)>, A::Error> {
+    while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+        let Some(bit) = known.iter().position(|f| *f == key) else {
+            map.next_value::<IgnoredAny>()?;
+            if unknown.contains(&key) {
+                return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            unknown.push(key);
+            continue;
+        };
+        if *seen & (1 << bit) != 0 {
+            return Err(A::Error::duplicate_field(known[bit]));
+        }
+        *seen |= 1 << bit;
+        return Ok(Some((bit, key)));
     }
-    *seen |= mask;
-    Ok(())
-}
-
-/// Records an unknown key; an error when the object already had it.
-fn record_key<'de, E: serde::de::Error>(
-    keys: &mut Vec<Cow<'de, str>>,
-    key: Cow<'de, str>,
-) -> Result<(), E> {
-    if keys.contains(&key) {
-        return Err(E::custom(format_args!("duplicate field `{key}`")));
-    }
-    keys.push(key);
-    Ok(())
+    Ok(None)
 }
 
 /// The `type` of a block or message, checked against the known names.
@@ -286,14 +286,10 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
         let mut start: Option<BlockId> = None;
         let mut blocks: Option<Vec<Block>> = None;
         let mut ui: Option<Value> = None;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let Some(bit) = DOCUMENT_FIELDS.iter().position(|f| *f == key) else {
-                map.next_value::<IgnoredAny>()?;
-                record_key(&mut unknown, key)?;
-                continue;
-            };
-            mark_seen(&mut seen, DOCUMENT_FIELDS, bit)?;
-            match &*key {
+        while let Some((_, key)) =
+            next_known_key(&mut map, DOCUMENT_FIELDS, &mut seen, &mut unknown)?
+        {
+            match key.as_ref() {
                 "format" => format = Some(map.next_value()?),
                 "id" => id = Some(map.next_value()?),
                 "name" => name = Some(map.next_value()?),
@@ -468,13 +464,9 @@ impl<'de> Visitor<'de> for BlockSeed<'_, 'de> {
         reader.pending.clear();
         let mut seen = 0u32;
         let mut fields = BlockFields::default();
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let Some(bit) = BLOCK_KEYS.iter().position(|f| *f == key) else {
-                map.next_value::<IgnoredAny>()?;
-                record_key(&mut reader.block_keys, key)?;
-                continue;
-            };
-            mark_seen(&mut seen, &BLOCK_KEYS, bit)?;
+        while let Some((bit, key)) =
+            next_known_key(&mut map, &BLOCK_KEYS, &mut seen, &mut reader.block_keys)?
+        {
             match bit {
                 0 => fields.id = Some(map.next_value()?),
                 1 => fields.kind = Some(read_type(&mut map, &BLOCK_TYPES)?),
@@ -616,13 +608,9 @@ impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
         let mut topic: Option<TopicRef> = None;
         let mut title: Option<String> = None;
         let mut on_optin: Option<BlockId> = None;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let Some(bit) = MESSAGE_KEYS.iter().position(|f| *f == key) else {
-                map.next_value::<IgnoredAny>()?;
-                record_key(&mut reader.message_keys, key)?;
-                continue;
-            };
-            mark_seen(&mut seen, &MESSAGE_KEYS, bit)?;
+        while let Some((bit, key)) =
+            next_known_key(&mut map, &MESSAGE_KEYS, &mut seen, &mut reader.message_keys)?
+        {
             match bit {
                 0 => {
                     kind = Some(read_type(&mut map, &MESSAGE_TYPES)?);

@@ -188,7 +188,7 @@ fn known_kind(kinds: RawEvent) -> Option<EventKind> {
 fn message_kind(message: RawMessage) -> Option<EventKind> {
     let mid = message.mid?.string()?;
     let text = message.text.and_then(Scalar::string);
-    if message.is_echo.and_then(Scalar::bool) == Some(true) {
+    if matches!(message.is_echo, Some(Scalar::Bool(true))) {
         return Some(EventKind::Echo {
             mid,
             text,
@@ -259,30 +259,6 @@ fn referral(raw: Object<RawReferral>) -> Referral {
     }
 }
 
-/// The `visit_*` methods of a visitor for the scalar values it does not read: each is `$other`.
-macro_rules! scalars_are {
-    ($value:ty, $other:expr) => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$value, E> {
-            Ok($other)
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$value, E> {
-            Ok($other)
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$value, E> {
-            Ok($other)
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$value, E> {
-            Ok($other)
-        }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<$value, E> {
-            Ok($other)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<$value, E> {
-            Ok($other)
-        }
-    };
-}
-
 /// One JSON value where a scalar is expected: arrays and objects are skipped.
 enum Scalar {
     String(String),
@@ -301,25 +277,17 @@ impl Scalar {
 
     /// A non-negative integer, as `Value::as_u64` reads it.
     fn u64(self) -> Option<u64> {
-        match self {
-            Self::Number(number) => number.as_u64(),
-            _ => None,
+        if let Self::Number(number) = self {
+            return number.as_u64();
         }
-    }
-
-    fn bool(self) -> Option<bool> {
-        match self {
-            Self::Bool(flag) => Some(flag),
-            _ => None,
-        }
+        None
     }
 
     /// An id: a string, or a number as JSON writes it.
     fn id(self) -> Option<String> {
         match self {
-            Self::String(text) => Some(text),
             Self::Number(number) => Some(number.to_string()),
-            _ => None,
+            other => other.string(),
         }
     }
 }
@@ -367,30 +335,75 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// A lenient type read from any JSON value: what it makes of an object, of an array, and of
+/// anything else.
+trait Shape<'de>: Sized {
+    /// What any value but the one the type reads gives.
+    fn other() -> Self;
+
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| Self::other())
+    }
+
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| Self::other())
+    }
+}
+
+/// Reads any JSON value into a [`Shape`].
+struct ShapeVisitor<S>(PhantomData<S>);
+
+impl<'de, S: Shape<'de>> Visitor<'de> for ShapeVisitor<S> {
+    type Value = S;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<S, A::Error> {
+        S::from_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S, A::Error> {
+        S::from_seq(seq)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<S, E> {
+        Ok(S::other())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<S, E> {
+        Ok(S::other())
+    }
+}
+
 /// The items of a JSON array; `None` for any other value.
 struct Items<T>(Option<Vec<T>>);
 
+impl<'de, T: Deserialize<'de>> Shape<'de> for Items<T> {
+    fn other() -> Self {
+        Items(None)
+    }
+
+    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Items(Some(items)))
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Items<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ItemsVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ItemsVisitor<T> {
-            type Value = Items<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<T>, A::Error> {
-                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(Items(Some(items)))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Items<T>, A::Error> {
-                IgnoredAny.visit_map(map).map(|_| Items(None))
-            }
-            scalars_are!(Items<T>, Items(None));
-        }
-        deserializer.deserialize_any(ItemsVisitor(PhantomData))
+        deserializer.deserialize_any(ShapeVisitor(PhantomData))
     }
 }
 
@@ -410,23 +423,19 @@ impl<T> Object<T> {
     }
 }
 
+impl<'de, T: Deserialize<'de>> Shape<'de> for Object<T> {
+    fn other() -> Self {
+        Object::Other
+    }
+
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Object::Map)
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-            type Value = Object<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map)).map(Object::Map)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Object<T>, A::Error> {
-                IgnoredAny.visit_seq(seq).map(|_| Object::Other)
-            }
-            scalars_are!(Object<T>, Object::Other);
-        }
-        deserializer.deserialize_any(ObjectVisitor(PhantomData))
+        deserializer.deserialize_any(ShapeVisitor(PhantomData))
     }
 }
 
