@@ -14,7 +14,7 @@ use super::{
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, de};
-use serde_json::{Number, Value};
+use serde_json::Value;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -48,7 +48,7 @@ fn body_of<E>(
         let list = list.and_then(|Items(list)| list).unwrap_or_default();
         list.into_iter().map(into_event).collect()
     };
-    let object = envelope.object.and_then(Scalar::string);
+    let object = envelope.object.and_then(string);
     let entries = envelope.entry.and_then(|Items(entries)| entries);
     Ok(WebhookBody {
         object: object.ok_or(WebhookError::MissingObject)?,
@@ -57,8 +57,8 @@ fn body_of<E>(
             .into_iter()
             .filter_map(Object::map)
             .map(|entry| Entry {
-                page_id: PageId(entry.id.and_then(Scalar::id).unwrap_or_default()),
-                time_ms: entry.time.and_then(Scalar::u64).unwrap_or(0),
+                page_id: PageId(entry.id.and_then(id).unwrap_or_default()),
+                time_ms: entry.time.and_then(|value| value.as_u64()).unwrap_or(0),
                 messaging: events(entry.messaging),
                 standby: events(entry.standby),
             })
@@ -113,7 +113,11 @@ fn event(typed: Object<RawEvent>) -> MessagingEvent {
     };
     let sender = id_of(event.sender.take());
     let recipient = id_of(event.recipient.take());
-    let timestamp_ms = event.timestamp.take().and_then(Scalar::u64).unwrap_or(0);
+    let timestamp_ms = event
+        .timestamp
+        .take()
+        .and_then(|value| value.as_u64())
+        .unwrap_or(0);
     let known = match (&sender, &recipient) {
         (Some(_), Some(_)) => known_kind(event),
         _ => None,
@@ -141,7 +145,7 @@ fn unknown(sender: Option<String>, recipient: Option<String>, timestamp_ms: u64)
 /// `sender.id` or `recipient.id`: a string, or a number written as a string.
 fn id_of(holder: Option<Object<RawId>>) -> Option<String> {
     match holder? {
-        Object::Map(holder) => holder.id?.id(),
+        Object::Map(holder) => id(holder.id?),
         Object::Other => None,
     }
 }
@@ -154,9 +158,9 @@ fn known_kind(kinds: RawEvent) -> Option<EventKind> {
     if let Some(postback) = kinds.postback {
         let postback = postback.map()?;
         return Some(EventKind::Postback {
-            mid: postback.mid.and_then(Scalar::string),
-            title: postback.title.and_then(Scalar::string),
-            payload: postback.payload?.string()?,
+            mid: postback.mid.and_then(string),
+            title: postback.title.and_then(string),
+            payload: string(postback.payload?)?,
             referral: postback.referral.map(referral),
         });
     }
@@ -172,28 +176,28 @@ fn known_kind(kinds: RawEvent) -> Option<EventKind> {
             mids: delivery
                 .mids
                 .and_then(|Items(mids)| mids)
-                .map(|mids| mids.into_iter().filter_map(Scalar::string).collect())
+                .map(|mids| mids.into_iter().filter_map(string).collect())
                 .unwrap_or_default(),
-            watermark: delivery.watermark?.u64()?,
+            watermark: delivery.watermark?.as_u64()?,
         });
     }
     if let Some(read) = kinds.read {
         return Some(EventKind::Read {
-            watermark: read.map()?.watermark?.u64()?,
+            watermark: read.map()?.watermark?.as_u64()?,
         });
     }
     None
 }
 
 fn message_kind(message: RawMessage) -> Option<EventKind> {
-    let mid = message.mid?.string()?;
-    let text = message.text.and_then(Scalar::string);
-    if matches!(message.is_echo, Some(Scalar::Bool(true))) {
+    let mid = string(message.mid?)?;
+    let text = message.text.and_then(string);
+    if matches!(message.is_echo, Some(Value::Bool(true))) {
         return Some(EventKind::Echo {
             mid,
             text,
-            app_id: message.app_id.and_then(Scalar::u64),
-            metadata: message.metadata.and_then(Scalar::string),
+            app_id: message.app_id.and_then(|value| value.as_u64()),
+            metadata: message.metadata.and_then(string),
         });
     }
     let attachments = message
@@ -206,17 +210,17 @@ fn message_kind(message: RawMessage) -> Option<EventKind> {
         quick_reply_payload: message
             .quick_reply
             .and_then(Object::map)
-            .and_then(|reply| reply.payload?.string()),
+            .and_then(|reply| string(reply.payload?)),
         attachments: attachments
             .into_iter()
             .filter_map(|attachment| {
                 let attachment = attachment.map()?;
                 Some(Attachment {
-                    kind: attachment.kind?.string()?,
+                    kind: string(attachment.kind?)?,
                     url: attachment
                         .payload
                         .and_then(Object::map)
-                        .and_then(|payload| payload.url?.string()),
+                        .and_then(|payload| string(payload.url?)),
                 })
             })
             .collect(),
@@ -224,8 +228,8 @@ fn message_kind(message: RawMessage) -> Option<EventKind> {
 }
 
 fn optin_kind(optin: RawOptin) -> Option<EventKind> {
-    let string = |field: Option<Scalar>| field.and_then(Scalar::string);
-    match optin.kind?.string()?.as_str() {
+    let string = |field: Option<Value>| field.and_then(string);
+    match string(optin.kind)?.as_str() {
         "one_time_notif_req" => Some(EventKind::OtnOptin {
             payload: string(optin.payload).unwrap_or_default(),
             token: string(optin.one_time_notif_token)?,
@@ -237,7 +241,9 @@ fn optin_kind(optin: RawOptin) -> Option<EventKind> {
             frequency: string(optin.notification_messages_frequency)
                 .map(|frequency| RecurringFrequency::from_platform(&frequency)),
             timezone: string(optin.notification_messages_timezone),
-            token_expiry_ms: optin.token_expiry_timestamp.and_then(Scalar::u64),
+            token_expiry_ms: optin
+                .token_expiry_timestamp
+                .and_then(|value| value.as_u64()),
             user_token_status: string(optin.user_token_status),
             status: string(optin.notification_messages_status)
                 .map(|status| NotificationStatus::from_platform(&status)),
@@ -252,86 +258,26 @@ fn referral(raw: Object<RawReferral>) -> Referral {
         return Referral::default();
     };
     Referral {
-        reference: raw.reference.and_then(Scalar::string),
-        source: raw.source.and_then(Scalar::string),
-        referral_type: raw.referral_type.and_then(Scalar::string),
-        ad_id: raw.ad_id.and_then(Scalar::string),
+        reference: raw.reference.and_then(string),
+        source: raw.source.and_then(string),
+        referral_type: raw.referral_type.and_then(string),
+        ad_id: raw.ad_id.and_then(string),
     }
 }
 
-/// One JSON value where a scalar is expected: arrays and objects are skipped.
-enum Scalar {
-    String(String),
-    Number(Number),
-    Bool(bool),
-    Other,
-}
-
-impl Scalar {
-    fn string(self) -> Option<String> {
-        match self {
-            Self::String(text) => Some(text),
-            _ => None,
-        }
-    }
-
-    /// A non-negative integer, as `Value::as_u64` reads it.
-    fn u64(self) -> Option<u64> {
-        if let Self::Number(number) = self {
-            return number.as_u64();
-        }
-        None
-    }
-
-    /// An id: a string, or a number as JSON writes it.
-    fn id(self) -> Option<String> {
-        match self {
-            Self::Number(number) => Some(number.to_string()),
-            other => other.string(),
-        }
+/// A string value; `None` for any other value.
+fn string(value: Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text),
+        _ => None,
     }
 }
 
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ScalarVisitor;
-        impl<'de> Visitor<'de> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::String(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar::String(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar::Number(v.into()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar::Number(v.into()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Number::from_f64(v).map_or(Scalar::Other, Scalar::Number))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar::Bool(v))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar, A::Error> {
-                IgnoredAny.visit_seq(seq).map(|_| Scalar::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar, A::Error> {
-                IgnoredAny.visit_map(map).map(|_| Scalar::Other)
-            }
-        }
-        deserializer.deserialize_any(ScalarVisitor)
+/// An id: a string, or a number as JSON writes it.
+fn id(value: Value) -> Option<String> {
+    match value {
+        Value::Number(number) => Some(number.to_string()),
+        other => string(other),
     }
 }
 
@@ -445,14 +391,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 /// The envelope, with events read as `E`.
 #[derive(Deserialize)]
 struct RawEnvelope<E> {
-    object: Option<Scalar>,
+    object: Option<Value>,
     entry: Option<Items<Object<RawEntry<E>>>>,
 }
 
 #[derive(Deserialize)]
 struct RawEntry<E> {
-    id: Option<Scalar>,
-    time: Option<Scalar>,
+    id: Option<Value>,
+    time: Option<Value>,
     messaging: Option<Items<E>>,
     standby: Option<Items<E>>,
 }
@@ -461,7 +407,7 @@ struct RawEntry<E> {
 struct RawEvent {
     sender: Option<Object<RawId>>,
     recipient: Option<Object<RawId>>,
-    timestamp: Option<Scalar>,
+    timestamp: Option<Value>,
     message: Option<Object<RawMessage>>,
     postback: Option<Object<RawPostback>>,
     optin: Option<Object<RawOptin>>,
@@ -472,77 +418,77 @@ struct RawEvent {
 
 #[derive(Deserialize)]
 struct RawId {
-    id: Option<Scalar>,
+    id: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct RawMessage {
-    mid: Option<Scalar>,
-    text: Option<Scalar>,
-    is_echo: Option<Scalar>,
-    app_id: Option<Scalar>,
-    metadata: Option<Scalar>,
+    mid: Option<Value>,
+    text: Option<Value>,
+    is_echo: Option<Value>,
+    app_id: Option<Value>,
+    metadata: Option<Value>,
     quick_reply: Option<Object<RawQuickReply>>,
     attachments: Option<Items<Object<RawAttachment>>>,
 }
 
 #[derive(Deserialize)]
 struct RawQuickReply {
-    payload: Option<Scalar>,
+    payload: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct RawAttachment {
     #[serde(rename = "type")]
-    kind: Option<Scalar>,
+    kind: Option<Value>,
     payload: Option<Object<RawAttachmentPayload>>,
 }
 
 #[derive(Deserialize)]
 struct RawAttachmentPayload {
-    url: Option<Scalar>,
+    url: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct RawPostback {
-    mid: Option<Scalar>,
-    title: Option<Scalar>,
-    payload: Option<Scalar>,
+    mid: Option<Value>,
+    title: Option<Value>,
+    payload: Option<Value>,
     referral: Option<Object<RawReferral>>,
 }
 
 #[derive(Deserialize)]
 struct RawReferral {
     #[serde(rename = "ref")]
-    reference: Option<Scalar>,
-    source: Option<Scalar>,
+    reference: Option<Value>,
+    source: Option<Value>,
     #[serde(rename = "type")]
-    referral_type: Option<Scalar>,
-    ad_id: Option<Scalar>,
+    referral_type: Option<Value>,
+    ad_id: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct RawOptin {
     #[serde(rename = "type")]
-    kind: Option<Scalar>,
-    payload: Option<Scalar>,
-    one_time_notif_token: Option<Scalar>,
-    notification_messages_token: Option<Scalar>,
-    title: Option<Scalar>,
-    notification_messages_frequency: Option<Scalar>,
-    notification_messages_timezone: Option<Scalar>,
-    token_expiry_timestamp: Option<Scalar>,
-    user_token_status: Option<Scalar>,
-    notification_messages_status: Option<Scalar>,
+    kind: Option<Value>,
+    payload: Option<Value>,
+    one_time_notif_token: Option<Value>,
+    notification_messages_token: Option<Value>,
+    title: Option<Value>,
+    notification_messages_frequency: Option<Value>,
+    notification_messages_timezone: Option<Value>,
+    token_expiry_timestamp: Option<Value>,
+    user_token_status: Option<Value>,
+    notification_messages_status: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct RawDelivery {
-    mids: Option<Items<Scalar>>,
-    watermark: Option<Scalar>,
+    mids: Option<Items<Value>>,
+    watermark: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct RawRead {
-    watermark: Option<Scalar>,
+    watermark: Option<Value>,
 }
