@@ -14,7 +14,7 @@ use super::{
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, de};
-use serde_json::Value;
+use serde_json::{Number, Value};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -48,7 +48,7 @@ fn body_of<E>(
         let list = list.and_then(|Items(list)| list).unwrap_or_default();
         list.into_iter().map(into_event).collect()
     };
-    let object = envelope.object.and_then(string);
+    let object = envelope.object.and_then(Scalar::string);
     let entries = envelope.entry.and_then(|Items(entries)| entries);
     Ok(WebhookBody {
         object: object.ok_or(WebhookError::MissingObject)?,
@@ -57,8 +57,8 @@ fn body_of<E>(
             .into_iter()
             .filter_map(Object::map)
             .map(|entry| Entry {
-                page_id: PageId(entry.id.and_then(id).unwrap_or_default()),
-                time_ms: entry.time.and_then(|value| value.as_u64()).unwrap_or(0),
+                page_id: PageId(entry.id.and_then(Scalar::id).unwrap_or_default()),
+                time_ms: entry.time.and_then(Scalar::u64).unwrap_or(0),
                 messaging: events(entry.messaging),
                 standby: events(entry.standby),
             })
@@ -113,11 +113,7 @@ fn event(typed: Object<RawEvent>) -> MessagingEvent {
     };
     let sender = id_of(event.sender.take());
     let recipient = id_of(event.recipient.take());
-    let timestamp_ms = event
-        .timestamp
-        .take()
-        .and_then(|value| value.as_u64())
-        .unwrap_or(0);
+    let timestamp_ms = event.timestamp.take().and_then(Scalar::u64).unwrap_or(0);
     let known = match (&sender, &recipient) {
         (Some(_), Some(_)) => known_kind(event),
         _ => None,
@@ -145,7 +141,7 @@ fn unknown(sender: Option<String>, recipient: Option<String>, timestamp_ms: u64)
 /// `sender.id` or `recipient.id`: a string, or a number written as a string.
 fn id_of(holder: Option<Object<RawId>>) -> Option<String> {
     match holder? {
-        Object::Map(holder) => id(holder.id?),
+        Object::Map(holder) => holder.id?.id(),
         Object::Other => None,
     }
 }
@@ -158,9 +154,9 @@ fn known_kind(kinds: RawEvent) -> Option<EventKind> {
     if let Some(postback) = kinds.postback {
         let postback = postback.map()?;
         return Some(EventKind::Postback {
-            mid: postback.mid.and_then(string),
-            title: postback.title.and_then(string),
-            payload: string(postback.payload?)?,
+            mid: postback.mid.and_then(Scalar::string),
+            title: postback.title.and_then(Scalar::string),
+            payload: postback.payload?.string()?,
             referral: postback.referral.map(referral),
         });
     }
@@ -176,28 +172,28 @@ fn known_kind(kinds: RawEvent) -> Option<EventKind> {
             mids: delivery
                 .mids
                 .and_then(|Items(mids)| mids)
-                .map(|mids| mids.into_iter().filter_map(string).collect())
+                .map(|mids| mids.into_iter().filter_map(Scalar::string).collect())
                 .unwrap_or_default(),
-            watermark: delivery.watermark?.as_u64()?,
+            watermark: delivery.watermark?.u64()?,
         });
     }
     if let Some(read) = kinds.read {
         return Some(EventKind::Read {
-            watermark: read.map()?.watermark?.as_u64()?,
+            watermark: read.map()?.watermark?.u64()?,
         });
     }
     None
 }
 
 fn message_kind(message: RawMessage) -> Option<EventKind> {
-    let mid = string(message.mid?)?;
-    let text = message.text.and_then(string);
-    if matches!(message.is_echo, Some(Value::Bool(true))) {
+    let mid = message.mid?.string()?;
+    let text = message.text.and_then(Scalar::string);
+    if matches!(message.is_echo, Some(Scalar::Bool(true))) {
         return Some(EventKind::Echo {
             mid,
             text,
-            app_id: message.app_id.and_then(|value| value.as_u64()),
-            metadata: message.metadata.and_then(string),
+            app_id: message.app_id.and_then(Scalar::u64),
+            metadata: message.metadata.and_then(Scalar::string),
         });
     }
     let attachments = message
@@ -210,17 +206,17 @@ fn message_kind(message: RawMessage) -> Option<EventKind> {
         quick_reply_payload: message
             .quick_reply
             .and_then(Object::map)
-            .and_then(|reply| string(reply.payload?)),
+            .and_then(|reply| reply.payload?.string()),
         attachments: attachments
             .into_iter()
             .filter_map(|attachment| {
                 let attachment = attachment.map()?;
                 Some(Attachment {
-                    kind: string(attachment.kind?)?,
+                    kind: attachment.kind?.string()?,
                     url: attachment
                         .payload
                         .and_then(Object::map)
-                        .and_then(|payload| string(payload.url?)),
+                        .and_then(|payload| payload.url?.string()),
                 })
             })
             .collect(),
@@ -228,8 +224,8 @@ fn message_kind(message: RawMessage) -> Option<EventKind> {
 }
 
 fn optin_kind(optin: RawOptin) -> Option<EventKind> {
-    let string = |field: Option<Value>| field.and_then(string);
-    match string(optin.kind)?.as_str() {
+    let string = |field: Option<Scalar>| field.and_then(Scalar::string);
+    match optin.kind?.string()?.as_str() {
         "one_time_notif_req" => Some(EventKind::OtnOptin {
             payload: string(optin.payload).unwrap_or_default(),
             token: string(optin.one_time_notif_token)?,
@@ -241,9 +237,7 @@ fn optin_kind(optin: RawOptin) -> Option<EventKind> {
             frequency: string(optin.notification_messages_frequency)
                 .map(|frequency| RecurringFrequency::from_platform(&frequency)),
             timezone: string(optin.notification_messages_timezone),
-            token_expiry_ms: optin
-                .token_expiry_timestamp
-                .and_then(|value| value.as_u64()),
+            token_expiry_ms: optin.token_expiry_timestamp.and_then(Scalar::u64),
             user_token_status: string(optin.user_token_status),
             status: string(optin.notification_messages_status)
                 .map(|status| NotificationStatus::from_platform(&status)),
@@ -258,33 +252,66 @@ fn referral(raw: Object<RawReferral>) -> Referral {
         return Referral::default();
     };
     Referral {
-        reference: raw.reference.and_then(string),
-        source: raw.source.and_then(string),
-        referral_type: raw.referral_type.and_then(string),
-        ad_id: raw.ad_id.and_then(string),
+        reference: raw.reference.and_then(Scalar::string),
+        source: raw.source.and_then(Scalar::string),
+        referral_type: raw.referral_type.and_then(Scalar::string),
+        ad_id: raw.ad_id.and_then(Scalar::string),
     }
 }
 
-/// A string value; `None` for any other value.
-fn string(value: Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text),
-        _ => None,
+/// One JSON value where a scalar is expected: arrays and objects are skipped.
+enum Scalar {
+    String(String),
+    Number(Number),
+    Bool(bool),
+    Other,
+}
+
+impl Scalar {
+    fn string(self) -> Option<String> {
+        match self {
+            Self::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer, as `Value::as_u64` reads it.
+    fn u64(self) -> Option<u64> {
+        if let Self::Number(number) = self {
+            return number.as_u64();
+        }
+        None
+    }
+
+    /// An id: a string, or a number as JSON writes it.
+    fn id(self) -> Option<String> {
+        match self {
+            Self::Number(number) => Some(number.to_string()),
+            other => other.string(),
+        }
     }
 }
 
-/// An id: a string, or a number as JSON writes it.
-fn id(value: Value) -> Option<String> {
-    match value {
-        Value::Number(number) => Some(number.to_string()),
-        other => string(other),
+impl Shape<'_> for Scalar {
+    fn other() -> Self {
+        Scalar::Other
+    }
+
+    fn from_scalar(scalar: Scalar) -> Self {
+        scalar
     }
 }
 
-/// A lenient type read from any JSON value: what it makes of an object, of an array, and of
-/// anything else.
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ShapeVisitor(PhantomData))
+    }
+}
+
+/// A lenient type read from any JSON value: what it makes of an object, of an array, of a
+/// string, number or boolean, and of anything else.
 trait Shape<'de>: Sized {
-    /// What any value but the one the type reads gives.
+    /// What any value but the ones the type reads gives.
     fn other() -> Self;
 
     fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
@@ -293,6 +320,11 @@ trait Shape<'de>: Sized {
 
     fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
         IgnoredAny.visit_seq(seq).map(|_| Self::other())
+    }
+
+    fn from_scalar(scalar: Scalar) -> Self {
+        drop(scalar);
+        Self::other()
     }
 }
 
@@ -310,20 +342,23 @@ impl<'de, S: Shape<'de>> Visitor<'de> for ShapeVisitor<S> {
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S, A::Error> {
         S::from_seq(seq)
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<S, E> {
-        Ok(S::other())
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<S, E> {
+        Ok(S::from_scalar(Scalar::Bool(v)))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<S, E> {
-        Ok(S::other())
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<S, E> {
+        Ok(S::from_scalar(Scalar::Number(v.into())))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<S, E> {
-        Ok(S::other())
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<S, E> {
+        Ok(S::from_scalar(Scalar::Number(v.into())))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<S, E> {
-        Ok(S::other())
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<S, E> {
+        Ok(Number::from_f64(v).map_or_else(S::other, |n| S::from_scalar(Scalar::Number(n))))
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<S, E> {
-        Ok(S::other())
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<S, E> {
+        Ok(S::from_scalar(Scalar::String(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<S, E> {
+        Ok(S::from_scalar(Scalar::String(v)))
     }
     fn visit_unit<E: de::Error>(self) -> Result<S, E> {
         Ok(S::other())
@@ -391,14 +426,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 /// The envelope, with events read as `E`.
 #[derive(Deserialize)]
 struct RawEnvelope<E> {
-    object: Option<Value>,
+    object: Option<Scalar>,
     entry: Option<Items<Object<RawEntry<E>>>>,
 }
 
 #[derive(Deserialize)]
 struct RawEntry<E> {
-    id: Option<Value>,
-    time: Option<Value>,
+    id: Option<Scalar>,
+    time: Option<Scalar>,
     messaging: Option<Items<E>>,
     standby: Option<Items<E>>,
 }
@@ -407,7 +442,7 @@ struct RawEntry<E> {
 struct RawEvent {
     sender: Option<Object<RawId>>,
     recipient: Option<Object<RawId>>,
-    timestamp: Option<Value>,
+    timestamp: Option<Scalar>,
     message: Option<Object<RawMessage>>,
     postback: Option<Object<RawPostback>>,
     optin: Option<Object<RawOptin>>,
@@ -418,77 +453,77 @@ struct RawEvent {
 
 #[derive(Deserialize)]
 struct RawId {
-    id: Option<Value>,
+    id: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
 struct RawMessage {
-    mid: Option<Value>,
-    text: Option<Value>,
-    is_echo: Option<Value>,
-    app_id: Option<Value>,
-    metadata: Option<Value>,
+    mid: Option<Scalar>,
+    text: Option<Scalar>,
+    is_echo: Option<Scalar>,
+    app_id: Option<Scalar>,
+    metadata: Option<Scalar>,
     quick_reply: Option<Object<RawQuickReply>>,
     attachments: Option<Items<Object<RawAttachment>>>,
 }
 
 #[derive(Deserialize)]
 struct RawQuickReply {
-    payload: Option<Value>,
+    payload: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
 struct RawAttachment {
     #[serde(rename = "type")]
-    kind: Option<Value>,
+    kind: Option<Scalar>,
     payload: Option<Object<RawAttachmentPayload>>,
 }
 
 #[derive(Deserialize)]
 struct RawAttachmentPayload {
-    url: Option<Value>,
+    url: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
 struct RawPostback {
-    mid: Option<Value>,
-    title: Option<Value>,
-    payload: Option<Value>,
+    mid: Option<Scalar>,
+    title: Option<Scalar>,
+    payload: Option<Scalar>,
     referral: Option<Object<RawReferral>>,
 }
 
 #[derive(Deserialize)]
 struct RawReferral {
     #[serde(rename = "ref")]
-    reference: Option<Value>,
-    source: Option<Value>,
+    reference: Option<Scalar>,
+    source: Option<Scalar>,
     #[serde(rename = "type")]
-    referral_type: Option<Value>,
-    ad_id: Option<Value>,
+    referral_type: Option<Scalar>,
+    ad_id: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
 struct RawOptin {
     #[serde(rename = "type")]
-    kind: Option<Value>,
-    payload: Option<Value>,
-    one_time_notif_token: Option<Value>,
-    notification_messages_token: Option<Value>,
-    title: Option<Value>,
-    notification_messages_frequency: Option<Value>,
-    notification_messages_timezone: Option<Value>,
-    token_expiry_timestamp: Option<Value>,
-    user_token_status: Option<Value>,
-    notification_messages_status: Option<Value>,
+    kind: Option<Scalar>,
+    payload: Option<Scalar>,
+    one_time_notif_token: Option<Scalar>,
+    notification_messages_token: Option<Scalar>,
+    title: Option<Scalar>,
+    notification_messages_frequency: Option<Scalar>,
+    notification_messages_timezone: Option<Scalar>,
+    token_expiry_timestamp: Option<Scalar>,
+    user_token_status: Option<Scalar>,
+    notification_messages_status: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
 struct RawDelivery {
-    mids: Option<Items<Value>>,
-    watermark: Option<Value>,
+    mids: Option<Items<Scalar>>,
+    watermark: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
 struct RawRead {
-    watermark: Option<Value>,
+    watermark: Option<Scalar>,
 }
