@@ -299,7 +299,7 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, 'de> {
                 _ => ui = map.next_value()?,
             }
         }
-        // The document's warnings come first, as the block-by-block reader reports them.
+        // The document's warnings come first, as the diagnostic walk reports them.
         let mut warnings = Vec::new();
         warn_unknown_fields_in(
             unknown.iter().map(|k| &**k),
