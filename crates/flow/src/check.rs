@@ -3,14 +3,14 @@
 
 use crate::block_index::BlockIndex;
 use crate::codes;
+use crate::diagnose::{Structure, read_structure};
 use crate::diagnostic::{Diagnostic, Severity, TextLocation, sort_by_pointer};
-use crate::fast_reader::read_fast;
 use crate::graph::GraphBuilder;
 use crate::graph_rules::check_graph;
 use crate::model::{FORMAT_VERSION, FlowDocument};
 use crate::outline::{Origins, Outline};
+use crate::reader::read_document;
 use crate::rules::check_content;
-use crate::structure::{Structure, read_structure};
 use crate::topics::TopicLookup;
 use std::collections::HashSet;
 
@@ -46,7 +46,7 @@ impl Report {
 
 /// Reads and checks flow JSON text, reporting every problem with its JSON Pointer.
 pub fn check_text(text: &str) -> Report {
-    check_text_inner(text, None, true)
+    check_text_inner(text, None)
 }
 
 /// Like [`check_text`] for the raw bytes of a file: text that is not UTF-8, or that starts with a
@@ -88,13 +88,20 @@ fn not_json(mut diagnostic: Diagnostic, location: TextLocation) -> Report {
 
 /// Like [`check_text`], and reports topic ids that `topics` does not know (`unknown-topic`).
 pub fn check_text_with_topics(text: &str, topics: &dyn TopicLookup) -> Report {
-    check_text_inner(text, Some(topics), true)
+    check_text_inner(text, Some(topics))
 }
 
-fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>, fast: bool) -> Report {
-    // Fast path: a well-formed file is read straight into the model (no `Value` tree); the
-    // block-by-block reader below runs only when something does not parse, to find every problem.
-    if let Some((document, mut diagnostics)) = read_fast(text).filter(|_| fast) {
+/// The document of `text` and its warnings when the one reader reads all of it in format 1.
+fn read_format_1(text: &str) -> Option<(FlowDocument, Vec<Diagnostic>)> {
+    read_document(text)
+        .ok()
+        .filter(|(document, _)| document.format == FORMAT_VERSION)
+}
+
+fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>) -> Report {
+    // A well-formed file is read straight into the model (no `Value` tree); the diagnostic walk
+    // below runs only when the reader stops at a problem, to find every problem.
+    if let Some((document, mut diagnostics)) = read_format_1(text) {
         diagnostics.extend(validate_inner(&document, topics));
         sort_by_pointer(&mut diagnostics);
         return Report {
@@ -143,7 +150,7 @@ fn check_text_inner(text: &str, topics: Option<&dyn TopicLookup>, fast: bool) ->
 /// Reads flow JSON text into a document. Fails with the structural problems (syntax errors with
 /// line and column, unknown types, malformed fields); rule problems are left to [`validate`].
 pub fn parse_flow(text: &str) -> Result<FlowDocument, Vec<Diagnostic>> {
-    if let Some((document, _)) = read_fast(text) {
+    if let Some((document, _)) = read_format_1(text) {
         return Ok(document);
     }
     let structure = read_structure(text);
@@ -217,81 +224,4 @@ fn run_rules(outline: &Outline<'_>, topics: Option<&dyn TopicLookup>, out: &mut 
     });
     let graph = builder.finish(outline.start);
     check_graph(outline, &graph, out);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    /// The fast path and the block-by-block reader agree on every fixture and example flow.
-    #[test]
-    fn fast_and_full_readers_agree() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut checked = 0;
-        for dir in ["test_data/ok", "test_data/err", "../../flows"] {
-            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-                let path = entry.unwrap().path();
-                if path.extension().is_none_or(|ext| ext != "json") {
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                let fast = check_text_inner(&text, None, true);
-                let full = check_text_inner(&text, None, false);
-                assert_eq!(fast, full, "{}", path.display());
-                checked += 1;
-            }
-        }
-        assert!(checked > 40, "{checked}");
-    }
-
-    /// The one-pass reader and the block-by-block reader report the same on shapes the
-    /// fixtures do not have (fields before `type`, escaped keys, duplicate keys, ...).
-    #[test]
-    fn fast_and_full_readers_agree_on_unusual_shapes() {
-        for blocks in crate::fast_reader::tests::READ
-            .iter()
-            .chain(crate::fast_reader::tests::LEFT)
-        {
-            let text = format!(
-                r#"{{"format": 1, "id": "f", "name": "F", "start": "a", "blocks": [{blocks}]}}"#
-            );
-            let fast = check_text_inner(&text, None, true);
-            let full = check_text_inner(&text, None, false);
-            assert_eq!(fast, full, "{blocks}");
-        }
-    }
-
-    proptest::proptest! {
-        /// On random edits of an example flow (a field dropped, renamed, retyped or moved), the fast
-        /// path and the block-by-block reader agree whenever the fast path applies.
-        #[test]
-        fn fast_and_full_readers_agree_on_edited_flows(
-            block in 0usize..11,
-            edit in 0u8..5,
-            key in proptest::sample::select(vec!["next", "type", "messages", "field", "id", "prompt", "actions", "else"]),
-        ) {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let text = std::fs::read_to_string(root.join("../../flows/lead-capture.json")).unwrap();
-            let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
-            if let Some(object) = value["blocks"][block].as_object_mut() {
-                match edit {
-                    0 => { object.remove(key); }
-                    1 => { object.insert(format!("{key}x"), serde_json::Value::from(1)); }
-                    2 => { object.insert(key.to_owned(), serde_json::Value::from(7)); }
-                    3 => { object.insert(key.to_owned(), serde_json::Value::from("ask_email")); }
-                    _ => {
-                        // Moves the field to the end of the block (e.g. `type` after the rest).
-                        if let Some(moved) = object.remove(key) {
-                            object.insert(key.to_owned(), moved);
-                        }
-                    }
-                }
-            }
-            let edited = value.to_string();
-            let fast = check_text_inner(&edited, None, true);
-            let full = check_text_inner(&edited, None, false);
-            proptest::prop_assert_eq!(fast, full);
-        }
-    }
 }

@@ -3,6 +3,8 @@
 //! These types mirror the document as written. They are lenient where validation must be able
 //! to point at a problem (an OTN request without a topic still parses); [`crate::validate`]
 //! reports such problems and [`crate::ValidFlow`] is the checked form the runtime runs.
+//! [`FlowDocument`], [`Block`] and [`Message`] are read by the one flow reader (`reader.rs`
+//! holds their `Deserialize`); the types inside them derive theirs.
 
 use crate::duration::FlowDuration;
 use crate::ids::{BlockId, FieldName, FlowId, TopicId};
@@ -15,7 +17,7 @@ use serde_json::Value;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A flow as saved by the builder UI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[schemars(title = "botflow flow, format 1")]
 pub struct FlowDocument {
     /// Format version of this document; must be 1.
@@ -83,7 +85,7 @@ impl KeywordMatch {
 }
 
 /// One node of the flow graph.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Block {
     /// Identifier, unique within the flow.
     pub id: BlockId,
@@ -102,7 +104,7 @@ pub struct Block {
 }
 
 /// The kinds of block, tagged by the JSON field `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BlockKind {
     /// Sends one or more messages in order.
@@ -156,7 +158,7 @@ pub const BLOCK_TYPES: [&str; 6] = [
 pub const MESSAGE_TYPES: [&str; 4] = ["text", "image", "file", "otn_request"];
 
 /// One message of a `send_message` block, tagged by the JSON field `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
     /// Text, optionally with buttons (a button template) or quick replies.
@@ -292,7 +294,8 @@ pub struct WaitInput {
     pub on_timeout: Option<BlockId>,
 }
 
-fn default_max_attempts() -> u32 {
+/// The `max_attempts` of a `wait_input` block that does not give one.
+pub(crate) fn default_max_attempts() -> u32 {
     3
 }
 

@@ -6,7 +6,7 @@
 
 use crate::ids::{PageId, Psid};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// A parsed webhook delivery: the subscribed object type and its batched entries.
@@ -242,204 +242,19 @@ pub enum WebhookError {
 
 /// Parses a webhook POST body; see the module docs for what is tolerated.
 ///
-/// Well-formed deliveries take a fast path that deserializes typed events straight from the
-/// bytes in one pass; a body with anything unusual (an unknown kind, an odd type) is re-read
-/// through a `serde_json::Value`, and a property test checks both paths agree.
+/// Every field is read leniently (a value of the wrong type counts as absent) by one typed
+/// parser, straight from the bytes; a body with an unknown or malformed event is read with the
+/// same parser over a `serde_json::Value`, so the event is kept as [`EventKind::Unknown`].
 pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, WebhookError> {
-    match fast::parse(body) {
-        Some(parsed) => Ok(parsed),
-        None => parse_webhook_value(body),
-    }
-}
-
-/// The reference parser: the whole body through `serde_json::Value`.
-fn parse_webhook_value(body: &[u8]) -> Result<WebhookBody, WebhookError> {
-    let value: Value = serde_json::from_slice(body).map_err(WebhookError::NotJson)?;
-    let Value::Object(mut envelope) = value else {
-        return Err(WebhookError::NotAnObject);
-    };
-    let object = match envelope.get("object") {
-        Some(Value::String(object)) => object.clone(),
-        _ => return Err(WebhookError::MissingObject),
-    };
-    let Some(Value::Array(raw_entries)) = envelope.remove("entry") else {
-        return Err(WebhookError::MissingEntries);
-    };
-    let entries = raw_entries
-        .into_iter()
-        .filter_map(|raw| match raw {
-            Value::Object(map) => Some(parse_entry(map)),
-            _ => None,
-        })
-        .collect();
-    Ok(WebhookBody { object, entries })
-}
-
-fn parse_entry(mut map: Map<String, Value>) -> Entry {
-    let page_id = PageId(id_string(map.get("id")).unwrap_or_default());
-    let time_ms = map.get("time").and_then(Value::as_u64).unwrap_or(0);
-    Entry {
-        page_id,
-        time_ms,
-        messaging: parse_events(map.remove("messaging")),
-        standby: parse_events(map.remove("standby")),
-    }
-}
-
-fn parse_events(raw: Option<Value>) -> Vec<MessagingEvent> {
-    match raw {
-        Some(Value::Array(events)) => events.into_iter().map(parse_event).collect(),
-        _ => Vec::new(),
-    }
+    parse::parse_body(body)
 }
 
 /// Parses one event; anything that does not fit a known kind becomes `Unknown` with the raw JSON.
 pub fn parse_event(raw: Value) -> MessagingEvent {
-    let sender = id_string(raw.get("sender").and_then(|s| s.get("id")));
-    let recipient = id_string(raw.get("recipient").and_then(|r| r.get("id")));
-    let timestamp_ms = raw.get("timestamp").and_then(Value::as_u64).unwrap_or(0);
-    let known = match (&sender, &recipient) {
-        (Some(_), Some(_)) => known_kind(&raw),
-        _ => None,
-    };
-    MessagingEvent {
-        sender: Psid(sender.unwrap_or_default()),
-        recipient: PageId(recipient.unwrap_or_default()),
-        timestamp_ms,
-        kind: known.unwrap_or(EventKind::Unknown(raw)),
-    }
+    parse::parse_event_value(raw)
 }
 
-fn known_kind(raw: &Value) -> Option<EventKind> {
-    // A kind key holding `null` counts as absent.
-    let field = |name: &str| raw.get(name).filter(|value| !value.is_null());
-    if let Some(message) = field("message") {
-        return parse_message(message);
-    }
-    if let Some(postback) = field("postback") {
-        return Some(EventKind::Postback {
-            mid: str_field(postback, "mid"),
-            title: str_field(postback, "title"),
-            payload: str_field(postback, "payload")?,
-            // `"referral": null` is no referral, as for the kind keys above.
-            referral: postback
-                .get("referral")
-                .filter(|value| !value.is_null())
-                .map(parse_referral),
-        });
-    }
-    if let Some(optin) = field("optin") {
-        return parse_optin(optin);
-    }
-    if let Some(referral) = field("referral") {
-        return Some(EventKind::Referral(parse_referral(referral)));
-    }
-    if let Some(delivery) = field("delivery") {
-        let mids = match delivery.get("mids") {
-            Some(Value::Array(mids)) => mids
-                .iter()
-                .filter_map(|mid| mid.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        return Some(EventKind::Delivery {
-            mids,
-            watermark: delivery.get("watermark")?.as_u64()?,
-        });
-    }
-    if let Some(read) = field("read") {
-        return Some(EventKind::Read {
-            watermark: read.get("watermark")?.as_u64()?,
-        });
-    }
-    None
-}
-
-fn parse_message(message: &Value) -> Option<EventKind> {
-    let mid = str_field(message, "mid")?;
-    let text = str_field(message, "text");
-    if message.get("is_echo").and_then(Value::as_bool) == Some(true) {
-        return Some(EventKind::Echo {
-            mid,
-            text,
-            app_id: message.get("app_id").and_then(Value::as_u64),
-            metadata: str_field(message, "metadata"),
-        });
-    }
-    let quick_reply_payload = message
-        .get("quick_reply")
-        .and_then(|quick_reply| str_field(quick_reply, "payload"));
-    let attachments = match message.get("attachments") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|item| {
-                Some(Attachment {
-                    kind: str_field(item, "type")?,
-                    url: item
-                        .get("payload")
-                        .and_then(|payload| str_field(payload, "url")),
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Some(EventKind::Message {
-        mid,
-        text,
-        quick_reply_payload,
-        attachments,
-    })
-}
-
-fn parse_optin(optin: &Value) -> Option<EventKind> {
-    match optin.get("type").and_then(Value::as_str)? {
-        "one_time_notif_req" => Some(EventKind::OtnOptin {
-            payload: str_field(optin, "payload").unwrap_or_default(),
-            token: str_field(optin, "one_time_notif_token")?,
-        }),
-        "notification_messages" => Some(EventKind::RecurringOptin {
-            token: str_field(optin, "notification_messages_token")?,
-            payload: str_field(optin, "payload"),
-            title: str_field(optin, "title"),
-            frequency: optin
-                .get("notification_messages_frequency")
-                .and_then(Value::as_str)
-                .map(RecurringFrequency::from_platform),
-            timezone: str_field(optin, "notification_messages_timezone"),
-            token_expiry_ms: optin.get("token_expiry_timestamp").and_then(Value::as_u64),
-            user_token_status: str_field(optin, "user_token_status"),
-            status: optin
-                .get("notification_messages_status")
-                .and_then(Value::as_str)
-                .map(NotificationStatus::from_platform),
-        }),
-        _ => None,
-    }
-}
-
-fn parse_referral(referral: &Value) -> Referral {
-    Referral {
-        reference: str_field(referral, "ref"),
-        source: str_field(referral, "source"),
-        referral_type: str_field(referral, "type"),
-        ad_id: str_field(referral, "ad_id"),
-    }
-}
-
-fn str_field(value: &Value, name: &str) -> Option<String> {
-    value.get(name).and_then(Value::as_str).map(str::to_owned)
-}
-
-/// Ids are strings on the wire, but numbers are accepted too.
-fn id_string(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(id) => Some(id.clone()),
-        Value::Number(id) => Some(id.to_string()),
-        _ => None,
-    }
-}
-
-mod fast;
+mod parse;
 
 impl MessagingEvent {
     /// The key under which redeliveries of this event are recognised: `mid:<mid>` for messages,

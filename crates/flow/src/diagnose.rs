@@ -1,57 +1,27 @@
-//! Reading flow JSON text into typed parts, one block and one message at a time, so that every
-//! structural problem of a file is reported with its JSON Pointer (not only serde's first error).
+//! The diagnostic walk, run only when the one reader ([`crate::reader`]) stops at a problem: the
+//! file is walked block by block and message by message through a `Value` tree so that every
+//! structural problem is reported with its JSON Pointer (not only the first). Each block without
+//! a problem is then read by the one reader from its known fields, so the rules still check the
+//! parts of a broken file that are sound.
 
 use crate::codes;
 use crate::diagnostic::{Diagnostic, TextLocation};
+use crate::duration::FlowDuration;
 use crate::ids::{BlockId, FlowId};
 use crate::model::{
-    ActionStep, AttachmentMessage, BLOCK_TYPES, Block, BlockKind, Condition, FORMAT_VERSION,
-    MESSAGE_TYPES, Message, OtnRequest, OtnSend, TextMessage, TopicRef, Trigger, WaitInput,
+    ActionStep, AttachmentMessage, BLOCK_TYPES, Block, Condition, FORMAT_VERSION, MESSAGE_TYPES,
+    TextMessage, TopicRef, Trigger, WaitInput,
 };
 use crate::outline::{BlockOrigin, push_token};
+use crate::reader::{
+    BLOCK_COMMON_FIELDS, DOCUMENT_FIELDS, MESSAGE_COMMON_FIELDS, block_fields, message_fields,
+    read_value, warn_unknown_fields_in,
+};
 use crate::suggest::closest;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
-
-/// Top-level fields of a flow document.
-pub(crate) const DOCUMENT_FIELDS: &[&str] =
-    &["format", "id", "name", "triggers", "start", "blocks", "ui"];
-/// Fields every block may have.
-pub(crate) const BLOCK_COMMON_FIELDS: &[&str] = &["id", "type", "next", "position", "ui"];
-
-/// The fields of a block of type `block_type` besides [`BLOCK_COMMON_FIELDS`].
-pub(crate) fn block_fields(block_type: &str) -> &'static [&'static str] {
-    match block_type {
-        "send_message" => &["messages"],
-        "wait_input" => &[
-            "field",
-            "input",
-            "prompt",
-            "reprompt",
-            "max_attempts",
-            "on_invalid",
-            "timeout",
-            "on_timeout",
-        ],
-        "condition" => &["branches", "else"],
-        "action" => &["actions"],
-        "delay" => &["duration"],
-        "otn_send" => &["topic", "message", "on_no_token"],
-        _ => &[],
-    }
-}
-
-/// The fields of a message of type `message_type`, `type` included.
-pub(crate) fn message_fields(message_type: &str) -> &'static [&'static str] {
-    match message_type {
-        "text" => &["type", "text", "buttons", "quick_replies"],
-        "image" | "file" => &["type", "url"],
-        "otn_request" => &["type", "topic", "title", "on_optin"],
-        _ => &["type"],
-    }
-}
 
 /// The typed parts of a flow file and the problems found while reading them.
 #[derive(Debug, Default)]
@@ -199,8 +169,8 @@ fn read_format(object: &Map<String, Value>, out: &mut Vec<Diagnostic>) -> Option
     }
 }
 
-/// Reads one block; `None` when it cannot be built. A `send_message` block keeps the messages
-/// that parsed (their file positions are returned beside it).
+/// Reports the problems of one block; when it has none that stop it, the block as the one
+/// reader reads it from its known fields, with the file positions of the messages kept.
 fn read_block(
     value: &Value,
     index: usize,
@@ -225,74 +195,83 @@ fn read_block(
         out,
     );
     let next: Option<Option<BlockId>> = optional(object, &pointer, "next", out);
-    let mut message_origins = Vec::new();
-    let kind = match block_type {
-        Some(block_type) => {
-            let mut known: Vec<&str> = BLOCK_COMMON_FIELDS.to_vec();
-            known.extend_from_slice(block_fields(block_type));
-            warn_unknown_fields(object, &known, &pointer, block_type, out);
-            read_kind(
-                block_type,
-                value,
-                object,
-                &pointer,
-                &mut message_origins,
-                out,
-            )
-        }
-        None => None,
-    };
-    let (id, kind, next) = (id?, kind?, next?);
-    Some((
-        Block {
-            id,
-            kind,
-            next,
-            position: object.get("position").filter(|v| !v.is_null()).cloned(),
-            ui: object.get("ui").filter(|v| !v.is_null()).cloned(),
-        },
-        message_origins,
-    ))
+    let mut kept_messages = Vec::new();
+    let kind_ok = block_type.is_some_and(|block_type| {
+        let known = [BLOCK_COMMON_FIELDS, block_fields(block_type)].concat();
+        warn_unknown_fields(object, &known, &pointer, block_type, out);
+        check_kind(block_type, value, object, &pointer, &mut kept_messages, out)
+    });
+    let block_type = block_type.filter(|_| kind_ok && id.is_some() && next.is_some())?;
+    let mut fields = Map::new();
+    for &key in BLOCK_COMMON_FIELDS.iter().chain(block_fields(block_type)) {
+        let Some(field) = object.get(key) else {
+            continue;
+        };
+        let field = match (key, field) {
+            ("messages", Value::Array(items)) => Value::Array(
+                kept_messages
+                    .iter()
+                    .map(|&m| known_message_fields(&items[m]))
+                    .collect(),
+            ),
+            ("message", message) => known_message_fields(message),
+            _ => field.clone(),
+        };
+        fields.insert(key.to_owned(), field);
+    }
+    let block = read_value(&Value::Object(fields))?;
+    Some((block, kept_messages))
 }
 
-fn read_kind(
+/// The fields of a message that its type knows (the others are reported and ignored).
+fn known_message_fields(message: &Value) -> Value {
+    let Some(object) = message.as_object() else {
+        return message.clone();
+    };
+    let message_type = object.get("type").and_then(Value::as_str).unwrap_or("");
+    let known = MESSAGE_COMMON_FIELDS
+        .iter()
+        .chain(message_fields(message_type))
+        .filter_map(|&key| Some((key.to_owned(), object.get(key)?.clone())));
+    Value::Object(known.collect())
+}
+
+/// Reports the problems of a block's own fields; whether the block can be built. A
+/// `send_message` block keeps the messages that parse (their indices go to `kept_messages`).
+fn check_kind(
     block_type: &str,
     value: &Value,
     object: &Map<String, Value>,
     pointer: &str,
-    message_origins: &mut Vec<usize>,
+    kept_messages: &mut Vec<usize>,
     out: &mut Vec<Diagnostic>,
-) -> Option<BlockKind> {
+) -> bool {
     match block_type {
         "send_message" => {
-            let items = required_array(object, pointer, "messages", out)?;
-            let mut messages = Vec::with_capacity(items.len());
+            let Some(items) = required_array(object, pointer, "messages", out) else {
+                return false;
+            };
             for (m, item) in items.iter().enumerate() {
-                if let Some(message) = read_message(item, &format!("{pointer}/messages/{m}"), out) {
-                    messages.push(message);
-                    message_origins.push(m);
+                if check_message(item, &format!("{pointer}/messages/{m}"), out) {
+                    kept_messages.push(m);
                 }
             }
-            Some(BlockKind::SendMessage { messages })
+            true
         }
-        "wait_input" => typed::<WaitInput>(value, pointer, out).map(BlockKind::WaitInput),
-        "condition" => typed::<Condition>(value, pointer, out).map(BlockKind::Condition),
+        "wait_input" => typed::<WaitInput>(value, pointer, out).is_some(),
+        "condition" => typed::<Condition>(value, pointer, out).is_some(),
         "action" => {
-            let items = required_array(object, pointer, "actions", out)?;
-            let mut actions = Vec::with_capacity(items.len());
+            let Some(items) = required_array(object, pointer, "actions", out) else {
+                return false;
+            };
             let mut all_parsed = true;
             for (a, item) in items.iter().enumerate() {
-                match typed::<ActionStep>(item, &format!("{pointer}/actions/{a}"), out) {
-                    Some(step) => actions.push(step),
-                    None => all_parsed = false,
-                }
+                let step = typed::<ActionStep>(item, &format!("{pointer}/actions/{a}"), out);
+                all_parsed &= step.is_some();
             }
-            all_parsed.then_some(BlockKind::Action { actions })
+            all_parsed
         }
-        "delay" => {
-            let duration = required(object, pointer, "duration", out)?;
-            Some(BlockKind::Delay { duration })
-        }
+        "delay" => required::<FlowDuration>(object, pointer, "duration", out).is_some(),
         "otn_send" => {
             let topic = match object.get("topic") {
                 None | Some(Value::Null) => {
@@ -304,9 +283,9 @@ fn read_kind(
                         )
                         .with_hint("add \"topic\": {\"id\": \"...\"} or {\"name\": \"...\"}"),
                     );
-                    None
+                    false
                 }
-                Some(topic) => read_topic(topic, &format!("{pointer}/topic"), out),
+                Some(topic) => read_topic(topic, &format!("{pointer}/topic"), out).is_some(),
             };
             let message = match object.get("message") {
                 None => {
@@ -315,64 +294,54 @@ fn read_kind(
                         pointer.to_owned(),
                         "`otn_send` has no `message`",
                     ));
-                    None
+                    false
                 }
-                Some(message) => read_message(message, &format!("{pointer}/message"), out),
+                Some(message) => check_message(message, &format!("{pointer}/message"), out),
             };
-            let on_no_token = optional(object, pointer, "on_no_token", out);
-            Some(BlockKind::OtnSend(OtnSend {
-                topic: topic?,
-                message: message?,
-                on_no_token: on_no_token?,
-            }))
+            let on_no_token: Option<Option<BlockId>> =
+                optional(object, pointer, "on_no_token", out);
+            topic && message && on_no_token.is_some()
         }
-        _ => None,
+        _ => false,
     }
 }
 
-/// Reads one message of a `send_message` or `otn_send` block.
-fn read_message(value: &Value, pointer: &str, out: &mut Vec<Diagnostic>) -> Option<Message> {
+/// Reports the problems of one message of a `send_message` or `otn_send` block; whether it can
+/// be built.
+fn check_message(value: &Value, pointer: &str, out: &mut Vec<Diagnostic>) -> bool {
     let Some(object) = value.as_object() else {
         out.push(Diagnostic::new(
             codes::NOT_AN_OBJECT,
             pointer.to_owned(),
             format!("a message is a JSON object, not {}", kind_of(value)),
         ));
-        return None;
+        return false;
     };
-    let message_type = read_type(
+    let Some(message_type) = read_type(
         object,
         pointer,
         "message",
         &MESSAGE_TYPES,
         codes::UNKNOWN_MESSAGE_TYPE,
         out,
-    )?;
-    warn_unknown_fields(
-        object,
-        message_fields(message_type),
-        pointer,
-        message_type,
-        out,
-    );
+    ) else {
+        return false;
+    };
+    let known = [MESSAGE_COMMON_FIELDS, message_fields(message_type)].concat();
+    warn_unknown_fields(object, &known, pointer, message_type, out);
     match message_type {
-        "text" => typed::<TextMessage>(value, pointer, out).map(Message::Text),
-        "image" => typed::<AttachmentMessage>(value, pointer, out).map(Message::Image),
-        "file" => typed::<AttachmentMessage>(value, pointer, out).map(Message::File),
+        "text" => typed::<TextMessage>(value, pointer, out).is_some(),
+        "image" | "file" => typed::<AttachmentMessage>(value, pointer, out).is_some(),
         "otn_request" => {
             let topic = match object.get("topic") {
-                None | Some(Value::Null) => Some(None),
-                Some(topic) => read_topic(topic, &format!("{pointer}/topic"), out).map(Some),
+                None | Some(Value::Null) => true,
+                Some(topic) => read_topic(topic, &format!("{pointer}/topic"), out).is_some(),
             };
             let title: Option<Option<String>> = optional(object, pointer, "title", out);
-            let on_optin = optional(object, pointer, "on_optin", out);
-            Some(Message::OtnRequest(OtnRequest {
-                topic: topic?,
-                title: title?.unwrap_or_default(),
-                on_optin: on_optin?,
-            }))
+            let on_optin: Option<Option<BlockId>> = optional(object, pointer, "on_optin", out);
+            topic && title.is_some() && on_optin.is_some()
         }
-        _ => None,
+        _ => false,
     }
 }
 
@@ -449,30 +418,6 @@ fn warn_unknown_fields(
     warn_unknown_fields_in(object.keys().map(String::as_str), known, pointer, what, out);
 }
 
-/// Warns about each key of an object (at `pointer`) that is not in `known`.
-pub(crate) fn warn_unknown_fields_in<'k>(
-    keys: impl Iterator<Item = &'k str>,
-    known: &[&str],
-    pointer: &str,
-    what: &str,
-    out: &mut Vec<Diagnostic>,
-) {
-    for key in keys {
-        if known.contains(&key) {
-            continue;
-        }
-        let mut diagnostic = Diagnostic::new(
-            codes::UNKNOWN_FIELD,
-            push_token(pointer, key),
-            format!("`{key}` is not a field of {what}; it is ignored"),
-        );
-        if let Some(suggestion) = closest(key, known.iter().copied()) {
-            diagnostic = diagnostic.with_hint(format!("did you mean `{suggestion}`?"));
-        }
-        out.push(diagnostic);
-    }
-}
-
 /// A required field of `object`, typed; reports it missing or malformed.
 fn required<T: DeserializeOwned>(
     object: &Map<String, Value>,
@@ -482,15 +427,18 @@ fn required<T: DeserializeOwned>(
 ) -> Option<T> {
     match object.get(key) {
         Some(value) => typed(value, &push_token(pointer, key), out),
-        None => {
-            out.push(Diagnostic::new(
-                codes::MISSING_FIELD,
-                pointer.to_owned(),
-                format!("missing field `{key}`"),
-            ));
-            None
-        }
+        None => missing(pointer, key, out),
     }
+}
+
+/// Reports that the object at `pointer` lacks `key`.
+fn missing<T>(pointer: &str, key: &str, out: &mut Vec<Diagnostic>) -> Option<T> {
+    out.push(Diagnostic::new(
+        codes::MISSING_FIELD,
+        pointer.to_owned(),
+        format!("missing field `{key}`"),
+    ));
+    None
 }
 
 /// An optional field: `Some(None)` when absent or null, `None` when malformed.
@@ -518,14 +466,7 @@ fn required_array<'v>(
             out.push(not_array(&push_token(pointer, key), other));
             None
         }
-        None => {
-            out.push(Diagnostic::new(
-                codes::MISSING_FIELD,
-                pointer.to_owned(),
-                format!("missing field `{key}`"),
-            ));
-            None
-        }
+        None => missing(pointer, key, out),
     }
 }
 
@@ -625,61 +566,42 @@ fn kind_of(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
-    use std::collections::BTreeSet;
+    use std::path::Path;
 
-    /// Property names of a schema object, following one `$ref` into `$defs`.
-    fn properties(schema: &Value, object: &Value) -> BTreeSet<String> {
-        let mut names: BTreeSet<String> = object["properties"]
-            .as_object()
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default();
-        if let Some(reference) = object["$ref"].as_str() {
-            let name = reference.trim_start_matches("#/$defs/");
-            names.extend(properties(schema, &schema["$defs"][name]));
-        }
-        names
-    }
-
-    fn variants(schema: &Value, def: &str) -> Vec<(String, BTreeSet<String>)> {
-        schema["$defs"][def]["oneOf"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|variant| {
-                let name = variant["properties"]["type"]["const"].as_str().unwrap();
-                (name.to_owned(), properties(schema, variant))
-            })
-            .collect()
-    }
-
-    /// The field lists used for `unknown-field` warnings agree with the model's schema.
+    /// The walk builds (with the one reader) every block it reports no error in, on every fixture
+    /// and example flow: a block it checked is never dropped without a diagnostic.
     #[test]
-    fn known_field_lists_match_the_schema() {
-        let schema = crate::flow_schema();
-        let documented: BTreeSet<String> = properties(&schema, &schema);
-        let listed: BTreeSet<String> = DOCUMENT_FIELDS.iter().map(|f| (*f).to_owned()).collect();
-        assert_eq!(documented, listed);
-        let common = properties(&schema, &schema["$defs"]["Block"]);
-        let block_variants = variants(&schema, "Block");
-        assert_eq!(block_variants.len(), BLOCK_TYPES.len());
-        for (name, mut fields) in block_variants {
-            fields.extend(common.iter().cloned());
-            let mut listed: BTreeSet<String> = BLOCK_COMMON_FIELDS
-                .iter()
-                .map(|f| (*f).to_owned())
-                .collect();
-            listed.extend(block_fields(&name).iter().map(|f| (*f).to_owned()));
-            assert_eq!(fields, listed, "block type {name}");
+    fn every_block_without_an_error_is_built() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut checked = 0;
+        for dir in ["test_data/ok", "test_data/err", "../../flows"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|ext| ext != "json") {
+                    continue;
+                }
+                let structure = read_structure(&std::fs::read_to_string(&path).unwrap());
+                let Some(Value::Array(blocks)) =
+                    serde_json::from_str::<Value>(&std::fs::read_to_string(&path).unwrap())
+                        .ok()
+                        .and_then(|v| v.get("blocks").cloned())
+                else {
+                    continue;
+                };
+                for (index, _) in blocks.iter().enumerate() {
+                    let pointer = format!("/blocks/{index}");
+                    let has_error = structure.diagnostics.iter().any(|d| {
+                        d.is_error()
+                            && (d.pointer == pointer
+                                || d.pointer.starts_with(&format!("{pointer}/")))
+                            && d.code != codes::UNKNOWN_FIELD
+                    });
+                    let built = structure.origins.iter().any(|o| o.index == index);
+                    assert!(has_error || built, "{}: {pointer} dropped", path.display());
+                    checked += 1;
+                }
+            }
         }
-        let message_variants = variants(&schema, "Message");
-        assert_eq!(message_variants.len(), MESSAGE_TYPES.len());
-        for (name, fields) in message_variants {
-            let listed: BTreeSet<String> = message_fields(&name)
-                .iter()
-                .map(|f| (*f).to_owned())
-                .collect();
-            assert_eq!(fields, listed, "message type {name}");
-        }
+        assert!(checked > 100, "{checked}");
     }
 }
