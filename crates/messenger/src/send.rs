@@ -172,8 +172,9 @@ impl OutgoingMessage {
                         }
                     })
                     .collect();
-                let mut message =
-                    template(json!({ "template_type": "button", "text": text, "buttons": buttons }));
+                let mut message = template(
+                    json!({ "template_type": "button", "text": text, "buttons": buttons }),
+                );
                 if !quick_replies.is_empty() {
                     if let Value::Object(fields) = &mut message {
                         fields.insert("quick_replies".into(), quick_replies_json(quick_replies));

@@ -171,3 +171,10 @@ pub(crate) async fn wait_for_sent(
     )
     .await
 }
+
+/// The Graph API wire JSON of a queued message (the outbox holds messenger's typed request).
+pub(crate) fn wire(message: &botflow_storage::NewOutbound) -> Value {
+    botflow_runtime::outbound::decode(&message.body)
+        .unwrap()
+        .to_json()
+}
