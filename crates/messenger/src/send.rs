@@ -341,25 +341,25 @@ impl OutgoingMessage {
     /// Checks the platform's limits for this message; `field` paths are those of the wire JSON.
     pub fn check_limits(&self) -> Result<(), LimitError> {
         match self {
-            Self::Text { text } => check_text("message.text", text, MAX_TEXT_CHARS),
+            Self::Text { text } => check_text(|| "message.text".to_owned(), text, MAX_TEXT_CHARS),
             Self::TextWithButtons {
                 text,
                 buttons,
                 quick_replies,
             } => {
                 let base = "message.attachment.payload";
-                check_text(&format!("{base}.text"), text, MAX_BUTTON_TEXT_CHARS)?;
-                check_count(&format!("{base}.buttons"), buttons.len(), 1, MAX_BUTTONS)?;
+                check_text(|| format!("{base}.text"), text, MAX_BUTTON_TEXT_CHARS)?;
+                check_count(|| format!("{base}.buttons"), buttons.len(), 1, MAX_BUTTONS)?;
                 for (index, button) in buttons.iter().enumerate() {
-                    let field = format!("{base}.buttons[{index}]");
+                    let field = format_args!("{base}.buttons[{index}]");
                     match button {
                         Button::Postback { title, payload } => {
-                            check_text(&format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
-                            check_text(&format!("{field}.payload"), payload, MAX_PAYLOAD_CHARS)?;
+                            check_text(|| format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
+                            check_text(|| format!("{field}.payload"), payload, MAX_PAYLOAD_CHARS)?;
                         }
                         Button::WebUrl { title, url } => {
-                            check_text(&format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
-                            check_url(&format!("{field}.url"), url)?;
+                            check_text(|| format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
+                            check_url(|| format!("{field}.url"), url)?;
                         }
                     }
                 }
@@ -369,14 +369,14 @@ impl OutgoingMessage {
                 text,
                 quick_replies,
             } => {
-                check_text("message.text", text, MAX_TEXT_CHARS)?;
+                check_text(|| "message.text".to_owned(), text, MAX_TEXT_CHARS)?;
                 check_quick_replies(quick_replies, 1)
             }
             Self::Image { url } | Self::File { url } => {
-                check_url("message.attachment.payload.url", url)
+                check_url(|| "message.attachment.payload.url".to_owned(), url)
             }
             Self::OtnRequest { title, .. } => check_text(
-                "message.attachment.payload.title",
+                || "message.attachment.payload.title".to_owned(),
                 title,
                 MAX_NOTIFICATION_TITLE_CHARS,
             ),
@@ -384,12 +384,14 @@ impl OutgoingMessage {
                 title, image_url, ..
             } => {
                 check_text(
-                    "message.attachment.payload.title",
+                    || "message.attachment.payload.title".to_owned(),
                     title,
                     MAX_NOTIFICATION_TITLE_CHARS,
                 )?;
                 match image_url {
-                    Some(url) => check_url("message.attachment.payload.image_url", url),
+                    Some(url) => {
+                        check_url(|| "message.attachment.payload.image_url".to_owned(), url)
+                    }
                     None => Ok(()),
                 }
             }
@@ -406,20 +408,20 @@ fn quick_replies_json(quick_replies: &[QuickReply]) -> Value {
 
 fn check_quick_replies(quick_replies: &[QuickReply], min: usize) -> Result<(), LimitError> {
     check_count(
-        "message.quick_replies",
+        || "message.quick_replies".to_owned(),
         quick_replies.len(),
         min,
         MAX_QUICK_REPLIES,
     )?;
     for (index, reply) in quick_replies.iter().enumerate() {
-        let field = format!("message.quick_replies[{index}]");
+        let field = format_args!("message.quick_replies[{index}]");
         check_text(
-            &format!("{field}.title"),
+            || format!("{field}.title"),
             &reply.title,
             MAX_BUTTON_TITLE_CHARS,
         )?;
         check_text(
-            &format!("{field}.payload"),
+            || format!("{field}.payload"),
             &reply.payload,
             MAX_PAYLOAD_CHARS,
         )?;
@@ -662,16 +664,14 @@ fn wire_str(value: &Value, key: &str) -> Option<String> {
     value.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-fn check_text(field: &str, text: &str, max: usize) -> Result<(), LimitError> {
+fn check_text(field: impl FnOnce() -> String, text: &str, max: usize) -> Result<(), LimitError> {
     if text.trim().is_empty() {
-        return Err(LimitError::Empty {
-            field: field.to_owned(),
-        });
+        return Err(LimitError::Empty { field: field() });
     }
     let chars = text.chars().count();
     if chars > max {
         return Err(LimitError::TooLong {
-            field: field.to_owned(),
+            field: field(),
             chars,
             max,
         });
@@ -679,10 +679,15 @@ fn check_text(field: &str, text: &str, max: usize) -> Result<(), LimitError> {
     Ok(())
 }
 
-fn check_count(field: &str, count: usize, min: usize, max: usize) -> Result<(), LimitError> {
+fn check_count(
+    field: impl FnOnce() -> String,
+    count: usize,
+    min: usize,
+    max: usize,
+) -> Result<(), LimitError> {
     if count < min || count > max {
         return Err(LimitError::Count {
-            field: field.to_owned(),
+            field: field(),
             count,
             min,
             max,
@@ -691,14 +696,14 @@ fn check_count(field: &str, count: usize, min: usize, max: usize) -> Result<(), 
     Ok(())
 }
 
-fn check_url(field: &str, url: &str) -> Result<(), LimitError> {
+fn check_url(field: impl FnOnce() -> String, url: &str) -> Result<(), LimitError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(host) if !host.is_empty() && !url.chars().any(char::is_whitespace) => Ok(()),
         _ => Err(LimitError::NotHttpUrl {
-            field: field.to_owned(),
+            field: field(),
             url: url.to_owned(),
         }),
     }
