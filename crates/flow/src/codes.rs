@@ -49,6 +49,8 @@ pub const UNKNOWN_TOPIC: &str = "unknown-topic";
 pub const INVALID_OTN_MESSAGE: &str = "invalid-otn-message";
 /// A text longer than Messenger allows (2,000 characters; 640 with buttons).
 pub const TEXT_TOO_LONG: &str = "text-too-long";
+/// A text with `{{field}}`s whose fixed part leaves them less than 50 characters each.
+pub const TEXT_MAY_EXCEED_LIMIT: &str = "text-may-exceed-limit";
 /// A text message with more than 3 buttons.
 pub const TOO_MANY_BUTTONS: &str = "too-many-buttons";
 /// A button title that is empty.
@@ -189,6 +191,11 @@ pub const ALL: &[(&str, Severity, &str)] = &[
         TEXT_TOO_LONG,
         Severity::Error,
         "text over 2,000 characters (640 with buttons)",
+    ),
+    (
+        TEXT_MAY_EXCEED_LIMIT,
+        Severity::Warning,
+        "text whose `{{field}}`s get under 50 characters each before the limit",
     ),
     (TOO_MANY_BUTTONS, Severity::Error, "more than 3 buttons"),
     (

@@ -492,15 +492,22 @@ fn check_title(
     }
 }
 
-/// Reports a text whose fixed part alone is over `limit` characters (fields count as empty).
+/// Characters each `{{field}}` is assumed to take when warning that a text may render over its
+/// limit ([`codes::TEXT_MAY_EXCEED_LIMIT`]); the runtime refuses a rendered text over the limit.
+const FIELD_ALLOWANCE_CHARS: usize = 50;
+
+/// Reports a text whose fixed part alone is over `limit` characters (an error: fields can only
+/// add to it), and warns about one whose fields get less than [`FIELD_ALLOWANCE_CHARS`] each.
 fn check_text_length(
     at: LazyPointer<'_>,
     text: &Template,
     limit: usize,
     out: &mut Vec<Diagnostic>,
 ) {
-    // A character takes at least one byte: a short source cannot render over the limit.
-    if text.source().len() <= limit {
+    // A character takes at least one byte, and a text has at most as many fields as parts: a
+    // short source cannot render over the limit, even with every field at its allowance.
+    let allowance = FIELD_ALLOWANCE_CHARS * text.parts().len();
+    if text.source().len() + allowance <= limit {
         return;
     }
     let chars = text.max_rendered_chars(0);
@@ -510,6 +517,22 @@ fn check_text_length(
             at(),
             format!("text has {chars} characters; Messenger allows at most {limit} here"),
         ));
+        return;
+    }
+    let fields = text.fields().count();
+    if fields > 0 && text.max_rendered_chars(FIELD_ALLOWANCE_CHARS) > limit {
+        out.push(
+            Diagnostic::new(
+                codes::TEXT_MAY_EXCEED_LIMIT,
+                at(),
+                format!(
+                    "text has {chars} characters without its {fields} field(s), leaving {} for them; \
+                     Messenger allows at most {limit} here",
+                    limit - chars
+                ),
+            )
+            .with_hint("a message over the limit once rendered is not sent (the run goes on)"),
+        );
     }
 }
 

@@ -31,6 +31,7 @@ pub use graph_error::ErrorDetail;
 pub use ids::{PageId, Psid};
 pub use send::{
     Button, LimitError, MessagingType, OutgoingMessage, QuickReply, Recipient, SendRequest,
+    WireError,
 };
 pub use signature::{
     SignatureError, SubscriptionError, SubscriptionQuery, sign_body, verify_signature,

@@ -102,12 +102,15 @@ pub enum OutgoingMessage {
         /// The text (1..=2,000 characters).
         text: String,
     },
-    /// Text with 1–3 buttons, sent as a button template.
+    /// Text with 1–3 buttons, sent as a button template, optionally with quick replies.
     TextWithButtons {
         /// The text (1..=640 characters).
         text: String,
         /// The buttons (1..=3).
         buttons: Vec<Button>,
+        /// Quick replies under the template (0..=13).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        quick_replies: Vec<QuickReply>,
     },
     /// Text with 1–13 quick replies.
     TextWithQuickReplies {
@@ -153,7 +156,11 @@ impl OutgoingMessage {
     pub fn to_json(&self) -> Value {
         match self {
             Self::Text { text } => json!({ "text": text }),
-            Self::TextWithButtons { text, buttons } => {
+            Self::TextWithButtons {
+                text,
+                buttons,
+                quick_replies,
+            } => {
                 let buttons: Vec<Value> = buttons
                     .iter()
                     .map(|button| match button {
@@ -165,19 +172,21 @@ impl OutgoingMessage {
                         }
                     })
                     .collect();
-                template(json!({ "template_type": "button", "text": text, "buttons": buttons }))
+                let mut message = template(
+                    json!({ "template_type": "button", "text": text, "buttons": buttons }),
+                );
+                if !quick_replies.is_empty() {
+                    if let Value::Object(fields) = &mut message {
+                        fields.insert("quick_replies".into(), quick_replies_json(quick_replies));
+                    }
+                }
+                message
             }
             Self::TextWithQuickReplies {
                 text,
                 quick_replies,
             } => {
-                let quick_replies: Vec<Value> = quick_replies
-                    .iter()
-                    .map(|reply| {
-                        json!({ "content_type": "text", "title": reply.title, "payload": reply.payload })
-                    })
-                    .collect();
-                json!({ "text": text, "quick_replies": quick_replies })
+                json!({ "text": text, "quick_replies": quick_replies_json(quick_replies) })
             }
             Self::Image { url } => {
                 json!({ "attachment": { "type": "image", "payload": { "url": url } } })
@@ -216,6 +225,111 @@ impl OutgoingMessage {
         }
     }
 
+    /// Reads the wire JSON of a `message` field back (see [`SendRequest::from_json`]).
+    fn from_json(message: &Value) -> Result<Self, WireError> {
+        let quick_replies = match message.get("quick_replies") {
+            None => Vec::new(),
+            Some(replies) => replies
+                .as_array()
+                .ok_or_else(|| WireError::new("message.quick_replies", "not a list"))?
+                .iter()
+                .map(|reply| QuickReply {
+                    title: wire_str(reply, "title").unwrap_or_default(),
+                    payload: wire_str(reply, "payload").unwrap_or_default(),
+                })
+                .collect(),
+        };
+        if let Some(text) = wire_str(message, "text") {
+            return Ok(if quick_replies.is_empty() {
+                Self::Text { text }
+            } else {
+                Self::TextWithQuickReplies {
+                    text,
+                    quick_replies,
+                }
+            });
+        }
+        let attachment = message
+            .get("attachment")
+            .ok_or_else(|| WireError::new("message", "neither text nor attachment"))?;
+        let payload = attachment.get("payload").unwrap_or(&Value::Null);
+        let url = || {
+            wire_str(payload, "url")
+                .ok_or_else(|| WireError::new("message.attachment.payload.url", "missing"))
+        };
+        match attachment.get("type").and_then(Value::as_str) {
+            Some("image") => return Ok(Self::Image { url: url()? }),
+            Some("file") => return Ok(Self::File { url: url()? }),
+            Some("template") => {}
+            other => {
+                return Err(WireError::new(
+                    "message.attachment.type",
+                    format!("unsupported {other:?}"),
+                ));
+            }
+        }
+        let title = || wire_str(payload, "title").unwrap_or_default();
+        let app_payload = || wire_str(payload, "payload").unwrap_or_default();
+        match payload.get("template_type").and_then(Value::as_str) {
+            Some("button") => {
+                let buttons = payload
+                    .get("buttons")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|button| {
+                        let title = wire_str(button, "title").unwrap_or_default();
+                        match button.get("type").and_then(Value::as_str) {
+                            Some("web_url") => Ok(Button::WebUrl {
+                                title,
+                                url: wire_str(button, "url").unwrap_or_default(),
+                            }),
+                            Some("postback") => Ok(Button::Postback {
+                                title,
+                                payload: wire_str(button, "payload").unwrap_or_default(),
+                            }),
+                            other => Err(WireError::new(
+                                "message.attachment.payload.buttons",
+                                format!("unsupported button type {other:?}"),
+                            )),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Self::TextWithButtons {
+                    text: wire_str(payload, "text").unwrap_or_default(),
+                    buttons,
+                    quick_replies,
+                })
+            }
+            Some("one_time_notif_req") => Ok(Self::OtnRequest {
+                title: title(),
+                payload: app_payload(),
+            }),
+            Some("notification_messages") => {
+                let frequency = wire_str(payload, "notification_messages_frequency")
+                    .map(|value| RecurringFrequency::from_platform(&value))
+                    .ok_or_else(|| {
+                        WireError::new(
+                            "message.attachment.payload.notification_messages_frequency",
+                            "missing",
+                        )
+                    })?;
+                Ok(Self::RecurringRequest {
+                    title: title(),
+                    payload: app_payload(),
+                    frequency,
+                    image_url: wire_str(payload, "image_url"),
+                    timezone: wire_str(payload, "notification_messages_timezone"),
+                })
+            }
+            other => Err(WireError::new(
+                "message.attachment.payload.template_type",
+                format!("unsupported {other:?}"),
+            )),
+        }
+    }
+
     /// Whether this message is a notification request template (must go to a PSID in the window).
     pub fn is_notification_request(&self) -> bool {
         matches!(
@@ -227,57 +341,42 @@ impl OutgoingMessage {
     /// Checks the platform's limits for this message; `field` paths are those of the wire JSON.
     pub fn check_limits(&self) -> Result<(), LimitError> {
         match self {
-            Self::Text { text } => check_text("message.text", text, MAX_TEXT_CHARS),
-            Self::TextWithButtons { text, buttons } => {
+            Self::Text { text } => check_text(|| "message.text".to_owned(), text, MAX_TEXT_CHARS),
+            Self::TextWithButtons {
+                text,
+                buttons,
+                quick_replies,
+            } => {
                 let base = "message.attachment.payload";
-                check_text(&format!("{base}.text"), text, MAX_BUTTON_TEXT_CHARS)?;
-                check_count(&format!("{base}.buttons"), buttons.len(), 1, MAX_BUTTONS)?;
+                check_text(|| format!("{base}.text"), text, MAX_BUTTON_TEXT_CHARS)?;
+                check_count(|| format!("{base}.buttons"), buttons.len(), 1, MAX_BUTTONS)?;
                 for (index, button) in buttons.iter().enumerate() {
-                    let field = format!("{base}.buttons[{index}]");
+                    let field = format_args!("{base}.buttons[{index}]");
                     match button {
                         Button::Postback { title, payload } => {
-                            check_text(&format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
-                            check_text(&format!("{field}.payload"), payload, MAX_PAYLOAD_CHARS)?;
+                            check_text(|| format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
+                            check_text(|| format!("{field}.payload"), payload, MAX_PAYLOAD_CHARS)?;
                         }
                         Button::WebUrl { title, url } => {
-                            check_text(&format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
-                            check_url(&format!("{field}.url"), url)?;
+                            check_text(|| format!("{field}.title"), title, MAX_BUTTON_TITLE_CHARS)?;
+                            check_url(|| format!("{field}.url"), url)?;
                         }
                     }
                 }
-                Ok(())
+                check_quick_replies(quick_replies, 0)
             }
             Self::TextWithQuickReplies {
                 text,
                 quick_replies,
             } => {
-                check_text("message.text", text, MAX_TEXT_CHARS)?;
-                check_count(
-                    "message.quick_replies",
-                    quick_replies.len(),
-                    1,
-                    MAX_QUICK_REPLIES,
-                )?;
-                for (index, reply) in quick_replies.iter().enumerate() {
-                    let field = format!("message.quick_replies[{index}]");
-                    check_text(
-                        &format!("{field}.title"),
-                        &reply.title,
-                        MAX_BUTTON_TITLE_CHARS,
-                    )?;
-                    check_text(
-                        &format!("{field}.payload"),
-                        &reply.payload,
-                        MAX_PAYLOAD_CHARS,
-                    )?;
-                }
-                Ok(())
+                check_text(|| "message.text".to_owned(), text, MAX_TEXT_CHARS)?;
+                check_quick_replies(quick_replies, 1)
             }
             Self::Image { url } | Self::File { url } => {
-                check_url("message.attachment.payload.url", url)
+                check_url(|| "message.attachment.payload.url".to_owned(), url)
             }
             Self::OtnRequest { title, .. } => check_text(
-                "message.attachment.payload.title",
+                || "message.attachment.payload.title".to_owned(),
                 title,
                 MAX_NOTIFICATION_TITLE_CHARS,
             ),
@@ -285,17 +384,49 @@ impl OutgoingMessage {
                 title, image_url, ..
             } => {
                 check_text(
-                    "message.attachment.payload.title",
+                    || "message.attachment.payload.title".to_owned(),
                     title,
                     MAX_NOTIFICATION_TITLE_CHARS,
                 )?;
                 match image_url {
-                    Some(url) => check_url("message.attachment.payload.image_url", url),
+                    Some(url) => {
+                        check_url(|| "message.attachment.payload.image_url".to_owned(), url)
+                    }
                     None => Ok(()),
                 }
             }
         }
     }
+}
+
+fn quick_replies_json(quick_replies: &[QuickReply]) -> Value {
+    quick_replies
+        .iter()
+        .map(|reply| json!({ "content_type": "text", "title": reply.title, "payload": reply.payload }))
+        .collect()
+}
+
+fn check_quick_replies(quick_replies: &[QuickReply], min: usize) -> Result<(), LimitError> {
+    check_count(
+        || "message.quick_replies".to_owned(),
+        quick_replies.len(),
+        min,
+        MAX_QUICK_REPLIES,
+    )?;
+    for (index, reply) in quick_replies.iter().enumerate() {
+        let field = format_args!("message.quick_replies[{index}]");
+        check_text(
+            || format!("{field}.title"),
+            &reply.title,
+            MAX_BUTTON_TITLE_CHARS,
+        )?;
+        check_text(
+            || format!("{field}.payload"),
+            &reply.payload,
+            MAX_PAYLOAD_CHARS,
+        )?;
+    }
+    Ok(())
 }
 
 fn template(payload: Value) -> Value {
@@ -385,6 +516,44 @@ impl SendRequest {
         Value::Object(body)
     }
 
+    /// Reads a Graph API wire JSON body (what [`SendRequest::to_json`] writes) back into a
+    /// request. For bodies stored before botflow kept the typed request (outbox records of
+    /// earlier versions); nothing else should need it.
+    pub fn from_json(body: &Value) -> Result<Self, WireError> {
+        let recipient = body.get("recipient").unwrap_or(&Value::Null);
+        let recipient = if let Some(psid) = wire_str(recipient, "id") {
+            Recipient::Psid(psid)
+        } else if let Some(token) = wire_str(recipient, "one_time_notif_token") {
+            Recipient::OtnToken(token)
+        } else if let Some(token) = wire_str(recipient, "notification_messages_token") {
+            Recipient::NotificationToken(token)
+        } else {
+            return Err(WireError::new("recipient", "no id or notification token"));
+        };
+        let messaging_type = match body.get("messaging_type").and_then(Value::as_str) {
+            None => None,
+            Some("RESPONSE") => Some(MessagingType::Response),
+            Some("UPDATE") => Some(MessagingType::Update),
+            Some("MESSAGE_TAG") => Some(MessagingType::MessageTag(
+                wire_str(body, "tag").ok_or_else(|| WireError::new("tag", "missing"))?,
+            )),
+            Some(other) => {
+                return Err(WireError::new(
+                    "messaging_type",
+                    format!("unknown value {other:?}"),
+                ));
+            }
+        };
+        let message = body
+            .get("message")
+            .ok_or_else(|| WireError::new("message", "missing"))?;
+        Ok(Self {
+            recipient,
+            message: OutgoingMessage::from_json(message)?,
+            messaging_type,
+        })
+    }
+
     /// Checks the platform's limits and the combination of recipient and messaging type.
     pub fn check_limits(&self) -> Result<(), LimitError> {
         match (&self.recipient, &self.messaging_type) {
@@ -472,16 +641,37 @@ pub enum LimitError {
     RequestToToken,
 }
 
-fn check_text(field: &str, text: &str, max: usize) -> Result<(), LimitError> {
-    if text.trim().is_empty() {
-        return Err(LimitError::Empty {
+/// A wire JSON body [`SendRequest::from_json`] cannot read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable Send API body at {field}: {problem}")]
+pub struct WireError {
+    /// Where, as a wire JSON path.
+    pub field: String,
+    /// What is wrong there.
+    pub problem: String,
+}
+
+impl WireError {
+    fn new(field: &str, problem: impl Into<String>) -> Self {
+        Self {
             field: field.to_owned(),
-        });
+            problem: problem.into(),
+        }
+    }
+}
+
+fn wire_str(value: &Value, key: &str) -> Option<String> {
+    value.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn check_text(field: impl FnOnce() -> String, text: &str, max: usize) -> Result<(), LimitError> {
+    if text.trim().is_empty() {
+        return Err(LimitError::Empty { field: field() });
     }
     let chars = text.chars().count();
     if chars > max {
         return Err(LimitError::TooLong {
-            field: field.to_owned(),
+            field: field(),
             chars,
             max,
         });
@@ -489,10 +679,15 @@ fn check_text(field: &str, text: &str, max: usize) -> Result<(), LimitError> {
     Ok(())
 }
 
-fn check_count(field: &str, count: usize, min: usize, max: usize) -> Result<(), LimitError> {
+fn check_count(
+    field: impl FnOnce() -> String,
+    count: usize,
+    min: usize,
+    max: usize,
+) -> Result<(), LimitError> {
     if count < min || count > max {
         return Err(LimitError::Count {
-            field: field.to_owned(),
+            field: field(),
             count,
             min,
             max,
@@ -501,14 +696,14 @@ fn check_count(field: &str, count: usize, min: usize, max: usize) -> Result<(), 
     Ok(())
 }
 
-fn check_url(field: &str, url: &str) -> Result<(), LimitError> {
+fn check_url(field: impl FnOnce() -> String, url: &str) -> Result<(), LimitError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(host) if !host.is_empty() && !url.chars().any(char::is_whitespace) => Ok(()),
         _ => Err(LimitError::NotHttpUrl {
-            field: field.to_owned(),
+            field: field(),
             url: url.to_owned(),
         }),
     }

@@ -1,5 +1,7 @@
-//! Reads a queued Send API body back into a short summary, for transcripts, tests and logs.
+//! A short summary of a queued message, from its typed request, for transcripts, tests and logs.
 
+use crate::outbound::decode;
+use botflow_messenger::{Button, OutgoingMessage, QuickReply};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -14,7 +16,14 @@ pub struct ButtonSummary {
     pub url: Option<String>,
 }
 
-/// What a Send API body shows the subscriber.
+fn replies(quick_replies: &[QuickReply]) -> Vec<(String, String)> {
+    quick_replies
+        .iter()
+        .map(|reply| (reply.title.clone(), reply.payload.clone()))
+        .collect()
+}
+
+/// What a message shows the subscriber.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MessageSummary {
     /// `text`, `image`, `file`, `otn_request` or `other`.
@@ -29,71 +38,66 @@ pub struct MessageSummary {
     pub optin_payload: Option<String>,
 }
 
-fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
-
 impl MessageSummary {
-    /// Summarises a Send API request body (`{"recipient", "message", ...}`).
-    pub fn from_body(body: &Value) -> Self {
-        let message = body.get("message").unwrap_or(&Value::Null);
-        let mut out = Self {
-            kind: "other",
+    /// Summarises a message as the runtime built it.
+    pub fn of(message: &OutgoingMessage) -> Self {
+        let text = |kind, text: &str| Self {
+            kind,
+            text: text.to_owned(),
             ..Self::default()
         };
-        if let Some(text) = message.get("text").and_then(Value::as_str) {
-            out.kind = "text";
-            out.text = text.to_owned();
-        }
-        match str_at(message, "/attachment/type") {
-            "image" | "file" => {
-                out.kind = if str_at(message, "/attachment/type") == "image" {
-                    "image"
-                } else {
-                    "file"
-                };
-                out.text = str_at(message, "/attachment/payload/url").to_owned();
-            }
-            "template" => match str_at(message, "/attachment/payload/template_type") {
-                "button" => {
-                    out.kind = "text";
-                    out.text = str_at(message, "/attachment/payload/text").to_owned();
-                    let buttons = message
-                        .pointer("/attachment/payload/buttons")
-                        .and_then(Value::as_array)
-                        .map(Vec::as_slice)
-                        .unwrap_or_default();
-                    out.buttons = buttons
-                        .iter()
-                        .map(|b| ButtonSummary {
-                            title: str_at(b, "/title").to_owned(),
-                            payload: b.get("payload").and_then(Value::as_str).map(str::to_owned),
-                            url: b.get("url").and_then(Value::as_str).map(str::to_owned),
-                        })
-                        .collect();
-                }
-                "one_time_notif_req" => {
-                    out.kind = "otn_request";
-                    out.text = str_at(message, "/attachment/payload/title").to_owned();
-                    out.optin_payload =
-                        Some(str_at(message, "/attachment/payload/payload").to_owned());
-                }
-                _ => {}
+        match message {
+            OutgoingMessage::Text { text: t } => text("text", t),
+            OutgoingMessage::TextWithQuickReplies {
+                text: t,
+                quick_replies,
+            } => Self {
+                quick_replies: replies(quick_replies),
+                ..text("text", t)
             },
-            _ => {}
+            OutgoingMessage::TextWithButtons {
+                text: t,
+                buttons,
+                quick_replies,
+            } => Self {
+                buttons: buttons
+                    .iter()
+                    .map(|button| match button {
+                        Button::Postback { title, payload } => ButtonSummary {
+                            title: title.clone(),
+                            payload: Some(payload.clone()),
+                            url: None,
+                        },
+                        Button::WebUrl { title, url } => ButtonSummary {
+                            title: title.clone(),
+                            payload: None,
+                            url: Some(url.clone()),
+                        },
+                    })
+                    .collect(),
+                quick_replies: replies(quick_replies),
+                ..text("text", t)
+            },
+            OutgoingMessage::Image { url } => text("image", url),
+            OutgoingMessage::File { url } => text("file", url),
+            OutgoingMessage::OtnRequest { title, payload } => Self {
+                optin_payload: Some(payload.clone()),
+                ..text("otn_request", title)
+            },
+            OutgoingMessage::RecurringRequest { title, .. } => text("other", title),
         }
-        if let Some(replies) = message.get("quick_replies").and_then(Value::as_array) {
-            out.quick_replies = replies
-                .iter()
-                .map(|q| {
-                    (
-                        str_at(q, "/title").to_owned(),
-                        str_at(q, "/payload").to_owned(),
-                    )
-                })
-                .collect();
+    }
+
+    /// Summarises a stored outbox body; an unreadable one is kind `other` with the error as text.
+    pub fn from_body(body: &Value) -> Self {
+        match decode(body) {
+            Ok(request) => Self::of(&request.message),
+            Err(error) => Self {
+                kind: "other",
+                text: error.to_string(),
+                ..Self::default()
+            },
         }
-        out
     }
 
     /// One line as a transcript shows it: the text, then `[button]`s and `(quick reply)`s; other
@@ -130,7 +134,7 @@ impl MessageSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbound::{ButtonSpec, MessageSpec, Purpose, request_body};
+    use crate::outbound::{Purpose, request_body, text_message};
     use botflow_storage::Psid;
 
     #[test]
@@ -139,20 +143,23 @@ mod tests {
         let body = request_body(
             &psid,
             Purpose::Response,
-            MessageSpec::Text {
-                text: "Pick one".into(),
-                buttons: vec![
-                    ButtonSpec::Postback {
+            text_message(
+                "Pick one".into(),
+                vec![
+                    Button::Postback {
                         title: "Yes".into(),
                         payload: "p1".into(),
                     },
-                    ButtonSpec::WebUrl {
+                    Button::WebUrl {
                         title: "Site".into(),
                         url: "https://x.test".into(),
                     },
                 ],
-                quick_replies: vec![("Later".into(), "p2".into())],
-            },
+                vec![QuickReply {
+                    title: "Later".into(),
+                    payload: "p2".into(),
+                }],
+            ),
         );
         let summary = MessageSummary::from_body(&body);
         assert_eq!(
@@ -164,7 +171,7 @@ mod tests {
         let otn = request_body(
             &psid,
             Purpose::Response,
-            MessageSpec::OtnRequest {
+            OutgoingMessage::OtnRequest {
                 title: "Tell me".into(),
                 payload: "bf1:o".into(),
             },
@@ -175,7 +182,7 @@ mod tests {
         let image = request_body(
             &psid,
             Purpose::Update,
-            MessageSpec::Image {
+            OutgoingMessage::Image {
                 url: "https://x.test/a.png".into(),
             },
         );

@@ -10,11 +10,11 @@
 use crate::clock::Clock;
 use crate::dispatch_outcomes::OutcomeRecorder;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
-use crate::outbound::with_token_recipient;
+use crate::outbound::{decode, with_token};
 use crate::process::InteractionCache;
 use crate::runtime::RuntimeError;
 use crate::window::within_window;
-use botflow_messenger::{SendClient, SendError};
+use botflow_messenger::{LimitError, SendClient, SendError, SendRequest};
 use botflow_storage::{
     OutboundKind, OutboundMessage, OutboxId, Outcome, PageId, Store, StoreError,
 };
@@ -302,7 +302,22 @@ impl Dispatcher {
     ) -> Result<Outcome, RuntimeError> {
         let id = message.id;
         let now = self.clock.now_ms();
-        let body = match &message.kind {
+        // Steps check what they render; this catches the rest (a notification text, a body
+        // queued by an earlier version): what Messenger would refuse is never sent.
+        let request = match ready_request(&message) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(outbox = %id, %error, "message failed before sending");
+                self.metrics.messages_failed.inc();
+                self.forget(id);
+                return Ok(Outcome::Failed {
+                    id,
+                    error,
+                    at_ms: now,
+                });
+            }
+        };
+        let request = match &message.kind {
             OutboundKind::Normal => {
                 let cached = self.interactions.get(&message.page, &message.psid);
                 let inside = within_window(cached, now) || {
@@ -319,10 +334,10 @@ impl Dispatcher {
                         at_ms: now,
                     });
                 }
-                message.body.clone()
+                request
             }
             OutboundKind::OtnToken { .. } => {
-                let Some(token) = &message.token else {
+                if message.token.is_none() {
                     self.metrics.messages_failed.inc();
                     self.forget(id);
                     return Ok(Outcome::Failed {
@@ -330,7 +345,7 @@ impl Dispatcher {
                         error: "no OTN token recorded for a token send".to_owned(),
                         at_ms: now,
                     });
-                };
+                }
                 if message.attempts == 0 {
                     // Record that a send with this token started: after a crash mid-request, a
                     // "token used" answer then means delivered-unconfirmed, not failed. The
@@ -343,7 +358,7 @@ impl Dispatcher {
                         })
                         .await?;
                 }
-                with_token_recipient(&message.body, token)
+                request
             }
         };
         let Some(client) = self.clients.for_page(&message.page) else {
@@ -357,7 +372,7 @@ impl Dispatcher {
             return Ok(Outcome::Retry { id, due_ms, error });
         };
         self.pace(&message.page).await;
-        let result = client.send_json(&body).await;
+        let result = client.send(&request).await;
         drop(permit);
         let at = self.clock.now_ms();
         match result {
@@ -459,6 +474,29 @@ impl Dispatcher {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id)
+    }
+}
+
+/// The stored request read back and ready to send (a token send with its token as recipient),
+/// or why it must not be sent: unreadable, or refused by Messenger's limits as it stands.
+fn ready_request(message: &OutboundMessage) -> Result<SendRequest, String> {
+    let request = decode(&message.body).map_err(|error| error.to_string())?;
+    let refused = |limit: LimitError| format!("not sent, Messenger would refuse it: {limit}");
+    match (&message.kind, &message.token) {
+        (OutboundKind::OtnToken { .. }, Some(token)) => {
+            let request = with_token(request, token);
+            request.check_limits().map_err(refused)?;
+            Ok(request)
+        }
+        // A token send without its token fails on its own later; check the message alone.
+        (OutboundKind::OtnToken { .. }, None) => {
+            request.message.check_limits().map_err(refused)?;
+            Ok(request)
+        }
+        (OutboundKind::Normal, _) => {
+            request.check_limits().map_err(refused)?;
+            Ok(request)
+        }
     }
 }
 

@@ -180,6 +180,18 @@ pub enum StepError {
         /// The Page named in the payload.
         page: String,
     },
+    /// A rendered message Messenger would refuse (text empty or over its limit, ...): it was not
+    /// queued, and the run went on as after any failed send.
+    #[error(
+        "message{} not sent, Messenger would refuse it: {reason}",
+        block.as_ref().map(|b| format!(" of block `{b}`")).unwrap_or_default()
+    )]
+    MessageRefused {
+        /// The block that sent it (none for a notification text).
+        block: Option<BlockId>,
+        /// The limit it breaks, with the wire path (e.g. `message.text is empty`).
+        reason: String,
+    },
     /// A payload would be over Messenger's limit; the message was not sent.
     #[error(transparent)]
     PayloadTooLong(#[serde(skip)] PayloadTooLong),

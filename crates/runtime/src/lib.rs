@@ -77,6 +77,14 @@
 //! subscriber waited on nothing (a tap is then treated as a text equal to its title); a token
 //! from an opt-in on a retired version is still stored.
 //!
+//! # Messages Messenger would refuse
+//! Messages are messenger's typed `SendRequest`s ([`outbound`]), checked against the platform's
+//! limits once rendered. One Messenger would refuse (a text empty once its fields are filled in,
+//! over 2,000 characters, over 640 with buttons, ...) is not queued: [`StepError::MessageRefused`]
+//! is recorded in `last_error` and the run goes on as after any failed send (`next`, or a wait
+//! on the block's other messages); an `otn_send` spends no token for it. The dispatcher checks
+//! again before sending and records what fails there as failed, unsent.
+//!
 //! # Block semantics (format 1)
 //! - `send_message`: sends its messages in order (`{{field}}` filled in from the session, missing
 //!   fields empty). Text with buttons becomes a button template, quick replies are attached,

@@ -1,11 +1,16 @@
-//! Builds the Send API request JSON the runtime queues (recipient, message, messaging_type).
+//! The Send API requests the runtime queues, as messenger's typed [`SendRequest`].
 //!
-//! Every outbound body is built here, so the wire shape lives in one place. The JSON is built
-//! directly (the step benchmark's hot path); a test pins it to what the messenger crate's
-//! `SendRequest::to_json` produces for the same message, so there is one wire format.
+//! The runtime writes no Send API JSON: a step builds an [`OutgoingMessage`], wraps it in a
+//! request here and the outbox stores that request's serde form ([`encode`]). The dispatcher reads
+//! it back with [`decode`], which also reads the Graph API wire JSON that earlier versions stored
+//! (through messenger's [`SendRequest::from_json`]), so messages queued before an upgrade still go.
 
+use botflow_messenger::{
+    Button, MessagingType, OutgoingMessage, QuickReply, Recipient, SendRequest, WireError,
+};
 use botflow_storage::Psid;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 /// Why a message is sent, which sets its `messaging_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,276 +19,151 @@ pub enum Purpose {
     Response,
     /// Proactive, inside the 24-hour window: timers and notification flows (`UPDATE`).
     Update,
-    /// Paid for by an OTN token: no `messaging_type`; the dispatcher puts the token in the recipient.
+    /// Paid for by an OTN token: no `messaging_type`; the dispatcher puts the token in the
+    /// recipient ([`with_token`]).
     OtnToken,
 }
 
-/// A button under a text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ButtonSpec {
-    /// A postback button with botflow's payload.
-    Postback {
-        /// Label.
-        title: String,
-        /// Payload sent back on tap.
-        payload: String,
-    },
-    /// A button that opens a web page.
-    WebUrl {
-        /// Label.
-        title: String,
-        /// The address.
-        url: String,
-    },
-}
-
-/// One message to send, before it is wrapped in a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MessageSpec {
-    /// Text with optional buttons (a button template) and quick replies (title, payload).
-    Text {
-        /// The text.
-        text: String,
-        /// Buttons; non-empty makes it a button template.
-        buttons: Vec<ButtonSpec>,
-        /// Quick replies as (title, payload).
-        quick_replies: Vec<(String, String)>,
-    },
-    /// An image by URL.
-    Image {
-        /// The URL.
-        url: String,
-    },
-    /// A file by URL.
-    File {
-        /// The URL.
-        url: String,
-    },
-    /// The one-time-notification request template.
-    OtnRequest {
-        /// Title shown with the "Notify me" button.
-        title: String,
-        /// botflow's opt-in payload.
-        payload: String,
-    },
-}
-
-/// A JSON object from key/value pairs, built directly (no serializer round trip).
-fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    let mut map = Map::with_capacity(N);
-    for (key, value) in entries {
-        map.insert(key.to_owned(), value);
-    }
-    Value::Object(map)
-}
-
-fn attachment(kind: &str, payload: Value) -> Value {
-    object([(
-        "attachment",
-        object([("type", Value::from(kind)), ("payload", payload)]),
-    )])
-}
-
-fn message_json(message: MessageSpec) -> Value {
-    match message {
-        MessageSpec::Text {
+/// A text message: plain, with buttons (a button template) and/or quick replies.
+pub fn text_message(
+    text: String,
+    buttons: Vec<Button>,
+    quick_replies: Vec<QuickReply>,
+) -> OutgoingMessage {
+    match (buttons.is_empty(), quick_replies.is_empty()) {
+        (true, true) => OutgoingMessage::Text { text },
+        (true, false) => OutgoingMessage::TextWithQuickReplies {
+            text,
+            quick_replies,
+        },
+        (false, _) => OutgoingMessage::TextWithButtons {
             text,
             buttons,
             quick_replies,
-        } => {
-            let mut out = if buttons.is_empty() {
-                object([("text", Value::String(text))])
-            } else {
-                let buttons: Vec<Value> = buttons
-                    .into_iter()
-                    .map(|b| match b {
-                        ButtonSpec::Postback { title, payload } => object([
-                            ("type", Value::from("postback")),
-                            ("title", Value::String(title)),
-                            ("payload", Value::String(payload)),
-                        ]),
-                        ButtonSpec::WebUrl { title, url } => object([
-                            ("type", Value::from("web_url")),
-                            ("title", Value::String(title)),
-                            ("url", Value::String(url)),
-                        ]),
-                    })
-                    .collect();
-                attachment(
-                    "template",
-                    object([
-                        ("template_type", Value::from("button")),
-                        ("text", Value::String(text)),
-                        ("buttons", Value::Array(buttons)),
-                    ]),
-                )
-            };
-            if !quick_replies.is_empty() {
-                let replies: Vec<Value> = quick_replies
-                    .into_iter()
-                    .map(|(title, payload)| {
-                        object([
-                            ("content_type", Value::from("text")),
-                            ("title", Value::String(title)),
-                            ("payload", Value::String(payload)),
-                        ])
-                    })
-                    .collect();
-                if let Value::Object(map) = &mut out {
-                    map.insert("quick_replies".into(), Value::Array(replies));
-                }
-            }
-            out
-        }
-        MessageSpec::Image { url } => attachment("image", object([("url", Value::String(url))])),
-        MessageSpec::File { url } => attachment("file", object([("url", Value::String(url))])),
-        MessageSpec::OtnRequest { title, payload } => attachment(
-            "template",
-            object([
-                ("template_type", Value::from("one_time_notif_req")),
-                ("title", Value::String(title)),
-                ("payload", Value::String(payload)),
-            ]),
-        ),
+        },
     }
 }
 
-/// The Send API request body for `message` to `psid`, without access token.
-pub fn request_body(psid: &Psid, purpose: Purpose, message: MessageSpec) -> Value {
-    let recipient = object([("id", Value::from(psid.as_str()))]);
-    let message = message_json(message);
-    match purpose {
-        Purpose::Response => object([
-            ("recipient", recipient),
-            ("messaging_type", Value::from("RESPONSE")),
-            ("message", message),
-        ]),
-        Purpose::Update => object([
-            ("recipient", recipient),
-            ("messaging_type", Value::from("UPDATE")),
-            ("message", message),
-        ]),
-        Purpose::OtnToken => object([("recipient", recipient), ("message", message)]),
+/// The request for `message` to `psid`. A token send (`Purpose::OtnToken`) keeps the PSID as
+/// recipient until the dispatcher knows the token ([`with_token`]).
+pub fn request(psid: &Psid, purpose: Purpose, message: OutgoingMessage) -> SendRequest {
+    let messaging_type = match purpose {
+        Purpose::Response => Some(MessagingType::Response),
+        Purpose::Update => Some(MessagingType::Update),
+        Purpose::OtnToken => None,
+    };
+    SendRequest {
+        recipient: Recipient::Psid(psid.as_str().to_owned()),
+        message,
+        messaging_type,
     }
 }
 
-/// Replaces the recipient of a token send with the one-time token that pays for it.
-pub fn with_token_recipient(body: &Value, token: &str) -> Value {
-    let mut body = body.clone();
-    if let Value::Object(map) = &mut body {
-        map.insert(
-            "recipient".into(),
-            object([("one_time_notif_token", Value::from(token))]),
-        );
-        map.remove("messaging_type");
+/// The request as the outbox stores it: [`SendRequest`]'s serde form.
+pub fn encode(request: &SendRequest) -> Value {
+    // Strings, lists and enums with string keys: serializing into a `Value` cannot fail. Should it
+    // ever, `Null` is stored and `decode` fails the message instead of sending something else.
+    serde_json::to_value(request).unwrap_or(Value::Null)
+}
+
+/// [`request`] then [`encode`]: what a step queues for `message` to `psid`.
+pub fn request_body(psid: &Psid, purpose: Purpose, message: OutgoingMessage) -> Value {
+    encode(&request(psid, purpose, message))
+}
+
+/// Reads a stored body back: the serde form [`encode`] writes or, for messages queued by
+/// earlier versions, the Graph API wire JSON they stored.
+pub fn decode(body: &Value) -> Result<SendRequest, DecodeError> {
+    match SendRequest::deserialize(body) {
+        Ok(request) => Ok(request),
+        Err(typed) => SendRequest::from_json(body).map_err(|wire| DecodeError {
+            typed: typed.to_string(),
+            wire,
+        }),
     }
-    body
+}
+
+/// A stored body that is neither a typed request nor readable wire JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored message is unreadable: not a typed request ({typed}), and {wire}")]
+pub struct DecodeError {
+    /// Why it is not a typed request.
+    pub typed: String,
+    /// Why it is not wire JSON either.
+    pub wire: WireError,
+}
+
+/// The request with the one-time token that pays for it as recipient (no `messaging_type`).
+pub fn with_token(mut request: SendRequest, token: &str) -> SendRequest {
+    request.recipient = Recipient::OtnToken(token.to_owned());
+    request.messaging_type = None;
+    request
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use botflow_messenger::{Button, OutgoingMessage, QuickReply, SendRequest};
+    use serde_json::json;
 
     fn psid() -> Psid {
         Psid::from("user-7")
     }
 
     #[test]
-    fn bodies_match_the_messenger_crate_wire_json() {
-        let cases = [
-            (
-                MessageSpec::Text {
-                    text: "Hi".into(),
-                    buttons: vec![],
-                    quick_replies: vec![],
-                },
-                OutgoingMessage::Text { text: "Hi".into() },
-            ),
-            (
-                MessageSpec::Text {
-                    text: "Pick".into(),
-                    buttons: vec![
-                        ButtonSpec::Postback {
-                            title: "A".into(),
-                            payload: "p".into(),
-                        },
-                        ButtonSpec::WebUrl {
-                            title: "B".into(),
-                            url: "https://x.test".into(),
-                        },
-                    ],
-                    quick_replies: vec![],
-                },
-                OutgoingMessage::TextWithButtons {
-                    text: "Pick".into(),
-                    buttons: vec![
-                        Button::Postback {
-                            title: "A".into(),
-                            payload: "p".into(),
-                        },
-                        Button::WebUrl {
-                            title: "B".into(),
-                            url: "https://x.test".into(),
-                        },
-                    ],
-                },
-            ),
-            (
-                MessageSpec::Text {
-                    text: "Size?".into(),
-                    buttons: vec![],
-                    quick_replies: vec![("S".into(), "q".into())],
-                },
-                OutgoingMessage::TextWithQuickReplies {
-                    text: "Size?".into(),
-                    quick_replies: vec![QuickReply {
-                        title: "S".into(),
-                        payload: "q".into(),
-                    }],
-                },
-            ),
-            (
-                MessageSpec::Image {
-                    url: "https://x.test/a.png".into(),
-                },
-                OutgoingMessage::Image {
-                    url: "https://x.test/a.png".into(),
-                },
-            ),
-            (
-                MessageSpec::File {
-                    url: "https://x.test/a.pdf".into(),
-                },
-                OutgoingMessage::File {
-                    url: "https://x.test/a.pdf".into(),
-                },
-            ),
-            (
-                MessageSpec::OtnRequest {
-                    title: "Tell me".into(),
-                    payload: "bf1:o".into(),
-                },
-                OutgoingMessage::OtnRequest {
-                    title: "Tell me".into(),
-                    payload: "bf1:o".into(),
-                },
-            ),
-        ];
-        for (spec, message) in cases {
-            let ours = request_body(&psid(), Purpose::Response, spec.clone());
-            assert_eq!(
-                ours,
-                SendRequest::response("user-7", message.clone()).to_json(),
-                "{spec:?}"
-            );
-            let update = request_body(&psid(), Purpose::Update, spec.clone());
-            assert_eq!(
-                update,
-                SendRequest::update("user-7", message.clone()).to_json()
-            );
-            let paid = with_token_recipient(&request_body(&psid(), Purpose::OtnToken, spec), "tok");
-            assert_eq!(paid, SendRequest::to_otn_token("tok", message).to_json());
-        }
+    fn text_messages_take_the_variant_their_parts_need() {
+        let button = Button::Postback {
+            title: "A".into(),
+            payload: "p".into(),
+        };
+        let reply = QuickReply {
+            title: "S".into(),
+            payload: "q".into(),
+        };
+        assert!(matches!(
+            text_message("Hi".into(), vec![], vec![]),
+            OutgoingMessage::Text { .. }
+        ));
+        assert!(matches!(
+            text_message("Hi".into(), vec![], vec![reply.clone()]),
+            OutgoingMessage::TextWithQuickReplies { .. }
+        ));
+        assert!(matches!(
+            text_message("Hi".into(), vec![button], vec![reply]),
+            OutgoingMessage::TextWithButtons { quick_replies, .. } if quick_replies.len() == 1
+        ));
+    }
+
+    #[test]
+    fn stored_bodies_read_back_typed_and_token_sends_get_their_token() {
+        let message = OutgoingMessage::Text { text: "Hi".into() };
+        let body = request_body(&psid(), Purpose::Response, message.clone());
+        assert_eq!(
+            decode(&body),
+            Ok(SendRequest::response("user-7", message.clone()))
+        );
+        let paid = with_token(
+            decode(&request_body(&psid(), Purpose::OtnToken, message.clone())).unwrap(),
+            "tok",
+        );
+        assert_eq!(paid, SendRequest::to_otn_token("tok", message));
+        assert_eq!(paid.check_limits(), Ok(()));
+    }
+
+    #[test]
+    fn wire_json_stored_by_earlier_versions_still_reads() {
+        // What 0.x queued before the outbox held typed requests (written by hand then).
+        let legacy = json!({
+            "recipient": {"id": "user-7"},
+            "messaging_type": "UPDATE",
+            "message": {"attachment": {"type": "template", "payload": {
+                "template_type": "button", "text": "Pick",
+                "buttons": [{"type": "postback", "title": "A", "payload": "p"}]}},
+                "quick_replies": [{"content_type": "text", "title": "S", "payload": "q"}]}
+        });
+        let request = decode(&legacy).unwrap();
+        assert_eq!(request.messaging_type, Some(MessagingType::Update));
+        assert_eq!(request.to_json(), legacy);
+        let error = decode(&json!({"recipient": {"id": "u"}})).unwrap_err();
+        assert_eq!(error.wire.field, "message");
     }
 }

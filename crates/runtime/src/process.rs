@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use crate::context::StepContext;
-use crate::effect::Effect;
+use crate::effect::{Effect, StepError};
 use crate::event::{InboundEvent, NotifyContent};
 use crate::flow_cache::FlowCache;
 use crate::inbound::from_journal;
@@ -388,6 +388,11 @@ impl Processor {
                     created_ms: step_ms,
                     expires_ms: *expires_ms,
                 }),
+                // Not queued, as Messenger would refuse it: a failed message, the run goes on.
+                Effect::Error(error @ StepError::MessageRefused { .. }) => {
+                    self.metrics.messages_failed.inc();
+                    tracing::warn!(%page, %psid, %error, "message failed before sending");
+                }
                 Effect::Error(error) => {
                     self.metrics.step_errors.inc();
                     tracing::warn!(%page, %psid, %error, "flow run error");

@@ -6,7 +6,7 @@ use crate::dispatcher::{DispatchSettings, Dispatcher, PageClients};
 use crate::event::NotifyContent;
 use crate::flow_cache::FlowCache;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
-use crate::outbound::{MessageSpec, Purpose, request_body};
+use crate::outbound::{Purpose, request_body};
 use crate::process::{InteractionCache, Processed, Processor, Work};
 use crate::scheduler::{AfterWork, Shards, follow_journal, run_timers};
 use botflow_flow::TopicId;
@@ -292,15 +292,8 @@ impl Runtime {
                 let store = Arc::clone(&self.inner.store);
                 let outcome = tokio::task::spawn_blocking(move || {
                     let body_for = move |psid: &botflow_storage::Psid| {
-                        request_body(
-                            psid,
-                            Purpose::OtnToken,
-                            MessageSpec::Text {
-                                text: text.clone(),
-                                buttons: Vec::new(),
-                                quick_replies: Vec::new(),
-                            },
-                        )
+                        let text = botflow_messenger::OutgoingMessage::Text { text: text.clone() };
+                        request_body(psid, Purpose::OtnToken, text)
                     };
                     store.notify_topic(&page, &topic, &body_for, now_ms)
                 })

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// A message the runtime asks the store to queue for one subscriber.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewOutbound {
-    /// The Send API request JSON (recipient, message, messaging_type), without access token.
+    /// The request to send, as JSON the store does not read: the runtime stores messenger's
+    /// typed `SendRequest` (its serde form); records of earlier versions hold Graph API wire JSON.
     pub body: serde_json::Value,
     /// Whether the 24-hour window or an OTN token pays for it.
     pub kind: OutboundKind,
@@ -36,7 +37,7 @@ pub struct OutboundMessage {
     pub page: PageId,
     /// The recipient.
     pub psid: Psid,
-    /// The Send API request JSON, without access token.
+    /// The request to send, as queued ([`NewOutbound::body`]); never an access token.
     pub body: serde_json::Value,
     /// Whether the 24-hour window or an OTN token pays for it.
     pub kind: OutboundKind,

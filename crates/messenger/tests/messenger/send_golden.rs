@@ -60,6 +60,18 @@ fn cases() -> Vec<(&'static str, SendRequest)> {
                             url: "https://shop.example.com/red".into(),
                         },
                     ],
+                    quick_replies: vec![],
+                },
+            ),
+        ),
+        (
+            "button_template_quick_replies",
+            SendRequest::response(
+                "7300000000000001",
+                OutgoingMessage::TextWithButtons {
+                    text: "Which size?".into(),
+                    buttons: vec![postback("Size guide", "bf1:restock:3:size:b0")],
+                    quick_replies: vec![quick_reply("42", "bf1:restock:3:size:q0")],
                 },
             ),
         ),
@@ -149,6 +161,17 @@ fn requests_round_trip_through_serde_for_the_outbox() {
     }
 }
 
+#[test]
+fn wire_json_reads_back_into_the_same_request() {
+    for (name, request) in cases() {
+        let read = SendRequest::from_json(&request.to_json())
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(read, request, "{name}");
+    }
+    let error = SendRequest::from_json(&serde_json::json!({"recipient": {"id": "u"}})).unwrap_err();
+    assert_eq!(error.field, "message");
+}
+
 fn limit_error(message: OutgoingMessage) -> LimitError {
     SendRequest::response("psid", message)
         .check_limits()
@@ -188,6 +211,7 @@ fn button_template_limits() {
     let template = |text: &str, buttons: Vec<Button>| OutgoingMessage::TextWithButtons {
         text: text.into(),
         buttons,
+        quick_replies: vec![],
     };
     assert!(matches!(
         limit_error(template("ok", buttons(0))),

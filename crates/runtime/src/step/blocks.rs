@@ -177,11 +177,7 @@ impl Run<'_> {
     ) {
         if let Some(prompt) = &spec.prompt {
             let text = self.render(prompt);
-            self.send(MessageSpec::Text {
-                text,
-                buttons: Vec::new(),
-                quick_replies: Vec::new(),
-            });
+            self.send(Some(&block.id), OutgoingMessage::Text { text });
         }
         self.wait_on(flow, version, block, WaitKind::Input);
         if let Some(timeout) = &spec.timeout {
@@ -266,16 +262,18 @@ impl Run<'_> {
     pub(super) fn otn_send(&mut self, block: &Block, spec: &OtnSend) -> Option<BlockId> {
         let topic = topic_id(&spec.topic);
         let message = match &spec.message {
-            Message::Text(t) => MessageSpec::Text {
+            Message::Text(t) => OutgoingMessage::Text {
                 text: self.render(&t.text),
-                buttons: Vec::new(),
-                quick_replies: Vec::new(),
             },
-            Message::Image(a) => MessageSpec::Image { url: a.url.clone() },
-            Message::File(a) => MessageSpec::File { url: a.url.clone() },
+            Message::Image(a) => OutgoingMessage::Image { url: a.url.clone() },
+            Message::File(a) => OutgoingMessage::File { url: a.url.clone() },
             // Validation forbids an OTN request paid by a token; send nothing.
             Message::OtnRequest(_) => return block.next.clone(),
         };
+        // Refused as rendered: no token is spent and the run goes on to `next`.
+        if self.refused(Some(&block.id), &message) {
+            return block.next.clone();
+        }
         if self.send_with_token(&topic, message) {
             block.next.clone()
         } else {
@@ -284,7 +282,8 @@ impl Run<'_> {
     }
 
     /// Queues `message` paid for by a token of `topic`; false (and a `NoToken` effect) without one.
-    pub(super) fn send_with_token(&mut self, topic: &TopicId, message: MessageSpec) -> bool {
+    /// The caller has checked the message ([`Run::refused`]).
+    pub(super) fn send_with_token(&mut self, topic: &TopicId, message: OutgoingMessage) -> bool {
         let tokens = self.tokens_mut();
         match tokens.get_mut(topic) {
             Some(count) if *count > 0 => {
@@ -331,7 +330,7 @@ impl Run<'_> {
                     let mut buttons = Vec::with_capacity(t.buttons.len());
                     for (i, b) in t.buttons.iter().enumerate() {
                         match &b.url {
-                            Some(url) => buttons.push(ButtonSpec::WebUrl {
+                            Some(url) => buttons.push(Button::WebUrl {
                                 title: b.title.clone(),
                                 url: url.clone(),
                             }),
@@ -341,7 +340,7 @@ impl Run<'_> {
                                     button: i,
                                 });
                                 match payload {
-                                    Ok(payload) => buttons.push(ButtonSpec::Postback {
+                                    Ok(payload) => buttons.push(Button::Postback {
                                         title: b.title.clone(),
                                         payload,
                                     }),
@@ -360,7 +359,10 @@ impl Run<'_> {
                             message: m,
                             reply: i,
                         }) {
-                            Ok(payload) => quick_replies.push((q.title.clone(), payload)),
+                            Ok(payload) => quick_replies.push(QuickReply {
+                                title: q.title.clone(),
+                                payload,
+                            }),
                             Err(e) => {
                                 self.error(StepError::PayloadTooLong(e));
                                 continue;
@@ -368,14 +370,10 @@ impl Run<'_> {
                         }
                         wait = Some(WaitKind::Tap);
                     }
-                    MessageSpec::Text {
-                        text: self.render(&t.text),
-                        buttons,
-                        quick_replies,
-                    }
+                    text_message(self.render(&t.text), buttons, quick_replies)
                 }
-                Message::Image(a) => MessageSpec::Image { url: a.url.clone() },
-                Message::File(a) => MessageSpec::File { url: a.url.clone() },
+                Message::Image(a) => OutgoingMessage::Image { url: a.url.clone() },
+                Message::File(a) => OutgoingMessage::File { url: a.url.clone() },
                 Message::OtnRequest(r) => {
                     let topic = r
                         .topic
@@ -397,7 +395,7 @@ impl Run<'_> {
                             if wait.is_none() {
                                 wait = Some(WaitKind::Optin);
                             }
-                            MessageSpec::OtnRequest {
+                            OutgoingMessage::OtnRequest {
                                 title: r.title.clone(),
                                 payload,
                             }
@@ -409,7 +407,7 @@ impl Run<'_> {
                     }
                 }
             };
-            self.send(spec);
+            self.send(Some(&block.id), spec);
         }
         wait
     }

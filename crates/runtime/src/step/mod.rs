@@ -11,12 +11,13 @@ use crate::context::StepContext;
 use crate::effect::{Effect, StartReason, StepError};
 use crate::event::{GET_STARTED_PAYLOAD, InboundEvent, NotifyContent};
 use crate::input_check;
-use crate::outbound::{ButtonSpec, MessageSpec, Purpose, request_body};
+use crate::outbound::{Purpose, request_body, text_message};
 use crate::payload::{OptinPayload, Payload, Port, TapPayload, encode_tap};
 use botflow_flow::{
     ActionStep, Block, BlockId, BlockKind, FlowId, Message, OtnSend, TopicId, TopicRef, Trigger,
     ValidFlow, WaitInput,
 };
+use botflow_messenger::{Button, OutgoingMessage, QuickReply};
 use botflow_storage::{
     FlowPosition, NewOutbound, OutboundKind, Session, Timer, TimerKind, WaitKind, Waiting,
 };
@@ -153,7 +154,11 @@ impl Run<'_> {
         }
     }
 
-    fn send(&mut self, message: MessageSpec) {
+    /// Queues `message` unless Messenger would refuse it as rendered (see [`Run::refused`]).
+    fn send(&mut self, block: Option<&BlockId>, message: OutgoingMessage) {
+        if self.refused(block, &message) {
+            return;
+        }
         let body = request_body(&self.ctx.psid, self.purpose, message);
         self.effects.push(Effect::MessageQueued {
             index: self.outbound.len(),
@@ -162,6 +167,22 @@ impl Run<'_> {
             body,
             kind: OutboundKind::Normal,
         });
+    }
+
+    /// Whether Messenger would refuse `message` as rendered (empty text, over a length limit...):
+    /// then it is not queued, the subscriber's `last_error` says why, and the run goes on as after
+    /// any failed send.
+    fn refused(&mut self, block: Option<&BlockId>, message: &OutgoingMessage) -> bool {
+        match message.check_limits() {
+            Ok(()) => false,
+            Err(error) => {
+                self.error(StepError::MessageRefused {
+                    block: block.cloned(),
+                    reason: error.to_string(),
+                });
+                true
+            }
+        }
     }
 
     fn render(&self, template: &botflow_flow::Template) -> String {

@@ -305,11 +305,7 @@ impl Run<'_> {
         }
         if let Some(text) = spec.reprompt.as_ref().or(spec.prompt.as_ref()) {
             let text = self.render(text);
-            self.send(MessageSpec::Text {
-                text,
-                buttons: Vec::new(),
-                quick_replies: Vec::new(),
-            });
+            self.send(Some(&waiting.block), OutgoingMessage::Text { text });
         }
     }
 
@@ -391,12 +387,10 @@ impl Run<'_> {
     pub(super) fn on_notify(&mut self, topic: &TopicId, content: &NotifyContent) {
         match content {
             NotifyContent::Text(text) => {
-                let message = MessageSpec::Text {
-                    text: text.clone(),
-                    buttons: Vec::new(),
-                    quick_replies: Vec::new(),
-                };
-                self.send_with_token(topic, message);
+                let message = OutgoingMessage::Text { text: text.clone() };
+                if !self.refused(None, &message) {
+                    self.send_with_token(topic, message);
+                }
             }
             NotifyContent::Flow(flow_id) => {
                 let Some((version, flow)) = self

@@ -178,7 +178,16 @@ async fn a_token_spent_between_a_step_and_its_commit_sends_the_no_token_branch()
     // After the flow's step read "one token", a text notification spends it before the commit.
     let racing_topic = topic.clone();
     faults.before_next_commit(move |store| {
-        let body = |_: &Psid| serde_json::json!({"message": {"text": "news"}});
+        let body = |psid: &Psid| {
+            let news = botflow_messenger::OutgoingMessage::Text {
+                text: "news".to_owned(),
+            };
+            botflow_runtime::outbound::request_body(
+                psid,
+                botflow_runtime::outbound::Purpose::OtnToken,
+                news,
+            )
+        };
         let outcome = store
             .notify_topic(&page(), &racing_topic, &body, now)
             .unwrap();

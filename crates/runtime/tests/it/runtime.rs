@@ -385,3 +385,125 @@ async fn rejected_page_credentials_hold_messages_instead_of_failing_them() {
     assert_eq!(runtime.metrics().messages_failed.get(), 0);
     assert_eq!(runtime.metrics().messages_retried.get(), 1);
 }
+
+const SAY: &str = r#"{"format": 1, "id": "say", "name": "Say", "triggers": [{"type": "default"}],
+  "start": "ask", "blocks": [
+    {"id": "ask", "type": "wait_input", "field": "n", "next": "echo"},
+    {"id": "echo", "type": "send_message", "messages": [{"type": "text", "text": "You said: {{n}}"}], "next": "bye"},
+    {"id": "bye", "type": "send_message", "messages": [{"type": "text", "text": "bye"}]}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_too_long_once_rendered_is_never_sent_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    publish(store.as_ref(), SAY);
+    let fake = FakeGraphApi::start().await;
+    let runtime = start(&store, &fake, fast_config()).await;
+    let now = runtime.clock().now_ms();
+    let long = "x".repeat(1_995);
+    let events = vec![
+        journal(store.as_ref(), text("u", "m-0", "hi"), now).unwrap(),
+        journal(store.as_ref(), text("u", "m-1", &long), now).unwrap(),
+    ];
+    runtime.submit(events).await.unwrap();
+    // "You said: " + 1,995 characters is 2,005: the flow goes on to `bye`, which is sent.
+    wait_for_sent(&fake, 1).await;
+    wait_for("both events processed", LONG, || {
+        store.unprocessed_events().unwrap().is_empty().then_some(())
+    })
+    .await;
+    runtime.shutdown().await.unwrap();
+    let sent: Vec<_> = fake
+        .sent_messages()
+        .iter()
+        .map(|m| m.text().unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(
+        sent,
+        ["bye"],
+        "the refused message never reached the Graph API"
+    );
+    assert_eq!(fake.request_count(), 1);
+    assert_eq!(runtime.metrics().messages_failed.get(), 1);
+    let session = store
+        .load_session(&page(), &Psid::from("u"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.last_error.as_deref(),
+        Some(
+            "message of block `echo` not sent, Messenger would refuse it: \
+             message.text has 2005 characters, at most 2000 allowed"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_bodies_are_checked_before_sending_and_old_wire_bodies_still_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.ensure_page(&page(), 0).unwrap();
+    let fake = FakeGraphApi::start().await;
+    let clock = ManualClock::new(1_800_000_000_000);
+    let now = clock.now_ms();
+    // Queued as an earlier version did (Graph API wire JSON), then one the dispatcher must
+    // refuse (a too long text, as a notification could carry): typed, as the runtime queues now.
+    let legacy = serde_json::json!({"recipient": {"id": "old"}, "messaging_type": "RESPONSE",
+        "message": {"text": "queued by 0.x"}});
+    let too_long = botflow_runtime::outbound::request_body(
+        &Psid::from("old"),
+        botflow_runtime::outbound::Purpose::Update,
+        botflow_messenger::OutgoingMessage::Text {
+            text: "y".repeat(2_001),
+        },
+    );
+    let session = botflow_storage::Session {
+        last_interaction_ms: Some(now),
+        ..botflow_storage::Session::default()
+    };
+    let outbound = [legacy, too_long]
+        .into_iter()
+        .map(|body| botflow_storage::NewOutbound {
+            body,
+            kind: botflow_storage::OutboundKind::Normal,
+        })
+        .collect();
+    store
+        .commit_step(botflow_storage::StepCommit {
+            page: page(),
+            psid: Psid::from("old"),
+            event: None,
+            session,
+            outbound,
+            tokens_added: Vec::new(),
+            now_ms: now,
+            durable: true,
+        })
+        .unwrap();
+    let config = RuntimeConfig {
+        clock: Arc::new(clock.clone()),
+        ..fast_config()
+    };
+    let runtime = start(&store, &fake, config).await;
+    let done = wait_for("both messages recorded", LONG, || {
+        all_done(store.as_ref(), "old", 2)
+    })
+    .await;
+    runtime.shutdown().await.unwrap();
+    assert!(matches!(done[0], OutboundStatus::Sent { .. }), "{done:?}");
+    match &done[1] {
+        OutboundStatus::Failed { error, .. } => assert_eq!(
+            error,
+            "not sent, Messenger would refuse it: message.text has 2001 characters, at most 2000 allowed"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let sent: Vec<_> = fake
+        .sent_messages()
+        .iter()
+        .map(|m| m.text().unwrap_or("?").to_owned())
+        .collect();
+    assert_eq!(sent, ["queued by 0.x"]);
+    assert_eq!(fake.request_count(), 1);
+    assert_eq!(runtime.metrics().messages_failed.get(), 1);
+}

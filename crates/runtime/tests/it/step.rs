@@ -1,6 +1,7 @@
 //! Step-function behaviour the conversation scripts cannot express: republished and retired
 //! versions, payload routing, the wire shape of queued messages, determinism.
 
+use crate::support::wire;
 use botflow_flow::{FlowDocument, ValidFlow};
 use botflow_runtime::payload::{OptinPayload, Payload};
 use botflow_runtime::{
@@ -38,7 +39,8 @@ fn texts(outcome: &StepOutcome) -> Vec<String> {
         .outbound
         .iter()
         .map(|m| {
-            let message = &m.body["message"];
+            let body = wire(m);
+            let message = &body["message"];
             message["text"]
                 .as_str()
                 .or(message["attachment"]["payload"]["text"].as_str())
@@ -49,7 +51,7 @@ fn texts(outcome: &StepOutcome) -> Vec<String> {
 }
 
 fn button_payload(outcome: &StepOutcome) -> String {
-    outcome.outbound[0].body["message"]["attachment"]["payload"]["buttons"][0]["payload"]
+    wire(&outcome.outbound[0])["message"]["attachment"]["payload"]["buttons"][0]["payload"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -163,7 +165,7 @@ fn queued_messages_have_the_send_api_shape() {
             "template_type": "button", "text": "Hello",
             "buttons": [{"type": "postback", "title": "Go", "payload": "bf1:t:menu:1:ask:b0.0"}]}}}
     });
-    assert_eq!(outcome.outbound[0].body, expected);
+    assert_eq!(wire(&outcome.outbound[0]), expected);
     assert_eq!(outcome.session.last_interaction_ms, Some(5));
 }
 
@@ -194,7 +196,7 @@ fn an_optin_stores_the_token_and_its_branch_can_spend_it() {
         &InboundEvent::Text { text: "ask".into() },
         1_000,
     );
-    let body = &asked.outbound[0].body;
+    let body = &wire(&asked.outbound[0]);
     assert_eq!(
         body["message"]["attachment"]["payload"]["template_type"],
         "one_time_notif_req"
@@ -229,7 +231,7 @@ fn an_optin_stores_the_token_and_its_branch_can_spend_it() {
             topic: "t-1".into()
         }
     );
-    assert!(opted.outbound[0].body.get("messaging_type").is_none());
+    assert!(wire(&opted.outbound[0]).get("messaging_type").is_none());
 
     // The same payload from another Page's subscriber is refused.
     let mut other = context.clone();
@@ -282,7 +284,7 @@ fn steps_are_deterministic_and_timers_fire_by_id() {
     );
     assert_eq!(texts(&fired), ["later"]);
     assert_eq!(
-        fired.outbound[0].body["messaging_type"],
+        wire(&fired.outbound[0])["messaging_type"],
         Value::from("UPDATE")
     );
     assert!(fired.session.timers.is_empty());
@@ -387,10 +389,72 @@ mod properties {
                     prop_assert_eq!(s.last_interaction_ms, Some(now));
                 }
                 for m in &outcome.outbound {
-                    prop_assert!(m.body.pointer("/recipient/id").is_some());
+                    prop_assert!(wire(m).pointer("/recipient/id").is_some());
                 }
                 session = outcome.session;
             }
         }
     }
+}
+
+#[test]
+fn messages_messenger_would_refuse_once_rendered_are_not_queued_and_the_run_goes_on() {
+    let doc: FlowDocument = serde_json::from_value(json!({
+        "format": 1, "id": "render", "name": "Render",
+        "triggers": [{"type": "keyword", "words": ["go"]}],
+        "start": "empty",
+        "blocks": [
+            {"id": "empty", "type": "send_message",
+             "messages": [{"type": "text", "text": "{{missing}}"}], "next": "long"},
+            {"id": "long", "type": "send_message",
+             "messages": [{"type": "text", "text": "{{long}}",
+                           "buttons": [{"title": "Site", "url": "https://x.test"}]}],
+             "next": "paid"},
+            {"id": "paid", "type": "otn_send", "topic": {"id": "t-1"},
+             "message": {"type": "text", "text": "{{missing}}"}, "next": "after"},
+            {"id": "after", "type": "send_message", "messages": [{"type": "text", "text": "after"}]}
+        ]
+    }))
+    .unwrap();
+    let mut flows = PublishedFlows::new();
+    flows.insert_active(1, Arc::new(ValidFlow::new(doc).unwrap()));
+    let mut context = ctx(flows);
+    context.usable_tokens.insert("t-1".into(), 1);
+    let mut session = Session::default();
+    session.fields.insert("long".into(), "é".repeat(641));
+    let outcome = step(
+        &context,
+        &session,
+        &InboundEvent::Text { text: "go".into() },
+        1,
+    );
+    assert_eq!(texts(&outcome), ["after"]);
+    let refused: Vec<String> = outcome
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Error(error @ StepError::MessageRefused { .. }) => Some(error.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            "message of block `empty` not sent, Messenger would refuse it: message.text is empty",
+            "message of block `long` not sent, Messenger would refuse it: \
+             message.attachment.payload.text has 641 characters, at most 640 allowed",
+            "message of block `paid` not sent, Messenger would refuse it: message.text is empty",
+        ]
+    );
+    assert!(
+        !outcome
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::TokenSpent { .. })),
+        "a refused token send spends no token"
+    );
+    assert_eq!(
+        outcome.session.last_error.as_deref(),
+        Some(refused[2].as_str())
+    );
 }

@@ -189,3 +189,10 @@ pub(crate) const DRIP: &str = r#"{"format": 1, "id": "drip", "name": "Drip",
     {"id": "first", "type": "send_message", "messages": [{"type": "text", "text": "now"}], "next": "wait"},
     {"id": "wait", "type": "delay", "duration": "2h", "next": "later"},
     {"id": "later", "type": "send_message", "messages": [{"type": "text", "text": "two hours later"}]}]}"#;
+
+/// The Graph API wire JSON of a queued message (the outbox holds messenger's typed request).
+pub(crate) fn wire(message: &botflow_storage::NewOutbound) -> Value {
+    botflow_runtime::outbound::decode(&message.body)
+        .unwrap()
+        .to_json()
+}

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use utoipa::openapi::{ObjectBuilder, OneOfBuilder, RefOr, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-/// Messenger's limit on a text message, in characters.
-const MAX_TEXT_CHARS: usize = 2_000;
+use botflow_messenger::send::MAX_TEXT_CHARS;
 
 /// A text with a character that is not white space (in Rust's `trim` sense), as ECMA-262.
 const NOT_BLANK_PATTERN: &str =
