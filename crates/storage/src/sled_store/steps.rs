@@ -104,7 +104,7 @@ fn apply_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitted> {
         durable: _,
     } = commit;
     if let Some(event) = event {
-        mark_processed(tx, page, event)?;
+        mark_processed(tx, page, event, *now_ms)?;
     }
     let skey = session_key(page, psid);
     let old: Option<SessionTimers> = tx.get(T::Sessions, &skey)?;
