@@ -5,5 +5,6 @@
 mod admin_api;
 mod document;
 mod pipeline;
+mod retention;
 mod support;
 mod webhook_and_ops;
