@@ -266,7 +266,8 @@ pub trait Store: Send + Sync {
     }
     /// Queue figures for metrics.
     fn outbox_stats(&self) -> StoreResult<OutboxStats>;
-    /// Every message queued for the subscriber (any status), oldest first.
+    /// Every message queued for the subscriber (any status; finished ones until retention
+    /// removes them), oldest first.
     fn messages_for(&self, page: &PageId, psid: &Psid) -> StoreResult<Vec<OutboundMessage>>;
 
     // ---- timers ----
