@@ -129,6 +129,7 @@ impl SledStore {
         store.check_format()?;
         store.finish_topic_deletions()?;
         store.journal_drop_dangling()?;
+        store.retention_backfill()?;
         let pending = store.count_pending()?;
         store.count_outbox(|s| s.pending = pending);
         Ok(store)

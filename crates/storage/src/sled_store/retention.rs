@@ -10,7 +10,7 @@
 //! removed, so the next sweep starts where this one stopped.
 
 use super::SledStore;
-use super::codec::Key;
+use super::codec::{Key, decode};
 use super::trees::{T, Tx, TxResult};
 use crate::ids::OutboxId;
 use crate::outbox::{OutboundMessage, OutboundStatus};
@@ -25,6 +25,13 @@ const EVENT: u8 = b'e';
 const MESSAGE: u8 = b'm';
 /// Index kind of used-up tokens.
 const TOKEN: u8 = b't';
+/// Index kind of dedup records of events processed before the index existed (no time known):
+/// the first sweep that meets one indexes it as [`EVENT`] at its own time, so the record is
+/// kept a whole window after the upgrade.
+const LEGACY_EVENT: u8 = b'E';
+
+/// Meta key present once every finished record has its retention index entry.
+const INDEXED_KEY: &[u8] = b"retention_indexed";
 
 /// Index entries handled per transaction, so the store-wide lock is held briefly.
 const CHUNK: usize = 256;
@@ -158,7 +165,80 @@ fn check(tx: &Tx<'_>, kind: u8, record_key: &[u8], cutoff: u64) -> TxResult<Chec
     }
 }
 
+/// The part of a dedup record the backfill reads.
+#[derive(Deserialize)]
+struct EventProcessed {
+    processed: bool,
+    #[serde(default)]
+    processed_ms: Option<u64>,
+}
+
 impl SledStore {
+    /// Indexes the finished records of a database written before the retention index existed
+    /// (run at open, when nothing else writes; a crash midway repeats it at the next open).
+    pub(super) fn retention_backfill(&self) -> StoreResult<()> {
+        if self.tree(T::Meta).contains_key(INDEXED_KEY)? {
+            return Ok(());
+        }
+        let index = self.tree(T::Retention);
+        let mut indexed = 0u64;
+        for item in self.tree(T::EventKeys).iter() {
+            let (key, value) = item?;
+            let event: EventProcessed = decode("event_keys", &value)?;
+            if event.processed {
+                let entry = match event.processed_ms {
+                    Some(at) => index_key(EVENT, at, &key),
+                    None => index_key(LEGACY_EVENT, 0, &key),
+                };
+                index.insert(entry, &[] as &[u8])?;
+                indexed += 1;
+            }
+        }
+        for item in self.tree(T::Outbox).iter() {
+            let (key, value) = item?;
+            let message: OutboundMessage = decode("outbox", &value)?;
+            if let Some(at) = finished_ms(&message.status) {
+                index.insert(index_key(MESSAGE, at, &key), &[] as &[u8])?;
+                indexed += 1;
+            }
+        }
+        for item in self.tree(T::Tokens).iter() {
+            let (key, value) = item?;
+            let token: OtnToken = decode("tokens", &value)?;
+            if let Some(at) = used_up_ms(&token.state) {
+                index.insert(index_key(TOKEN, at, &key), &[] as &[u8])?;
+                indexed += 1;
+            }
+        }
+        self.tree(T::Meta).insert(INDEXED_KEY, &[] as &[u8])?;
+        if indexed > 0 {
+            tracing::info!(indexed, "indexed finished records for retention");
+        }
+        self.durable()
+    }
+
+    /// Gives legacy dedup entries (see [`LEGACY_EVENT`]) the time `now_ms`; returns how many
+    /// it handled, at most `max`.
+    fn retention_date_legacy(&self, now_ms: u64, max: usize) -> StoreResult<usize> {
+        let legacy: Vec<sled::IVec> = self
+            .tree(T::Retention)
+            .scan_prefix([LEGACY_EVENT])
+            .keys()
+            .take(max)
+            .collect::<Result<_, _>>()?;
+        for chunk in legacy.chunks(CHUNK) {
+            self.transact(|tx| {
+                for key in chunk {
+                    let record_key = key.get(9..).unwrap_or_default();
+                    tx.del(T::Retention, key)?;
+                    note_event(tx, record_key, now_ms)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(legacy.len())
+    }
+
     /// Removes at most `max_records` records the policy no longer keeps (see
     /// [`crate::Store::sweep_retention`]).
     pub(super) fn retention_sweep(
@@ -168,7 +248,12 @@ impl SledStore {
         max_records: usize,
     ) -> StoreResult<SweepReport> {
         let mut report = SweepReport::default();
-        let mut budget = max_records;
+        let dated = self.retention_date_legacy(now_ms, max_records)?;
+        if dated == max_records && dated > 0 {
+            report.more = true;
+            return Ok(report);
+        }
+        let mut budget = max_records - dated;
         let kinds = [
             (EVENT, policy.dedup_ms),
             (MESSAGE, policy.history_ms),

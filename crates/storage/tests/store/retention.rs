@@ -237,3 +237,66 @@ fn the_version_cache_keeps_at_most_its_capacity() {
     // A dropped version is read again from the store.
     assert!(store.valid_flow(&page(), &flow, 1).unwrap().is_some());
 }
+
+#[test]
+fn a_database_written_before_the_retention_index_is_indexed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_000 * DAY;
+    let p = psid(7);
+    let sent = {
+        let store = open(dir.path());
+        journal_and_process(&store, 1, t0);
+        journal_and_process(&store, 2, t0);
+        let id = store
+            .commit_step(StepCommit {
+                outbound: vec![text_message(1)],
+                ..bare_commit(&p, Session::default(), t0)
+            })
+            .unwrap()
+            .outbox_ids[0];
+        store.mark_sent(id, "m.1", t0).unwrap();
+        // Make it look like an older release wrote it: no index, no flag, and event 2's record
+        // without the time it was processed.
+        let db = store.raw_db();
+        db.open_tree("retention").unwrap().clear().unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .remove("retention_indexed")
+            .unwrap();
+        let keys = db.open_tree("event_keys").unwrap();
+        for item in keys.iter() {
+            let (key, value) = item.unwrap();
+            let mut record: Value = serde_json::from_slice(&value[1..]).unwrap();
+            if record.to_string().contains("\"seq\"") && key.ends_with(b"mid.2") {
+                record.as_object_mut().unwrap().remove("processed_ms");
+                let mut bytes = vec![value[0]];
+                bytes.extend(serde_json::to_vec(&record).unwrap());
+                keys.insert(key, bytes).unwrap();
+            }
+        }
+        store.flush().unwrap();
+        id
+    };
+    let store = open(dir.path());
+    assert!(
+        store.retention_backlog() >= 3,
+        "{}",
+        store.retention_backlog()
+    );
+    let now = t0 + 31 * DAY;
+    let report = sweep_all(&store, now);
+    // Event 1 and the message go; event 2's age is unknown, so it is kept a window from now.
+    assert_eq!(
+        (report.dedup_records, report.messages),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(store.outbound(sent).unwrap().is_none());
+    assert_eq!(redeliver(&store, 2, now), Appended::Duplicate);
+    assert_eq!(sweep_all(&store, now + 3 * DAY + 1).dedup_records, 1);
+    assert!(matches!(
+        redeliver(&store, 2, now + 4 * DAY),
+        Appended::New { .. }
+    ));
+    assert_consistent(&store);
+}
