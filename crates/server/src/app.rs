@@ -7,7 +7,9 @@ use crate::router::router;
 use crate::startup::{self, PublishedFile, StartupError};
 use crate::state::AppState;
 use botflow_messenger::{ClientConfig, SendClient};
-use botflow_runtime::{LatencyHook, PageClients, Runtime, RuntimeConfig};
+use botflow_runtime::{
+    LatencyHook, PageClients, RetentionSweeper, Runtime, RuntimeConfig, SystemClock,
+};
 use botflow_storage::{PageId, SledStore, Store, StoreError, StoreOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +68,7 @@ pub struct RunningServer {
     published: Vec<PublishedFile>,
     stop_http: oneshot::Sender<()>,
     http: JoinHandle<std::io::Result<()>>,
+    retention: RetentionSweeper,
 }
 
 /// One Send API client per configured Page, on the configured Graph API base URL and version.
@@ -156,6 +159,12 @@ pub async fn start(
     let store: Arc<dyn Store> = Arc::new(store);
     let metrics = Arc::new(ServerMetrics::default());
     let runtime = Arc::new(start_runtime(&config, store.clone(), &metrics).await?);
+    let retention = RetentionSweeper::start(
+        store.clone(),
+        config.retention_settings(),
+        Arc::new(SystemClock),
+        Arc::clone(&metrics.retention),
+    );
     let listen = config.listen;
     let state = Arc::new(AppState::new(config, store, runtime, metrics));
     let listener = tokio::net::TcpListener::bind(listen)
@@ -184,6 +193,7 @@ pub async fn start(
         published,
         stop_http,
         http,
+        retention,
     })
 }
 
@@ -214,6 +224,10 @@ impl RunningServer {
         self.state
             .runtime
             .shutdown()
+            .await
+            .map_err(|err| ServeError::Runtime(err.to_string()))?;
+        self.retention
+            .stop()
             .await
             .map_err(|err| ServeError::Runtime(err.to_string()))?;
         let store = self.state.store.clone();

@@ -4,6 +4,7 @@
 //! well-known demo values so nothing is required; otherwise a missing required setting stops
 //! start-up with an error naming the environment variable and the file key.
 
+use botflow_flow::FlowDuration;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,6 +23,10 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_ADMIN_TIMEOUT_MS: u64 = 30_000;
 /// Default Send API pace per Page (Messenger allows about 300 calls per second).
 pub const DEFAULT_SEND_RATE_PER_SECOND: u32 = 250;
+/// Default time a processed event's dedup record is kept (a redelivery inside it is a duplicate).
+pub const DEFAULT_DEDUP_RETENTION: &str = "3d";
+/// Default time finished messages and used-up tokens are kept.
+pub const DEFAULT_HISTORY_RETENTION: &str = "30d";
 /// Page id used by `--demo` when no Page is configured.
 pub const DEMO_PAGE_ID: &str = "100000000000001";
 /// Page access token used by `--demo` (the fake Graph API accepts any token).
@@ -78,6 +83,10 @@ pub struct ServerConfig {
     pub admin_timeout_ms: u64,
     /// Send API calls per second per Page the dispatcher allows itself.
     pub send_rate_per_second: u32,
+    /// How long a processed event's dedup record is kept (default 3 days).
+    pub dedup_retention: FlowDuration,
+    /// How long finished messages and used-up tokens are kept (default 30 days).
+    pub history_retention: FlowDuration,
     /// Whether `--demo` defaults were applied.
     pub demo: bool,
 }
@@ -96,6 +105,8 @@ impl fmt::Debug for ServerConfig {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("admin_timeout_ms", &self.admin_timeout_ms)
             .field("send_rate_per_second", &self.send_rate_per_second)
+            .field("dedup_retention", &self.dedup_retention)
+            .field("history_retention", &self.history_retention)
             .field("demo", &self.demo)
             .finish()
     }
@@ -197,6 +208,8 @@ struct FileConfig {
     body_limit_bytes: Option<usize>,
     admin_timeout_ms: Option<u64>,
     send_rate_per_second: Option<u32>,
+    dedup_retention: Option<String>,
+    history_retention: Option<String>,
     #[serde(default)]
     pages: Vec<PageConfig>,
 }
@@ -315,6 +328,17 @@ impl ServerConfig {
             });
         }
 
+        let dedup_retention = retention(
+            env("BOTFLOW_DEDUP_RETENTION").or(file_config.dedup_retention),
+            "BOTFLOW_DEDUP_RETENTION (file key `dedup_retention`)",
+            DEFAULT_DEDUP_RETENTION,
+        )?;
+        let history_retention = retention(
+            env("BOTFLOW_HISTORY_RETENTION").or(file_config.history_retention),
+            "BOTFLOW_HISTORY_RETENTION (file key `history_retention`)",
+            DEFAULT_HISTORY_RETENTION,
+        )?;
+
         let mut missing = Vec::new();
         let pages = merge_env_page(file_config.pages, &env, &mut missing)?;
         let pages = match (pages.is_empty(), demo) {
@@ -386,8 +410,26 @@ impl ServerConfig {
             body_limit_bytes,
             admin_timeout_ms,
             send_rate_per_second,
+            dedup_retention,
+            history_retention,
             demo,
         })
+    }
+
+    /// The retention sweeper's settings: the two windows, swept every tenth of the shorter
+    /// one (at least every second, at most every minute).
+    pub fn retention_settings(&self) -> botflow_runtime::RetentionSettings {
+        let policy = botflow_storage::RetentionPolicy {
+            dedup_ms: self.dedup_retention.as_millis(),
+            history_ms: self.history_retention.as_millis(),
+        };
+        let shorter = policy.dedup_ms.min(policy.history_ms);
+        let interval_ms = (shorter / 10).clamp(1_000, 60_000);
+        botflow_runtime::RetentionSettings {
+            policy,
+            interval: std::time::Duration::from_millis(interval_ms),
+            ..botflow_runtime::RetentionSettings::default()
+        }
     }
 
     /// The Graph API base URL and API version for the Send API client: `http://h/v23.0` gives
@@ -412,6 +454,28 @@ impl ServerConfig {
     pub fn page(&self, id: &str) -> Option<&PageConfig> {
         self.pages.iter().find(|page| page.id == id)
     }
+}
+
+/// Reads a retention window (`90s`, `15m`, `25h`, `3d`; more than zero, at most 400 days).
+fn retention(
+    value: Option<String>,
+    setting: &'static str,
+    default: &str,
+) -> Result<FlowDuration, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    let duration: FlowDuration = text.trim().parse().map_err(|_| ConfigError::Invalid {
+        setting,
+        message: format!(
+            "{text:?} is not a duration like \"90s\", \"15m\", \"25h\" or \"3d\" (at most 400 days)"
+        ),
+    })?;
+    if duration.as_secs() == 0 {
+        return Err(ConfigError::Invalid {
+            setting,
+            message: "must be longer than zero (records are kept at least this long)".to_owned(),
+        });
+    }
+    Ok(duration)
 }
 
 /// Adds the Page given by `BOTFLOW_PAGE_ID`/`BOTFLOW_PAGE_ACCESS_TOKEN` to the file's Pages; when
@@ -649,6 +713,55 @@ mod tests {
         assert!(matches!(err, ConfigError::ParseFile { .. }), "{err}");
         let err = load(Some("unknown_key = 1\n"), &FULL_ENV, false).unwrap_err();
         assert!(err.to_string().contains("unknown_key"), "{err}");
+    }
+
+    #[test]
+    fn retention_windows_come_from_env_file_or_defaults_and_are_checked() {
+        let config = load(None, &FULL_ENV, false).unwrap();
+        assert_eq!(config.dedup_retention.to_string(), "3d");
+        assert_eq!(config.history_retention.to_string(), "30d");
+        let settings = config.retention_settings();
+        assert_eq!(settings.policy.dedup_ms, 3 * 86_400_000);
+        assert_eq!(settings.policy.history_ms, 30 * 86_400_000);
+        assert_eq!(settings.interval, std::time::Duration::from_secs(60));
+
+        let file = "dedup_retention = \"25h\"\nhistory_retention = \"15m\"\n";
+        let config = load(Some(file), &FULL_ENV, false).unwrap();
+        assert_eq!(config.dedup_retention.as_secs(), 25 * 3_600);
+        assert_eq!(config.history_retention.as_secs(), 15 * 60);
+
+        let mut env = FULL_ENV.to_vec();
+        env.extend([
+            ("BOTFLOW_DEDUP_RETENTION", "90s"),
+            ("BOTFLOW_HISTORY_RETENTION", "2d"),
+        ]);
+        let config = load(Some(file), &env, false).unwrap();
+        assert_eq!(config.dedup_retention.as_secs(), 90);
+        assert_eq!(config.history_retention.as_secs(), 2 * 86_400);
+        // Swept every tenth of the shorter window, at least every second.
+        assert_eq!(
+            config.retention_settings().interval,
+            std::time::Duration::from_secs(9)
+        );
+
+        for (name, value) in [
+            ("BOTFLOW_DEDUP_RETENTION", "3 days"),
+            ("BOTFLOW_DEDUP_RETENTION", "0s"),
+            ("BOTFLOW_HISTORY_RETENTION", "401d"),
+            ("BOTFLOW_HISTORY_RETENTION", "-1d"),
+        ] {
+            let mut env = FULL_ENV.to_vec();
+            env.push((name, value));
+            let err = load(None, &env, false).unwrap_err().to_string();
+            assert!(err.contains(name), "{value}: {err}");
+        }
+        let err = load(Some("history_retention = \"soon\"\n"), &FULL_ENV, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("history_retention") && err.contains("\"soon\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub struct ServerMetrics {
     pub webhook_to_send: LatencyHistogram,
     /// Time to journal a delivery durably (the wait before its 200).
     pub journal_append: LatencyHistogram,
+    /// Records removed by the retention sweeper, by kind (fed by the sweeper).
+    pub retention: std::sync::Arc<botflow_runtime::RetentionMetrics>,
 }
 
 /// Builds a Prometheus text page; each metric family is written once with HELP and TYPE.

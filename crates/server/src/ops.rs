@@ -73,6 +73,16 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         "botflow_api_unauthorized_total",
         "Admin API requests refused for a missing or wrong bearer token.",
         m.api_unauthorized.get(),
+    )
+    .labelled_counter(
+        "botflow_retention_removed_total",
+        "Records removed by the retention sweeper, by kind.",
+        "kind",
+        &[
+            ("dedup_record", m.retention.dedup_records_removed.get()),
+            ("message", m.retention.messages_removed.get()),
+            ("token", m.retention.tokens_removed.get()),
+        ],
     );
     // Counted from the store when it opened, then kept with every commit: the durable queue.
     match state.store.outbox_stats() {

@@ -9,6 +9,7 @@ use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
@@ -344,6 +345,15 @@ impl Store for FaultyStore {
 
     fn due_timers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
         self.inner.due_timers(now_ms, limit)
+    }
+
+    fn sweep_retention(
+        &self,
+        now_ms: u64,
+        policy: &RetentionPolicy,
+        max_records: usize,
+    ) -> StoreResult<SweepReport> {
+        self.inner.sweep_retention(now_ms, policy, max_records)
     }
 
     fn flush(&self) -> StoreResult<()> {

@@ -36,6 +36,13 @@
 //! [`Store::mark_outcomes`]: one transaction, each [`Outcome`] with the effect of its single
 //! call, one result per outcome (an unknown or already finished message fails alone).
 //!
+//! # Retention
+//! Finished records do not stay forever: [`Store::sweep_retention`] removes, in bounded
+//! batches, dedup records of processed events older than [`RetentionPolicy::dedup_ms`] and
+//! finished messages and used-up tokens older than [`RetentionPolicy::history_ms`] (see the
+//! [`retention`] module for what is never removed). The sled store indexes these records by the
+//! time they finished, so a sweep reads only what it removes.
+//!
 //! # Durability contract
 //! "Durable" below means: when the call returns `Ok`, its effect survives a crash of the
 //! botflow process (panic, `kill -9`, OOM kill) — this is what the crash test proves, by
@@ -84,6 +91,7 @@ pub mod ids;
 pub mod journal;
 pub mod outbox;
 pub mod outcome;
+pub mod retention;
 pub mod session;
 mod sled_store;
 pub mod store;
@@ -102,6 +110,7 @@ pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
+pub use retention::{RetentionPolicy, SweepReport};
 pub use session::{FlowPosition, Session, Timer, TimerKind, WaitKind, Waiting};
 pub use sled_store::{DATABASE_FORMAT, SledStore, StoreOptions};
 pub use store::{BodyFor, Store, StoreResult};

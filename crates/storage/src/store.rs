@@ -11,6 +11,7 @@ use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
@@ -268,13 +269,29 @@ pub trait Store: Send + Sync {
     }
     /// Queue figures for metrics.
     fn outbox_stats(&self) -> StoreResult<OutboxStats>;
-    /// Every message queued for the subscriber (any status), oldest first.
+    /// Every message queued for the subscriber (any status; finished ones until retention
+    /// removes them), oldest first.
     fn messages_for(&self, page: &PageId, psid: &Psid) -> StoreResult<Vec<OutboundMessage>>;
 
     // ---- timers ----
 
     /// Timers due at `now_ms` across all subscribers, earliest first, at most `limit`.
     fn due_timers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>>;
+
+    // ---- retention ----
+
+    /// Removes at most `max_records` records that `policy` no longer keeps at `now_ms`, oldest
+    /// first: dedup records of events processed more than `policy.dedup_ms` ago, messages
+    /// finished and tokens used up more than `policy.history_ms` ago. Never removes an
+    /// unprocessed event, a pending message, a usable token or a token paying for a pending
+    /// message, and changes no counter. Not flushed: a removal lost in a crash is redone by the
+    /// next sweep.
+    fn sweep_retention(
+        &self,
+        now_ms: u64,
+        policy: &RetentionPolicy,
+        max_records: usize,
+    ) -> StoreResult<SweepReport>;
 
     // ---- durability ----
 

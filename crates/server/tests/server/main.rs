@@ -5,6 +5,7 @@
 mod admin_api;
 mod document;
 mod pipeline;
+mod retention;
 mod support;
 mod ui;
 mod webhook_and_ops;

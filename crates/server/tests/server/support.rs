@@ -49,9 +49,18 @@ impl TestServer {
 
     /// Like [`TestServer::start`], publishing flows (origin, JSON text) at start-up.
     pub async fn start_with_flows(flows: Vec<(String, String)>) -> Self {
+        Self::start_configured(flows, |_| {}).await
+    }
+
+    /// Like [`TestServer::start_with_flows`], with `adjust` applied to the test configuration.
+    pub async fn start_configured(
+        flows: Vec<(String, String)>,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeGraphApi::start().await;
-        let config = test_config(&dir.path().join("db"), fake.base_url());
+        let mut config = test_config(&dir.path().join("db"), fake.base_url());
+        adjust(&mut config);
         let running = botflow_server::app::start(config, flows).await.unwrap();
         let state = running.state().clone();
         Self {

@@ -436,7 +436,7 @@ impl SledStore {
     ) -> StoreResult<Option<Arc<ValidFlow>>> {
         let cache_key = (page.clone(), flow.clone(), version);
         if let Some(valid) = self.cache().get(&cache_key) {
-            return Ok(Some(valid.clone()));
+            return Ok(Some(valid));
         }
         let Some(stored) = self.flow_version_record(page, flow, version)? else {
             return Ok(None);

@@ -169,6 +169,9 @@ impl SledStore {
                         outbox: Some(id), ..
                     }) if id == message.id => {}
                     Some(TokenState::Invalid { .. }) => {}
+                    // Removed by retention: only once the message finished (a token paying for
+                    // a pending message is kept).
+                    None if !message.status.is_pending() => {}
                     other => problems.push(format!(
                         "message {} is paid by token {token} in state {other:?}",
                         message.id
@@ -232,6 +235,7 @@ impl SledStore {
                     seq: Some(recorded),
                     processed: false,
                     entry: Some(_),
+                    ..
                 }) if recorded == seq => {}
                 other => problems.push(format!(
                     "journal entry {seq} ({}) has dedup record {other:?}",

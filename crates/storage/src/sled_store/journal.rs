@@ -31,6 +31,9 @@ pub(super) struct EventRecord {
     /// The event, kept until it is processed.
     #[serde(default)]
     pub(super) entry: Option<JournalEntry>,
+    /// When a step commit processed it (the retention sweep removes the record a window later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) processed_ms: Option<u64>,
 }
 
 /// The head of an [`EventRecord`] without its event: what the step commit checks. Decoding it
@@ -62,8 +65,14 @@ pub(super) fn is_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxRes
     Ok(record.is_some_and(|r| r.processed))
 }
 
-/// Marks an event processed inside a step commit, refusing one processed before.
-pub(super) fn mark_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxResult<()> {
+/// Marks an event processed at `now_ms` inside a step commit, refusing one processed before, and
+/// indexes its dedup record for the retention sweep.
+pub(super) fn mark_processed(
+    tx: &Tx<'_>,
+    page: &PageId,
+    event: &EventId,
+    now_ms: u64,
+) -> TxResult<()> {
     let key = event_key(page, event);
     let record: Option<EventRecordHead> = tx.get(T::EventKeys, &key)?;
     let seq = match record {
@@ -91,8 +100,10 @@ pub(super) fn mark_processed(tx: &Tx<'_>, page: &PageId, event: &EventId) -> TxR
             seq,
             processed: true,
             entry: None,
+            processed_ms: Some(now_ms),
         },
-    )
+    )?;
+    super::retention::note_event(tx, &key, now_ms)
 }
 
 /// One event of a journal batch, encoded before the transaction.
@@ -168,6 +179,7 @@ impl SledStore {
                     payload: event.payload.clone(),
                     received_ms: event.received_ms,
                 }),
+                processed_ms: None,
             };
             prepared.push(PreparedAppend {
                 seq,
@@ -214,6 +226,7 @@ impl SledStore {
                     payload: event.payload.clone(),
                     received_ms: event.received_ms,
                 }),
+                processed_ms: None,
             };
             let key = event_key(&event.page, &event.event);
             let swapped =

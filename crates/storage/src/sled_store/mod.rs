@@ -9,10 +9,12 @@ mod journal;
 mod outbox;
 mod outcomes;
 mod pages;
+mod retention;
 mod steps;
 mod tokens;
 mod topics;
 mod trees;
+mod version_cache;
 
 use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
 use crate::error::StoreError;
@@ -21,6 +23,7 @@ use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
@@ -31,7 +34,7 @@ use group_commit::GroupCommit;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::TransactionError;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use trees::{T, Tx, TxResult};
@@ -46,6 +49,9 @@ pub struct StoreOptions {
     pub flush_every_ms: Option<u64>,
     /// sled's page cache size in bytes.
     pub cache_capacity_bytes: u64,
+    /// Published flow versions kept decoded in memory; beyond it the least recently used are
+    /// dropped. Default 1,024.
+    pub version_cache_entries: usize,
 }
 
 impl Default for StoreOptions {
@@ -53,6 +59,7 @@ impl Default for StoreOptions {
         Self {
             flush_every_ms: Some(500),
             cache_capacity_bytes: 256 * 1024 * 1024,
+            version_cache_entries: 1_024,
         }
     }
 }
@@ -64,7 +71,7 @@ pub struct SledStore {
     group: GroupCommit,
     /// Step-commit batches of concurrent callers (scheduler shards), committed together.
     step_batches: combine::Combiner<StepCommit, StoreResult<StepCommitted>>,
-    valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
+    valid_flows: Mutex<version_cache::VersionCache>,
     /// Outbox figures: pending counted from the queues at open, final states since open.
     outbox_stats: Mutex<OutboxStats>,
 }
@@ -114,12 +121,15 @@ impl SledStore {
             trees,
             group: GroupCommit::default(),
             step_batches: combine::Combiner::default(),
-            valid_flows: Mutex::new(HashMap::new()),
+            valid_flows: Mutex::new(version_cache::VersionCache::new(
+                options.version_cache_entries,
+            )),
             outbox_stats: Mutex::new(OutboxStats::default()),
         };
         store.check_format()?;
         store.finish_topic_deletions()?;
         store.journal_drop_dangling()?;
+        store.retention_backfill()?;
         let pending = store.count_pending()?;
         store.count_outbox(|s| s.pending = pending);
         Ok(store)
@@ -191,10 +201,16 @@ impl SledStore {
         Key::new().str(page.as_str()).finish()
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, version_cache::VersionCache> {
         self.valid_flows
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many published flow versions are cached in memory (at most
+    /// [`StoreOptions::version_cache_entries`]).
+    pub fn cached_versions(&self) -> usize {
+        self.cache().len()
     }
 
     /// The raw sled database, only with the `test-support` feature: for this crate's tests that
@@ -498,6 +514,15 @@ impl Store for SledStore {
 
     fn due_timers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
         self.timers_due(now_ms, limit)
+    }
+
+    fn sweep_retention(
+        &self,
+        now_ms: u64,
+        policy: &RetentionPolicy,
+        max_records: usize,
+    ) -> StoreResult<SweepReport> {
+        self.retention_sweep(now_ms, policy, max_records)
     }
 
     fn flush(&self) -> StoreResult<()> {

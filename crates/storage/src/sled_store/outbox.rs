@@ -135,7 +135,11 @@ pub(super) fn finish(tx: &Tx<'_>, id: OutboxId, status: &OutboundStatus) -> TxRe
         }
     }
     message.status = status.clone();
-    tx.put(T::Outbox, &outbox_key(id), &message)?;
+    let key = outbox_key(id);
+    tx.put(T::Outbox, &key, &message)?;
+    if let Some(at_ms) = super::retention::finished_ms(status) {
+        super::retention::note_message(tx, &key, at_ms)?;
+    }
     Ok(token_send)
 }
 

@@ -145,7 +145,7 @@ fn apply_checked_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitte
         durable: _,
     } = commit;
     if let Some(event) = event {
-        mark_processed(tx, page, event)?;
+        mark_processed(tx, page, event, *now_ms)?;
     }
     let skey = session_key(page, psid);
     let old: Option<SessionTimers> = tx.get(T::Sessions, &skey)?;

@@ -65,6 +65,14 @@ fn holder_key(page: &PageId, topic: &TopicId, psid: &Psid) -> Vec<u8> {
         .finish()
 }
 
+/// Indexes a token that is no longer usable for the retention sweep.
+fn note_used_up(tx: &Tx<'_>, tkey: &[u8], state: &TokenState) -> TxResult<()> {
+    match super::retention::used_up_ms(state) {
+        Some(at_ms) => super::retention::note_token(tx, tkey, at_ms),
+        None => Ok(()),
+    }
+}
+
 fn add_to_count(tx: &Tx<'_>, page: &PageId, topic: &TopicId, delta: i64) -> TxResult<()> {
     let key = count_key(page, topic);
     let count: u64 = tx.get(T::TopicCounts, &key)?.unwrap_or(0);
@@ -119,6 +127,7 @@ fn retire(
         })?;
     record.state = state;
     tx.put(T::Tokens, &tkey, &record)?;
+    note_used_up(tx, &tkey, &record.state)?;
     tx.del(
         T::TokenExpiry,
         &expiry_key(entry.expires_ms, page, topic, &entry.token),
@@ -151,6 +160,7 @@ pub(super) fn add(
     } else {
         (TokenState::Usable, TokenAdded::New)
     };
+    note_used_up(tx, &tkey, &state)?;
     tx.put(
         T::Tokens,
         &tkey,
@@ -294,6 +304,7 @@ pub(super) fn mark(
             } else {
                 record.state = new_state;
                 tx.put(T::Tokens, &tkey, &record)?;
+                note_used_up(tx, &tkey, &record.state)?;
             }
             Ok(true)
         }
@@ -301,6 +312,7 @@ pub(super) fn mark(
             // A spent token that Messenger refused: record why, it stays unusable.
             record.state = new_state;
             tx.put(T::Tokens, &tkey, &record)?;
+            note_used_up(tx, &tkey, &record.state)?;
             Ok(false)
         }
         _ => Ok(false),

@@ -48,13 +48,17 @@ pub(crate) enum T {
     SubQueue,
     /// (due_ms, outbox id) → (), for the head of each subscriber's queue.
     OutboxDue,
-    /// (page, psid, outbox id) → (), every message ever queued for the subscriber.
+    /// (page, psid, outbox id) → (), every message queued for the subscriber and not yet
+    /// removed by retention.
     SubMessages,
+    /// (kind, finished_ms, record key) → (): finished records by the time they finished, for the
+    /// retention sweep (processed events, finished messages, used-up tokens).
+    Retention,
 }
 
 impl T {
     /// Every tree, in index order.
-    pub(crate) const ALL: [T; 20] = [
+    pub(crate) const ALL: [T; 21] = [
         T::Meta,
         T::Pages,
         T::Topics,
@@ -75,6 +79,7 @@ impl T {
         T::SubQueue,
         T::OutboxDue,
         T::SubMessages,
+        T::Retention,
     ];
 
     /// The sled tree name, also used as the record kind in errors.
@@ -100,6 +105,7 @@ impl T {
             T::SubQueue => "sub_queue",
             T::OutboxDue => "outbox_due",
             T::SubMessages => "sub_messages",
+            T::Retention => "retention",
         }
     }
 }

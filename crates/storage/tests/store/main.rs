@@ -7,6 +7,7 @@ mod journal;
 mod model;
 mod outbox;
 mod outcomes;
+mod retention;
 mod token_race;
 mod tokens;
 mod topics;
@@ -34,6 +35,7 @@ pub(crate) fn open(path: &Path) -> SledStore {
         StoreOptions {
             flush_every_ms: None,
             cache_capacity_bytes: 16 * 1024 * 1024,
+            ..StoreOptions::default()
         },
     )
     .unwrap()

@@ -1,7 +1,7 @@
 //! Model-based property test: random token/outbox operations against an in-memory model.
 
 use super::*;
-use botflow_storage::{OutboxId, StoreError, TokenMark, TokenSendOutcome};
+use botflow_storage::{OutboxId, RetentionPolicy, StoreError, TokenMark, TokenSendOutcome};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -17,6 +17,7 @@ enum Op {
     Expire,
     Notify { topic: u8 },
     Finish { psid: u8, how: u8 },
+    Sweep { limit: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -28,6 +29,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Expire),
         1 => (0..TOPICS).prop_map(|topic| Op::Notify { topic }),
         2 => (0..PSIDS, 0..3u8).prop_map(|(psid, how)| Op::Finish { psid, how }),
+        1 => (1..8usize).prop_map(|limit| Op::Sweep { limit }),
     ]
 }
 
@@ -189,16 +191,22 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
                 let i = pick % model.tokens.len();
                 let name = model.tokens[i].name.clone();
-                let changed = store
-                    .mark_token(
-                        &page(),
-                        &name,
-                        TokenMark::Invalid {
-                            reason: "code 100".into(),
-                        },
-                        model.now,
-                    )
-                    .unwrap();
+                let marked = store.mark_token(
+                    &page(),
+                    &name,
+                    TokenMark::Invalid {
+                        reason: "code 100".into(),
+                    },
+                    model.now,
+                );
+                let changed = match marked {
+                    // Removed by a retention sweep: only ever a used-up token.
+                    Err(StoreError::TokenNotFound { .. }) => {
+                        prop_assert!(model.tokens[i].state != MState::Usable);
+                        false
+                    }
+                    other => other.unwrap(),
+                };
                 let t = &mut model.tokens[i];
                 let expected = t.state == MState::Usable;
                 if matches!(t.state, MState::Usable | MState::Spent) {
@@ -285,6 +293,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     if let Some(t) = model.tokens.iter_mut().find(|t| t.name == name) {
                         t.state = MState::Invalid;
                     }
+                }
+            }
+            Op::Sweep { limit } => {
+                // A short window, so sweeps meet records of every kind and age.
+                let policy = RetentionPolicy {
+                    dedup_ms: 100,
+                    history_ms: 100,
+                };
+                store.sweep_retention(model.now, &policy, limit).unwrap();
+                for id in model.queues.values().flatten() {
+                    let message = store.outbound(OutboxId(*id)).unwrap();
+                    prop_assert!(message.is_some_and(|m| m.status.is_pending()));
                 }
             }
         }
