@@ -48,6 +48,20 @@ pub(crate) struct TopicView {
     pub(crate) used_by: Vec<String>,
 }
 
+#[cfg(test)]
+impl TopicView {
+    /// A topic with no opt-ins and no users, for tests.
+    pub(crate) fn named(id: &str, name: &str) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            usable_tokens: 0,
+            created_ms: 0,
+            used_by: Vec::new(),
+        }
+    }
+}
+
 /// The answer of `DELETE .../topics/{topic}`.
 #[derive(Debug, Deserialize, Serialize)]
 pub(crate) struct DeletedView {

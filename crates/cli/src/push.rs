@@ -551,13 +551,7 @@ mod tests {
     }
 
     fn topic(id: &str, name: &str) -> TopicView {
-        TopicView {
-            id: id.into(),
-            name: name.into(),
-            usable_tokens: 0,
-            created_ms: 0,
-            used_by: Vec::new(),
-        }
+        TopicView::named(id, name)
     }
 
     #[test]
