@@ -456,17 +456,15 @@ impl Dispatcher {
         }
     }
 
-    /// Capped exponential backoff with jitter, at least `retry_after`.
+    /// Capped exponential backoff with jitter, at least `retry_after`: the messenger client's
+    /// policy, with the dispatcher's longer delays.
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(20);
-        let capped = self
-            .settings
-            .retry_base
-            .saturating_mul(1u32 << exponent)
-            .min(self.settings.retry_max);
-        let half = capped / 2;
-        let jittered = half + half.mul_f64(fastrand::f64());
-        retry_after.map_or(jittered, |hint| jittered.max(hint))
+        let policy = botflow_messenger::RetryPolicy {
+            max_attempts: self.settings.max_attempts,
+            base_delay: self.settings.retry_base,
+            max_delay: self.settings.retry_max,
+        };
+        policy.delay_after(attempt, retry_after)
     }
 
     fn forget(&self, id: OutboxId) -> Option<u64> {

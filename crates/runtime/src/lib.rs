@@ -140,7 +140,7 @@ pub use context::{DEFAULT_STEP_BUDGET, PublishedFlows, StepContext};
 pub use dispatcher::{OUTSIDE_WINDOW_REASON, PageClients};
 pub use effect::{Effect, StartReason, StepError};
 pub use event::{GET_STARTED_PAYLOAD, InboundEvent, NotifyContent};
-pub use metrics::{LatencyHook, RuntimeMetrics};
+pub use metrics::{Counter, Gauge, LatencyHook, RuntimeMetrics};
 pub use retention::{RetentionMetrics, RetentionSettings, RetentionSweeper};
 pub use runtime::{NotifyCounts, Runtime, RuntimeConfig, RuntimeError};
 pub use step::{StepOutcome, TOKEN_LIFETIME_MS, step, topic_id, versions_needed};

@@ -5,30 +5,10 @@
 //! messages sent/failed/refused, queue depths, webhook-to-send latency) are read from the runtime
 //! when the page is rendered, so there is one source of truth for each number.
 
+pub use botflow_runtime::Counter;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds one.
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The current count.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// Upper bounds, in seconds, of the latency histogram buckets (`+Inf` is implied).
 pub const LATENCY_BUCKETS_SECONDS: [f64; 14] = [
