@@ -9,7 +9,7 @@ use std::path::Path;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("flow", &[]),
     ("messenger", &[]),
-    ("storage", &["flow"]),
+    ("storage", &["flow", "messenger"]),
     ("runtime", &["flow", "storage", "messenger"]),
     ("server", &["flow", "storage", "messenger", "runtime", "ui"]),
     (

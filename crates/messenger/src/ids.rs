@@ -1,4 +1,5 @@
-//! Newtypes for the Messenger identifiers that appear in webhook events.
+//! Newtypes for the Messenger identifiers that appear in webhook events: the one definition of
+//! Page ids, PSIDs and event dedup keys, which storage and the runtime use too.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -50,4 +51,9 @@ string_id!(
 string_id!(
     /// Id of a Facebook Page: the `recipient.id` of an inbound event and the entry id.
     PageId
+);
+string_id!(
+    /// Dedup key of an inbound webhook event (see `MessagingEvent::dedup_key`): the message mid,
+    /// the opt-in token, or a hash of the event.
+    EventId
 );

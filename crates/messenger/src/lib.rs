@@ -28,7 +28,7 @@ pub mod webhook;
 
 pub use client::{ClientConfig, ClientError, RetryPolicy, SendClient, SendError, SendOk};
 pub use graph_error::ErrorDetail;
-pub use ids::{PageId, Psid};
+pub use ids::{EventId, PageId, Psid};
 pub use send::{
     Button, LimitError, MessagingType, OutgoingMessage, QuickReply, Recipient, SendRequest,
     WireError,
