@@ -35,10 +35,7 @@ use tokio::sync::watch;
 /// token. Meta documents no specific code; 2018001 ("no matching user") is what such a send
 /// resolves to, and [`crate::client`] treats any permanent error on a token send as "token not usable".
 pub const TOKEN_ERROR_SUBCODE: i64 = 2018001;
-/// The standard messaging window the fake enforces.
-pub const MESSAGING_WINDOW: Duration = Duration::from_secs(24 * 3600);
-/// How long a token issued by [`FakeGraphApi::issue_otn_token`] stays valid (one year).
-pub const OTN_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+pub use crate::limits::{MESSAGING_WINDOW, OTN_TOKEN_LIFETIME};
 
 /// A failure the fake produces instead of (or before) handling a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -507,7 +504,7 @@ fn accept_send(shared: &Shared, body: &Value) -> Result<SentMessage, Rejection> 
         return Err(invalid("(#100) Message must contain text or an attachment"));
     }
     if let Some(text) = message.get("text").and_then(Value::as_str) {
-        if text.chars().count() > 2000 {
+        if text.chars().count() > crate::limits::MAX_TEXT_CHARS {
             return Err(invalid(
                 "(#100) Length of param message[text] must be less than or equal to 2000",
             ));

@@ -22,6 +22,7 @@ pub mod client;
 pub mod fake;
 pub mod graph_error;
 pub mod ids;
+pub mod limits;
 pub mod send;
 pub mod signature;
 pub mod webhook;

@@ -4,20 +4,11 @@ use crate::webhook::RecurringFrequency;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-/// Longest text message, in characters.
-pub const MAX_TEXT_CHARS: usize = 2000;
-/// Longest text of a button template, in characters.
-pub const MAX_BUTTON_TEXT_CHARS: usize = 640;
-/// Most buttons on a button template.
-pub const MAX_BUTTONS: usize = 3;
-/// Longest button or quick-reply title, in characters.
-pub const MAX_BUTTON_TITLE_CHARS: usize = 20;
-/// Most quick replies on one message.
-pub const MAX_QUICK_REPLIES: usize = 13;
-/// Longest postback or quick-reply payload, in characters.
-pub const MAX_PAYLOAD_CHARS: usize = 1000;
-/// Longest title of a one-time-notification or recurring-notification request, in characters.
-pub const MAX_NOTIFICATION_TITLE_CHARS: usize = 65;
+pub use crate::limits::{
+    MAX_BUTTON_TEXT_CHARS, MAX_BUTTON_TITLE_CHARS, MAX_BUTTONS, MAX_NOTIFICATION_TITLE_CHARS,
+    MAX_PAYLOAD_CHARS, MAX_QUICK_REPLIES, MAX_TEXT_CHARS,
+};
+
 /// Message tags the platform answers with code 100 since 27 April 2026.
 pub const RETIRED_MESSAGE_TAGS: &[&str] = &[
     "CONFIRMED_EVENT_UPDATE",

@@ -1,7 +1,8 @@
 //! Messenger's 24-hour standard messaging window, as the dispatcher and the simulator apply it.
 
-/// Length of the standard messaging window after the subscriber's last interaction.
-pub const WINDOW_MS: u64 = 24 * 3_600 * 1_000;
+/// Length of the standard messaging window after the subscriber's last interaction
+/// (messenger's [`botflow_messenger::limits::MESSAGING_WINDOW`], in milliseconds).
+pub const WINDOW_MS: u64 = botflow_messenger::limits::MESSAGING_WINDOW.as_millis() as u64;
 
 /// Whether a normal (non-token) message may be sent at `now_ms` to a subscriber whose last
 /// interaction was at `last_interaction_ms` (never: no window).

@@ -5,7 +5,7 @@ use botflow_flow::{FlowId, TopicId};
 use serde::{Deserialize, Serialize};
 
 /// Longest topic name, in characters after trimming (Messenger's OTN title limit).
-pub const MAX_TOPIC_NAME_CHARS: usize = 65;
+pub const MAX_TOPIC_NAME_CHARS: usize = botflow_messenger::limits::MAX_NOTIFICATION_TITLE_CHARS;
 
 /// An OTN topic of a Page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

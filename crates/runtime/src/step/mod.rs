@@ -24,8 +24,9 @@ use botflow_storage::{
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// How long an OTN token stays usable after the opt-in (Messenger: within one year).
-pub const TOKEN_LIFETIME_MS: u64 = 365 * 24 * 3_600 * 1_000;
+/// How long an OTN token stays usable after the opt-in (messenger's
+/// [`botflow_messenger::limits::OTN_TOKEN_LIFETIME`], in milliseconds).
+pub const TOKEN_LIFETIME_MS: u64 = botflow_messenger::limits::OTN_TOKEN_LIFETIME.as_millis() as u64;
 
 /// The result of one step: the new session, the messages to queue and what happened.
 #[derive(Debug, Clone, PartialEq)]

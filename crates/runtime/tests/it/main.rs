@@ -11,6 +11,7 @@
 mod containment;
 mod conversations;
 mod crash;
+mod limits;
 mod otn_story;
 mod retention;
 mod runtime;
