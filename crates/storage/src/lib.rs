@@ -96,6 +96,7 @@ pub mod session;
 mod sled_store;
 pub mod store;
 pub mod token;
+pub mod token_rules;
 pub mod topic;
 
 pub use commit::{

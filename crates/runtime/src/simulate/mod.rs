@@ -14,6 +14,7 @@ use crate::event::{InboundEvent, NotifyContent};
 use crate::step::{step, topic_id};
 use crate::window::within_window;
 use botflow_flow::{BlockKind, Message, TopicId, TopicRef, ValidFlow};
+use botflow_storage::token_rules::TokenRules;
 use botflow_storage::{NewOutbound, OutboundKind, PageId, Psid, Session, TimerKind, WaitKind};
 pub use script::{
     DetailedExpectation, Expectation, GetStartedStep, NotifyStep, OptinTarget, Script, ScriptStep,
@@ -141,13 +142,6 @@ fn collect_topics(flow: &ValidFlow, topics: &mut BTreeSet<TopicId>) {
     }
 }
 
-struct SimToken {
-    topic: TopicId,
-    token: String,
-    expires_ms: u64,
-    spent: bool,
-}
-
 /// A message the simulated dispatcher handled, with how it went.
 struct Delivery {
     summary: MessageSummary,
@@ -160,7 +154,8 @@ struct Simulation {
     topics: BTreeSet<TopicId>,
     session: Session,
     now_ms: u64,
-    tokens: Vec<SimToken>,
+    /// The subscriber's tokens by topic, under the store's rules.
+    tokens: TokenRules<TopicId>,
     delivered: Vec<MessageSummary>,
     since_expect: Vec<Delivery>,
     transcript: String,
@@ -209,7 +204,7 @@ impl Simulation {
             topics,
             session,
             now_ms: START_MS,
-            tokens: Vec::new(),
+            tokens: TokenRules::default(),
             delivered: Vec::new(),
             since_expect: Vec::new(),
             transcript: String::new(),
@@ -238,13 +233,7 @@ impl Simulation {
     }
 
     fn usable_tokens(&self) -> BTreeMap<TopicId, u32> {
-        let mut out = BTreeMap::new();
-        for t in &self.tokens {
-            if !t.spent && t.expires_ms > self.now_ms {
-                *out.entry(t.topic.clone()).or_default() += 1;
-            }
-        }
-        out
+        self.tokens.usable_counts(self.now_ms)
     }
 
     fn play(&mut self, s: &ScriptStep) {
@@ -329,7 +318,7 @@ impl Simulation {
         };
         let payload = request.optin_payload.clone().unwrap_or_default();
         let title = request.text.clone();
-        let token = format!("otn-token-{}", self.tokens.len() + 1);
+        let token = format!("otn-token-{}", self.tokens.tokens.len() + 1);
         self.line(format!("user taps Notify me: {title}"));
         self.event(&InboundEvent::Optin { payload, token });
     }
@@ -399,12 +388,10 @@ impl Simulation {
                     topic,
                     token,
                     expires_ms,
-                } => self.tokens.push(SimToken {
-                    topic: topic.clone(),
-                    token: token.clone(),
-                    expires_ms: *expires_ms,
-                    spent: false,
-                }),
+                } => {
+                    self.tokens
+                        .add(topic.clone(), token, self.now_ms, *expires_ms);
+                }
                 _ => {}
             }
             if let Some(note) = self.describe_effect(effect) {
@@ -430,15 +417,9 @@ impl Simulation {
                 }
             }
             OutboundKind::OtnToken { topic } => {
-                let now = self.now_ms;
-                let token = self
-                    .tokens
-                    .iter_mut()
-                    .find(|t| t.topic == *topic && !t.spent && t.expires_ms > now);
+                let (token, _expired) = self.tokens.take_oldest(topic, self.now_ms);
                 match token {
-                    Some(token) => {
-                        token.spent = true;
-                        let name = token.token.clone();
+                    Some(name) => {
                         self.line(format!("bot [paid by {name}]: {}", summary.line()));
                         None
                     }

@@ -1,6 +1,7 @@
 //! Model-based property test: random token/outbox operations against an in-memory model.
 
 use super::*;
+use botflow_storage::token_rules::{RuleState, TokenRules};
 use botflow_storage::{OutboxId, RetentionPolicy, StoreError, TokenMark, TokenSendOutcome};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
@@ -33,24 +34,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MState {
-    Usable,
-    Spent,
-    Invalid,
-    Expired,
-}
-
-#[derive(Debug, Clone)]
-struct MToken {
-    name: String,
-    psid: u8,
-    topic: u8,
-    created: u64,
-    expires: u64,
-    state: MState,
-}
-
 #[derive(Debug, Clone)]
 struct MMessage {
     token: Option<String>,
@@ -60,7 +43,8 @@ struct MMessage {
 #[derive(Debug, Default, Clone)]
 struct Model {
     now: u64,
-    tokens: Vec<MToken>,
+    /// The token rules the store must follow, keyed by (subscriber, topic).
+    tokens: TokenRules<(u8, u8)>,
     last_id: u64,
     messages: BTreeMap<u64, MMessage>,
     queues: BTreeMap<u8, VecDeque<u64>>,
@@ -69,25 +53,7 @@ struct Model {
 impl Model {
     /// Takes the oldest usable token; returns (token, expired found).
     fn take(&mut self, psid: u8, topic: u8) -> (Option<String>, u64) {
-        let now = self.now;
-        let mut expired = 0;
-        let mut mine: Vec<&mut MToken> = self
-            .tokens
-            .iter_mut()
-            .filter(|t| t.psid == psid && t.topic == topic && t.state == MState::Usable)
-            .collect();
-        mine.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
-        let mut taken = None;
-        for t in mine {
-            if t.expires <= now {
-                t.state = MState::Expired;
-                expired += 1;
-            } else if taken.is_none() {
-                t.state = MState::Spent;
-                taken = Some(t.name.clone());
-            }
-        }
-        (taken, expired)
+        self.tokens.take_oldest(&(psid, topic), self.now)
     }
 
     /// Records a message the store queued (ids come from the store: increasing, with gaps).
@@ -105,18 +71,7 @@ impl Model {
     }
 
     fn usable(&self, psid: u8, topic: u8) -> Vec<String> {
-        let mut usable: Vec<&MToken> = self
-            .tokens
-            .iter()
-            .filter(|t| {
-                t.psid == psid
-                    && t.topic == topic
-                    && t.state == MState::Usable
-                    && self.now < t.expires
-            })
-            .collect();
-        usable.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
-        usable.into_iter().map(|t| t.name.clone()).collect()
+        self.tokens.usable(&(psid, topic), self.now)
     }
 }
 
@@ -151,14 +106,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         model.now,
                     )
                     .unwrap();
-                model.tokens.push(MToken {
-                    name,
-                    psid: p,
-                    topic,
-                    created: model.now,
-                    expires: model.now + ttl,
-                    state: MState::Usable,
-                });
+                model
+                    .tokens
+                    .add((p, topic), &name, model.now, model.now + ttl);
             }
             Op::Send { psid: p, topic } => {
                 let result = store.commit_step(StepCommit {
@@ -186,11 +136,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(got, expected);
             }
             Op::Invalidate { pick } => {
-                if model.tokens.is_empty() {
+                if model.tokens.tokens.is_empty() {
                     continue;
                 }
-                let i = pick % model.tokens.len();
-                let name = model.tokens[i].name.clone();
+                let i = pick % model.tokens.tokens.len();
+                let name = model.tokens.tokens[i].name.clone();
                 let marked = store.mark_token(
                     &page(),
                     &name,
@@ -202,31 +152,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let changed = match marked {
                     // Removed by a retention sweep: only ever a used-up token.
                     Err(StoreError::TokenNotFound { .. }) => {
-                        prop_assert!(model.tokens[i].state != MState::Usable);
+                        prop_assert!(model.tokens.tokens[i].state != RuleState::Usable);
                         false
                     }
                     other => other.unwrap(),
                 };
-                let t = &mut model.tokens[i];
-                let expected = t.state == MState::Usable;
-                if matches!(t.state, MState::Usable | MState::Spent) {
-                    t.state = MState::Invalid;
-                }
+                let expected = model.tokens.invalidate(&name);
                 prop_assert_eq!(changed, expected);
             }
             Op::Advance { ms } => model.now += ms,
             Op::Expire => {
                 let n = store.expire_tokens(model.now).unwrap();
-                let now = model.now;
-                let mut expected = 0;
-                for t in model
-                    .tokens
-                    .iter_mut()
-                    .filter(|t| t.state == MState::Usable && t.expires <= now)
-                {
-                    t.state = MState::Expired;
-                    expected += 1;
-                }
+                let expected = model.tokens.expire(model.now);
                 prop_assert_eq!(n, expected);
             }
             Op::Notify { topic } => {
@@ -235,10 +172,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .unwrap();
                 let (mut queued, mut no_token, mut expired) = (0, 0, 0);
                 for p in 0..PSIDS {
-                    let holder = model
-                        .tokens
-                        .iter()
-                        .any(|t| t.psid == p && t.topic == topic && t.state == MState::Usable);
+                    let holder = model.tokens.holds(&(p, topic));
                     if holder {
                         let (taken, e) = model.take(p, topic);
                         expired += e;
@@ -290,9 +224,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }),
                 ) = (how, message)
                 {
-                    if let Some(t) = model.tokens.iter_mut().find(|t| t.name == name) {
-                        t.state = MState::Invalid;
-                    }
+                    model.tokens.invalidate(&name);
                 }
             }
             Op::Sweep { limit } => {
