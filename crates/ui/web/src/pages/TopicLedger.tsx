@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'react';
 import { api, must, type LedgerDay, type TopicLedger as Ledger } from '../api/client';
 import { useServer } from '../data/server';
+import { chartSummary } from './ledgerSummary';
 
 const CHART_WIDTH = 150;
 const CHART_HEIGHT = 32;
@@ -43,14 +44,6 @@ export function TopicLedger(props: { topicId: string; name: string; usable: numb
       <LedgerChart days={ledger.days} name={props.name} />
     </div>
   );
-}
-
-/** The chart's accessible summary: totals over the days shown. */
-export function chartSummary(days: LedgerDay[]): string {
-  const optIns = days.reduce((sum, d) => sum + d.opt_ins, 0);
-  const sends = days.reduce((sum, d) => sum + d.sends, 0);
-  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-  return `${plural(optIns, 'opt-in')} and ${plural(sends, 'send')} in the last ${days.length} days`;
 }
 
 /** Two bars per day, opt-ins and sends, scaled to the busiest day. */

@@ -1,6 +1,6 @@
 // The ledger chart's accessible summary.
 import { describe, expect, it } from 'vitest';
-import { chartSummary } from './TopicLedger';
+import { chartSummary } from './ledgerSummary';
 
 describe('chartSummary', () => {
   it('totals opt-ins and sends over the days with singular and plural', () => {
