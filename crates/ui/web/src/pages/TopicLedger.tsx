@@ -29,14 +29,14 @@ export function TopicLedger(props: { topicId: string; name: string; usable: numb
     ['spent', 'Spent', ledger.spent],
     ['expired', 'Expired', ledger.expired],
     ['invalidated', 'Invalidated', ledger.invalidated],
-    ['unconfirmed', 'Delivered, unconfirmed', ledger.delivered_unconfirmed],
+    ['unconfirmed', 'Unconfirmed', ledger.delivered_unconfirmed],
   ];
   return (
     <div className="ledger">
       <dl className="ledger-counts" aria-label={`Token ledger of ${props.name}`}>
         {counts.map(([key, label, value]) => (
           <div key={key}>
-            <dt>{label}</dt>
+            <dt title={key === 'unconfirmed' ? 'Token sends delivered without confirmation' : undefined}>{label}</dt>
             <dd data-testid={`ledger-${key}-${props.name}`}>{value}</dd>
           </div>
         ))}
