@@ -40,6 +40,7 @@ fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(api::pages::list))
         .routes(routes!(api::topics::list, api::topics::create))
         .routes(routes!(api::topics::rename, api::topics::delete))
+        .routes(routes!(api::ledger::ledger))
         .routes(routes!(api::notify::notify))
         .routes(routes!(api::flows::list))
         .routes(routes!(api::flows::draft, api::flows::save_draft))

@@ -7,6 +7,7 @@ use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommit
 use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::ledger::TopicLedger;
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
 use crate::retention::{RetentionPolicy, SweepReport};
@@ -111,6 +112,15 @@ impl Store for FaultyStore {
 
     fn list_topics(&self, page: &PageId, now_ms: u64) -> StoreResult<Vec<TopicSummary>> {
         self.inner.list_topics(page, now_ms)
+    }
+
+    fn topic_ledger(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Option<TopicLedger>> {
+        self.inner.topic_ledger(page, topic, now_ms)
     }
 
     fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic> {

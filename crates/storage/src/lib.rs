@@ -89,6 +89,7 @@ pub mod faults;
 pub mod flows;
 pub mod ids;
 pub mod journal;
+pub mod ledger;
 pub mod outbox;
 pub mod outcome;
 pub mod retention;
@@ -109,6 +110,7 @@ pub use flows::{
 };
 pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
+pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, TopicLedger};
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
 pub use retention::{RetentionPolicy, SweepReport};

@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::ledger::TopicLedger;
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
 use crate::retention::{RetentionPolicy, SweepReport};
@@ -50,6 +51,16 @@ pub trait Store: Send + Sync {
     fn find_topic_by_name(&self, page: &PageId, name: &str) -> StoreResult<Option<Topic>>;
     /// All topics of the Page by name, each with its count of usable tokens at `now_ms`.
     fn list_topics(&self, page: &PageId, now_ms: u64) -> StoreResult<Vec<TopicSummary>>;
+    /// The topic's token ledger at `now_ms`, with the last [`crate::LEDGER_DAYS`] UTC days
+    /// ending with today's; `None` for a topic that never had one. Counters kept in the
+    /// transactions that change tokens, so they survive the retention sweep; a deleted topic
+    /// keeps its final ledger.
+    fn topic_ledger(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Option<TopicLedger>>;
     /// Renames a topic (same rules as creation; its id and tokens stay). Durable.
     fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic>;
     /// Deletes a topic. Refused with [`StoreError::TopicInUse`] when the active version of a flow

@@ -117,6 +117,7 @@ pub(crate) async fn list(
             ("rename" = (operation_id = "renameTopic", parameters(("page" = "$request.path.page"), ("topic" = "$response.body#/id")), description = "Rename the new topic.")),
             ("delete" = (operation_id = "deleteTopic", parameters(("page" = "$request.path.page"), ("topic" = "$response.body#/id")), description = "Delete the new topic.")),
             ("notify" = (operation_id = "notifyTopic", parameters(("page" = "$request.path.page"), ("topic" = "$response.body#/id")), description = "Notify the subscribers waiting on the new topic.")),
+            ("ledger" = (operation_id = "topicLedger", parameters(("page" = "$request.path.page"), ("topic" = "$response.body#/id")), description = "The new topic's token ledger.")),
         )),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
         (status = 404, description = "Unknown Page.", body = ErrorBody),

@@ -623,3 +623,71 @@ async fn an_admin_request_over_the_timeout_is_a_json_503() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_topic_ledger_counts_its_opt_ins_and_has_thirty_utc_days() {
+    use botflow_storage::{NewToken, PageId, Psid};
+    let server = TestServer::start().await;
+    let (_, topic) = create_topic(&server, "Restock").await;
+    let id = topic["id"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for n in 1..=2 {
+        let token = NewToken {
+            topic: id.as_str().into(),
+            token: format!("tok-{n}"),
+            created_ms: now,
+            expires_ms: now + 365 * 86_400_000,
+        };
+        server
+            .store
+            .add_token(
+                &PageId::from(PAGE_ID),
+                &Psid(format!("psid-{n}")),
+                token,
+                now,
+            )
+            .unwrap();
+    }
+
+    let path = format!("{}/{id}/ledger", topics_path());
+    let (status, ledger) = server.json(server.get(&path)).await;
+    assert_eq!(status, StatusCode::OK, "{ledger}");
+    let counts: Vec<&Value> = [
+        "issued",
+        "usable",
+        "spent",
+        "expired",
+        "invalidated",
+        "delivered_unconfirmed",
+    ]
+    .iter()
+    .map(|field| &ledger[field])
+    .collect();
+    assert_eq!(
+        counts,
+        [
+            &json!(2),
+            &json!(2),
+            &json!(0),
+            &json!(0),
+            &json!(0),
+            &json!(0)
+        ]
+    );
+    assert_eq!(ledger["topic"], id.as_str());
+    let days = ledger["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    let today = &days[29];
+    assert_eq!((&today["opt_ins"], &today["sends"]), (&json!(2), &json!(0)));
+    let date = today["date"].as_str().unwrap();
+    assert_eq!(date.len(), 10, "{date}");
+    assert!(days[28]["date"].as_str().unwrap() < date, "{days:?}");
+
+    let (status, error) = server
+        .json(server.get(&format!("{}/nope/ledger", topics_path())))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+}

@@ -6,6 +6,7 @@ mod flows;
 mod group_commit;
 mod integrity;
 mod journal;
+mod ledger;
 mod outbox;
 mod outcomes;
 mod pages;
@@ -21,6 +22,7 @@ use crate::error::StoreError;
 use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::ledger::TopicLedger;
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
 use crate::retention::{RetentionPolicy, SweepReport};
@@ -130,6 +132,7 @@ impl SledStore {
         store.finish_topic_deletions()?;
         store.journal_drop_dangling()?;
         store.retention_backfill()?;
+        store.ledger_backfill()?;
         let pending = store.count_pending()?;
         store.count_outbox(|s| s.pending = pending);
         Ok(store)
@@ -248,6 +251,15 @@ impl Store for SledStore {
 
     fn list_topics(&self, page: &PageId, now_ms: u64) -> StoreResult<Vec<TopicSummary>> {
         self.topic_list(page, now_ms)
+    }
+
+    fn topic_ledger(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Option<TopicLedger>> {
+        self.ledger_read(page, topic, now_ms)
     }
 
     fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic> {

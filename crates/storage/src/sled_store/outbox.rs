@@ -134,6 +134,11 @@ pub(super) fn finish(tx: &Tx<'_>, id: OutboxId, status: &OutboundStatus) -> TxRe
             Err(err) => return Err(err),
         }
     }
+    if let (OutboundStatus::DeliveredUnconfirmed { .. }, OutboundKind::OtnToken { topic }) =
+        (status, &message.kind)
+    {
+        super::ledger::note_delivered_unconfirmed(tx, &message.page, topic)?;
+    }
     message.status = status.clone();
     let key = outbox_key(id);
     tx.put(T::Outbox, &key, &message)?;

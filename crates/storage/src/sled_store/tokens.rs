@@ -7,6 +7,7 @@
 
 use super::SledStore;
 use super::codec::{Key, KeyReader};
+use super::ledger;
 use super::topics::{count_key, live_topic};
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
@@ -125,6 +126,7 @@ fn retire(
             what: "tokens",
             detail: "a listed token has no record".into(),
         })?;
+    ledger::note_token_change(tx, page, topic, &record.state, &state)?;
     record.state = state;
     tx.put(T::Tokens, &tkey, &record)?;
     note_used_up(tx, &tkey, &record.state)?;
@@ -161,6 +163,9 @@ pub(super) fn add(
         (TokenState::Usable, TokenAdded::New)
     };
     note_used_up(tx, &tkey, &state)?;
+    if outcome != TokenAdded::TopicMissing {
+        ledger::note_opt_in(tx, page, &new.topic, &state, new.created_ms)?;
+    }
     tx.put(
         T::Tokens,
         &tkey,
@@ -302,6 +307,8 @@ pub(super) fn mark(
                 retire(tx, page, &record.topic, &entry, new_state)?;
                 write_list(tx, page, &record.psid, &list)?;
             } else {
+                let topic = record.topic.clone();
+                ledger::note_token_change(tx, page, &topic, &record.state, &new_state)?;
                 record.state = new_state;
                 tx.put(T::Tokens, &tkey, &record)?;
                 note_used_up(tx, &tkey, &record.state)?;
@@ -310,6 +317,8 @@ pub(super) fn mark(
         }
         TokenState::Spent { .. } if matches!(mark, TokenMark::Invalid { .. }) => {
             // A spent token that Messenger refused: record why, it stays unusable.
+            let topic = record.topic.clone();
+            ledger::note_token_change(tx, page, &topic, &record.state, &new_state)?;
             record.state = new_state;
             tx.put(T::Tokens, &tkey, &record)?;
             note_used_up(tx, &tkey, &record.state)?;

@@ -54,11 +54,15 @@ pub(crate) enum T {
     /// (kind, finished_ms, record key) → (): finished records by the time they finished, for the
     /// retention sweep (processed events, finished messages, used-up tokens).
     Retention,
+    /// (page, topic) → LedgerRecord: the topic's token ledger totals (kept after deletion).
+    Ledger,
+    /// (page, topic, UTC day) → DayRecord: the topic's opt-ins and sends of that day.
+    LedgerDays,
 }
 
 impl T {
     /// Every tree, in index order.
-    pub(crate) const ALL: [T; 21] = [
+    pub(crate) const ALL: [T; 23] = [
         T::Meta,
         T::Pages,
         T::Topics,
@@ -80,6 +84,8 @@ impl T {
         T::OutboxDue,
         T::SubMessages,
         T::Retention,
+        T::Ledger,
+        T::LedgerDays,
     ];
 
     /// The sled tree name, also used as the record kind in errors.
@@ -106,6 +112,8 @@ impl T {
             T::OutboxDue => "outbox_due",
             T::SubMessages => "sub_messages",
             T::Retention => "retention",
+            T::Ledger => "ledger",
+            T::LedgerDays => "ledger_days",
         }
     }
 }

@@ -4,6 +4,7 @@
 mod crash;
 mod flows;
 mod journal;
+mod ledger;
 mod model;
 mod outbox;
 mod outcomes;

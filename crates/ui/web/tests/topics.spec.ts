@@ -104,6 +104,10 @@ test('the waiting count rises live after the demo opt-in, then Notify sends with
   await demo.postWebhook(demo.webhooks[0]);
   await demo.postWebhook(demo.webhooks[1]);
   await expect(waiting).toHaveText('1', { timeout: 10_000 });
+  // The ledger counts the opt-in and today's bar shows it.
+  await expect(page.getByTestId(`ledger-issued-${DEMO_TOPIC}`)).toHaveText('1');
+  await expect(page.getByTestId(`ledger-usable-${DEMO_TOPIC}`)).toHaveText('1');
+  await expect(page.getByRole('img', { name: `Opt-ins and sends of ${DEMO_TOPIC}: 1 opt-in and 0 sends in the last 30 days` })).toBeVisible();
   await page.screenshot({ path: join(REPO_ROOT, 'docs', 'ui', 'otn-topics.png') });
 
   await page.getByRole('button', { name: `Notify ${DEMO_TOPIC}` }).click();
@@ -113,4 +117,5 @@ test('the waiting count rises live after the demo opt-in, then Notify sends with
   await expect(dialog.getByTestId('notify-result')).toHaveText('Queued 1 · no token 0 · expired 0');
   await dialog.getByRole('button', { name: 'Close', exact: true }).click();
   await expect(waiting).toHaveText('0', { timeout: 10_000 });
+  await expect(page.getByTestId(`ledger-spent-${DEMO_TOPIC}`)).toHaveText('1');
 });

@@ -3,6 +3,8 @@ import createClient, { type Middleware } from 'openapi-fetch';
 import type { components, paths } from './schema';
 
 export type Topic = components['schemas']['Topic'];
+export type TopicLedger = components['schemas']['TopicLedger'];
+export type LedgerDay = components['schemas']['LedgerDay'];
 export type Diagnostic = components['schemas']['Diagnostic'];
 export type ValidationReport = components['schemas']['ValidationReport'];
 export type FlowSummary = components['schemas']['FlowSummary'];

@@ -156,6 +156,26 @@ export interface paths {
         patch: operations["renameTopic"];
         trace?: never;
     };
+    "/api/pages/{page}/topics/{topic}/ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /api/pages/{page}/topics/{topic}/ledger`: the topic's token counts and its opt-ins and
+         *     sends per UTC day for the last 30 days.
+         */
+        get: operations["topicLedger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/pages/{page}/topics/{topic}/notify": {
         parameters: {
             query?: never;
@@ -611,6 +631,24 @@ export interface components {
         InputKind: "text" | "number" | "email" | "phone";
         /** @description How a keyword trigger compares a message with its words. */
         KeywordMatch: "exact" | "contains";
+        /** @description Opt-ins and sends of one UTC day. */
+        LedgerDay: {
+            /**
+             * Format: date
+             * @description The day, `YYYY-MM-DD` (UTC).
+             */
+            date: string;
+            /**
+             * Format: int64
+             * @description Opt-ins made that day.
+             */
+            opt_ins: number;
+            /**
+             * Format: int64
+             * @description Tokens spent that day.
+             */
+            sends: number;
+        };
         /** @description One message of a `send_message` block, tagged by the JSON field `type`. */
         Message: components["schemas"]["TextMessage"] | components["schemas"]["AttachmentMessage"] | components["schemas"]["AttachmentMessage"] | components["schemas"]["OtnRequest"];
         /** @description The answer: the topic and the runtime's counts. */
@@ -917,6 +955,47 @@ export interface components {
         };
         /** @description Identifier of an OTN topic, unique per Page (a UUID assigned by the store). */
         TopicId: string;
+        /**
+         * @description The token ledger of a topic. Every opt-in in `issued` is in exactly one of `usable`,
+         *     `spent`, `expired` and `invalidated`; the counts keep counting after the retention sweep
+         *     deletes used-up tokens.
+         */
+        TopicLedger: {
+            /** @description The topic's id. */
+            topic: string;
+            /**
+             * Format: int64
+             * @description Opt-ins received (a redelivered opt-in counted once).
+             */
+            issued: number;
+            /**
+             * Format: int64
+             * @description Tokens waiting to be used (not spent, invalidated or expired).
+             */
+            usable: number;
+            /**
+             * Format: int64
+             * @description Tokens that paid for a notification.
+             */
+            spent: number;
+            /**
+             * Format: int64
+             * @description Tokens whose year passed unused.
+             */
+            expired: number;
+            /**
+             * Format: int64
+             * @description Tokens Messenger refused (also after a failed send) or whose topic was deleted.
+             */
+            invalidated: number;
+            /**
+             * Format: int64
+             * @description Token sends whose delivery Messenger never confirmed (their tokens count as spent).
+             */
+            delivered_unconfirmed: number;
+            /** @description The last 30 UTC days, oldest first, ending with today. */
+            days: components["schemas"]["LedgerDay"][];
+        };
         /** @description Body of topic create and rename. */
         TopicName: {
             name: string;
@@ -1507,6 +1586,49 @@ export interface operations {
             };
             /** @description A field is missing or unknown, or the name is empty or too long. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    topicLedger: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Page id (one of `GET /api/pages`). */
+                page: string;
+                /** @description Topic id (the `id` a topic create answers). */
+                topic: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The topic's token ledger. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopicLedger"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown Page or topic. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,5 +1,5 @@
 // Content › OTN Topics: the topics table (rename in place, live waiting counts, the flows that
-// use each, Notify, delete), + New Topic.
+// use each, the token ledger with a 30-day chart, Notify, delete), + New Topic.
 import { useState } from 'react';
 import { api, ApiFailure, messageOf, must, type NotifyReport, type Topic } from '../api/client';
 import { useLiveTopics } from '../data/live';
@@ -8,6 +8,7 @@ import { href } from '../route';
 import { Dialog } from '../ui/Dialog';
 import { toast } from '../ui/toasts';
 import { Icon } from '../ui/Icon';
+import { TopicLedger } from './TopicLedger';
 
 /** Messenger's limit on an OTN topic name / request title. */
 export const TOPIC_NAME_MAX = 65;
@@ -35,6 +36,7 @@ export function TopicsPage() {
           <tr>
             <th>Name</th>
             <th>Waiting opt-ins</th>
+            <th>Ledger (last 30 days)</th>
             <th>Used by</th>
             <th>Created</th>
             <th aria-label="Actions" />
@@ -46,7 +48,7 @@ export function TopicsPage() {
           ))}
           {topicsLoaded && topics.length === 0 && (
             <tr>
-              <td colSpan={5} className="muted">
+              <td colSpan={6} className="muted">
                 No topics yet. Add one with + New Topic, or from an OTN request in a flow.
               </td>
             </tr>
@@ -148,6 +150,9 @@ function TopicRow(props: { topic: Topic; onDelete(): void; onNotify(): void }) {
         <span className="count" data-testid={`waiting-${topic.name}`}>
           {topic.usable_tokens}
         </span>
+      </td>
+      <td>
+        <TopicLedger topicId={topic.id} name={topic.name} usable={topic.usable_tokens} />
       </td>
       <td>
         {topic.used_by.length === 0 ? (
