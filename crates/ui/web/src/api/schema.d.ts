@@ -824,7 +824,7 @@ export interface components {
             tokens_by_topic: components["schemas"]["TokenCount"][];
             session?: null | components["schemas"]["Session"];
         };
-        /** @description Text in which `{{field}}` is replaced by the subscriber's field value (empty when unset), e.g. "Hi {{first_name}}!". */
+        /** @description Text in which `{{field}}` is replaced by the subscriber's field value (empty when unset), and `{{field|fallback}}` by the value or, when it is unset or empty, by the fallback text, e.g. "Hi {{first_name|there}}!". */
         Template: string;
         /** @description A 1-based line and column in the JSON text. */
         TextLocation: {
