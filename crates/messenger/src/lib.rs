@@ -26,7 +26,7 @@ pub mod send;
 pub mod signature;
 pub mod webhook;
 
-pub use client::{ClientConfig, ClientError, RetryPolicy, SendClient, SendError, SendOk};
+pub use client::{ClientConfig, ClientError, Profile, RetryPolicy, SendClient, SendError, SendOk};
 pub use graph_error::ErrorDetail;
 pub use ids::{PageId, Psid};
 pub use send::{
