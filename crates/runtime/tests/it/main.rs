@@ -12,6 +12,7 @@ mod containment;
 mod conversations;
 mod crash;
 mod otn_story;
+mod profile;
 mod retention;
 mod runtime;
 mod step;
