@@ -29,15 +29,15 @@ pub struct Session {
     /// The last run error, e.g. step budget exceeded or flow version retired.
     #[serde(default)]
     pub last_error: Option<String>,
-    /// The subscriber's Messenger profile fetches (`None` before the first one ended).
+    /// The subscriber's Messenger profile fetches (null before the first one ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileFetch>,
 }
 
 /// When the runtime last fetched a subscriber's User Profile, and what it stored: the profile's
-/// `first_name`, `last_name` and `profile_pic` go into [`Session::fields`]; a refresh overwrites
-/// such a field only while it is unset or still holds the value in `values` (a value a flow set
-/// itself is kept).
+/// `first_name`, `last_name` and `profile_pic` go into the session's `fields`; a refresh
+/// overwrites such a field only while it is unset or still holds the value in `values` (a value
+/// a flow set itself is kept).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileFetch {
     /// When the last successful fetch ended.

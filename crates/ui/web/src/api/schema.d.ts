@@ -742,6 +742,33 @@ export interface components {
             messages: components["schemas"]["PreviewMessage"][];
             notes: string[];
         };
+        /**
+         * @description When the runtime last fetched a subscriber's User Profile, and what it stored: the profile's
+         *     `first_name`, `last_name` and `profile_pic` go into the session's `fields`; a refresh
+         *     overwrites such a field only while it is unset or still holds the value in `values` (a value
+         *     a flow set itself is kept).
+         */
+        ProfileFetch: {
+            /**
+             * Format: uint64
+             * @description When the last successful fetch ended.
+             * @default null
+             */
+            fetched_ms: number | null;
+            /**
+             * Format: uint64
+             * @description When the last failed fetch ended, if it failed after the last success.
+             * @default null
+             */
+            failed_ms: number | null;
+            /**
+             * @description The field values the last successful fetch stored.
+             * @default {}
+             */
+            values: {
+                [key: string]: string;
+            };
+        };
         /** @description The answer to a publish or rollback. */
         PublishReport: {
             /** @description The flow. */
@@ -805,6 +832,8 @@ export interface components {
              * @default null
              */
             last_error: string | null;
+            /** @description The subscriber's Messenger profile fetches (null before the first one ended). */
+            profile?: components["schemas"]["ProfileFetch"] | null;
         };
         /** @description How serious a problem is. */
         Severity: "warning" | "error";
