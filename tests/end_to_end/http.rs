@@ -372,6 +372,16 @@ async fn the_demo_walkthrough_works_as_printed() {
         .find(|t| t["name"] == "Red sneakers restock")
         .unwrap();
     assert_eq!(topic["usable_tokens"], 1, "{topics}");
+    // The first message ran at once; the subscriber's name arrives from the fake User Profile API
+    // in the background.
+    wait_until("the demo subscriber's name fetched", WAIT, || {
+        let command = &commands[5];
+        async move {
+            let (_, subscriber) = run_curl(command).await;
+            (subscriber["session"]["fields"]["first_name"] == "Ada").then_some(())
+        }
+    })
+    .await;
     let (status, counts) = run_curl(&commands[3]).await;
     assert_eq!(
         (status.as_u16(), counts["queued"].as_u64()),
@@ -381,7 +391,7 @@ async fn the_demo_walkthrough_works_as_printed() {
     let sent = wait_until(
         "the notification printed",
         WAIT,
-        printed("(token): The red sneakers are back in stock!"),
+        printed("(token): Good news Ada: the red sneakers are back in stock!"),
     )
     .await;
     assert_eq!(sent, 1);

@@ -166,6 +166,7 @@ async fn print_walkthrough(
         optin_payload: request.optin_payload,
         otn_token: fake.issue_otn_token(DEMO_PSID),
         trigger_text: request.trigger_text,
+        notify_flow: request.notify_flow,
         now_ms,
     };
     println!("\n{}", walkthrough.render());

@@ -1,4 +1,4 @@
-//! Text templates with `{{field}}` placeholders, parsed once when the flow is read.
+//! Text templates with `{{field}}` and `{{field|fallback}}` placeholders, parsed once when the flow is read.
 
 use crate::ids::FieldName;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -10,8 +10,14 @@ use std::borrow::Cow;
 pub enum TemplatePart {
     /// Text copied as it is.
     Literal(String),
-    /// A `{{field}}` placeholder, replaced by the subscriber's field value (empty when unset).
-    Field(FieldName),
+    /// A `{{field}}` or `{{field|fallback}}` placeholder, replaced by the subscriber's field
+    /// value; when that is unset or empty, by the fallback (or nothing without one).
+    Field {
+        /// The field read.
+        name: FieldName,
+        /// Text rendered when the field is unset or empty (never empty itself).
+        fallback: Option<String>,
+    },
 }
 
 /// Why a template could not be parsed.
@@ -30,6 +36,18 @@ pub enum TemplateError {
     BadName {
         /// The text between the braces.
         name: String,
+        /// Byte offset of the `{{`.
+        offset: usize,
+    },
+    /// A `{{field|fallback}}` whose fallback is empty or holds `{{` or `|`.
+    #[error(
+        "placeholder {{{{{name}|{fallback}}}}} at byte {offset} has a bad fallback (write text after `|`, without `{{{{` or `|`, e.g. {{{{first_name|there}}}})"
+    )]
+    BadFallback {
+        /// The field name before the `|`.
+        name: String,
+        /// The text after the `|`.
+        fallback: String,
         /// Byte offset of the `{{`.
         offset: usize,
     },
@@ -69,27 +87,32 @@ impl Template {
     /// Field names this template reads.
     pub fn fields(&self) -> impl Iterator<Item = &FieldName> {
         self.parts().iter().filter_map(|part| match part {
-            TemplatePart::Field(name) => Some(name),
+            TemplatePart::Field { name, .. } => Some(name),
             TemplatePart::Literal(_) => None,
         })
     }
 
     /// Length in characters of the longest text this template can produce when every field
-    /// is at most `field_max_chars` long; used for Messenger's text limits.
+    /// is at most `field_max_chars` long (or renders its fallback, when that is longer); used for
+    /// Messenger's text limits.
     pub fn max_rendered_chars(&self, field_max_chars: usize) -> usize {
         match &self.parsed {
             Ok(parts) => parts
                 .iter()
                 .map(|part| match part {
                     TemplatePart::Literal(text) => text.chars().count(),
-                    TemplatePart::Field(_) => field_max_chars,
+                    TemplatePart::Field { fallback, .. } => fallback
+                        .as_deref()
+                        .map_or(0, |text| text.chars().count())
+                        .max(field_max_chars),
                 })
                 .sum(),
             Err(_) => self.source.chars().count(),
         }
     }
 
-    /// Renders the template, looking each field up with `lookup` (missing fields render empty).
+    /// Renders the template, looking each field up with `lookup`; a missing or empty field renders
+    /// its fallback, or nothing when it has none.
     /// A malformed template renders its source unchanged.
     pub fn render<'a>(&self, lookup: impl Fn(&FieldName) -> Option<&'a str>) -> String {
         match &self.parsed {
@@ -98,7 +121,10 @@ impl Template {
                 for part in parts {
                     match part {
                         TemplatePart::Literal(text) => out.push_str(text),
-                        TemplatePart::Field(name) => out.push_str(lookup(name).unwrap_or("")),
+                        TemplatePart::Field { name, fallback } => {
+                            let value = lookup(name).filter(|value| !value.is_empty());
+                            out.push_str(value.or(fallback.as_deref()).unwrap_or(""));
+                        }
                     }
                 }
                 out
@@ -125,14 +151,30 @@ fn parse_parts(source: &str) -> Result<Vec<TemplatePart>, TemplateError> {
         let close = after_open
             .find("}}")
             .ok_or(TemplateError::Unclosed { offset })?;
-        let name = after_open[..close].trim();
+        let inner = &after_open[..close];
+        let (name, fallback) = match inner.split_once('|') {
+            Some((name, fallback)) => (name.trim(), Some(fallback.trim())),
+            None => (inner.trim(), None),
+        };
         if name.is_empty() || !name.chars().all(is_field_char) {
             return Err(TemplateError::BadName {
                 name: name.to_owned(),
                 offset,
             });
         }
-        parts.push(TemplatePart::Field(FieldName(name.to_owned())));
+        if let Some(text) = fallback {
+            if text.is_empty() || text.contains("{{") || text.contains('|') {
+                return Err(TemplateError::BadFallback {
+                    name: name.to_owned(),
+                    fallback: text.to_owned(),
+                    offset,
+                });
+            }
+        }
+        parts.push(TemplatePart::Field {
+            name: FieldName(name.to_owned()),
+            fallback: fallback.map(str::to_owned),
+        });
         let advance = open + 2 + close + 2;
         consumed += advance;
         rest = &rest[advance..];
@@ -163,7 +205,7 @@ impl JsonSchema for Template {
     fn json_schema(_generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "description": "Text in which `{{field}}` is replaced by the subscriber's field value (empty when unset), e.g. \"Hi {{first_name}}!\"."
+            "description": "Text in which `{{field}}` is replaced by the subscriber's field value (empty when unset), and `{{field|fallback}}` by the value or, when it is unset or empty, by the fallback text, e.g. \"Hi {{first_name|there}}!\"."
         })
     }
 }
@@ -201,5 +243,35 @@ mod tests {
     #[test]
     fn max_rendered_length_counts_fields() {
         assert_eq!(Template::new("ab{{x}}c").max_rendered_chars(10), 13);
+        assert_eq!(Template::new("ab{{x|fallback}}c").max_rendered_chars(3), 11);
+        assert_eq!(Template::new("ab{{x|fb}}c").max_rendered_chars(10), 13);
+    }
+
+    #[test]
+    fn fallback_renders_when_field_is_unset_or_empty() {
+        let t = Template::new("Hi {{ first_name | there }}!");
+        assert_eq!(t.error(), None);
+        let fields: Vec<_> = t.fields().map(FieldName::as_str).collect();
+        assert_eq!(fields, ["first_name"]);
+        assert_eq!(t.render(|_| None), "Hi there!");
+        assert_eq!(t.render(|_| Some("")), "Hi there!");
+        assert_eq!(t.render(|_| Some("Ada")), "Hi Ada!");
+    }
+
+    #[test]
+    fn reports_bad_fallbacks() {
+        for source in ["{{a|}}", "{{a| }}", "{{a|b|c}}", "{{a|b{{c}}"] {
+            assert!(
+                matches!(
+                    Template::new(source).error(),
+                    Some(TemplateError::BadFallback { .. })
+                ),
+                "{source}"
+            );
+        }
+        assert!(matches!(
+            Template::new("{{|there}}").error(),
+            Some(TemplateError::BadName { .. })
+        ));
     }
 }

@@ -1,5 +1,5 @@
 //! The Send API client: pooled reqwest over rustls, retries with capped exponential backoff and
-//! jitter on transient failures, and typed, classified errors.
+//! jitter on transient failures, and typed, classified errors; it also fetches User Profiles.
 
 use crate::graph_error::{ErrorDetail, classify, parse_error_body};
 use crate::send::{LimitError, SendRequest};
@@ -124,6 +124,20 @@ pub struct SendOk {
     pub recipient_id: Option<String>,
     /// How many HTTP attempts it took (1 when the first succeeded).
     pub attempts: u32,
+}
+
+/// A person's public profile from the User Profile API; a field the platform did not return is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub struct Profile {
+    /// `first_name`.
+    #[serde(default)]
+    pub first_name: String,
+    /// `last_name`.
+    #[serde(default)]
+    pub last_name: String,
+    /// `profile_pic`: a URL of the profile picture (it expires on the platform's side).
+    #[serde(default)]
+    pub profile_pic: String,
 }
 
 /// Why a send failed, classified from the Graph API error code and subcode (see [`crate::graph_error`]).
@@ -261,6 +275,8 @@ impl SendError {
 pub struct SendClient {
     http: reqwest::Client,
     messages_url: reqwest::Url,
+    /// `{graph_base_url}/{api_version}`, the base of User Profile requests.
+    version_url: reqwest::Url,
     retry: RetryPolicy,
 }
 
@@ -314,6 +330,18 @@ impl SendClient {
                 reason: "the scheme must be http or https".to_owned(),
             });
         }
+        let mut version_url = messages_url.clone();
+        version_url
+            .path_segments_mut()
+            .map_err(|()| ClientError::InvalidUrl {
+                url: url.clone(),
+                reason: "the URL cannot have a path".to_owned(),
+            })?
+            .pop()
+            .pop();
+        version_url
+            .query_pairs_mut()
+            .append_pair("access_token", &config.page_access_token);
         messages_url
             .query_pairs_mut()
             .append_pair("access_token", &config.page_access_token);
@@ -329,6 +357,7 @@ impl SendClient {
         Ok(Self {
             http,
             messages_url,
+            version_url,
             retry: config.retry,
         })
     }
@@ -385,6 +414,76 @@ impl SendClient {
             );
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Fetches `first_name`, `last_name` and `profile_pic` of `psid` from the User Profile API
+    /// (`GET /{version}/{psid}?fields=…`), retrying transient failures like a send; errors are
+    /// classified as for sends (a 4xx such as an unknown PSID is permanent and not retried).
+    pub async fn fetch_profile(&self, psid: &str) -> Result<Profile, SendError> {
+        let mut url = self.version_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(psid);
+        }
+        url.query_pairs_mut()
+            .append_pair("fields", "first_name,last_name,profile_pic");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut error = match self.profile_attempt(&url).await {
+                Ok(profile) => return Ok(profile),
+                Err(failure) => failure.error,
+            };
+            if let Some(detail) = error.detail_mut() {
+                detail.attempts = attempt;
+                // A read changes nothing on the platform.
+                detail.maybe_delivered = false;
+            }
+            if !error.is_retryable() || attempt >= self.retry.max_attempts {
+                return Err(error);
+            }
+            let retry_after = match &error {
+                SendError::Throttled { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            if retry_after.is_some_and(|hint| hint > self.retry.max_delay) {
+                return Err(error);
+            }
+            let delay = self.retry.delay_after(attempt, retry_after);
+            tracing::debug!(
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                class = error.class(),
+                "retrying User Profile request"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn profile_attempt(&self, url: &reqwest::Url) -> Result<Profile, AttemptFailure> {
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = response.bytes().await.map_err(transport_failure)?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice::<Profile>(&bytes).map_err(|_| AttemptFailure {
+                error: SendError::InvalidResponse(parse_error_body(status, &bytes)),
+                ambiguous: false,
+            });
+        }
+        let error = classify(parse_error_body(status, &bytes), retry_after, false);
+        Err(AttemptFailure {
+            error,
+            ambiguous: false,
+        })
     }
 
     async fn attempt(&self, body: &Value, to_token: bool) -> Result<SendOk, AttemptFailure> {
@@ -525,6 +624,10 @@ mod tests {
         assert_eq!(
             client.messages_url.as_str(),
             "https://graph.facebook.com/v23.0/me/messages?access_token=tok+en"
+        );
+        assert_eq!(
+            client.version_url.as_str(),
+            "https://graph.facebook.com/v23.0?access_token=tok+en"
         );
     }
 

@@ -1,6 +1,7 @@
 //! A fake Graph API Send endpoint: a real HTTP server on 127.0.0.1 that records every request,
 //! issues message ids, enforces the one-time-token rules and the 24-hour window with the
-//! platform's error shapes, and injects faults on demand.
+//! platform's error shapes, serves the User Profile endpoint (`GET /{version}/{psid}`) with
+//! names it is told, and injects faults on demand.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -17,7 +18,8 @@
 //! - unknown, used or expired notification token: code 100, subcode [`TOKEN_ERROR_SUBCODE`]
 //!   (the message says which);
 //! - `RESPONSE`/`UPDATE` to a PSID outside the 24-hour window: code 10, subcode 2018278;
-//! - a PSID marked unavailable: code 551, subcode 1545041.
+//! - a PSID marked unavailable: code 551, subcode 1545041;
+//! - a profile of a PSID with no profile set and no default profile: code 100, subcode 33.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -114,6 +116,28 @@ pub struct SentMessage {
     pub sent_at: SystemTime,
 }
 
+/// A person's User Profile as the fake serves it (see [`FakeGraphApi::set_profile`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FakeProfile {
+    /// `first_name`.
+    pub first_name: String,
+    /// `last_name`.
+    pub last_name: String,
+    /// `profile_pic` URL.
+    pub profile_pic: String,
+}
+
+impl FakeProfile {
+    /// A profile with these names and a picture URL made from them.
+    pub fn named(first_name: &str, last_name: &str) -> Self {
+        Self {
+            first_name: first_name.to_owned(),
+            last_name: last_name.to_owned(),
+            profile_pic: format!("https://example.invalid/pic/{first_name}-{last_name}.jpg"),
+        }
+    }
+}
+
 impl SentMessage {
     /// The message text (`message.text`), when it has one; for button templates, the template text.
     pub fn text(&self) -> Option<&str> {
@@ -146,6 +170,8 @@ struct FakeState {
     unavailable: HashSet<String>,
     faults: VecDeque<(Fault, u32)>,
     next_id: u64,
+    profiles: HashMap<String, FakeProfile>,
+    default_profile: Option<FakeProfile>,
 }
 
 struct Shared {
@@ -339,6 +365,26 @@ impl FakeGraphApi {
         self.shared.lock().unavailable.insert(psid.to_owned());
     }
 
+    /// Serves `profile` for `psid` at the User Profile endpoint.
+    pub fn set_profile(&self, psid: &str, profile: FakeProfile) {
+        self.shared.lock().profiles.insert(psid.to_owned(), profile);
+    }
+
+    /// Serves `profile` for every PSID without its own (`None`: such PSIDs get code 100, subcode 33).
+    pub fn set_default_profile(&self, profile: Option<FakeProfile>) {
+        self.shared.lock().default_profile = profile;
+    }
+
+    /// How many User Profile requests (`GET /{version}/{psid}`) arrived so far.
+    pub fn profile_request_count(&self) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|request| request.method == "GET" && profile_psid(&request.path).is_some())
+            .count()
+    }
+
     /// Makes the next `calls` requests fail with `fault` (after faults injected earlier are used up).
     pub fn inject(&self, fault: Fault, calls: u32) {
         if calls > 0 {
@@ -426,12 +472,13 @@ fn answer_send(
     query: &BTreeMap<String, String>,
     body: &Value,
 ) -> Response {
-    if method != Method::POST || !is_messages_path(path) {
+    let profile_of = profile_psid(path).filter(|_| method == Method::GET);
+    if profile_of.is_none() && (method != Method::POST || !is_messages_path(path)) {
         return graph_error(
             400,
             100,
             None,
-            "Unsupported request: the fake serves POST /{version}/me/messages only",
+            "Unsupported request: the fake serves POST /{version}/me/messages and GET /{version}/{psid} only",
         );
     }
     if let Some(expected) = &shared.options.access_token {
@@ -443,6 +490,9 @@ fn answer_send(
                 "Invalid OAuth access token - Cannot parse access token",
             );
         }
+    }
+    if let Some(psid) = profile_of {
+        return answer_profile(shared, psid, query);
     }
     let outcome = accept_send(shared, body);
     match outcome {
@@ -460,6 +510,49 @@ fn answer_send(
             rejection.message,
         ),
     }
+}
+
+/// Answers a User Profile request with the fields asked for (all three when `fields` is absent).
+fn answer_profile(shared: &Shared, psid: &str, query: &BTreeMap<String, String>) -> Response {
+    let profile = {
+        let state = shared.lock();
+        state
+            .profiles
+            .get(psid)
+            .or(state.default_profile.as_ref())
+            .cloned()
+    };
+    let Some(profile) = profile else {
+        return graph_error(
+            400,
+            100,
+            Some(33),
+            "Unsupported get request. Object with ID does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+        );
+    };
+    let wanted = query
+        .get("fields")
+        .map_or("first_name,last_name,profile_pic", String::as_str);
+    let mut answer = serde_json::Map::new();
+    for field in wanted.split(',').map(str::trim) {
+        let value = match field {
+            "first_name" => &profile.first_name,
+            "last_name" => &profile.last_name,
+            "profile_pic" => &profile.profile_pic,
+            _ => continue,
+        };
+        answer.insert(field.to_owned(), Value::String(value.clone()));
+    }
+    answer.insert("id".to_owned(), Value::String(psid.to_owned()));
+    (StatusCode::OK, axum::Json(Value::Object(answer))).into_response()
+}
+
+/// The PSID of a User Profile path `/{version}/{psid}`.
+fn profile_psid(path: &str) -> Option<&str> {
+    let mut segments = path.trim_matches('/').split('/');
+    let (version, psid) = (segments.next()?, segments.next()?);
+    (segments.next().is_none() && version.starts_with('v') && !psid.is_empty() && psid != "me")
+        .then_some(psid)
 }
 
 fn next_fault(faults: &mut VecDeque<(Fault, u32)>) -> Option<Fault> {

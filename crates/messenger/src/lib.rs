@@ -27,7 +27,7 @@ pub mod send;
 pub mod signature;
 pub mod webhook;
 
-pub use client::{ClientConfig, ClientError, RetryPolicy, SendClient, SendError, SendOk};
+pub use client::{ClientConfig, ClientError, Profile, RetryPolicy, SendClient, SendError, SendOk};
 pub use graph_error::ErrorDetail;
 pub use ids::{EventId, PageId, Psid};
 pub use send::{

@@ -67,6 +67,10 @@ pub struct RuntimeMetrics {
     pub messages_retried: Counter,
     /// Tokens stored from opt-ins.
     pub tokens_stored: Counter,
+    /// Subscriber profiles fetched from the User Profile API.
+    pub profiles_fetched: Counter,
+    /// User Profile fetches that failed (retried on a later event or timer).
+    pub profile_fetches_failed: Counter,
     /// Events and timers waiting in the scheduler's queues.
     pub queue_depth: Gauge,
     /// Send API requests in flight.

@@ -8,6 +8,7 @@ use crate::event::{InboundEvent, NotifyContent};
 use crate::flow_cache::FlowCache;
 use crate::inbound::from_journal;
 use crate::metrics::RuntimeMetrics;
+use crate::profile::{ProfileSettings, apply_profile};
 use crate::step::{step, versions_needed};
 use botflow_flow::TopicId;
 use botflow_storage::{
@@ -36,6 +37,13 @@ pub(crate) enum Work {
         content: NotifyContent,
         reply: Option<tokio::sync::oneshot::Sender<Result<NotifyReport, String>>>,
     },
+    /// A User Profile fetch that ended: its names are stored as fields (or its failure recorded).
+    Profile {
+        page: PageId,
+        psid: Psid,
+        fetched: Result<botflow_messenger::Profile, String>,
+        at_ms: u64,
+    },
 }
 
 /// What identifies a unit of work for in-flight tracking (events by journal sequence number,
@@ -45,6 +53,7 @@ pub(crate) enum WorkId {
     Event(u64),
     Timer(PageId, Psid, u64),
     Notify,
+    Profile,
 }
 
 impl Work {
@@ -58,6 +67,7 @@ impl Work {
                 timer_id,
             } => WorkId::Timer(page.clone(), psid.clone(), *timer_id),
             Self::Notify { .. } => WorkId::Notify,
+            Self::Profile { .. } => WorkId::Profile,
         }
     }
 
@@ -65,7 +75,9 @@ impl Work {
     pub(crate) fn subscriber(&self) -> (&PageId, &Psid) {
         match self {
             Self::Event(entry) => (&entry.page, &entry.psid),
-            Self::Timer { page, psid, .. } | Self::Notify { page, psid, .. } => (page, psid),
+            Self::Timer { page, psid, .. }
+            | Self::Notify { page, psid, .. }
+            | Self::Profile { page, psid, .. } => (page, psid),
         }
     }
 }
@@ -87,6 +99,10 @@ pub(crate) struct Processed {
     /// The event had been processed before (a redelivery after a crash): nothing changed.
     pub(crate) duplicate: bool,
     pub(crate) notify: NotifyReport,
+    /// The subscriber's profile should be fetched (the committed session has none fresh).
+    pub(crate) profile_due: Option<(PageId, Psid)>,
+    /// The subscriber's fetched profile was stored: a new fetch may be asked for.
+    pub(crate) profile_stored: Option<(PageId, Psid)>,
 }
 
 /// Runs work items against the store; shared by the scheduler's shards.
@@ -97,6 +113,7 @@ pub(crate) struct Processor {
     pub(crate) metrics: Arc<RuntimeMetrics>,
     pub(crate) step_budget: u32,
     pub(crate) interactions: Arc<InteractionCache>,
+    pub(crate) profiles: ProfileSettings,
 }
 
 /// The last interaction time of subscribers as of their latest commit, so the dispatcher can
@@ -165,6 +182,8 @@ pub(crate) struct Pending {
     commit: StepCommit,
     received_ms: Option<u64>,
     no_token: u64,
+    /// The commit stores a profile fetch's outcome (so it asks for no fetch itself).
+    profile: bool,
 }
 
 /// What preparing a unit of work produced.
@@ -276,12 +295,13 @@ impl Processor {
                 session.timers.retain(|timer| timer.id != *timer_id);
                 (None, self.clock.now_ms())
             }
-            Work::Notify { .. } => return Ok(None),
+            Work::Notify { .. } | Work::Profile { .. } => return Ok(None),
         };
         Ok(Some(Pending {
             commit: step_commit(page, psid, event, session, Vec::new(), Vec::new(), at_ms),
             received_ms: None,
             no_token: 0,
+            profile: false,
         }))
     }
 
@@ -289,6 +309,18 @@ impl Processor {
     fn prepare(&self, work: &Work) -> Result<Prepared, StoreError> {
         let now = self.clock.now_ms();
         let (page, psid) = work.subscriber();
+        if let Work::Profile { fetched, at_ms, .. } = work {
+            // Through the subscriber's own queue: no step of theirs runs between this load and
+            // this commit, so neither overwrites the other's session.
+            let mut session = self.store.load_session(page, psid)?.unwrap_or_default();
+            apply_profile(&mut session, fetched, *at_ms);
+            return Ok(Prepared::Commit(Box::new(Pending {
+                commit: step_commit(page, psid, None, session, Vec::new(), Vec::new(), now),
+                received_ms: None,
+                no_token: 0,
+                profile: true,
+            })));
+        }
         let (event_id, inbound, step_ms, received_ms) = match work {
             Work::Event(entry) => {
                 let inbound = match from_journal(entry) {
@@ -326,6 +358,7 @@ impl Processor {
                 now,
                 None,
             ),
+            Work::Profile { .. } => return Ok(Prepared::Done(Processed::default())),
         };
         let session = self.store.load_session(page, psid)?.unwrap_or_default();
         if let Work::Timer { timer_id, .. } = work {
@@ -348,6 +381,7 @@ impl Processor {
                 ),
                 received_ms,
                 no_token: 0,
+                profile: false,
             })));
         };
         let needed = versions_needed(&session, &inbound);
@@ -421,6 +455,7 @@ impl Processor {
             ),
             received_ms,
             no_token,
+            profile: false,
         })))
     }
 
@@ -460,11 +495,18 @@ impl Processor {
                 TokenSendOutcome::NoToken { .. } => notify.no_token += 1,
             }
         }
+        let subscriber = || (commit.page.clone(), commit.psid.clone());
+        let profile_due = !pending.profile
+            && self
+                .profiles
+                .fetch_due(&commit.session, self.clock.now_ms());
         Ok(Processed {
             outbox_ids: committed.outbox_ids,
             received_ms: pending.received_ms,
             duplicate: false,
             notify,
+            profile_due: profile_due.then(subscriber),
+            profile_stored: pending.profile.then(subscriber),
         })
     }
 }

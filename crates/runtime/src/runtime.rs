@@ -8,6 +8,7 @@ use crate::flow_cache::FlowCache;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
 use crate::outbound::{Purpose, request_body};
 use crate::process::{InteractionCache, Processed, Processor, Work};
+use crate::profile::{ProfileQueue, ProfileSettings, run_profile_fetches};
 use crate::scheduler::{AfterWork, Shards, follow_journal, run_timers};
 use botflow_flow::TopicId;
 use botflow_messenger::SendClient;
@@ -50,6 +51,8 @@ pub struct RuntimeConfig {
     pub clock: Arc<dyn Clock>,
     /// Observes webhook-arrival-to-sent latency of each message an event caused.
     pub latency_hook: Option<LatencyHook>,
+    /// When subscriber profiles are fetched (see [`crate::profile`]).
+    pub profiles: ProfileSettings,
 }
 
 impl Default for RuntimeConfig {
@@ -69,6 +72,7 @@ impl Default for RuntimeConfig {
             flow_cache_ttl: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
             latency_hook: None,
+            profiles: ProfileSettings::default(),
         }
     }
 }
@@ -83,6 +87,7 @@ impl std::fmt::Debug for RuntimeConfig {
             .field("max_sends_in_flight", &self.max_sends_in_flight)
             .field("max_send_attempts", &self.max_send_attempts)
             .field("journal_poll", &self.journal_poll)
+            .field("profiles", &self.profiles)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +140,7 @@ struct Inner {
     wake_timers: Arc<Notify>,
     stop_follower: Arc<Notify>,
     stop_dispatcher: Arc<Notify>,
+    stop_profiles: Arc<Notify>,
 }
 
 /// The running runtime: a scheduler (shards and timers) and a dispatcher on tokio.
@@ -144,6 +150,7 @@ pub struct Runtime {
     timer_task: Mutex<Option<JoinHandle<()>>>,
     follower_task: Mutex<Option<JoinHandle<()>>>,
     dispatcher_task: Mutex<Option<JoinHandle<()>>>,
+    profile_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -181,7 +188,9 @@ impl Runtime {
             metrics: Arc::clone(&metrics),
             step_budget: config.step_budget,
             interactions: Arc::clone(&interactions),
+            profiles: config.profiles.clone(),
         });
+        let profile_clients = clients.clone();
         let dispatcher = Arc::new(Dispatcher::new(
             Arc::clone(&store),
             clients,
@@ -198,10 +207,18 @@ impl Runtime {
             config.latency_hook.clone(),
             interactions,
         ));
+        let (profile_queue, profile_requests) = ProfileQueue::new(&config.profiles);
         let after: AfterWork = {
             let dispatcher = Arc::clone(&dispatcher);
+            let clock = Arc::clone(&config.clock);
             Arc::new(move |processed: &Processed| {
                 dispatcher.queued(&processed.outbox_ids, processed.received_ms);
+                if let Some((page, psid)) = &processed.profile_stored {
+                    profile_queue.release(page, psid);
+                }
+                if let Some((page, psid)) = &processed.profile_due {
+                    profile_queue.request(page, psid, clock.now_ms());
+                }
             })
         };
         let (shards, shard_tasks) = Shards::start(
@@ -221,7 +238,17 @@ impl Runtime {
             wake_timers: Arc::new(Notify::new()),
             stop_follower: Arc::new(Notify::new()),
             stop_dispatcher: Arc::new(Notify::new()),
+            stop_profiles: Arc::new(Notify::new()),
         });
+        let profile_task = tokio::spawn(run_profile_fetches(
+            profile_requests,
+            profile_clients,
+            Arc::clone(&shards),
+            Arc::clone(&inner.metrics),
+            Arc::clone(&config.clock),
+            config.profiles.concurrency,
+            Arc::clone(&inner.stop_profiles),
+        ));
         let follower_task = tokio::spawn(follow_journal(
             Arc::clone(&processor),
             Arc::clone(&shards),
@@ -242,6 +269,7 @@ impl Runtime {
             timer_task: Mutex::new(Some(timer_task)),
             follower_task: Mutex::new(Some(follower_task)),
             dispatcher_task: Mutex::new(Some(dispatcher_task)),
+            profile_task: Mutex::new(Some(profile_task)),
         };
         let backlog = {
             let store = Arc::clone(&store);
@@ -400,6 +428,11 @@ impl Runtime {
         }
         self.inner.stop_follower.notify_one();
         if let Some(task) = take(&self.follower_task) {
+            task.await.map_err(|e| RuntimeError::Task(e.to_string()))?;
+        }
+        // Profile fetches are best effort: one in flight is dropped and asked for again later.
+        self.inner.stop_profiles.notify_one();
+        if let Some(task) = take(&self.profile_task) {
             task.await.map_err(|e| RuntimeError::Task(e.to_string()))?;
         }
         self.inner.shards.close();

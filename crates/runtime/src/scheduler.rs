@@ -173,7 +173,7 @@ impl Shards {
         match id {
             WorkId::Event(seq) => self.events().finish(seq),
             WorkId::Timer(page, psid, timer_id) => self.timers().finish((page, psid, timer_id)),
-            WorkId::Notify => {}
+            WorkId::Notify | WorkId::Profile => {}
         }
     }
 

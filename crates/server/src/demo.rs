@@ -3,13 +3,15 @@
 
 use crate::delivery::{envelope, otn_optin, signature, text_message};
 use botflow_flow::{BlockKind, Message, TopicRef, Trigger};
-use botflow_messenger::fake::{FakeGraphApi, FakeOptions};
+use botflow_messenger::fake::{FakeGraphApi, FakeOptions, FakeProfile};
 use botflow_runtime::payload::OptinPayload;
 use botflow_storage::{PageId, Store, StoreResult};
 use std::fmt::Write as _;
 
 /// PSID of the demo subscriber.
 pub const DEMO_PSID: &str = "2000000000000001";
+/// First and last name the demo fake's User Profile endpoint gives the demo subscriber.
+pub const DEMO_NAME: (&str, &str) = ("Ada", "Lovelace");
 
 /// Everything the printed commands need; all known once the demo flows are published.
 #[derive(Debug, Clone)]
@@ -32,17 +34,23 @@ pub struct DemoWalkthrough {
     pub otn_token: String,
     /// What the subscriber types to start the flow (its first keyword).
     pub trigger_text: String,
+    /// An active flow whose `otn_send` pays with the topic: the notification runs it (it greets
+    /// the subscriber by name); `None` notifies with a plain text.
+    pub notify_flow: Option<String>,
     /// Timestamp (ms) put in the events.
     pub now_ms: u64,
 }
 
-/// Starts the in-process fake Graph API that prints every message the bot sends.
+/// Starts the in-process fake Graph API that prints every message the bot sends; its User
+/// Profile endpoint knows the demo subscriber as [`DEMO_NAME`].
 pub async fn start_printing_fake() -> std::io::Result<FakeGraphApi> {
-    FakeGraphApi::try_start(FakeOptions {
+    let fake = FakeGraphApi::try_start(FakeOptions {
         printing: true,
         ..FakeOptions::default()
     })
-    .await
+    .await?;
+    fake.set_profile(DEMO_PSID, FakeProfile::named(DEMO_NAME.0, DEMO_NAME.1));
+    Ok(fake)
 }
 
 /// The first OTN request of an active flow with a keyword trigger: where the walkthrough's
@@ -57,6 +65,22 @@ pub struct DemoRequest {
     pub topic_name: String,
     /// The payload Messenger echoes on opt-in.
     pub optin_payload: String,
+    /// An active flow with an `otn_send` block paying with the topic, if any.
+    pub notify_flow: Option<String>,
+}
+
+/// The first active flow with an `otn_send` block that pays with `topic`.
+fn find_notify_flow(store: &dyn Store, page: &PageId, topic: &str) -> StoreResult<Option<String>> {
+    for active in store.active_flows(page)?.flows {
+        let pays_with_topic = active.valid.document().blocks.iter().any(|block| {
+            matches!(&block.kind, BlockKind::OtnSend(send)
+                if matches!(&send.topic, TopicRef::Id(id) if id.id.0 == topic))
+        });
+        if pays_with_topic {
+            return Ok(Some(active.flow.0.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Finds the OTN request the walkthrough uses among the Page's active flows.
@@ -94,11 +118,13 @@ pub fn find_demo_request(store: &dyn Store, page: &PageId) -> StoreResult<Option
                 let Ok(optin_payload) = payload.encode() else {
                     continue;
                 };
+                let notify_flow = find_notify_flow(store, page, &topic.id.0)?;
                 return Ok(Some(DemoRequest {
                     trigger_text,
                     topic_id: topic.id.0.clone(),
                     topic_name: stored.name,
                     optin_payload,
+                    notify_flow,
                 }));
             }
         }
@@ -146,7 +172,11 @@ impl DemoWalkthrough {
             )],
         )
         .to_string();
-        let notify = serde_json::json!({"text": "The red sneakers are back in stock!"}).to_string();
+        let notify = match &self.notify_flow {
+            Some(flow) => serde_json::json!({ "flow": flow }),
+            None => serde_json::json!({"text": "The red sneakers are back in stock!"}),
+        }
+        .to_string();
 
         let _ = writeln!(
             out,
@@ -182,6 +212,12 @@ impl DemoWalkthrough {
             out,
             "# 4. Notify everyone waiting on the topic: exactly one message goes out, paid by the token."
         );
+        if let Some(flow) = &self.notify_flow {
+            let _ = writeln!(
+                out,
+                "#    The flow {flow:?} greets the subscriber by the name the User Profile API gave."
+            );
+        }
         let _ = writeln!(
             out,
             "curl -sS -X POST -H '{auth}' -H 'Content-Type: application/json' {topic_url}/notify -d '{notify}'\n"
@@ -234,6 +270,7 @@ mod tests {
             optin_payload: "bf1:o:100:restock:1:welcome:1:t-1".into(),
             otn_token: "tok-1".into(),
             trigger_text: "restock".into(),
+            notify_flow: Some("restock-notify".into()),
             now_ms: 1_700_000_000_000,
         }
     }
@@ -291,5 +328,6 @@ mod tests {
             "Open the builder (flows, OTN topics, preview): http://127.0.0.1:8080/ui/#token=adm\n"
         ));
         assert!(text.contains("/api/pages/100/subscribers/2000000000000001"));
+        assert_eq!(text.matches(r#"-d '{"flow":"restock-notify"}'"#).count(), 2);
     }
 }

@@ -145,6 +145,16 @@ impl AppState {
             "OTN tokens stored from opt-ins.",
             m.tokens_stored.get(),
         )
+        .labelled_counter(
+            "botflow_profile_fetches_total",
+            "Subscriber profile fetches from the User Profile API by outcome: ok, failed \
+             (retried on a later event).",
+            "outcome",
+            &[
+                ("ok", m.profiles_fetched.get()),
+                ("failed", m.profile_fetches_failed.get()),
+            ],
+        )
         .gauge(
             "botflow_scheduler_queue_depth",
             "Events and timers waiting in the scheduler's per-subscriber queues.",

@@ -114,7 +114,7 @@ pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, TopicLedger};
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
 pub use retention::{RetentionPolicy, SweepReport};
-pub use session::{FlowPosition, Session, Timer, TimerKind, WaitKind, Waiting};
+pub use session::{FlowPosition, ProfileFetch, Session, Timer, TimerKind, WaitKind, Waiting};
 pub use sled_store::{DATABASE_FORMAT, SledStore, StoreOptions};
 pub use store::{BodyFor, Store, StoreResult};
 pub use token::{NewToken, OtnToken, TokenAdded, TokenMark, TokenState};

@@ -29,6 +29,26 @@ pub struct Session {
     /// The last run error, e.g. step budget exceeded or flow version retired.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The subscriber's Messenger profile fetches (null before the first one ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileFetch>,
+}
+
+/// When the runtime last fetched a subscriber's User Profile, and what it stored: the profile's
+/// `first_name`, `last_name` and `profile_pic` go into the session's `fields`; a refresh
+/// overwrites such a field only while it is unset or still holds the value in `values` (a value
+/// a flow set itself is kept).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileFetch {
+    /// When the last successful fetch ended.
+    #[serde(default)]
+    pub fetched_ms: Option<u64>,
+    /// When the last failed fetch ended, if it failed after the last success.
+    #[serde(default)]
+    pub failed_ms: Option<u64>,
+    /// The field values the last successful fetch stored.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
 }
 
 /// A flow and the published version of it a subscriber runs.

@@ -5,6 +5,7 @@
 mod client_retry;
 mod fake_rules;
 mod parse_props;
+mod profile;
 mod send_golden;
 mod support;
 mod webhook_fixtures;

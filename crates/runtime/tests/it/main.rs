@@ -13,6 +13,7 @@ mod conversations;
 mod crash;
 mod limits;
 mod otn_story;
+mod profile;
 mod retention;
 mod runtime;
 mod step;

@@ -134,7 +134,7 @@ async fn transient_errors_are_retried_in_order_and_permanent_token_errors_invali
     let sent = wait_for_sent(&fake, 2).await;
     assert_eq!(
         sent[0].text(),
-        Some("Hi ! The red sneakers are sold out."),
+        Some("Hi there! The red sneakers are sold out."),
         "order kept across retries"
     );
     assert!(

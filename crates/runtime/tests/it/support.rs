@@ -67,6 +67,11 @@ pub(crate) fn fast_config() -> RuntimeConfig {
         retry_base: Duration::from_millis(20),
         retry_max: Duration::from_millis(200),
         flow_cache_ttl: Duration::from_millis(0),
+        // Most suites count the fake's requests; the profile suite turns fetches on.
+        profiles: botflow_runtime::ProfileSettings {
+            enabled: false,
+            ..botflow_runtime::ProfileSettings::default()
+        },
         ..RuntimeConfig::default()
     }
 }

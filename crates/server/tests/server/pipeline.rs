@@ -272,3 +272,67 @@ async fn shutdown_finishes_queued_work() {
     );
     assert_eq!(stats.failed, 0);
 }
+
+#[tokio::test]
+async fn a_subscriber_is_greeted_by_the_name_from_the_user_profile_api() {
+    let server = restock_server().await;
+    server.fake.set_profile(
+        "77",
+        botflow_messenger::fake::FakeProfile::named("Grace", "Hopper"),
+    );
+    let say = |mid: &'static str, at: u64| {
+        envelope(
+            PAGE_ID,
+            at,
+            vec![text_message(PAGE_ID, "77", mid, "restock", at)],
+        )
+        .to_string()
+    };
+    let greetings = || {
+        server
+            .fake
+            .sent_messages()
+            .into_iter()
+            .filter(|m| m.psid == "77")
+            .filter_map(|m| m.text().map(str::to_owned))
+            .filter(|text| text.starts_with("Hi "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        server.webhook(&say("m-1", 1)).await.status(),
+        StatusCode::OK
+    );
+    // The first message is answered at once, before the profile is known.
+    eventually("the first greeting", || async {
+        (greetings().len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(greetings(), ["Hi there! The red sneakers are sold out."]);
+    let subscriber: Value = eventually("the profile stored as fields", || async {
+        let (_, subscriber) = server
+            .json(server.get(&format!("/api/pages/{PAGE_ID}/subscribers/77")))
+            .await;
+        (subscriber["session"]["fields"]["first_name"] == "Grace").then_some(subscriber)
+    })
+    .await;
+    assert_eq!(
+        subscriber["session"]["fields"]["last_name"], "Hopper",
+        "{subscriber}"
+    );
+    assert_eq!(
+        server.webhook(&say("m-2", 2)).await.status(),
+        StatusCode::OK
+    );
+    eventually("the second greeting", || async {
+        (greetings().len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(greetings()[1], "Hi Grace! The red sneakers are sold out.");
+    assert_eq!(
+        server
+            .metric(r#"botflow_profile_fetches_total{outcome="ok"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(server.fake.profile_request_count(), 1);
+}

@@ -780,6 +780,33 @@ export interface components {
             messages: components["schemas"]["PreviewMessage"][];
             notes: string[];
         };
+        /**
+         * @description When the runtime last fetched a subscriber's User Profile, and what it stored: the profile's
+         *     `first_name`, `last_name` and `profile_pic` go into the session's `fields`; a refresh
+         *     overwrites such a field only while it is unset or still holds the value in `values` (a value
+         *     a flow set itself is kept).
+         */
+        ProfileFetch: {
+            /**
+             * Format: uint64
+             * @description When the last successful fetch ended.
+             * @default null
+             */
+            fetched_ms: number | null;
+            /**
+             * Format: uint64
+             * @description When the last failed fetch ended, if it failed after the last success.
+             * @default null
+             */
+            failed_ms: number | null;
+            /**
+             * @description The field values the last successful fetch stored.
+             * @default {}
+             */
+            values: {
+                [key: string]: string;
+            };
+        };
         /** @description The answer to a publish or rollback. */
         PublishReport: {
             /** @description The flow. */
@@ -843,6 +870,8 @@ export interface components {
              * @default null
              */
             last_error: string | null;
+            /** @description The subscriber's Messenger profile fetches (null before the first one ended). */
+            profile?: components["schemas"]["ProfileFetch"] | null;
         };
         /** @description How serious a problem is. */
         Severity: "warning" | "error";
@@ -862,7 +891,7 @@ export interface components {
             tokens_by_topic: components["schemas"]["TokenCount"][];
             session?: null | components["schemas"]["Session"];
         };
-        /** @description Text in which `{{field}}` is replaced by the subscriber's field value (empty when unset), e.g. "Hi {{first_name}}!". */
+        /** @description Text in which `{{field}}` is replaced by the subscriber's field value (empty when unset), and `{{field|fallback}}` by the value or, when it is unset or empty, by the fallback text, e.g. "Hi {{first_name|there}}!". */
         Template: string;
         /** @description A 1-based line and column in the JSON text. */
         TextLocation: {
