@@ -395,17 +395,9 @@ impl SendClient {
                 detail.attempts = attempt;
                 detail.maybe_delivered = maybe_delivered;
             }
-            if !error.is_retryable() || attempt >= self.retry.max_attempts {
+            let Some(delay) = self.retry_delay(attempt, &error) else {
                 return Err(error);
-            }
-            let retry_after = match &error {
-                SendError::Throttled { retry_after, .. } => *retry_after,
-                _ => None,
             };
-            if retry_after.is_some_and(|hint| hint > self.retry.max_delay) {
-                return Err(error);
-            }
-            let delay = self.retry.delay_after(attempt, retry_after);
             tracing::debug!(
                 attempt,
                 delay_ms = delay.as_millis() as u64,
@@ -414,6 +406,23 @@ impl SendClient {
             );
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// How long to wait before attempt `attempt + 1` after `error`, or `None` to give up: the
+    /// error is permanent, the attempts are used up, or the platform asks for a pause longer than
+    /// the client waits (the caller reschedules instead).
+    fn retry_delay(&self, attempt: u32, error: &SendError) -> Option<Duration> {
+        if !error.is_retryable() || attempt >= self.retry.max_attempts {
+            return None;
+        }
+        let retry_after = match error {
+            SendError::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        if retry_after.is_some_and(|hint| hint > self.retry.max_delay) {
+            return None;
+        }
+        Some(self.retry.delay_after(attempt, retry_after))
     }
 
     /// Fetches `first_name`, `last_name` and `profile_pic` of `psid` from the User Profile API
@@ -438,17 +447,9 @@ impl SendClient {
                 // A read changes nothing on the platform.
                 detail.maybe_delivered = false;
             }
-            if !error.is_retryable() || attempt >= self.retry.max_attempts {
+            let Some(delay) = self.retry_delay(attempt, &error) else {
                 return Err(error);
-            }
-            let retry_after = match &error {
-                SendError::Throttled { retry_after, .. } => *retry_after,
-                _ => None,
             };
-            if retry_after.is_some_and(|hint| hint > self.retry.max_delay) {
-                return Err(error);
-            }
-            let delay = self.retry.delay_after(attempt, retry_after);
             tracing::debug!(
                 attempt,
                 delay_ms = delay.as_millis() as u64,
