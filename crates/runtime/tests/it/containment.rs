@@ -2,7 +2,7 @@
 //! (event, timer or notification run), and events journaled but never handed to the runtime.
 
 use crate::support::*;
-use botflow_flow::FlowId;
+use botflow_flow::{FlowId, TopicId};
 use botflow_messenger::fake::FakeGraphApi;
 use botflow_runtime::{Clock, ManualClock, NotifyContent, RuntimeConfig, RuntimeError};
 use botflow_storage::faults::FaultyStore;
@@ -13,6 +13,19 @@ fn faulty(dir: &std::path::Path) -> (Arc<FaultyStore>, Arc<dyn Store>) {
     let faulty = Arc::new(FaultyStore::new(open_store(dir)));
     let store: Arc<dyn Store> = faulty.clone();
     (faulty, store)
+}
+
+/// Stores a one-day token of `topic` for `psid`, issued by the fake as Messenger would.
+fn opt_in(store: &dyn Store, fake: &FakeGraphApi, topic: &TopicId, psid: &str, now: u64) {
+    let token = NewToken {
+        topic: topic.clone(),
+        token: fake.issue_otn_token(psid),
+        created_ms: now,
+        expires_ms: now + 24 * HOUR,
+    };
+    store
+        .add_token(&page(), &Psid::from(psid), token, now)
+        .unwrap();
 }
 
 fn texts_to(fake: &FakeGraphApi, psid: &str) -> Vec<String> {
@@ -107,16 +120,7 @@ async fn a_panic_in_a_notification_run_is_an_error_for_the_caller() {
     let runtime = start(&store, &fake, fast_config()).await;
     let now = runtime.clock().now_ms();
     for psid in ["boom", "calm"] {
-        let token = fake.issue_otn_token(psid);
-        let new = NewToken {
-            topic: topic.clone(),
-            token,
-            created_ms: now,
-            expires_ms: now + 24 * HOUR,
-        };
-        store
-            .add_token(&page(), &Psid::from(psid), new, now)
-            .unwrap();
+        opt_in(store.as_ref(), &fake, &topic, psid, now);
     }
     faults.panic_on_load(&Psid::from("boom"), 1);
     let result = runtime
@@ -167,14 +171,7 @@ async fn a_token_spent_between_a_step_and_its_commit_sends_the_no_token_branch()
     let runtime = start(&store, &fake, fast_config()).await;
     let now = runtime.clock().now_ms();
     let racer = Psid::from("racer");
-    let token = fake.issue_otn_token("racer");
-    let new = NewToken {
-        topic: topic.clone(),
-        token,
-        created_ms: now,
-        expires_ms: now + 24 * HOUR,
-    };
-    store.add_token(&page(), &racer, new, now).unwrap();
+    opt_in(store.as_ref(), &fake, &topic, "racer", now);
     // After the flow's step read "one token", a text notification spends it before the commit.
     let racing_topic = topic.clone();
     faults.before_next_commit(move |store| {
