@@ -90,6 +90,7 @@ pub mod flows;
 pub mod ids;
 pub mod journal;
 pub mod ledger;
+pub mod notification;
 pub mod outbox;
 pub mod outcome;
 pub mod retention;
@@ -111,6 +112,10 @@ pub use flows::{
 pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
 pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, TopicLedger};
+pub use notification::{
+    Notification, NotificationCancel, NotificationContent, NotificationId, NotificationState,
+    NotificationTotals,
+};
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
 pub use retention::{RetentionPolicy, SweepReport};

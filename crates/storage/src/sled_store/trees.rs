@@ -58,11 +58,15 @@ pub(crate) enum T {
     Ledger,
     /// (page, topic, UTC day) → DayRecord: the topic's opt-ins and sends of that day.
     LedgerDays,
+    /// (page, notification id) → Notification: topic notifications with their totals.
+    Notifications,
+    /// (notification id, outbox id) → (), while the notification's message is pending.
+    NotificationMessages,
 }
 
 impl T {
     /// Every tree, in index order.
-    pub(crate) const ALL: [T; 23] = [
+    pub(crate) const ALL: [T; 25] = [
         T::Meta,
         T::Pages,
         T::Topics,
@@ -86,6 +90,8 @@ impl T {
         T::Retention,
         T::Ledger,
         T::LedgerDays,
+        T::Notifications,
+        T::NotificationMessages,
     ];
 
     /// The sled tree name, also used as the record kind in errors.
@@ -114,6 +120,8 @@ impl T {
             T::Retention => "retention",
             T::Ledger => "ledger",
             T::LedgerDays => "ledger_days",
+            T::Notifications => "notifications",
+            T::NotificationMessages => "notification_messages",
         }
     }
 }
