@@ -3,13 +3,13 @@
 //! and no token pays for two messages.
 
 use crate::support::{
-    APP_SECRET, PAGE_ID, ServerProcess, now_ms, opt_in_restock, wait_until, workspace_root,
+    APP_SECRET, PAGE_ID, ServerProcess, opt_in_restock, wait_until, workspace_root,
 };
 use botflow_messenger::fake::FakeGraphApi;
-use botflow_server::delivery::{envelope, signature, text_message};
+use botflow_server::delivery::signature;
 use reqwest::Method;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
