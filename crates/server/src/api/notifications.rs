@@ -188,7 +188,10 @@ fn not_found(path: &NotificationPath) -> ApiError {
     tag = "notifications",
     params(PagePath, ListQuery),
     responses(
-        (status = 200, description = "The Page's notifications (of `topic` when given), newest first.", body = [NotificationView]),
+        (status = 200, description = "The Page's notifications (of `topic` when given), newest first.", body = [NotificationView], links(
+            ("show" = (operation_id = "getNotification", parameters(("page" = "$request.path.page"), ("id" = "$response.body#/0/id")), description = "The newest notification.")),
+            ("cancel" = (operation_id = "cancelNotification", parameters(("page" = "$request.path.page"), ("id" = "$response.body#/0/id")), description = "Cancel the newest notification.")),
+        )),
         (status = 404, description = "Unknown Page.", body = ErrorBody),
     )
 )]
