@@ -2,10 +2,10 @@
 //! on a running server, with their state, totals and time left; `follow` is shared with
 //! `botflow notify --wait`.
 
-use crate::admin_api::{CancelView, NotificationView};
+use crate::admin_api::{CancelView, NotificationView, TopicView};
 use crate::client::{AdminClient, Body, ClientError, ConnectionArgs};
 use crate::output::{OutputFormat, json_text, table, utc_time, write_stdout};
-use crate::topics::find_topic;
+use crate::topics::{find_topic, list_topics};
 use reqwest::Method;
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -68,7 +68,7 @@ async fn notifications(args: &NotificationsArgs) -> Result<ExitCode, ClientError
                 .await?;
             match json {
                 true => json_text(&all),
-                false => list_table(&all),
+                false => list_table(&all, &list_topics(&client).await?),
             }
         }
         NotificationsCommand::Show { id } => {
@@ -160,7 +160,8 @@ fn duration(ms: u64) -> String {
     }
 }
 
-fn list_table(all: &[NotificationView]) -> String {
+/// One row per notification; the topic by name when the Page still has it, else by id.
+fn list_table(all: &[NotificationView], topics: &[TopicView]) -> String {
     if all.is_empty() {
         return "no notifications\n".to_owned();
     }
@@ -169,7 +170,10 @@ fn list_table(all: &[NotificationView]) -> String {
         .map(|n| {
             vec![
                 n.id.to_string(),
-                n.topic.clone(),
+                topics
+                    .iter()
+                    .find(|t| t.id == n.topic)
+                    .map_or_else(|| n.topic.clone(), |t| t.name.clone()),
                 n.state.clone(),
                 format!("{}/{}", n.totals.sent, n.totals.queued),
                 n.eta_ms.map(duration).unwrap_or_else(|| "-".to_owned()),

@@ -102,6 +102,7 @@ pub(super) fn create(
 /// Makes queued messages the notification's, inside the transaction that queued them (text
 /// notifications) or just after (flow runs): each carries the id and counts in `queued`; a
 /// message already finished meanwhile counts its outcome too. Adds `no_token` and `expired`.
+/// Returns how many of them it removed at once because the notification was cancelled.
 pub(super) fn attach(
     tx: &Tx<'_>,
     page: &PageId,
@@ -109,7 +110,7 @@ pub(super) fn attach(
     outbox: &[OutboxId],
     no_token: u64,
     expired: u64,
-) -> TxResult<()> {
+) -> TxResult<u64> {
     let mut record = load(tx, page, id)?;
     for &message_id in outbox {
         let key = outbox_key(message_id);
@@ -130,7 +131,14 @@ pub(super) fn attach(
     }
     record.totals.no_token += no_token;
     record.totals.expired += expired;
-    save(tx, &record)
+    save(tx, &record)?;
+    if let (NotificationState::Cancelled, Some(cancelled_ms)) = (record.state, record.finished_ms) {
+        // Queued after the cancel (a long queuing, a flow run that reported late): removed at
+        // once, as the cancel would have.
+        let (removed, _restored) = cancel_messages(tx, page, id, outbox, cancelled_ms)?;
+        return Ok(removed.len() as u64);
+    }
+    Ok(0)
 }
 
 /// Marks the notification fully queued (it becomes `done` at once when nothing is pending).
@@ -255,7 +263,9 @@ impl SledStore {
         no_token: u64,
         expired: u64,
     ) -> StoreResult<()> {
-        self.transact(|tx| attach(tx, page, id, outbox, no_token, expired))
+        let removed = self.transact(|tx| attach(tx, page, id, outbox, no_token, expired))?;
+        self.count_outbox(|s| s.pending = s.pending.saturating_sub(removed));
+        Ok(())
     }
 
     pub(super) fn notification_close_queuing(

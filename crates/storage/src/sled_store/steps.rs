@@ -286,10 +286,12 @@ impl SledStore {
                 }
                 counts.queued = queued.len() as u64;
                 let (no_token, expired) = (counts.no_token, counts.expired);
-                notifications::attach(tx, page, notification, &queued, no_token, expired)?;
-                Ok(counts)
+                let cancelled =
+                    notifications::attach(tx, page, notification, &queued, no_token, expired)?;
+                Ok((counts, cancelled))
             })?;
-            self.count_outbox(|s| s.pending += counts.queued);
+            let (counts, cancelled) = counts;
+            self.count_outbox(|s| s.pending += counts.queued.saturating_sub(cancelled));
             outcome.queued += counts.queued;
             outcome.no_token += counts.no_token;
             outcome.expired += counts.expired;

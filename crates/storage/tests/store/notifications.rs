@@ -355,3 +355,40 @@ fn flow_run_messages_attached_later_count_their_outcomes() {
     );
     assert_eq!(get(&store, record_.id).state, NotificationState::Done);
 }
+
+#[test]
+fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
+    let (_dir, store) = temp_store();
+    let t = topic_with_holders(&store, 2);
+    let record_ = store
+        .create_notification(
+            &page(),
+            &t,
+            &NotificationContent::Flow { flow: "f".into() },
+            T0,
+        )
+        .unwrap();
+    let cancel = store
+        .cancel_notification(&page(), record_.id, T0 + 1)
+        .unwrap();
+    assert_eq!(cancel.removed, 0);
+    // A flow run that reports after the cancel: its message never goes out.
+    let ids = store
+        .commit_step(StepCommit {
+            outbound: vec![token_message(&t)],
+            ..bare_commit(&psid(0), Session::default(), T0 + 2)
+        })
+        .unwrap()
+        .outbox_ids;
+    store
+        .attach_to_notification(&page(), record_.id, &ids, 0, 0)
+        .unwrap();
+    assert_eq!(store.outbound(ids[0]).unwrap(), None);
+    let n = get(&store, record_.id);
+    assert_eq!(
+        (n.state, n.totals.queued, n.totals.cancelled),
+        (NotificationState::Cancelled, 1, 1)
+    );
+    assert_eq!(ledger(&store, &t, T0 + 3).usable, 2);
+    assert_consistent(&store);
+}
