@@ -48,12 +48,25 @@ fn save(tx: &Tx<'_>, record: &Notification) -> TxResult<()> {
     )
 }
 
+/// Indexes a notification that just became done or cancelled for the retention sweep.
+fn note_finished(tx: &Tx<'_>, record: &Notification) -> TxResult<()> {
+    match record.finished_ms {
+        Some(at_ms) => {
+            super::retention::note_notification(tx, &record_key(&record.page, record.id), at_ms)
+        }
+        None => Ok(()),
+    }
+}
+
 /// Moves a running notification to `done` when all its messages are queued and none is pending.
-fn settle(record: &mut Notification, now_ms: u64) {
-    if record.state.is_running() && record.all_queued && record.totals.pending() == 0 {
+/// Returns whether it just became done.
+fn settle(record: &mut Notification, now_ms: u64) -> bool {
+    let done = record.state.is_running() && record.all_queued && record.totals.pending() == 0;
+    if done {
         record.state = NotificationState::Done;
         record.finished_ms = Some(now_ms);
     }
+    done
 }
 
 /// Marks the first send of a notification: `queued` becomes `sending`.
@@ -150,7 +163,9 @@ pub(super) fn close_queuing(
 ) -> TxResult<Notification> {
     let mut record = load(tx, page, id)?;
     record.all_queued = true;
-    settle(&mut record, now_ms);
+    if settle(&mut record, now_ms) {
+        note_finished(tx, &record)?;
+    }
     save(tx, &record)?;
     Ok(record)
 }
@@ -192,7 +207,9 @@ pub(super) fn note_outcome(
     tx.del(T::NotificationMessages, &message_key(id, message.id))?;
     count_final(&mut record.totals, status);
     start(&mut record, at_ms);
-    settle(&mut record, at_ms);
+    if settle(&mut record, at_ms) {
+        note_finished(tx, &record)?;
+    }
     save(tx, &record)
 }
 
@@ -315,6 +332,7 @@ impl SledStore {
             }
             record.state = NotificationState::Cancelled;
             record.finished_ms = Some(now_ms);
+            note_finished(tx, &record)?;
             save(tx, &record)
         })?;
         let (removed, tokens_restored) = self.remove_cancelled(page, id, now_ms)?;

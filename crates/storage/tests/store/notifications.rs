@@ -4,7 +4,7 @@
 use super::*;
 use botflow_storage::{
     DAY_MS, Notification, NotificationContent, NotificationId, NotificationState, OutboxId,
-    Outcome, StoreError, TopicLedger,
+    Outcome, RetentionPolicy, StoreError, TopicLedger,
 };
 
 const T0: u64 = 20_000 * DAY_MS;
@@ -390,5 +390,41 @@ fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
         (NotificationState::Cancelled, 1, 1)
     );
     assert_eq!(ledger(&store, &t, T0 + 3).usable, 2);
+    assert_consistent(&store);
+}
+
+#[test]
+fn finished_notifications_are_swept_after_the_history_window_running_ones_never() {
+    let (_dir, store) = temp_store();
+    let t = topic_with_holders(&store, 2);
+    let (done, ids) = notify(&store, &t, T0 + 10);
+    for m in &ids {
+        record(
+            &store,
+            &[Outcome::Sent {
+                id: *m,
+                message_id: "m".into(),
+                at_ms: T0 + 20,
+            }],
+        );
+    }
+    assert_eq!(get(&store, done).state, NotificationState::Done);
+    store
+        .add_token(&page(), &psid(7), token(&t, "late", T0, T0 + YEAR), T0)
+        .unwrap();
+    let (running, _) = notify(&store, &t, T0 + 30);
+    let policy = RetentionPolicy {
+        dedup_ms: DAY_MS,
+        history_ms: DAY_MS,
+    };
+
+    let report = store.sweep_retention(T0 + DAY_MS, &policy, 1_000).unwrap();
+    assert_eq!(report.notifications, 0, "inside the window: {report:?}");
+    let report = store
+        .sweep_retention(T0 + 2 * DAY_MS, &policy, 1_000)
+        .unwrap();
+    assert_eq!(report.notifications, 1, "{report:?}");
+    assert_eq!(store.notification(&page(), done).unwrap(), None);
+    assert_eq!(get(&store, running).state, NotificationState::Queued);
     assert_consistent(&store);
 }
