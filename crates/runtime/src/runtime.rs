@@ -342,6 +342,31 @@ impl Runtime {
             .blocking(move |store| store.create_notification(&p, &t, &kind, now_ms))
             .await?;
         let id = record.id;
+        let result = self
+            .queue_notification(page, topic, id, content, now_ms)
+            .await;
+        if result.is_err() {
+            // What was queued still drains: the record must be able to reach `done`.
+            let p = page.clone();
+            let closed = self
+                .blocking(move |store| store.close_notification_queuing(&p, id, now_ms))
+                .await;
+            if let Err(error) = closed {
+                tracing::error!(%error, notification = %id, "cannot close a failed notification's queuing");
+            }
+        }
+        result
+    }
+
+    /// Queues the messages of notification `id` (see [`Runtime::notify_topic`]).
+    async fn queue_notification(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        id: NotificationId,
+        content: NotifyContent,
+        now_ms: u64,
+    ) -> Result<NotifyCounts, RuntimeError> {
         match content {
             NotifyContent::Text(text) => {
                 let (page, topic) = (page.clone(), topic.clone());
