@@ -19,7 +19,9 @@
 //! phase prints the process CPU per answered event (load generator, server and fake share the
 //! process and the two cores). The run ends with one line per round:
 //! `one-reply flow: N events/s = P% of the relay ceiling; p99 webhook->send at half load: X ms`.
-//! With the defaults a run takes about three minutes; `BOTFLOW_BENCH_SECONDS=2` makes a quick one.
+//! With the defaults a run takes about three minutes; `BOTFLOW_BENCH_SECONDS=2` makes a quick one,
+//! and `BOTFLOW_BENCH_ONLY=one-reply` runs the one-reply phase alone (16 connections, one event
+//! per webhook), e.g. under `perf record`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use axum::Router;
@@ -581,6 +583,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if std::env::var("BOTFLOW_BENCH_ONLY").as_deref() == Ok("one-reply") {
+        // One phase alone (for a profiler): the one-reply flow, 16 connections, 1 event each.
+        let load = Load::Closed { connections: 16 };
+        let result = runtime.block_on(phase(Target::OneReply, load, duration, 1));
+        print_phase(Target::OneReply.label(), load, &result, 1);
+        return;
+    }
     runtime.block_on(async {
         println!(
             "load: closed loop over loopback, {seconds} s per phase, a new subscriber per event, Send API pacing off; answered = every reply of the event reached the fake within the phase"
