@@ -104,8 +104,7 @@ fn a_flipped_bit_in_an_earlier_segment_refuses_to_open_naming_file_and_offset() 
             std::sync::Arc::new(damaged),
             LogOptions { segment_bytes: 300 },
         )
-        .err()
-        .expect("a damaged earlier segment must refuse to open");
+        .expect_err("a damaged earlier segment must refuse to open");
         let LogError::Corrupt { file, offset, .. } = &error else {
             panic!("expected Corrupt, got {error}");
         };
@@ -140,8 +139,7 @@ fn a_missing_middle_segment_refuses_to_open() {
         std::sync::Arc::new(damaged),
         LogOptions { segment_bytes: 200 },
     )
-    .err()
-    .expect("a gap must refuse to open");
+    .expect_err("a gap must refuse to open");
     assert!(
         matches!(&error, LogError::Corrupt { file, .. } if file.ends_with(names[2].as_str())),
         "{error}"
