@@ -471,16 +471,20 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
             .filter(|(count, _, last)| *count >= replies && *last <= end_wall)
             .count(),
     };
+    // A webhook with no reply yet counts with the time it has waited so far (a lower bound),
+    // so unanswered webhooks raise the percentiles instead of vanishing from them.
+    let now = SystemTime::now();
     let mut latencies: Vec<Duration> = driven
         .acknowledged
         .iter()
-        .filter_map(|sample| {
+        .map(|sample| {
             let first = sample
                 .psids
                 .iter()
                 .filter_map(|psid| by_psid.get(psid).map(|entry| entry.1))
-                .min()?;
-            first.duration_since(sample.sent_at).ok()
+                .min()
+                .unwrap_or(now);
+            first.duration_since(sample.sent_at).unwrap_or_default()
         })
         .collect();
     latencies.sort();

@@ -16,7 +16,8 @@ pub(crate) fn segment_name(first: Lsn) -> String {
 fn parse_name(name: &str) -> Option<Lsn> {
     let digits = name.strip_suffix(SUFFIX)?;
     match digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
-        true => digits.parse().ok(),
+        // LSNs start at 1: a segment "starting" at 0 is not one of ours.
+        true => digits.parse().ok().filter(|first| *first > 0),
         false => None,
     }
 }
@@ -92,7 +93,7 @@ pub(crate) fn scan(dir: &dyn LogDir) -> Result<Scanned, LogError> {
                 reason: format!(
                     "the segment starts at LSN {} but the previous one ends at LSN {}",
                     segment.first,
-                    expected - 1
+                    expected.saturating_sub(1)
                 ),
             });
         }
