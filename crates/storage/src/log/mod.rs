@@ -4,7 +4,7 @@
 //!
 //! - **Records** are opaque byte payloads numbered by consecutive LSNs from 1. Each is framed as
 //!   `magic u16 | len u32 | crc32 u32 | lsn u64 | payload`; the checksum covers the LSN and the
-//!   payload ([`frame`](self)).
+//!   payload (`frame.rs`).
 //! - **Segments** are files named after their first LSN (`00000000000000000001.seg`); a new one
 //!   starts when the current one would pass [`LogOptions::segment_bytes`].
 //! - **Group commit**: [`HotLog::append`] copies the frame into a shared buffer and returns its
@@ -26,7 +26,7 @@
 //!   LSN (after a checkpoint made them redundant).
 //!
 //! The log reaches the disk only through the [`LogDir`] / [`LogFile`] file layer: [`OsDir`] in
-//! production, [`SimDir`] (feature `test-support`) in tests that simulate power loss or fsync
+//! production, `SimDir` (feature `test-support`) in tests that simulate power loss or fsync
 //! failures.
 
 mod appender;
