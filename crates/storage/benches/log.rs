@@ -27,7 +27,7 @@ fn sync_probe(bytes: usize, preallocated: bool) -> (f64, f64) {
     const ROUNDS: usize = 400;
     let dir = tempfile::tempdir().unwrap();
     let mut file = std::fs::OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .read(true)
         .write(true)
         .open(dir.path().join("probe"))
