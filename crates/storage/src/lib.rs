@@ -90,6 +90,7 @@ pub mod flows;
 pub mod ids;
 pub mod journal;
 pub mod ledger;
+pub mod log;
 pub mod notification;
 pub mod outbox;
 pub mod outcome;

@@ -1,0 +1,247 @@
+//! Group commit: callers encode their records into one shared buffer under a short lock and get
+//! their LSN at once; one appender thread takes the whole buffer, writes it to the segment with
+//! one write, `fdatasync`s it and publishes the durable-LSN watermark. Records that arrive during
+//! a sync form the next group, so the group grows with the load and nothing waits on a timer.
+//! A failed write or sync poisons the log for good (never retried: after a failed `fdatasync`
+//! the kernel may have dropped the dirty pages and a retry could falsely succeed).
+
+use super::file::{LogDir, LogFile};
+use super::frame::{self, MAX_PAYLOAD};
+use super::recovery::{Segment, segment_name};
+use super::{LogError, Lsn};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+/// Records appended but not yet taken by the appender.
+#[derive(Default)]
+struct Pending {
+    buffer: Vec<u8>,
+    /// The LSN of the first record in `buffer`.
+    first: Lsn,
+    next_lsn: Lsn,
+    /// Set by `close`: the appender drains the buffer and stops.
+    closed: bool,
+    /// Set when the log is poisoned: appends fail.
+    poisoned: bool,
+}
+
+/// The durable-LSN watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Watermark {
+    /// Every record up to this LSN is durable (0: none).
+    pub(crate) durable: Lsn,
+    pub(crate) poisoned: bool,
+}
+
+/// Counters of the log's work since it was opened.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) appends: AtomicU64,
+    pub(crate) groups: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+}
+
+/// State shared by the callers and the appender thread.
+pub(crate) struct Shared {
+    pending: Mutex<Pending>,
+    work: Condvar,
+    watermark: Mutex<(Watermark, Option<String>)>,
+    durable_changed: Condvar,
+    pub(crate) watch: tokio::sync::watch::Sender<Watermark>,
+    pub(crate) segments: Mutex<Vec<Segment>>,
+    pub(crate) counters: Counters,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(next_lsn: Lsn, segments: Vec<Segment>) -> Self {
+        let watermark = Watermark {
+            durable: next_lsn - 1,
+            poisoned: false,
+        };
+        Self {
+            pending: Mutex::new(Pending {
+                buffer: Vec::new(),
+                first: next_lsn,
+                next_lsn,
+                closed: false,
+                poisoned: false,
+            }),
+            work: Condvar::new(),
+            watermark: Mutex::new((watermark, None)),
+            durable_changed: Condvar::new(),
+            watch: tokio::sync::watch::Sender::new(watermark),
+            segments: Mutex::new(segments),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Frames `payloads` into the buffer with consecutive LSNs; returns the last one.
+    pub(crate) fn append<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Lsn, LogError> {
+        if let Some(large) = payloads.iter().find(|p| p.as_ref().len() > MAX_PAYLOAD) {
+            return Err(LogError::TooLarge {
+                len: large.as_ref().len(),
+            });
+        }
+        let mut pending = lock(&self.pending);
+        if pending.poisoned {
+            return Err(self.poison_error());
+        }
+        if pending.closed {
+            return Err(LogError::Closed);
+        }
+        if pending.buffer.is_empty() {
+            pending.first = pending.next_lsn;
+        }
+        for payload in payloads {
+            let lsn = pending.next_lsn;
+            frame::encode(&mut pending.buffer, lsn, payload.as_ref());
+            pending.next_lsn += 1;
+        }
+        let last = pending.next_lsn - 1;
+        drop(pending);
+        self.counters
+            .appends
+            .fetch_add(payloads.len() as u64, Ordering::Relaxed);
+        self.work.notify_one();
+        Ok(last)
+    }
+
+    /// The LSN of the last record appended (durable or not); 0 when none.
+    pub(crate) fn last_appended(&self) -> Lsn {
+        lock(&self.pending).next_lsn - 1
+    }
+
+    pub(crate) fn watermark(&self) -> Watermark {
+        lock(&self.watermark).0
+    }
+
+    pub(crate) fn poison_error(&self) -> LogError {
+        let cause = lock(&self.watermark).1.clone().unwrap_or_default();
+        LogError::Poisoned { cause }
+    }
+
+    /// Blocks until `lsn` is durable or the log is poisoned.
+    pub(crate) fn wait_durable(&self, lsn: Lsn) -> Result<(), LogError> {
+        let mut guard = lock(&self.watermark);
+        loop {
+            if guard.0.durable >= lsn {
+                return Ok(());
+            }
+            if guard.0.poisoned {
+                return Err(LogError::Poisoned {
+                    cause: guard.1.clone().unwrap_or_default(),
+                });
+            }
+            guard = self
+                .durable_changed
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn publish(&self, watermark: Watermark, cause: Option<String>) {
+        let mut guard = lock(&self.watermark);
+        guard.0 = watermark;
+        if cause.is_some() {
+            guard.1 = cause;
+        }
+        drop(guard);
+        self.durable_changed.notify_all();
+        self.watch.send_replace(watermark);
+    }
+
+    fn poison(&self, cause: String) {
+        tracing::error!(%cause, "the hot log is poisoned: restart the process to recover");
+        lock(&self.pending).poisoned = true;
+        let durable = self.watermark().durable;
+        self.publish(
+            Watermark {
+                durable,
+                poisoned: true,
+            },
+            Some(cause),
+        );
+    }
+
+    pub(crate) fn close(&self) {
+        lock(&self.pending).closed = true;
+        self.work.notify_one();
+    }
+}
+
+/// The appender thread's own state: the segment it writes.
+pub(crate) struct Appender {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) dir: Arc<dyn LogDir>,
+    pub(crate) file: Box<dyn LogFile>,
+    pub(crate) file_len: u64,
+    pub(crate) segment_bytes: u64,
+}
+
+impl Appender {
+    /// Runs until the log is closed (after writing what is pending) or poisoned.
+    pub(crate) fn run(mut self) {
+        let mut spare = Vec::new();
+        loop {
+            let (mut group, first, last) = {
+                let mut pending = lock(&self.shared.pending);
+                while pending.buffer.is_empty() && !pending.closed {
+                    pending = self
+                        .shared
+                        .work
+                        .wait(pending)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if pending.buffer.is_empty() {
+                    return;
+                }
+                let group = std::mem::replace(&mut pending.buffer, std::mem::take(&mut spare));
+                (group, pending.first, pending.next_lsn - 1)
+            };
+            if let Err(cause) = self.write_group(&group, first) {
+                self.shared.poison(cause);
+                return;
+            }
+            self.shared.counters.groups.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .bytes
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
+            self.shared.publish(
+                Watermark {
+                    durable: last,
+                    poisoned: false,
+                },
+                None,
+            );
+            group.clear();
+            spare = group;
+        }
+    }
+
+    /// Writes one group (starting at LSN `first`) and syncs it, rolling to a new segment first
+    /// when the current one is full.
+    fn write_group(&mut self, group: &[u8], first: Lsn) -> Result<(), String> {
+        if self.file_len > 0 && self.file_len + group.len() as u64 > self.segment_bytes {
+            // Every earlier group of the current segment is already synced.
+            let name = segment_name(first);
+            self.file = self
+                .dir
+                .create(&name)
+                .map_err(|e| format!("create segment {name}: {e}"))?;
+            self.file_len = 0;
+            lock(&self.shared.segments).push(Segment { first, name });
+        }
+        self.file
+            .write_at(self.file_len, group)
+            .map_err(|e| format!("write {} bytes at LSN {first}: {e}", group.len()))?;
+        self.file_len += group.len() as u64;
+        self.file
+            .sync_data()
+            .map_err(|e| format!("fdatasync after LSN {first}: {e}"))
+    }
+}
