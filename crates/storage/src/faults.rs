@@ -10,13 +10,14 @@ use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::ledger::TopicLedger;
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::recurring::{RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringToken};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
 use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A change a test runs against the real store just before the next step commit.
@@ -311,6 +312,33 @@ impl Store for FaultyStore {
         now_ms: u64,
     ) -> StoreResult<NotifyOutcome> {
         self.inner.notify_topic(page, topic, body_for, now_ms)
+    }
+
+    fn recurring_change(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        change: &RecurringChange,
+        now_ms: u64,
+    ) -> StoreResult<RecurringChanged> {
+        self.inner.recurring_change(page, psid, change, now_ms)
+    }
+
+    fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>> {
+        self.inner.recurring_token(page, token)
+    }
+
+    fn notify_topic_recurring(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        reached: &HashSet<Psid>,
+        body_for: BodyFor<'_>,
+        cap_ms: u64,
+        now_ms: u64,
+    ) -> StoreResult<RecurringNotifyOutcome> {
+        self.inner
+            .notify_topic_recurring(page, topic, reached, body_for, cap_ms, now_ms)
     }
 
     fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {

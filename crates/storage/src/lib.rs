@@ -92,6 +92,7 @@ pub mod journal;
 pub mod ledger;
 pub mod outbox;
 pub mod outcome;
+pub mod recurring;
 pub mod retention;
 pub mod session;
 mod sled_store;
@@ -110,9 +111,13 @@ pub use flows::{
 };
 pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
-pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, TopicLedger};
+pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, RecurringLedger, TopicLedger};
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
+pub use recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringSkip,
+    RecurringStatus, RecurringToken,
+};
 pub use retention::{RetentionPolicy, SweepReport};
 pub use session::{FlowPosition, ProfileFetch, Session, Timer, TimerKind, WaitKind, Waiting};
 pub use sled_store::{DATABASE_FORMAT, SledStore, StoreOptions};

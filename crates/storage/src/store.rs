@@ -12,12 +12,14 @@ use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::ledger::TopicLedger;
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::recurring::{RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringToken};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
 use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Shorthand for results of store calls.
@@ -233,6 +235,35 @@ pub trait Store: Send + Sync {
         body_for: BodyFor<'_>,
         now_ms: u64,
     ) -> StoreResult<NotifyOutcome>;
+
+    // ---- recurring notification tokens ----
+
+    /// Applies a recurring opt-in (stored against (Page, subscriber, topic), retiring the
+    /// subscriber's earlier token of the topic), stop or resume. A change already applied
+    /// (a redelivered event) changes nothing, so a replayed event may apply it again. Durable.
+    fn recurring_change(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        change: &RecurringChange,
+        now_ms: u64,
+    ) -> StoreResult<RecurringChanged>;
+    /// The recurring token with this value, in whatever status.
+    fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>>;
+    /// The recurring pass of a topic notification: queues one message per subscriber whose
+    /// recurring token of the topic may pay at `now_ms` (its frequency's period, and at least
+    /// `cap_ms`, since its last send; active; not expired), recording the send time on the token
+    /// in the same commit (the token is not spent). Subscribers in `reached` (paid for by
+    /// another token in this notification) are skipped. Durable.
+    fn notify_topic_recurring(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        reached: &HashSet<Psid>,
+        body_for: BodyFor<'_>,
+        cap_ms: u64,
+        now_ms: u64,
+    ) -> StoreResult<RecurringNotifyOutcome>;
 
     // ---- outbox ----
 

@@ -10,6 +10,7 @@ mod ledger;
 mod outbox;
 mod outcomes;
 mod pages;
+mod recurring;
 mod retention;
 mod steps;
 mod tokens;
@@ -25,6 +26,7 @@ use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::ledger::TopicLedger;
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::recurring::{RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringToken};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
@@ -37,6 +39,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::TransactionError;
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use trees::{T, Tx, TxResult};
@@ -461,6 +464,32 @@ impl Store for SledStore {
         now_ms: u64,
     ) -> StoreResult<NotifyOutcome> {
         self.topic_notify(page, topic, body_for, now_ms)
+    }
+
+    fn recurring_change(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        change: &RecurringChange,
+        now_ms: u64,
+    ) -> StoreResult<RecurringChanged> {
+        self.recurring_apply(page, psid, change, now_ms)
+    }
+
+    fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>> {
+        self.recurring_get(page, token)
+    }
+
+    fn notify_topic_recurring(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        reached: &HashSet<Psid>,
+        body_for: BodyFor<'_>,
+        cap_ms: u64,
+        now_ms: u64,
+    ) -> StoreResult<RecurringNotifyOutcome> {
+        self.recurring_notify(page, topic, reached, body_for, cap_ms, now_ms)
     }
 
     fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {

@@ -159,7 +159,9 @@ fn apply_checked_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitte
     let mut token_sends = Vec::new();
     for message in outbound {
         match &message.kind {
-            OutboundKind::Normal => {
+            // Steps never pay with recurring tokens (only topic notifications do); such a message
+            // is queued without a token and the dispatcher fails it.
+            OutboundKind::Normal | OutboundKind::RecurringToken { .. } => {
                 let id = reserve_id(tx)?;
                 outbox_ids.push(enqueue(tx, id, page, psid, message, None, *now_ms)?);
             }

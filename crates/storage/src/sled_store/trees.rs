@@ -58,11 +58,15 @@ pub(crate) enum T {
     Ledger,
     /// (page, topic, UTC day) → DayRecord: the topic's opt-ins and sends of that day.
     LedgerDays,
+    /// (page, token) → RecurringToken.
+    Recurring,
+    /// (page, topic, psid) → the recurring token value the subscriber holds for the topic.
+    RecurringHolders,
 }
 
 impl T {
     /// Every tree, in index order.
-    pub(crate) const ALL: [T; 23] = [
+    pub(crate) const ALL: [T; 25] = [
         T::Meta,
         T::Pages,
         T::Topics,
@@ -86,6 +90,8 @@ impl T {
         T::Retention,
         T::Ledger,
         T::LedgerDays,
+        T::Recurring,
+        T::RecurringHolders,
     ];
 
     /// The sled tree name, also used as the record kind in errors.
@@ -114,6 +120,8 @@ impl T {
             T::Retention => "retention",
             T::Ledger => "ledger",
             T::LedgerDays => "ledger_days",
+            T::Recurring => "recurring",
+            T::RecurringHolders => "recurring_holders",
         }
     }
 }

@@ -8,6 +8,7 @@ mod ledger;
 mod model;
 mod outbox;
 mod outcomes;
+mod recurring;
 mod retention;
 mod token_race;
 mod tokens;

@@ -1,0 +1,229 @@
+//! Recurring tokens: opt-in, the period rule of the recurring notification pass, stop/resume,
+//! retire on a permanent send error, and the ledger's separate counters.
+
+use super::*;
+use botflow_flow::Frequency;
+use botflow_storage::{
+    OutboundStatus, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin,
+    RecurringStatus,
+};
+use std::collections::HashSet;
+
+const HOUR: u64 = 3_600_000;
+const CAP: u64 = 48 * HOUR;
+
+fn optin(topic: &TopicId, token: &str, frequency: Frequency, at: u64) -> RecurringChange {
+    RecurringChange::Optin(RecurringOptin {
+        topic: topic.clone(),
+        token: token.into(),
+        frequency,
+        timezone: Some("UTC".into()),
+        expires_ms: None,
+        created_ms: at,
+    })
+}
+
+fn body(psid: &Psid) -> Value {
+    json!({"to": psid.as_str(), "text": "Deals!"})
+}
+
+/// The recurring pass at `now`, skipping `reached`.
+fn notify(
+    store: &SledStore,
+    topic: &TopicId,
+    reached: &[Psid],
+    now: u64,
+) -> RecurringNotifyOutcome {
+    let reached: HashSet<Psid> = reached.iter().cloned().collect();
+    store
+        .notify_topic_recurring(&page(), topic, &reached, &body, CAP, now)
+        .unwrap()
+}
+
+fn pending_tokens(store: &SledStore, p: &Psid) -> Vec<String> {
+    store
+        .messages_for(&page(), p)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.status.is_pending())
+        .map(|m| m.token.unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn a_recurring_token_pays_once_per_period_and_is_never_spent() {
+    let (_dir, store) = temp_store();
+    let t = store.create_topic(&page(), "Weekly deals", 1).unwrap().id;
+    let (a, b) = (psid(1), psid(2));
+    let change = optin(&t, "rec-a", Frequency::Weekly, 10);
+    assert_eq!(
+        store.recurring_change(&page(), &a, &change, 10).unwrap(),
+        RecurringChanged::Stored
+    );
+    // A redelivered opt-in changes nothing.
+    assert_eq!(
+        store.recurring_change(&page(), &a, &change, 11).unwrap(),
+        RecurringChanged::Unchanged
+    );
+    store
+        .recurring_change(&page(), &b, &optin(&t, "rec-b", Frequency::Daily, 10), 10)
+        .unwrap();
+
+    // b was reached by an OTN token in this notification: only a is paid by its recurring token.
+    let first = notify(&store, &t, std::slice::from_ref(&b), 1_000);
+    assert_eq!((first.queued, first.skipped), (1, 1));
+    assert_eq!(pending_tokens(&store, &a), vec!["rec-a"]);
+    let stored = store.recurring_token(&page(), "rec-a").unwrap().unwrap();
+    assert_eq!(stored.status, RecurringStatus::Active);
+    assert_eq!(stored.last_sent_ms, Some(1_000));
+
+    // Inside the week nothing goes to a; b (daily, never sent) gets its first message.
+    let second = notify(&store, &t, &[], 1_000 + 6 * 24 * HOUR);
+    assert_eq!((second.queued, second.not_due), (1, 1));
+    assert_eq!(pending_tokens(&store, &a).len(), 1);
+    assert_eq!(pending_tokens(&store, &b), vec!["rec-b"]);
+    // Daily, but the 48 h cap holds b back one day later.
+    let third = notify(&store, &t, &[], 1_000 + 7 * 24 * HOUR);
+    assert_eq!((third.queued, third.not_due), (1, 1));
+    assert_eq!(pending_tokens(&store, &a).len(), 2);
+
+    let ledger = store
+        .topic_ledger(&page(), &t, 1_000 + 7 * 24 * HOUR)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ledger.recurring.issued, 2);
+    assert_eq!(ledger.recurring.active, 2);
+    assert_eq!(ledger.recurring.sends, 3);
+    // One-time tokens are counted apart and untouched.
+    assert_eq!((ledger.issued, ledger.spent), (0, 0));
+    let today = ledger.days.last().unwrap();
+    assert_eq!((today.recurring_sends, today.sends), (1, 0));
+}
+
+#[test]
+fn stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token() {
+    let (_dir, store) = temp_store();
+    let t = store.create_topic(&page(), "News", 1).unwrap().id;
+    let a = psid(1);
+    store
+        .recurring_change(&page(), &a, &optin(&t, "r1", Frequency::Daily, 5), 5)
+        .unwrap();
+    let stop = RecurringChange::Stop { token: "r1".into() };
+    assert_eq!(
+        store.recurring_change(&page(), &a, &stop, 6).unwrap(),
+        RecurringChanged::Stopped
+    );
+    assert_eq!(
+        store.recurring_change(&page(), &a, &stop, 7).unwrap(),
+        RecurringChanged::Unchanged
+    );
+    let stopped = notify(&store, &t, &[], 100);
+    assert_eq!((stopped.queued, stopped.stopped), (0, 1));
+    let ledger = store.topic_ledger(&page(), &t, 100).unwrap().unwrap();
+    assert_eq!((ledger.recurring.active, ledger.recurring.stopped), (0, 1));
+
+    let resume = RecurringChange::Resume { token: "r1".into() };
+    assert_eq!(
+        store.recurring_change(&page(), &a, &resume, 200).unwrap(),
+        RecurringChanged::Resumed
+    );
+    assert_eq!(notify(&store, &t, &[], 300).queued, 1);
+
+    // A newer opt-in of the same topic replaces (retires) the older token.
+    store
+        .recurring_change(&page(), &a, &optin(&t, "r2", Frequency::Monthly, 400), 400)
+        .unwrap();
+    let old = store.recurring_token(&page(), "r1").unwrap().unwrap();
+    assert!(matches!(old.status, RecurringStatus::Retired { .. }));
+    assert_eq!(
+        store.recurring_change(&page(), &a, &resume, 401).unwrap(),
+        RecurringChanged::UnknownToken
+    );
+    assert_eq!(notify(&store, &t, &[], 500).queued, 1);
+    assert_eq!(pending_tokens(&store, &a), vec!["r1", "r2"]);
+    let ledger = store.topic_ledger(&page(), &t, 500).unwrap().unwrap();
+    assert_eq!(
+        (
+            ledger.recurring.issued,
+            ledger.recurring.active,
+            ledger.recurring.retired
+        ),
+        (2, 1, 1)
+    );
+}
+
+#[test]
+fn a_permanent_send_error_or_the_expiry_retires_the_token() {
+    let (_dir, store) = temp_store();
+    let t = store.create_topic(&page(), "Alerts", 1).unwrap().id;
+    let (a, b) = (psid(1), psid(2));
+    store
+        .recurring_change(&page(), &a, &optin(&t, "ra", Frequency::Daily, 1), 1)
+        .unwrap();
+    let expiring = RecurringChange::Optin(RecurringOptin {
+        expires_ms: Some(50),
+        ..match optin(&t, "rb", Frequency::Daily, 1) {
+            RecurringChange::Optin(o) => o,
+            _ => unreachable!(),
+        }
+    });
+    store.recurring_change(&page(), &b, &expiring, 1).unwrap();
+
+    let outcome = notify(&store, &t, &[], 100);
+    assert_eq!((outcome.queued, outcome.expired), (1, 1));
+    let rb = store.recurring_token(&page(), "rb").unwrap().unwrap();
+    assert!(
+        matches!(rb.status, RecurringStatus::Retired { ref reason, .. } if reason == "expired")
+    );
+
+    let message = store.messages_for(&page(), &a).unwrap().remove(0);
+    assert_eq!(
+        message.kind,
+        OutboundKind::RecurringToken { topic: t.clone() }
+    );
+    store
+        .mark_failed(message.id, "(#100) The notification token has expired", 120)
+        .unwrap();
+    assert!(matches!(
+        store.outbound(message.id).unwrap().unwrap().status,
+        OutboundStatus::Failed { .. }
+    ));
+    let ra = store.recurring_token(&page(), "ra").unwrap().unwrap();
+    assert!(
+        matches!(ra.status, RecurringStatus::Retired { ref reason, .. } if reason.contains("expired"))
+    );
+    // Retired tokens are no longer holders: a later notification reaches nobody.
+    assert_eq!(
+        notify(&store, &t, &[], 10 * CAP),
+        RecurringNotifyOutcome::default()
+    );
+    let ledger = store.topic_ledger(&page(), &t, 10 * CAP).unwrap().unwrap();
+    assert_eq!(
+        (
+            ledger.recurring.issued,
+            ledger.recurring.active,
+            ledger.recurring.retired
+        ),
+        (2, 0, 2)
+    );
+}
+
+#[test]
+fn an_optin_for_a_missing_topic_or_a_stop_of_an_unknown_token_stores_nothing() {
+    let (_dir, store) = temp_store();
+    let a = psid(1);
+    let missing = TopicId::from("no-such-topic");
+    assert_eq!(
+        store
+            .recurring_change(&page(), &a, &optin(&missing, "x", Frequency::Daily, 1), 1)
+            .unwrap(),
+        RecurringChanged::TopicMissing
+    );
+    assert!(store.recurring_token(&page(), "x").unwrap().is_none());
+    assert_eq!(
+        store
+            .recurring_change(&page(), &a, &RecurringChange::Stop { token: "y".into() }, 1)
+            .unwrap(),
+        RecurringChanged::UnknownToken
+    );
+}
