@@ -10,7 +10,7 @@
 use crate::clock::Clock;
 use crate::dispatch_outcomes::OutcomeRecorder;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
-use crate::outbound::{decode, with_token};
+use crate::outbound::{decode, with_recurring_token, with_token};
 use crate::process::InteractionCache;
 use crate::runtime::RuntimeError;
 use crate::window::within_window;
@@ -336,6 +336,20 @@ impl Dispatcher {
                 }
                 request
             }
+            // Nothing to mark before sending: a recurring send spends nothing, so a resend after
+            // a crash costs at most a duplicate message.
+            OutboundKind::RecurringToken { .. } => {
+                if message.token.is_none() {
+                    self.metrics.messages_failed.inc();
+                    self.forget(id);
+                    return Ok(Outcome::Failed {
+                        id,
+                        error: "no recurring token recorded for a recurring send".to_owned(),
+                        at_ms: now,
+                    });
+                }
+                request
+            }
             OutboundKind::OtnToken { .. } => {
                 if message.token.is_none() {
                     self.metrics.messages_failed.inc();
@@ -448,7 +462,7 @@ impl Dispatcher {
         tracing::warn!(outbox = %id, %text, "message failed permanently");
         self.metrics.messages_failed.inc();
         self.forget(id);
-        // For a token send the store also marks the token invalid.
+        // For a token send the store also marks the token invalid (a recurring token retired).
         Outcome::Failed {
             id,
             error: text,
@@ -486,8 +500,13 @@ fn ready_request(message: &OutboundMessage) -> Result<SendRequest, String> {
             request.check_limits().map_err(refused)?;
             Ok(request)
         }
+        (OutboundKind::RecurringToken { .. }, Some(token)) => {
+            let request = with_recurring_token(request, token);
+            request.check_limits().map_err(refused)?;
+            Ok(request)
+        }
         // A token send without its token fails on its own later; check the message alone.
-        (OutboundKind::OtnToken { .. }, None) => {
+        (OutboundKind::OtnToken { .. } | OutboundKind::RecurringToken { .. }, None) => {
             request.message.check_limits().map_err(refused)?;
             Ok(request)
         }

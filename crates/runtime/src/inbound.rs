@@ -2,6 +2,8 @@
 //! so the step function stays independent of the wire types.
 
 use crate::event::{GET_STARTED_PAYLOAD, InboundEvent};
+use botflow_flow::Frequency;
+use botflow_messenger::webhook::{NotificationStatus, RecurringFrequency};
 use botflow_messenger::{EventKind, MessagingEvent};
 use botflow_storage::JournalEntry;
 
@@ -62,8 +64,40 @@ pub fn from_messaging(event: &MessagingEvent) -> Option<InboundEvent> {
             payload: payload.clone(),
             token: token.clone(),
         }),
+        EventKind::RecurringOptin {
+            token,
+            payload,
+            frequency,
+            timezone,
+            token_expiry_ms,
+            status,
+            ..
+        } => match status {
+            Some(NotificationStatus::Stop) => Some(InboundEvent::RecurringStatus {
+                token: token.clone(),
+                stopped: true,
+            }),
+            Some(NotificationStatus::Resume) => Some(InboundEvent::RecurringStatus {
+                token: token.clone(),
+                stopped: false,
+            }),
+            Some(NotificationStatus::Other(_)) => None,
+            None => payload
+                .as_ref()
+                .map(|payload| InboundEvent::RecurringOptin {
+                    payload: payload.clone(),
+                    token: token.clone(),
+                    frequency: frequency.as_ref().and_then(|f| match f {
+                        RecurringFrequency::Daily => Some(Frequency::Daily),
+                        RecurringFrequency::Weekly => Some(Frequency::Weekly),
+                        RecurringFrequency::Monthly => Some(Frequency::Monthly),
+                        RecurringFrequency::Other(_) => None,
+                    }),
+                    timezone: timezone.clone(),
+                    expires_ms: *token_expiry_ms,
+                }),
+        },
         EventKind::Echo { .. }
-        | EventKind::RecurringOptin { .. }
         | EventKind::Delivery { .. }
         | EventKind::Read { .. }
         | EventKind::Unknown(_) => None,

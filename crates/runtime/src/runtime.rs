@@ -12,8 +12,10 @@ use crate::profile::{ProfileQueue, ProfileSettings, run_profile_fetches};
 use crate::scheduler::{AfterWork, Shards, follow_journal, run_timers};
 use botflow_flow::TopicId;
 use botflow_messenger::SendClient;
-use botflow_storage::{JournalEntry, PageId, Store, StoreError};
+use botflow_messenger::limits::RECURRING_SEND_INTERVAL;
+use botflow_storage::{JournalEntry, PageId, RecurringNotifyOutcome, Store, StoreError};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -127,6 +129,24 @@ pub struct NotifyCounts {
     /// Tokens found expired (and marked so) while notifying; for a flow notification, the tokens
     /// the expiry sweep before it marked (of every topic).
     pub expired: u64,
+    /// The recurring pass (text notifications only): messages paid for by recurring tokens,
+    /// counted apart from `queued`, and the holders it skipped.
+    pub recurring: RecurringNotifyOutcome,
+}
+
+/// The recurring pass of a text notification: one message per holder of a recurring token of the
+/// topic that may pay now (Messenger's 48-hour cap and the token's frequency), skipping those in
+/// `reached` (the one-time pass paid for them: one message per subscriber per notification).
+fn notify_recurring(
+    store: &dyn Store,
+    page: &PageId,
+    topic: &TopicId,
+    reached: &HashSet<botflow_storage::Psid>,
+    body_for: botflow_storage::BodyFor<'_>,
+    now_ms: u64,
+) -> Result<RecurringNotifyOutcome, StoreError> {
+    let cap_ms = u64::try_from(RECURRING_SEND_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+    store.notify_topic_recurring(page, topic, reached, body_for, cap_ms, now_ms)
 }
 
 struct Inner {
@@ -318,12 +338,26 @@ impl Runtime {
             NotifyContent::Text(text) => {
                 let (page, topic) = (page.clone(), topic.clone());
                 let store = Arc::clone(&self.inner.store);
-                let outcome = tokio::task::spawn_blocking(move || {
+                let (outcome, recurring) = tokio::task::spawn_blocking(move || {
                     let body_for = move |psid: &botflow_storage::Psid| {
                         let text = botflow_messenger::OutgoingMessage::Text { text: text.clone() };
                         request_body(psid, Purpose::OtnToken, text)
                     };
-                    store.notify_topic(&page, &topic, &body_for, now_ms)
+                    // Who the one-time pass pays for; the recurring pass skips them.
+                    let reached: HashSet<_> = store
+                        .topic_holders(&page, &topic, now_ms)?
+                        .into_iter()
+                        .collect();
+                    let outcome = store.notify_topic(&page, &topic, &body_for, now_ms)?;
+                    let recurring = notify_recurring(
+                        store.as_ref(),
+                        &page,
+                        &topic,
+                        &reached,
+                        &body_for,
+                        now_ms,
+                    )?;
+                    Ok::<_, StoreError>((outcome, recurring))
                 })
                 .await
                 .map_err(|e| RuntimeError::Task(e.to_string()))??;
@@ -332,6 +366,7 @@ impl Runtime {
                     queued: outcome.queued,
                     no_token: outcome.no_token,
                     expired: outcome.expired,
+                    recurring,
                 })
             }
             NotifyContent::Flow(flow) => {

@@ -45,6 +45,9 @@ pub struct LedgerDay {
     pub opt_ins: u64,
     /// Tokens spent that day.
     pub sends: u64,
+    /// Recurring opt-ins received that day (not in `opt_ins`).
+    #[serde(default)]
+    pub recurring_opt_ins: u64,
     /// Messages paid for by recurring tokens that day.
     #[serde(default)]
     pub recurring_sends: u64,

@@ -267,8 +267,8 @@ impl Run<'_> {
             },
             Message::Image(a) => OutgoingMessage::Image { url: a.url.clone() },
             Message::File(a) => OutgoingMessage::File { url: a.url.clone() },
-            // Validation forbids an OTN request paid by a token; send nothing.
-            Message::OtnRequest(_) => return block.next.clone(),
+            // Validation forbids a notification request paid by a token; send nothing.
+            Message::OtnRequest(_) | Message::RecurringRequest(_) => return block.next.clone(),
         };
         // Refused as rendered: no token is spent and the run goes on to `next`.
         if self.refused(Some(&block.id), &message) {
@@ -374,13 +374,15 @@ impl Run<'_> {
                 }
                 Message::Image(a) => OutgoingMessage::Image { url: a.url.clone() },
                 Message::File(a) => OutgoingMessage::File { url: a.url.clone() },
-                Message::OtnRequest(r) => {
-                    let topic = r
-                        .topic
-                        .as_ref()
-                        .map(topic_id)
-                        // Validation rejects a request without a topic; it opts in to the empty topic.
-                        .unwrap_or_else(|| TopicId(String::new()));
+                Message::OtnRequest(_) | Message::RecurringRequest(_) => {
+                    let topic = match message {
+                        Message::OtnRequest(r) => r.topic.as_ref(),
+                        Message::RecurringRequest(r) => r.topic.as_ref(),
+                        _ => None,
+                    }
+                    .map(topic_id)
+                    // Validation rejects a request without a topic; it opts in to the empty topic.
+                    .unwrap_or_else(|| TopicId(String::new()));
                     let payload = OptinPayload {
                         page: self.ctx.page.clone(),
                         flow: flow_id.clone(),
@@ -395,10 +397,7 @@ impl Run<'_> {
                             if wait.is_none() {
                                 wait = Some(WaitKind::Optin);
                             }
-                            OutgoingMessage::OtnRequest {
-                                title: r.title.clone(),
-                                payload,
-                            }
+                            notification_request(message, payload)
                         }
                         Err(e) => {
                             self.error(StepError::PayloadTooLong(e));
@@ -410,6 +409,32 @@ impl Run<'_> {
             self.send(Some(&block.id), spec);
         }
         wait
+    }
+}
+
+/// The request template of an OTN or recurring request message, with its opt-in payload.
+fn notification_request(message: &Message, payload: String) -> OutgoingMessage {
+    match message {
+        Message::RecurringRequest(r) => OutgoingMessage::RecurringRequest {
+            title: r.title.clone(),
+            payload,
+            frequency: match r.frequency {
+                Some(Frequency::Daily) => RecurringFrequency::Daily,
+                Some(Frequency::Weekly) => RecurringFrequency::Weekly,
+                // Validation requires a frequency; the longest period is the safe reading.
+                Some(Frequency::Monthly) | None => RecurringFrequency::Monthly,
+            },
+            image_url: r.image_url.clone(),
+            timezone: None,
+        },
+        Message::OtnRequest(r) => OutgoingMessage::OtnRequest {
+            title: r.title.clone(),
+            payload,
+        },
+        // Only called for the two request kinds.
+        Message::Text(_) | Message::Image(_) | Message::File(_) => {
+            OutgoingMessage::Text { text: payload }
+        }
     }
 }
 

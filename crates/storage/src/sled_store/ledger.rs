@@ -54,6 +54,8 @@ pub(super) struct DayRecord {
     opt_ins: u64,
     sends: u64,
     #[serde(default)]
+    recurring_opt_ins: u64,
+    #[serde(default)]
     recurring_sends: u64,
 }
 
@@ -165,7 +167,7 @@ pub(super) fn note_recurring_optin(
         r.issued += 1;
         r.active += 1;
     })?;
-    add_to_day(tx, page, topic, created_ms, |d| d.opt_ins += 1)
+    add_to_day(tx, page, topic, created_ms, |d| d.recurring_opt_ins += 1)
 }
 
 /// Records a recurring token moving from status `from` to `to`.
@@ -287,6 +289,7 @@ impl SledStore {
                 day,
                 opt_ins: stored.opt_ins,
                 sends: stored.sends,
+                recurring_opt_ins: stored.recurring_opt_ins,
                 recurring_sends: stored.recurring_sends,
             });
         }

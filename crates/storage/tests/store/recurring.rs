@@ -98,6 +98,8 @@ fn a_recurring_token_pays_once_per_period_and_is_never_spent() {
     assert_eq!((ledger.issued, ledger.spent), (0, 0));
     let today = ledger.days.last().unwrap();
     assert_eq!((today.recurring_sends, today.sends), (1, 0));
+    let first_day = ledger.days.iter().find(|d| d.day == 0).unwrap();
+    assert_eq!((first_day.recurring_opt_ins, first_day.opt_ins), (2, 0));
 }
 
 #[test]
