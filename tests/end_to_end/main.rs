@@ -7,6 +7,7 @@ mod crash;
 mod hangup;
 mod http;
 mod otn_story;
+mod recurring_story;
 mod simulate;
 mod support;
 mod validate;
