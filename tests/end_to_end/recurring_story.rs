@@ -3,7 +3,9 @@
 //! by it, a second one inside the period sending nothing to that holder, stop then resume, and an
 //! "expired" answer from Messenger retiring the token.
 
-use crate::support::{PAGE_ID, ServerProcess, wait_until, workspace_root};
+use crate::support::{
+    ADMIN_TOKEN, PAGE_ID, ServerProcess, botflow_bin, wait_until, workspace_root,
+};
 use botflow_messenger::fake::{FakeGraphApi, SentMessage};
 use botflow_server::delivery::{envelope, recurring_optin, recurring_status, text_message};
 use reqwest::Method;
@@ -214,6 +216,22 @@ async fn the_recurring_story_end_to_end() {
     let counts = notify(&server, &topic, "Deal 6").await;
     assert_eq!(counts["recurring_queued"], 0, "{counts}");
     assert_eq!(counts["recurring_not_due"], 2, "{counts}");
+    // `botflow notify` reports the recurring holders apart.
+    let out = std::process::Command::new(botflow_bin())
+        .args(["notify", "Weekly deals", "--text", "Deal 7"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("BOTFLOW_SERVER", &server.base_url)
+        .env("BOTFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("BOTFLOW_PAGE_ID", PAGE_ID)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "notified topic \"Weekly deals\": 0 messages queued, 0 without a usable opt-in, 0 expired; \
+         recurring: 0 messages queued, 2 not due, 0 stopped, 0 expired\n"
+    );
     let counts = ledger(&server, &topic).await;
     assert_eq!(counts["recurring"]["issued"], 3, "{counts}");
     assert_eq!(counts["recurring"]["active"], 2, "{counts}");

@@ -56,13 +56,31 @@ async fn notify(args: &NotifyArgs) -> Result<ExitCode, ClientError> {
         .await?;
     let output = match args.format {
         OutputFormat::Json => json_text(&report),
-        OutputFormat::Human => format!(
-            "notified topic {:?}: {} queued, {} without a usable opt-in, {} expired\n",
-            topic.name,
-            messages(report.queued),
-            report.no_token,
-            report.expired
-        ),
+        OutputFormat::Human => {
+            let mut line = format!(
+                "notified topic {:?}: {} queued, {} without a usable opt-in, {} expired",
+                topic.name,
+                messages(report.queued),
+                report.no_token,
+                report.expired
+            );
+            let recurring = report.recurring_queued
+                + report.recurring_not_due
+                + report.recurring_stopped
+                + report.recurring_expired;
+            // Recurring holders are counted apart, and only mentioned when the topic has some.
+            if recurring > 0 {
+                line.push_str(&format!(
+                    "; recurring: {} queued, {} not due, {} stopped, {} expired",
+                    messages(report.recurring_queued),
+                    report.recurring_not_due,
+                    report.recurring_stopped,
+                    report.recurring_expired
+                ));
+            }
+            line.push('\n');
+            line
+        }
     };
     write_stdout(&output)?;
     Ok(ExitCode::SUCCESS)
