@@ -14,8 +14,8 @@ use crate::input_check;
 use crate::outbound::{Purpose, request_body, text_message};
 use crate::payload::{OptinPayload, Payload, Port, TapPayload, encode_tap};
 use botflow_flow::{
-    ActionStep, Block, BlockId, BlockKind, FlowId, Frequency, Message, OtnSend, TopicId, TopicRef,
-    Trigger, ValidFlow, WaitInput,
+    ActionStep, Block, BlockId, BlockKind, FlowId, Frequency, Message, OtnSend, RecurringRequest,
+    TopicId, TopicRef, Trigger, ValidFlow, WaitInput,
 };
 use botflow_messenger::webhook::RecurringFrequency;
 use botflow_messenger::{Button, OutgoingMessage, QuickReply};
