@@ -229,3 +229,68 @@ fn an_optin_for_a_missing_topic_or_a_stop_of_an_unknown_token_stores_nothing() {
         RecurringChanged::UnknownToken
     );
 }
+
+/// One thing that happens to a subscriber's recurring token in the property test.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Time passes, in hours.
+    Advance(u64),
+    Notify,
+    Stop,
+    Resume,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (1u64..200).prop_map(Op::Advance),
+        4 => Just(Op::Notify),
+        1 => Just(Op::Stop),
+        1 => Just(Op::Resume),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Whatever happens, sends on one token are at least the longer of its period and the cap
+    /// apart, none is queued while it is stopped, and the ledger's sends equal the messages.
+    #[test]
+    fn sends_keep_the_period_and_stopped_tokens_never_send(
+        frequency in proptest::sample::select(vec![Frequency::Daily, Frequency::Weekly, Frequency::Monthly]),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        let (_dir, store) = temp_store();
+        let t = store.create_topic(&page(), "Prop", 1).unwrap().id;
+        let a = psid(1);
+        store.recurring_change(&page(), &a, &optin(&t, "rp", frequency, 1), 1).unwrap();
+        let (mut now, mut stopped, mut sends) = (1_000u64, false, Vec::new());
+        for op in ops {
+            match op {
+                Op::Advance(hours) => now += hours * HOUR,
+                Op::Stop => {
+                    store.recurring_change(&page(), &a, &RecurringChange::Stop { token: "rp".into() }, now).unwrap();
+                    stopped = true;
+                }
+                Op::Resume => {
+                    store.recurring_change(&page(), &a, &RecurringChange::Resume { token: "rp".into() }, now).unwrap();
+                    stopped = false;
+                }
+                Op::Notify => {
+                    let outcome = notify(&store, &t, &[], now);
+                    proptest::prop_assert!(!(stopped && outcome.queued > 0), "sent while stopped");
+                    if outcome.queued == 1 {
+                        sends.push(now);
+                    }
+                }
+            }
+        }
+        let gap = frequency.period_ms().max(CAP);
+        for pair in sends.windows(2) {
+            proptest::prop_assert!(pair[1] - pair[0] >= gap, "sends {pair:?} closer than {gap}");
+        }
+        proptest::prop_assert_eq!(pending_tokens(&store, &a).len(), sends.len());
+        let ledger = store.topic_ledger(&page(), &t, now).unwrap().unwrap();
+        proptest::prop_assert_eq!(ledger.recurring.sends, sends.len() as u64);
+    }
+}
