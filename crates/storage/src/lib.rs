@@ -29,6 +29,9 @@
 //! batching is what makes high event rates possible; a replayed event fails alone.
 //! [`Store::notify_topic`] queues one message per subscriber holding a usable
 //! token of the topic (spending that subscriber's oldest token in the same transaction).
+//! [`Store::notify_topic_recurring`] is the recurring pass: one message per other holder of a
+//! recurring token whose period allows it ([`RecurringToken::check_send`]), recording the send
+//! time in the same transaction (a recurring token is never spent).
 //!
 //! # Outcomes
 //! The dispatcher records what became of each message (`mark_sent`, `mark_retry`,
@@ -51,7 +54,8 @@
 //! - Durable on return: [`Store::journal_append`] and [`Store::journal_append_batch`] (the webhook
 //!   answers 200 only after this), [`Store::commit_step`] with `durable: true`,
 //!   [`Store::commit_steps`] when any step has `durable: true`,
-//!   [`Store::notify_topic`], [`Store::add_token`], [`Store::mark_token`], [`Store::expire_tokens`],
+//!   [`Store::notify_topic`], [`Store::notify_topic_recurring`], [`Store::recurring_change`]
+//!   (when it changed something), [`Store::add_token`], [`Store::mark_token`], [`Store::expire_tokens`],
 //!   every outbox `mark_*` call, topic and flow changes (create, rename, delete, save draft,
 //!   publish, rollback), [`Store::ensure_page`] and [`Store::flush`].
 //! - [`Store::mark_outcomes`] (many outbox outcomes in one transaction) is durable on return
