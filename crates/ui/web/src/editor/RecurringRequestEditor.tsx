@@ -42,7 +42,7 @@ export function RecurringRequestEditor(props: { blockIndex: number; messageIndex
       />
       <div className="messenger-preview" aria-label="Messenger preview">
         <div className="mp-title">{m.title || 'Title'}</div>
-        <div className="muted">{frequency ? `${frequency} messages` : 'no frequency'}</div>
+        <div className="mp-sub muted">{frequency ? `${frequency} messages` : 'no frequency'}</div>
         <div className="mp-button">Get messages</div>
       </div>
       <p className="muted">
