@@ -175,6 +175,8 @@ test('the + Add menu offers a recurring request whose editor sets title and freq
   await expect(request.getByLabel('Messenger preview')).toContainText('monthly messages');
   await expect(page.getByTestId('msg-welcome-2')).toContainText('Recurring Notification · monthly');
   await expect(page.getByTestId('port-welcome-messages/2/on_optin')).toBeVisible();
+  // No topic yet: the validator's `recurring-missing-topic` marks the block.
+  await expect(page.getByTestId('diag-badge-welcome')).toBeVisible();
   await request.scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(REPO_ROOT, 'docs', 'ui', 'recurring-request.png') });
   await page.getByRole('button', { name: 'Save' }).click();
