@@ -428,7 +428,7 @@ fn now_ms() -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notify_prints_the_counts() {
+async fn notify_prints_the_id_and_counts_and_notifications_show_progress() {
     const PSID: &str = "6660001";
     let fake = FakeGraphApi::start().await;
     let data = tempfile::tempdir().unwrap();
@@ -472,13 +472,42 @@ async fn notify_prints_the_counts() {
     let run = botflow(
         &url,
         &[],
-        &["notify", "red sneakers restock", "--text", "They are back!"],
+        &[
+            "notify",
+            "red sneakers restock",
+            "--text",
+            "They are back!",
+            "--wait",
+        ],
     );
     assert_eq!(run.code, 0, "{run:?}");
+    let id: u64 = run
+        .stdout
+        .strip_prefix("notification ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no id: {run:?}"));
     assert_eq!(
         run.stdout,
-        "notified topic \"Red sneakers restock\": 1 message queued, 0 without a usable opt-in, 0 expired\n"
+        format!(
+            "notification {id} of topic \"Red sneakers restock\": 1 message queued, 0 without a usable opt-in, 0 expired\n\
+             notification {id} done: 1/1 sent\n"
+        )
     );
+    let run = botflow(&url, &[], &["notifications", "show", &id.to_string()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("  state        done\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("  sent         1\n"), "{}", run.stdout);
+    let run = botflow(&url, &[], &["notifications", "cancel", &id.to_string()]);
+    assert_eq!(
+        run.code, 1,
+        "a done notification cannot be cancelled: {run:?}"
+    );
+    assert!(run.stderr.contains("done already"), "{}", run.stderr);
     // The token is spent: a second notification queues nothing.
     let run = botflow(
         &url,
@@ -495,6 +524,32 @@ async fn notify_prints_the_counts() {
     assert_eq!(run.code, 0, "{run:?}");
     let counts: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(counts["queued"], 0, "{counts}");
+    let run = botflow(
+        &url,
+        &[],
+        &[
+            "notifications",
+            "list",
+            "--topic",
+            "Red sneakers restock",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let listed: Value = serde_json::from_str(&run.stdout).unwrap();
+    let states: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["state"])
+        .collect();
+    assert_eq!(
+        states,
+        [&json!("done"), &json!("done")],
+        "newest first: {listed}"
+    );
+    assert_eq!(listed[1]["id"], id, "{listed}");
 
     let run = botflow(&url, &[], &["notify", "Blue restock", "--text", "x"]);
     assert_eq!(run.code, 1, "{run:?}");

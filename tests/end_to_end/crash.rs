@@ -2,37 +2,22 @@
 //! after a restart every event that got a 200 is processed, every queued token message goes out,
 //! and no token pays for two messages.
 
-use crate::support::{APP_SECRET, PAGE_ID, ServerProcess, wait_until, workspace_root};
+use crate::support::{
+    APP_SECRET, PAGE_ID, ServerProcess, opt_in_restock, wait_until, workspace_root,
+};
 use botflow_messenger::fake::FakeGraphApi;
-use botflow_server::delivery::{envelope, otn_optin, signature, text_message};
+use botflow_server::delivery::signature;
 use reqwest::Method;
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 const OPTED_IN: usize = 12;
 const STREAM: usize = 400;
 /// A slow Send API pace, so the notification is still draining when the server is killed.
 const PACE: [(&str, &str); 1] = [("BOTFLOW_SEND_RATE_PER_SECOND", "50")];
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn restock_message(psid: &str, mid: &str) -> String {
-    let t = now_ms();
-    envelope(
-        PAGE_ID,
-        t,
-        vec![text_message(PAGE_ID, psid, mid, "restock", t)],
-    )
-    .to_string()
-}
 
 /// Messages the fake accepted per PSID.
 fn sent_per_psid(fake: &FakeGraphApi) -> BTreeMap<String, usize> {
@@ -52,69 +37,8 @@ async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
         ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), &PACE).await;
 
     // Subscribers who opted in to the restock topic, each holding one token.
-    let mut tokens = BTreeSet::new();
-    for i in 0..OPTED_IN {
-        let psid = format!("66000{i}");
-        assert_eq!(
-            server
-                .webhook(&restock_message(&psid, &format!("m-in-{i}")))
-                .await
-                .status(),
-            200
-        );
-        let request = wait_until("the OTN request", WAIT, || {
-            let found = fake.sent_messages().into_iter().find(|m| {
-                m.psid == psid
-                    && m.message.pointer("/attachment/payload/template_type")
-                        == Some(&json!("one_time_notif_req"))
-            });
-            async move { found }
-        })
-        .await;
-        let payload = request
-            .message
-            .pointer("/attachment/payload/payload")
-            .unwrap();
-        let token = fake.issue_otn_token(&psid);
-        let t = now_ms();
-        let optin = envelope(
-            PAGE_ID,
-            t,
-            vec![otn_optin(
-                PAGE_ID,
-                &psid,
-                payload.as_str().unwrap(),
-                &token,
-                t,
-            )],
-        );
-        assert_eq!(server.webhook(&optin.to_string()).await.status(), 200);
-        tokens.insert(token);
-    }
-    let (_, topics) = server
-        .api_json(Method::GET, &format!("/api/pages/{PAGE_ID}/topics"), None)
-        .await;
-    let topic = topics
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "Red sneakers restock")
-        .cloned()
-        .unwrap();
-    let topic_id = topic["id"].as_str().unwrap().to_owned();
-    wait_until("every opt-in stored", WAIT, || async {
-        let (_, topics) = server
-            .api_json(Method::GET, &format!("/api/pages/{PAGE_ID}/topics"), None)
-            .await;
-        let usable = topics
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == topic_id.as_str())
-            .map(|t| t["usable_tokens"].clone());
-        (usable == Some(Value::from(OPTED_IN))).then_some(())
-    })
-    .await;
+    let psids: Vec<String> = (0..OPTED_IN).map(|i| format!("66000{i}")).collect();
+    let (topic_id, tokens) = opt_in_restock(&server, &fake, &psids).await;
 
     // The notification is queued durably (202), then a stream of webhooks starts and the server
     // is killed in the middle of both.
@@ -136,7 +60,7 @@ async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
             let client = reqwest::Client::new();
             for i in 0..STREAM {
                 let psid = format!("77000{i}");
-                let body = restock_message(&psid, &format!("m-stream-{i}"));
+                let body = crate::support::restock_message(&psid, &format!("m-stream-{i}"));
                 let sent = client
                     .post(&url)
                     .header("content-type", "application/json")

@@ -6,6 +6,7 @@ mod architecture;
 mod crash;
 mod hangup;
 mod http;
+mod notifications;
 mod otn_story;
 mod recurring_story;
 mod simulate;

@@ -254,3 +254,96 @@ impl Drop for ServerProcess {
         self.kill();
     }
 }
+
+/// Milliseconds since the Unix epoch, for webhook timestamps.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A signed-ready webhook body: `psid` types the restock flow's keyword.
+pub(crate) fn restock_message(psid: &str, mid: &str) -> String {
+    use botflow_server::delivery::{envelope, text_message};
+    let t = now_ms();
+    envelope(
+        PAGE_ID,
+        t,
+        vec![text_message(PAGE_ID, psid, mid, "restock", t)],
+    )
+    .to_string()
+}
+
+/// Each of `psids` starts the example restock flow (`flows/`) and taps "Notify me" with a token
+/// the fake issued; returns the topic's id and the tokens, once every opt-in is stored.
+pub(crate) async fn opt_in_restock(
+    server: &ServerProcess,
+    fake: &botflow_messenger::fake::FakeGraphApi,
+    psids: &[String],
+) -> (String, std::collections::BTreeSet<String>) {
+    use botflow_server::delivery::{envelope, otn_optin};
+    use serde_json::{Value, json};
+    const WAIT: Duration = Duration::from_secs(60);
+    let mut tokens = std::collections::BTreeSet::new();
+    for (i, psid) in psids.iter().enumerate() {
+        let status = server
+            .webhook(&restock_message(psid, &format!("m-in-{psid}-{i}")))
+            .await
+            .status();
+        assert_eq!(status, 200);
+        let request = wait_until("the OTN request", WAIT, || {
+            let found = fake.sent_messages().into_iter().find(|m| {
+                &m.psid == psid
+                    && m.message.pointer("/attachment/payload/template_type")
+                        == Some(&json!("one_time_notif_req"))
+            });
+            async move { found }
+        })
+        .await;
+        let payload = request
+            .message
+            .pointer("/attachment/payload/payload")
+            .unwrap();
+        let token = fake.issue_otn_token(psid);
+        let t = now_ms();
+        let optin = envelope(
+            PAGE_ID,
+            t,
+            vec![otn_optin(
+                PAGE_ID,
+                psid,
+                payload.as_str().unwrap(),
+                &token,
+                t,
+            )],
+        );
+        assert_eq!(server.webhook(&optin.to_string()).await.status(), 200);
+        tokens.insert(token);
+    }
+    let topics_path = format!("/api/pages/{PAGE_ID}/topics");
+    let (_, topics) = server
+        .api_json(reqwest::Method::GET, &topics_path, None)
+        .await;
+    let topic_id = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Red sneakers restock")
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    wait_until("every opt-in stored", WAIT, || async {
+        let (_, topics) = server
+            .api_json(reqwest::Method::GET, &topics_path, None)
+            .await;
+        let usable = topics
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == topic_id.as_str())
+            .map(|t| t["usable_tokens"].clone());
+        (usable == Some(Value::from(psids.len()))).then_some(())
+    })
+    .await;
+    (topic_id, tokens)
+}

@@ -74,6 +74,8 @@ pub(crate) struct DeletedView {
 /// The answer of `POST .../topics/{topic}/notify`.
 #[derive(Debug, Deserialize, Serialize)]
 pub(crate) struct NotifyReport {
+    /// The notification's id.
+    pub(crate) id: u64,
     /// The topic id.
     pub(crate) topic: String,
     /// Messages queued, one token each.
@@ -94,6 +96,66 @@ pub(crate) struct NotifyReport {
     /// Recurring tokens found past their expiry.
     #[serde(default)]
     pub(crate) recurring_expired: u64,
+}
+
+/// A topic notification (`GET .../notifications/{id}`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub(crate) struct NotificationView {
+    /// Its id.
+    pub(crate) id: u64,
+    /// The topic id.
+    pub(crate) topic: String,
+    /// `text` or `flow`.
+    pub(crate) content: String,
+    /// The flow it runs, for `flow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) flow: Option<String>,
+    /// `queued`, `sending`, `done` or `cancelled`.
+    pub(crate) state: String,
+    /// Its counts.
+    pub(crate) totals: NotificationTotals,
+    /// When it was created (Unix ms).
+    pub(crate) created_ms: u64,
+    /// When its first message started sending.
+    pub(crate) started_ms: Option<u64>,
+    /// When it became done or cancelled.
+    pub(crate) finished_ms: Option<u64>,
+    /// Time left at the Page's pace (ms), while running.
+    pub(crate) eta_ms: Option<u64>,
+    /// The Page's pace (sends per second).
+    pub(crate) rate_per_sec: u64,
+}
+
+impl NotificationView {
+    /// Whether it can still change.
+    pub(crate) fn is_running(&self) -> bool {
+        matches!(self.state.as_str(), "queued" | "sending")
+    }
+}
+
+/// The counts of a notification.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub(crate) struct NotificationTotals {
+    pub(crate) queued: u64,
+    pub(crate) pending: u64,
+    pub(crate) sent: u64,
+    pub(crate) failed: u64,
+    pub(crate) refused: u64,
+    pub(crate) unconfirmed: u64,
+    pub(crate) no_token: u64,
+    pub(crate) expired: u64,
+    pub(crate) cancelled: u64,
+}
+
+/// The answer of `POST .../notifications/{id}/cancel`.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct CancelView {
+    /// The notification after the cancel.
+    pub(crate) notification: NotificationView,
+    /// Messages removed unsent.
+    pub(crate) removed: u64,
+    /// Tokens usable again.
+    pub(crate) tokens_restored: u64,
 }
 
 /// The diagnostics of a draft save (`PUT .../flows/{flow}`) or of `POST /api/validate`.

@@ -3,6 +3,7 @@
 mod admin_api;
 mod client;
 mod flows;
+mod notifications;
 mod notify;
 mod openapi;
 mod output;
@@ -45,6 +46,8 @@ enum Command {
     Flows(flows::FlowsArgs),
     /// Send one message to every subscriber waiting on a topic.
     Notify(notify::NotifyArgs),
+    /// List, show or cancel topic notifications (state, totals, time left).
+    Notifications(notifications::NotificationsArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,5 +62,6 @@ fn main() -> ExitCode {
         Command::Topics(args) => topics::run(&args),
         Command::Flows(args) => flows::run(&args),
         Command::Notify(args) => notify::run(&args),
+        Command::Notifications(args) => notifications::run(&args),
     }
 }

@@ -1,5 +1,6 @@
-//! `botflow notify TOPIC --text ... | --flow ID`: sends one message per waiting opt-in of a topic
-//! and prints the counts the server answers once every message is durably queued.
+//! `botflow notify TOPIC --text ... | --flow ID [--wait]`: sends one message per waiting opt-in of
+//! a topic and prints the notification's id and the counts the server answers once every message
+//! is durably queued; `--wait` follows its progress until it is done.
 
 use crate::admin_api::NotifyReport;
 use crate::client::{AdminClient, Body, ClientError, ConnectionArgs};
@@ -24,7 +25,11 @@ pub(crate) struct NotifyArgs {
     flow: Option<String>,
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// Output format: `human` or `json` (the server's counts).
+    /// Follow the notification until it is done (or cancelled), printing its progress on stderr.
+    #[arg(long)]
+    wait: bool,
+    /// Output format: `human` or `json` (the server's counts; with --wait, the notification as
+    /// it ended).
     #[arg(long, value_enum, default_value_t)]
     format: OutputFormat,
 }
@@ -54,33 +59,48 @@ async fn notify(args: &NotifyArgs) -> Result<ExitCode, ClientError> {
             Body::Json(&body),
         )
         .await?;
+    let mut queued = format!(
+        "notification {} of topic {:?}: {} queued, {} without a usable opt-in, {} expired",
+        report.id,
+        topic.name,
+        messages(report.queued),
+        report.no_token,
+        report.expired
+    );
+    let recurring = report.recurring_queued
+        + report.recurring_not_due
+        + report.recurring_stopped
+        + report.recurring_expired;
+    // Recurring holders are counted apart, and only mentioned when the topic has some.
+    if recurring > 0 {
+        queued.push_str(&format!(
+            "; recurring: {} queued, {} not due, {} stopped, {} expired",
+            messages(report.recurring_queued),
+            report.recurring_not_due,
+            report.recurring_stopped,
+            report.recurring_expired
+        ));
+    }
+    queued.push('\n');
+    if !args.wait {
+        let output = match args.format {
+            OutputFormat::Json => json_text(&report),
+            OutputFormat::Human => queued,
+        };
+        write_stdout(&output)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format == OutputFormat::Human {
+        write_stdout(&queued)?;
+    }
+    let ended = crate::notifications::follow(&client, report.id).await?;
     let output = match args.format {
-        OutputFormat::Json => json_text(&report),
-        OutputFormat::Human => {
-            let mut line = format!(
-                "notified topic {:?}: {} queued, {} without a usable opt-in, {} expired",
-                topic.name,
-                messages(report.queued),
-                report.no_token,
-                report.expired
-            );
-            let recurring = report.recurring_queued
-                + report.recurring_not_due
-                + report.recurring_stopped
-                + report.recurring_expired;
-            // Recurring holders are counted apart, and only mentioned when the topic has some.
-            if recurring > 0 {
-                line.push_str(&format!(
-                    "; recurring: {} queued, {} not due, {} stopped, {} expired",
-                    messages(report.recurring_queued),
-                    report.recurring_not_due,
-                    report.recurring_stopped,
-                    report.recurring_expired
-                ));
-            }
-            line.push('\n');
-            line
-        }
+        OutputFormat::Json => json_text(&ended),
+        OutputFormat::Human => format!(
+            "notification {} {}\n",
+            ended.id,
+            crate::notifications::progress(&ended)
+        ),
     };
     write_stdout(&output)?;
     Ok(ExitCode::SUCCESS)

@@ -3,7 +3,9 @@
 
 use botflow_server::app::{self, RunningServer};
 use botflow_server::config::{DEFAULT_DATA_DIR, ServerConfig};
-use botflow_server::demo::{DEMO_PSID, DemoWalkthrough, find_demo_request, start_printing_fake};
+use botflow_server::demo::{
+    DEMO_PSID, DemoWalkthrough, crowd_tokens, find_demo_request, seed_crowd, start_printing_fake,
+};
 use botflow_server::startup::read_flows_dir;
 use botflow_storage::PageId;
 use clap::Args;
@@ -160,6 +162,11 @@ async fn print_walkthrough(
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let (store, crowd, crowd_page) = (state.store.clone(), crowd_tokens(fake), page.clone());
+    let crowd_topic_id = tokio::task::spawn_blocking(move || {
+        seed_crowd(store.as_ref(), &crowd_page, &crowd, now_ms)
+    })
+    .await??;
     let walkthrough = DemoWalkthrough {
         base_url: base_url.to_owned(),
         page: page.0,
@@ -172,6 +179,7 @@ async fn print_walkthrough(
         trigger_text: request.trigger_text,
         notify_flow: request.notify_flow,
         now_ms,
+        crowd_topic_id,
     };
     println!("\n{}", walkthrough.render());
     Ok(())

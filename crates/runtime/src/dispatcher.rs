@@ -16,7 +16,7 @@ use crate::runtime::RuntimeError;
 use crate::window::within_window;
 use botflow_messenger::{LimitError, SendClient, SendError, SendRequest};
 use botflow_storage::{
-    OutboundKind, OutboundMessage, OutboxId, Outcome, PageId, Store, StoreError,
+    NotificationId, OutboundKind, OutboundMessage, OutboxId, Outcome, PageId, Store, StoreError,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -78,6 +78,9 @@ pub(crate) struct Dispatcher {
     interactions: Arc<InteractionCache>,
     /// Messages being sent now, and those finished since the last due-list read.
     tracking: Mutex<Tracking>,
+    /// Notifications cancelled in this process: their messages the dispatcher already holds skip
+    /// pacing and are dropped when the store no longer has them.
+    cancelled: Mutex<HashSet<NotificationId>>,
     /// Next free send slot per Page (pacing).
     next_slot: Mutex<HashMap<PageId, Instant>>,
     /// When the webhook behind a queued message arrived, for the latency hook.
@@ -138,6 +141,7 @@ impl Dispatcher {
             latency_hook,
             interactions,
             tracking: Mutex::new(Tracking::default()),
+            cancelled: Mutex::new(HashSet::new()),
             next_slot: Mutex::new(HashMap::new()),
             origins: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -163,6 +167,23 @@ impl Dispatcher {
         if !ids.is_empty() {
             self.wake.notify_one();
         }
+    }
+
+    /// Notes a cancelled notification (before the store removes its messages).
+    pub(crate) fn cancelled(&self, id: NotificationId) {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id);
+    }
+
+    fn is_cancelled(&self, message: &OutboundMessage) -> bool {
+        message.notification.is_some_and(|id| {
+            self.cancelled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&id)
+        })
     }
 
     /// Sends due messages until `stop` is notified; then waits for sends in flight.
@@ -224,7 +245,8 @@ impl Dispatcher {
                     this.metrics.sends_in_flight.add(1);
                     let id = message.id;
                     let recorded = match this.send_one(message, permit).await {
-                        Ok(outcome) => this.recorder.record(outcome).await,
+                        Ok(Some(outcome)) => this.recorder.record(outcome).await,
+                        Ok(None) => Ok(()),
                         Err(error) => Err(error),
                     };
                     if let Err(error) = recorded {
@@ -299,7 +321,7 @@ impl Dispatcher {
         &self,
         message: OutboundMessage,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Outcome, RuntimeError> {
+    ) -> Result<Option<Outcome>, RuntimeError> {
         let id = message.id;
         let now = self.clock.now_ms();
         // Steps check what they render; this catches the rest (a notification text, a body
@@ -310,11 +332,11 @@ impl Dispatcher {
                 tracing::warn!(outbox = %id, %error, "message failed before sending");
                 self.metrics.messages_failed.inc();
                 self.forget(id);
-                return Ok(Outcome::Failed {
+                return Ok(Some(Outcome::Failed {
                     id,
                     error,
                     at_ms: now,
-                });
+                }));
             }
         };
         let request = match &message.kind {
@@ -328,11 +350,11 @@ impl Dispatcher {
                 if !inside {
                     self.metrics.messages_refused.inc();
                     self.forget(id);
-                    return Ok(Outcome::Refused {
+                    return Ok(Some(Outcome::Refused {
                         id,
                         reason: OUTSIDE_WINDOW_REASON.to_owned(),
                         at_ms: now,
-                    });
+                    }));
                 }
                 request
             }
@@ -342,11 +364,11 @@ impl Dispatcher {
                 if message.token.is_none() {
                     self.metrics.messages_failed.inc();
                     self.forget(id);
-                    return Ok(Outcome::Failed {
+                    return Ok(Some(Outcome::Failed {
                         id,
                         error: "no recurring token recorded for a recurring send".to_owned(),
                         at_ms: now,
-                    });
+                    }));
                 }
                 request
             }
@@ -354,23 +376,11 @@ impl Dispatcher {
                 if message.token.is_none() {
                     self.metrics.messages_failed.inc();
                     self.forget(id);
-                    return Ok(Outcome::Failed {
+                    return Ok(Some(Outcome::Failed {
                         id,
                         error: "no OTN token recorded for a token send".to_owned(),
                         at_ms: now,
-                    });
-                }
-                if message.attempts == 0 {
-                    // Record that a send with this token started: after a crash mid-request, a
-                    // "token used" answer then means delivered-unconfirmed, not failed. The
-                    // store makes a token send's outcome durable before this returns.
-                    self.recorder
-                        .record(Outcome::Retry {
-                            id,
-                            due_ms: now,
-                            error: "token send started".to_owned(),
-                        })
-                        .await?;
+                    }));
                 }
                 request
             }
@@ -383,9 +393,39 @@ impl Dispatcher {
             );
             tracing::error!(outbox = %id, %error, "cannot send");
             let due_ms = now.saturating_add(duration_ms(self.settings.retry_max));
-            return Ok(Outcome::Retry { id, due_ms, error });
+            return Ok(Some(Outcome::Retry { id, due_ms, error }));
         };
-        self.pace(&message.page).await;
+        // A cancelled notification's messages do not wait for a send slot.
+        if !self.is_cancelled(&message) {
+            self.pace(&message.page).await;
+        }
+        let token_kind = matches!(
+            message.kind,
+            OutboundKind::OtnToken { .. } | OutboundKind::RecurringToken { .. }
+        );
+        if token_kind && message.attempts == 0 {
+            // Record that a send with this token started: after a crash mid-request, a "token
+            // used" answer then means delivered-unconfirmed, not failed. The store makes a token
+            // send's outcome durable before this returns. A message gone from the store (its
+            // notification was cancelled) is not sent: the cancel gave its token back (a
+            // recurring token its last send). Once recorded, a cancel leaves the message be: it
+            // may reach Messenger, so it counts (and a recurring send keeps its period).
+            let started = Outcome::Retry {
+                id,
+                due_ms: self.clock.now_ms(),
+                error: "token send started".to_owned(),
+            };
+            match self.recorder.record(started).await {
+                Ok(()) => {}
+                Err(RuntimeError::Store(
+                    StoreError::OutboundNotFound(_) | StoreError::OutboundNotPending { .. },
+                )) => {
+                    self.forget(id);
+                    return Ok(None);
+                }
+                Err(error) => return Err(error),
+            }
+        }
         let result = client.send(&request).await;
         drop(permit);
         let at = self.clock.now_ms();
@@ -397,13 +437,13 @@ impl Dispatcher {
                         hook(Duration::from_millis(at.saturating_sub(received)));
                     }
                 }
-                Ok(Outcome::Sent {
+                Ok(Some(Outcome::Sent {
                     id,
                     message_id: ok.message_id,
                     at_ms: at,
-                })
+                }))
             }
-            Err(error) => Ok(self.failure_outcome(&message, error, at)),
+            Err(error) => Ok(Some(self.failure_outcome(&message, error, at))),
         }
     }
 
@@ -412,6 +452,8 @@ impl Dispatcher {
     fn failure_outcome(&self, message: &OutboundMessage, error: SendError, at: u64) -> Outcome {
         let id = message.id;
         let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
+        // Token sends (both kinds) record a start marker, which `attempts` counts.
+        let marked = token_send || matches!(message.kind, OutboundKind::RecurringToken { .. });
         let text = format!("{} ({}): {error}", error.class(), error.attempts());
         // An earlier attempt of a token send may have reached Messenger (a timeout, or a crash
         // during the request): "token unusable" now most likely means it was delivered.
@@ -440,7 +482,7 @@ impl Dispatcher {
         let retryable = error.is_retryable();
         // `attempts` counts the token-send marker too; allow one extra for it.
         let used = message.attempts + 1;
-        if retryable && used < self.settings.max_attempts + u32::from(token_send) {
+        if retryable && used < self.settings.max_attempts + u32::from(marked) {
             let retry_after = match &error {
                 SendError::Throttled { retry_after, .. } => *retry_after,
                 _ => None,

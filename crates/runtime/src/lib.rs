@@ -150,5 +150,5 @@ pub use event::{GET_STARTED_PAYLOAD, InboundEvent, NotifyContent};
 pub use metrics::{Counter, Gauge, LatencyHook, RuntimeMetrics};
 pub use profile::{PROFILE_FIELDS, ProfileSettings, apply_profile};
 pub use retention::{RetentionMetrics, RetentionSettings, RetentionSweeper};
-pub use runtime::{NotifyCounts, Runtime, RuntimeConfig, RuntimeError};
+pub use runtime::{NotificationProgress, NotifyCounts, Runtime, RuntimeConfig, RuntimeError};
 pub use step::{StepOutcome, TOKEN_LIFETIME_MS, step, topic_id, versions_needed};

@@ -83,10 +83,12 @@ impl Work {
 }
 
 /// What one notification did for one subscriber.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct NotifyReport {
     pub(crate) queued: u64,
     pub(crate) no_token: u64,
+    /// The token sends the run queued (they become the notification's).
+    pub(crate) token_outbox: Vec<OutboxId>,
 }
 
 /// What processing one unit of work did.
@@ -494,10 +496,14 @@ impl Processor {
         let mut notify = NotifyReport {
             queued: 0,
             no_token: pending.no_token,
+            token_outbox: Vec::new(),
         };
         for send in &committed.token_sends {
             match send {
-                TokenSendOutcome::Queued { .. } => notify.queued += 1,
+                TokenSendOutcome::Queued { outbox, .. } => {
+                    notify.queued += 1;
+                    notify.token_outbox.push(*outbox);
+                }
                 TokenSendOutcome::NoToken { .. } => notify.no_token += 1,
             }
         }

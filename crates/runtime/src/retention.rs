@@ -47,6 +47,8 @@ pub struct RetentionMetrics {
     pub messages_removed: Counter,
     /// Used-up OTN tokens removed.
     pub tokens_removed: Counter,
+    /// Ended topic notifications removed.
+    pub notifications_removed: Counter,
     /// Sweep rounds completed.
     pub rounds: Counter,
     /// Store calls that failed (logged; the next round tries again).
@@ -58,6 +60,7 @@ impl RetentionMetrics {
         self.dedup_records_removed.add(report.dedup_records);
         self.messages_removed.add(report.messages);
         self.tokens_removed.add(report.tokens);
+        self.notifications_removed.add(report.notifications);
     }
 }
 

@@ -13,7 +13,10 @@ use crate::scheduler::{AfterWork, Shards, follow_journal, run_timers};
 use botflow_flow::TopicId;
 use botflow_messenger::SendClient;
 use botflow_messenger::limits::RECURRING_SEND_INTERVAL;
-use botflow_storage::{JournalEntry, PageId, RecurringNotifyOutcome, Store, StoreError};
+use botflow_storage::{
+    JournalEntry, Notification, NotificationCancel, NotificationContent, NotificationId, PageId,
+    RecurringNotifyOutcome, RecurringPass, Store, StoreError,
+};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -122,6 +125,8 @@ pub enum RuntimeError {
 /// The counts of a topic notification.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct NotifyCounts {
+    /// The notification's id (its record shows progress; see [`Runtime::notification`]).
+    pub notification: NotificationId,
     /// Messages queued, each paying with one token (spent in the same commit).
     pub queued: u64,
     /// Subscribers listed as holders who had no usable token left when their turn came.
@@ -134,19 +139,37 @@ pub struct NotifyCounts {
     pub recurring: RecurringNotifyOutcome,
 }
 
-/// The recurring pass of a text notification: one message per holder of a recurring token of the
-/// topic that may pay now (Messenger's 48-hour cap and the token's frequency), skipping those in
-/// `reached` (the one-time pass paid for them: one message per subscriber per notification).
+/// The recurring pass of text notification `notification`: one message of it per holder of a
+/// recurring token of the topic that may pay now (Messenger's 48-hour cap and the token's
+/// frequency), skipping those in `reached` (the one-time pass paid for them: one message per
+/// subscriber per notification).
 fn notify_recurring(
     store: &dyn Store,
     page: &PageId,
     topic: &TopicId,
+    notification: NotificationId,
     reached: &HashSet<botflow_storage::Psid>,
     body_for: botflow_storage::BodyFor<'_>,
     now_ms: u64,
 ) -> Result<RecurringNotifyOutcome, StoreError> {
-    let cap_ms = u64::try_from(RECURRING_SEND_INTERVAL.as_millis()).unwrap_or(u64::MAX);
-    store.notify_topic_recurring(page, topic, reached, body_for, cap_ms, now_ms)
+    let pass = RecurringPass {
+        notification,
+        reached,
+        cap_ms: u64::try_from(RECURRING_SEND_INTERVAL.as_millis()).unwrap_or(u64::MAX),
+    };
+    store.notify_topic_recurring(page, topic, &pass, body_for, now_ms)
+}
+
+/// A notification as the API shows it: the stored record and the time left at the Page's pace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationProgress {
+    /// The stored record (state, totals, times).
+    pub notification: Notification,
+    /// Estimated time until its pending messages are sent, at the Page's pace; `None` once it
+    /// is done or cancelled.
+    pub eta_ms: Option<u64>,
+    /// The Page's pace the estimate uses (Send API calls per second).
+    pub rate_per_sec: u64,
 }
 
 struct Inner {
@@ -323,10 +346,12 @@ impl Runtime {
         Ok(())
     }
 
-    /// Sends a topic notification to every subscriber holding a usable token of `topic`: a text
-    /// is queued with one token per subscriber (spent in the same commit); a flow runs for each
-    /// such subscriber, in their order with their other events, its `otn_send` blocks spending
-    /// tokens. Returns when everything is queued (the dispatcher then drains at the Page's pace).
+    /// Sends a topic notification to every subscriber holding a usable token of `topic`, as a
+    /// notification record (created first, so its id is known at once): a text is queued with
+    /// one token per subscriber (spent in the same commit); a flow runs for each such
+    /// subscriber, in their order with their other events, its `otn_send` blocks spending
+    /// tokens (those messages become the notification's when each run reports). Returns when
+    /// everything is queued (the dispatcher then drains at the Page's pace).
     pub async fn notify_topic(
         &self,
         page: &PageId,
@@ -334,102 +359,231 @@ impl Runtime {
         content: NotifyContent,
         now_ms: u64,
     ) -> Result<NotifyCounts, RuntimeError> {
+        let kind = match &content {
+            NotifyContent::Text(_) => NotificationContent::Text,
+            NotifyContent::Flow(flow) => NotificationContent::Flow { flow: flow.clone() },
+        };
+        let (p, t) = (page.clone(), topic.clone());
+        let record = self
+            .blocking(move |store| store.create_notification(&p, &t, &kind, now_ms))
+            .await?;
+        let id = record.id;
+        let result = self
+            .queue_notification(page, topic, id, content, now_ms)
+            .await;
+        if result.is_err() {
+            // What was queued still drains: the record must be able to reach `done`.
+            let p = page.clone();
+            let closed = self
+                .blocking(move |store| store.close_notification_queuing(&p, id, now_ms))
+                .await;
+            if let Err(error) = closed {
+                tracing::error!(%error, notification = %id, "cannot close a failed notification's queuing");
+            }
+        }
+        result
+    }
+
+    /// Queues the messages of notification `id` (see [`Runtime::notify_topic`]).
+    async fn queue_notification(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        id: NotificationId,
+        content: NotifyContent,
+        now_ms: u64,
+    ) -> Result<NotifyCounts, RuntimeError> {
         match content {
             NotifyContent::Text(text) => {
                 let (page, topic) = (page.clone(), topic.clone());
-                let store = Arc::clone(&self.inner.store);
-                let (outcome, recurring) = tokio::task::spawn_blocking(move || {
-                    let body_for = move |psid: &botflow_storage::Psid| {
-                        let text = botflow_messenger::OutgoingMessage::Text { text: text.clone() };
-                        request_body(psid, Purpose::OtnToken, text)
-                    };
-                    // Who the one-time pass pays for; the recurring pass skips them.
-                    let reached: HashSet<_> = store
-                        .topic_holders(&page, &topic, now_ms)?
-                        .into_iter()
-                        .collect();
-                    let outcome = store.notify_topic(&page, &topic, &body_for, now_ms)?;
-                    let recurring = notify_recurring(
-                        store.as_ref(),
-                        &page,
-                        &topic,
-                        &reached,
-                        &body_for,
-                        now_ms,
-                    )?;
-                    Ok::<_, StoreError>((outcome, recurring))
-                })
-                .await
-                .map_err(|e| RuntimeError::Task(e.to_string()))??;
+                let outcome = self
+                    .blocking(move |store| {
+                        let body_for = move |psid: &botflow_storage::Psid| {
+                            let text =
+                                botflow_messenger::OutgoingMessage::Text { text: text.clone() };
+                            request_body(psid, Purpose::OtnToken, text)
+                        };
+                        // Who the one-time pass pays for; the recurring pass skips them.
+                        let reached: HashSet<_> = store
+                            .topic_holders(&page, &topic, now_ms)?
+                            .into_iter()
+                            .collect();
+                        let outcome = store.notify_topic(&page, &topic, id, &body_for, now_ms)?;
+                        let recurring = notify_recurring(
+                            store, &page, &topic, id, &reached, &body_for, now_ms,
+                        )?;
+                        // Both passes queued: the notification is done once their messages are.
+                        store.close_notification_queuing(&page, id, now_ms)?;
+                        Ok((outcome, recurring))
+                    })
+                    .await?;
+                let (outcome, recurring) = outcome;
                 self.inner.dispatcher.wake.notify_one();
                 Ok(NotifyCounts {
+                    notification: id,
                     queued: outcome.queued,
                     no_token: outcome.no_token,
                     expired: outcome.expired,
                     recurring,
                 })
             }
-            NotifyContent::Flow(flow) => {
-                let store = Arc::clone(&self.inner.store);
-                let (p, t) = (page.clone(), topic.clone());
-                let (expired, holders) = tokio::task::spawn_blocking(move || {
-                    let expired = store.expire_tokens(now_ms)?;
-                    let holders = store.topic_holders(&p, &t, now_ms)?;
-                    Ok::<_, StoreError>((expired, holders))
-                })
+            NotifyContent::Flow(flow) => self.notify_with_flow(page, topic, id, flow, now_ms).await,
+        }
+    }
+
+    /// The flow half of [`Runtime::notify_topic`] for notification `id`.
+    async fn notify_with_flow(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        id: NotificationId,
+        flow: botflow_flow::FlowId,
+        now_ms: u64,
+    ) -> Result<NotifyCounts, RuntimeError> {
+        let (p, t) = (page.clone(), topic.clone());
+        let (expired, holders) = self
+            .blocking(move |store| {
+                let expired = store.expire_tokens(now_ms)?;
+                let holders = store.topic_holders(&p, &t, now_ms)?;
+                Ok((expired, holders))
+            })
+            .await?;
+        let mut replies = Vec::with_capacity(holders.len());
+        for psid in holders {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let who = psid.to_string();
+            let work = Work::Notify {
+                page: page.clone(),
+                psid,
+                topic: topic.clone(),
+                content: NotifyContent::Flow(flow.clone()),
+                reply: Some(tx),
+            };
+            self.inner
+                .shards
+                .submit(work)
                 .await
-                .map_err(|e| RuntimeError::Task(e.to_string()))??;
-                let mut replies = Vec::with_capacity(holders.len());
-                for psid in holders {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    let who = psid.to_string();
-                    let work = Work::Notify {
-                        page: page.clone(),
-                        psid,
-                        topic: topic.clone(),
-                        content: NotifyContent::Flow(flow.clone()),
-                        reply: Some(tx),
+                .map_err(|_| RuntimeError::ShuttingDown)?;
+            replies.push((who, rx));
+        }
+        let mut counts = NotifyCounts {
+            notification: id,
+            expired,
+            ..NotifyCounts::default()
+        };
+        let mut failure = None;
+        let mut first = true;
+        for (who, reply) in replies {
+            match reply.await {
+                Ok(Ok(report)) => {
+                    counts.queued += report.queued;
+                    counts.no_token += report.no_token;
+                    // The sweep's expiries are reported with the first run.
+                    let swept = if std::mem::take(&mut first) {
+                        expired
+                    } else {
+                        0
                     };
-                    self.inner
-                        .shards
-                        .submit(work)
-                        .await
-                        .map_err(|_| RuntimeError::ShuttingDown)?;
-                    replies.push((who, rx));
+                    let p = page.clone();
+                    self.blocking(move |store| {
+                        store.attach_to_notification(
+                            &p,
+                            id,
+                            &report.token_outbox,
+                            report.no_token,
+                            swept,
+                        )
+                    })
+                    .await?;
                 }
-                let mut counts = NotifyCounts {
-                    expired,
-                    ..NotifyCounts::default()
-                };
-                let mut failure = None;
-                for (who, reply) in replies {
-                    match reply.await {
-                        Ok(Ok(report)) => {
-                            counts.queued += report.queued;
-                            counts.no_token += report.no_token;
-                        }
-                        Ok(Err(reason)) => failure = failure.or(Some((who, reason))),
-                        Err(_) => {
-                            failure = failure.or(Some((who, "its run was dropped".to_owned())));
-                        }
-                    }
+                Ok(Err(reason)) => failure = failure.or(Some((who, reason))),
+                Err(_) => {
+                    failure = failure.or(Some((who, "its run was dropped".to_owned())));
                 }
-                // Notification runs are not journaled: make their commits durable before
-                // reporting them queued.
-                let store = Arc::clone(&self.inner.store);
-                tokio::task::spawn_blocking(move || store.flush())
-                    .await
-                    .map_err(|e| RuntimeError::Task(e.to_string()))??;
-                if let Some((psid, reason)) = failure {
-                    return Err(RuntimeError::NotifyFailed {
-                        psid,
-                        reason,
-                        counts,
-                    });
-                }
-                Ok(counts)
             }
         }
+        // Notification runs are not journaled: make their commits durable before reporting
+        // them queued (closing the queuing flushes).
+        let p = page.clone();
+        self.blocking(move |store| store.close_notification_queuing(&p, id, now_ms))
+            .await?;
+        if let Some((psid, reason)) = failure {
+            return Err(RuntimeError::NotifyFailed {
+                psid,
+                reason,
+                counts,
+            });
+        }
+        Ok(counts)
+    }
+
+    /// One notification of the Page with its time left at the Page's pace.
+    pub async fn notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+    ) -> Result<Option<NotificationProgress>, RuntimeError> {
+        let page = page.clone();
+        let found = self
+            .blocking(move |store| store.notification(&page, id))
+            .await?;
+        Ok(found.map(|n| self.progress(n)))
+    }
+
+    /// The Page's notifications (of one topic when given), newest first, with their time left.
+    pub async fn notifications(
+        &self,
+        page: &PageId,
+        topic: Option<TopicId>,
+    ) -> Result<Vec<NotificationProgress>, RuntimeError> {
+        let page = page.clone();
+        let all = self
+            .blocking(move |store| store.notifications(&page, topic.as_ref()))
+            .await?;
+        Ok(all.into_iter().map(|n| self.progress(n)).collect())
+    }
+
+    /// Cancels a running notification (see [`Store::cancel_notification`]): its messages not
+    /// yet started are removed and their tokens are usable again; the dispatcher drops those it
+    /// already holds without sending them.
+    pub async fn cancel_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+    ) -> Result<NotificationCancel, RuntimeError> {
+        self.inner.dispatcher.cancelled(id);
+        let page = page.clone();
+        let now_ms = self.inner.clock.now_ms();
+        let cancel = self
+            .blocking(move |store| store.cancel_notification(&page, id, now_ms))
+            .await?;
+        self.inner.dispatcher.wake.notify_one();
+        Ok(cancel)
+    }
+
+    /// A notification with its time left: pending messages at the Page's configured pace.
+    fn progress(&self, notification: Notification) -> NotificationProgress {
+        let rate = u64::from(self.inner.dispatcher.settings.page_rate_per_sec.max(1));
+        let eta_ms = match notification.state.is_running() {
+            true => Some(notification.totals.pending().saturating_mul(1_000) / rate),
+            false => None,
+        };
+        NotificationProgress {
+            notification,
+            eta_ms,
+            rate_per_sec: rate,
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        let store = Arc::clone(&self.inner.store);
+        tokio::task::spawn_blocking(move || call(store.as_ref()))
+            .await
+            .map_err(|e| RuntimeError::Task(e.to_string()))?
+            .map_err(RuntimeError::Store)
     }
 
     /// Forgets cached active flow versions (call after publishing or rolling back a flow).

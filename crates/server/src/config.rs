@@ -23,6 +23,9 @@ pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_ADMIN_TIMEOUT_MS: u64 = 30_000;
 /// Default Send API pace per Page (Messenger allows about 300 calls per second).
 pub const DEFAULT_SEND_RATE_PER_SECOND: u32 = 250;
+/// Send API pace per Page under `--demo` unless set: slow enough that a notification to the
+/// demo's waiting subscribers can be watched (and cancelled) on the topics page.
+pub const DEMO_SEND_RATE_PER_SECOND: u32 = 40;
 /// Default time a processed event's dedup record is kept (a redelivery inside it is a duplicate).
 pub const DEFAULT_DEDUP_RETENTION: &str = "3d";
 /// Default time finished messages and used-up tokens are kept.
@@ -317,9 +320,10 @@ impl ServerConfig {
                 setting: "BOTFLOW_SEND_RATE_PER_SECOND",
                 message: format!("{text:?} is not a whole number of calls per second"),
             })?,
-            None => file_config
-                .send_rate_per_second
-                .unwrap_or(DEFAULT_SEND_RATE_PER_SECOND),
+            None => file_config.send_rate_per_second.unwrap_or(match demo {
+                true => DEMO_SEND_RATE_PER_SECOND,
+                false => DEFAULT_SEND_RATE_PER_SECOND,
+            }),
         };
         if send_rate_per_second == 0 {
             return Err(ConfigError::Invalid {

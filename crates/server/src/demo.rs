@@ -5,7 +5,7 @@ use crate::delivery::{envelope, otn_optin, signature, text_message};
 use botflow_flow::{BlockKind, Message, TopicRef, Trigger};
 use botflow_messenger::fake::{FakeGraphApi, FakeOptions, FakeProfile};
 use botflow_runtime::payload::OptinPayload;
-use botflow_storage::{PageId, Store, StoreResult};
+use botflow_storage::{NewToken, PageId, Store, StoreResult};
 use std::fmt::Write as _;
 
 /// PSID of the demo subscriber.
@@ -39,6 +39,50 @@ pub struct DemoWalkthrough {
     pub notify_flow: Option<String>,
     /// Timestamp (ms) put in the events.
     pub now_ms: u64,
+    /// The id of [`DEMO_CROWD_TOPIC`], which [`DEMO_CROWD`] subscribers wait on.
+    pub crowd_topic_id: String,
+}
+
+/// The demo topic that many subscribers wait on, so a notification can be watched running.
+pub const DEMO_CROWD_TOPIC: &str = "Weekend sale";
+/// How many subscribers wait on [`DEMO_CROWD_TOPIC`] when the demo starts.
+pub const DEMO_CROWD: usize = 300;
+
+/// The [`DEMO_CROWD`] subscribers of the demo and a one-time token the demo fake issued to
+/// each, as (PSID, token).
+pub fn crowd_tokens(fake: &FakeGraphApi) -> Vec<(String, String)> {
+    (0..DEMO_CROWD)
+        .map(|i| {
+            let psid = format!("20000000090{i:05}");
+            let token = fake.issue_otn_token(&psid);
+            (psid, token)
+        })
+        .collect()
+}
+
+/// Seeds the crowd (from [`crowd_tokens`]), each holding one usable opt-in on
+/// [`DEMO_CROWD_TOPIC`] (created when missing), so a notification of that topic runs for
+/// several seconds at the demo's pace. Returns the topic's id.
+pub fn seed_crowd(
+    store: &dyn Store,
+    page: &PageId,
+    crowd: &[(String, String)],
+    now_ms: u64,
+) -> StoreResult<String> {
+    let topic = match store.find_topic_by_name(page, DEMO_CROWD_TOPIC)? {
+        Some(topic) => topic,
+        None => store.create_topic(page, DEMO_CROWD_TOPIC, now_ms)?,
+    };
+    for (psid, token) in crowd {
+        let token = NewToken {
+            topic: topic.id.clone(),
+            token: token.clone(),
+            created_ms: now_ms,
+            expires_ms: now_ms + botflow_runtime::TOKEN_LIFETIME_MS,
+        };
+        store.add_token(page, &botflow_storage::Psid(psid.clone()), token, now_ms)?;
+    }
+    Ok(topic.id.0)
 }
 
 /// Starts the in-process fake Graph API that prints every message the bot sends; its User
@@ -241,6 +285,13 @@ impl DemoWalkthrough {
         );
         let _ = writeln!(
             out,
+            "# 7. {DEMO_CROWD} subscribers wait on topic {DEMO_CROWD_TOPIC:?} (id {}): notify them from the\n\
+             #    builder's OTN Topics page and watch the progress bar (or Cancel), or with\n\
+             #    `botflow notify {DEMO_CROWD_TOPIC:?} --text \"Sale!\" --wait` (BOTFLOW_SERVER={}, BOTFLOW_ADMIN_TOKEN=...).\n",
+            self.crowd_topic_id, self.base_url
+        );
+        let _ = writeln!(
+            out,
             "Also: {0}/metrics, {0}/healthz, {0}/api/openapi.json. Stop with Ctrl-C.",
             self.base_url
         );
@@ -272,6 +323,7 @@ mod tests {
             trigger_text: "restock".into(),
             notify_flow: Some("restock-notify".into()),
             now_ms: 1_700_000_000_000,
+            crowd_topic_id: "t-2".into(),
         }
     }
 

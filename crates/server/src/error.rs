@@ -107,13 +107,14 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidTopicName { .. } | StoreError::UnknownTopic { .. } => {
                 Self::Unprocessable(err.to_string())
             }
-            StoreError::TopicNameTaken { .. } | StoreError::TopicInUse { .. } => {
-                Self::Conflict(err.to_string())
-            }
+            StoreError::TopicNameTaken { .. }
+            | StoreError::TopicInUse { .. }
+            | StoreError::NotificationFinished { .. } => Self::Conflict(err.to_string()),
             StoreError::TopicNotFound { .. }
             | StoreError::FlowNotFound { .. }
             | StoreError::VersionNotFound { .. }
             | StoreError::TokenNotFound { .. }
+            | StoreError::NotificationNotFound { .. }
             | StoreError::OutboundNotFound(_) => Self::NotFound(err.to_string()),
             StoreError::FlowParse { diagnostics } | StoreError::FlowInvalid { diagnostics, .. } => {
                 Self::InvalidFlow(diagnostics)

@@ -82,6 +82,7 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
             ("dedup_record", m.retention.dedup_records_removed.get()),
             ("message", m.retention.messages_removed.get()),
             ("token", m.retention.tokens_removed.get()),
+            ("notification", m.retention.notifications_removed.get()),
         ],
     );
     // Counted from the store when it opened, then kept with every commit: the durable queue.

@@ -1,6 +1,7 @@
 //! The store's error type: every variant names the record or input at fault.
 
 use crate::ids::{EventId, OutboxId, PageId};
+use crate::notification::NotificationId;
 use botflow_flow::{Diagnostic, FlowId, TopicId};
 
 /// Everything a store call can fail with.
@@ -59,6 +60,22 @@ pub enum StoreError {
         name: String,
         /// The topic that has it.
         existing_id: TopicId,
+    },
+    /// No notification with this id exists on the Page.
+    #[error("notification {id} not found on page {page}")]
+    NotificationNotFound {
+        /// The Page.
+        page: PageId,
+        /// The notification id.
+        id: NotificationId,
+    },
+    /// The notification is done or cancelled already: there is nothing left to cancel.
+    #[error("notification {id} is {state} already: nothing is left to cancel")]
+    NotificationFinished {
+        /// The notification id.
+        id: NotificationId,
+        /// Its state (`done` or `cancelled`).
+        state: &'static str,
     },
     /// No topic with this id exists on the Page.
     #[error("topic {topic} not found on page {page}")]

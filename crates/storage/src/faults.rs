@@ -8,16 +8,19 @@ use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Pu
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::ledger::TopicLedger;
+use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
-use crate::recurring::{RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringToken};
+use crate::recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
+};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
 use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A change a test runs against the real store just before the next step commit.
@@ -308,10 +311,64 @@ impl Store for FaultyStore {
         &self,
         page: &PageId,
         topic: &TopicId,
+        notification: NotificationId,
         body_for: BodyFor<'_>,
         now_ms: u64,
     ) -> StoreResult<NotifyOutcome> {
-        self.inner.notify_topic(page, topic, body_for, now_ms)
+        self.inner
+            .notify_topic(page, topic, notification, body_for, now_ms)
+    }
+
+    fn create_notification(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        content: &NotificationContent,
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        self.inner.create_notification(page, topic, content, now_ms)
+    }
+
+    fn attach_to_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        outbox: &[OutboxId],
+        no_token: u64,
+        expired: u64,
+    ) -> StoreResult<()> {
+        self.inner
+            .attach_to_notification(page, id, outbox, no_token, expired)
+    }
+
+    fn close_notification_queuing(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        self.inner.close_notification_queuing(page, id, now_ms)
+    }
+
+    fn notification(&self, page: &PageId, id: NotificationId) -> StoreResult<Option<Notification>> {
+        self.inner.notification(page, id)
+    }
+
+    fn notifications(
+        &self,
+        page: &PageId,
+        topic: Option<&TopicId>,
+    ) -> StoreResult<Vec<Notification>> {
+        self.inner.notifications(page, topic)
+    }
+
+    fn cancel_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<NotificationCancel> {
+        self.inner.cancel_notification(page, id, now_ms)
     }
 
     fn recurring_change(
@@ -332,13 +389,12 @@ impl Store for FaultyStore {
         &self,
         page: &PageId,
         topic: &TopicId,
-        reached: &HashSet<Psid>,
+        pass: &RecurringPass<'_>,
         body_for: BodyFor<'_>,
-        cap_ms: u64,
         now_ms: u64,
     ) -> StoreResult<RecurringNotifyOutcome> {
         self.inner
-            .notify_topic_recurring(page, topic, reached, body_for, cap_ms, now_ms)
+            .notify_topic_recurring(page, topic, pass, body_for, now_ms)
     }
 
     fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {

@@ -94,6 +94,7 @@ pub mod flows;
 pub mod ids;
 pub mod journal;
 pub mod ledger;
+pub mod notification;
 pub mod outbox;
 pub mod outcome;
 pub mod recurring;
@@ -116,11 +117,15 @@ pub use flows::{
 pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
 pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, RecurringLedger, TopicLedger};
+pub use notification::{
+    Notification, NotificationCancel, NotificationContent, NotificationId, NotificationState,
+    NotificationTotals,
+};
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
 pub use recurring::{
-    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringSkip,
-    RecurringStatus, RecurringToken,
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringPass,
+    RecurringSkip, RecurringStatus, RecurringToken,
 };
 pub use retention::{RetentionPolicy, SweepReport};
 pub use session::{FlowPosition, ProfileFetch, Session, Timer, TimerKind, WaitKind, Waiting};

@@ -1,6 +1,7 @@
 //! Outbound message types: what the runtime queues and what the dispatcher reads back.
 
 use crate::ids::{OutboxId, PageId, Psid};
+use crate::notification::NotificationId;
 use botflow_flow::TopicId;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,10 @@ pub struct OutboundMessage {
     /// The error of the last failed attempt, kept while the message waits for a retry.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The topic notification that queued it, if any (its outcome moves that notification's
+    /// totals in the same transaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<NotificationId>,
 }
 
 /// The state of an outbound message.

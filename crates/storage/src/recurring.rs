@@ -6,8 +6,10 @@
 //! current one is `botflow_messenger::limits::RECURRING_SEND_INTERVAL`, 48 hours).
 
 use crate::ids::{PageId, Psid};
+use crate::notification::NotificationId;
 use botflow_flow::{Frequency, TopicId};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 /// A recurring opt-in, to store for (Page, subscriber, topic).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,8 +83,12 @@ pub struct RecurringToken {
     pub created_ms: u64,
     /// When it stops being usable; `None`: never.
     pub expires_ms: Option<u64>,
-    /// When it last paid for a message.
+    /// When it last paid for a message (set when the message is queued).
     pub last_sent_ms: Option<u64>,
+    /// `last_sent_ms` before the latest send, given back when that send's message is cancelled
+    /// before it left (it never counted against the period).
+    #[serde(default)]
+    pub previous_sent_ms: Option<u64>,
     /// Where it stands.
     pub status: RecurringStatus,
 }
@@ -149,6 +155,17 @@ impl RecurringToken {
     }
 }
 
+/// What the recurring pass of a topic notification needs besides the topic and the text.
+#[derive(Debug, Clone, Copy)]
+pub struct RecurringPass<'a> {
+    /// The notification its messages belong to (counted in its totals, cancelled with it).
+    pub notification: NotificationId,
+    /// Subscribers another token already paid for in this notification: skipped.
+    pub reached: &'a HashSet<Psid>,
+    /// The shortest time between two sends of one token (Messenger's current cap).
+    pub cap_ms: u64,
+}
+
 /// Counts of the recurring pass of a topic notification.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecurringNotifyOutcome {
@@ -181,6 +198,7 @@ mod tests {
             created_ms: 1_000,
             expires_ms: None,
             last_sent_ms: None,
+            previous_sent_ms: None,
             status: RecurringStatus::Active,
         }
     }

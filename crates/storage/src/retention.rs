@@ -4,9 +4,10 @@
 //! - the dedup record of each processed inbound event (kept for [`RetentionPolicy::dedup_ms`],
 //!   so a redelivery inside that window is still recognised as a duplicate);
 //! - finished outbound messages (sent, failed, refused, delivered-unconfirmed) with their bodies;
-//! - used-up OTN tokens (spent, invalid, expired).
+//! - used-up OTN tokens (spent, invalid, expired);
+//! - finished topic notifications (done or cancelled) with their totals.
 //!
-//! The last two are kept for [`RetentionPolicy::history_ms`] after they finished.
+//! The last three are kept for [`RetentionPolicy::history_ms`] after they finished.
 //! [`crate::Store::sweep_retention`] removes at most a given number of them per call, oldest
 //! first, and never a record still needed: unprocessed journal events, pending messages (what a
 //! subscriber's queue points to), usable tokens and spent tokens paying for a pending message.
@@ -46,6 +47,9 @@ pub struct SweepReport {
     pub messages: u64,
     /// Used-up tokens removed.
     pub tokens: u64,
+    /// Finished topic notifications removed.
+    #[serde(default)]
+    pub notifications: u64,
     /// Whether the call stopped at its record limit with more records due: call again soon.
     pub more: bool,
 }
@@ -53,6 +57,6 @@ pub struct SweepReport {
 impl SweepReport {
     /// Records removed, all kinds together.
     pub fn removed(&self) -> u64 {
-        self.dedup_records + self.messages + self.tokens
+        self.dedup_records + self.messages + self.tokens + self.notifications
     }
 }

@@ -10,16 +10,18 @@ use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Pu
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::ledger::TopicLedger;
+use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
-use crate::recurring::{RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringToken};
+use crate::recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
+};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
 use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
 use std::collections::BTreeMap;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Shorthand for results of store calls.
@@ -227,11 +229,15 @@ pub trait Store: Send + Sync {
         Ok(commits.into_iter().map(|c| self.commit_step(c)).collect())
     }
     /// Queues one message per subscriber holding a usable token of the topic, each taking that
-    /// subscriber's oldest usable token in the same commit as the message. Durable.
+    /// subscriber's oldest usable token in the same commit as the message; the messages belong
+    /// to `notification` (from [`Store::create_notification`]), whose totals move in the same
+    /// commits. The caller closes its queuing ([`Store::close_notification_queuing`]) after its
+    /// last pass (the recurring one). Durable.
     fn notify_topic(
         &self,
         page: &PageId,
         topic: &TopicId,
+        notification: NotificationId,
         body_for: BodyFor<'_>,
         now_ms: u64,
     ) -> StoreResult<NotifyOutcome>;
@@ -250,20 +256,70 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<RecurringChanged>;
     /// The recurring token with this value, in whatever status.
     fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>>;
-    /// The recurring pass of a topic notification: queues one message per subscriber whose
-    /// recurring token of the topic may pay at `now_ms` (its frequency's period, and at least
-    /// `cap_ms`, since its last send; active; not expired), recording the send time on the token
-    /// in the same commit (the token is not spent). Subscribers in `reached` (paid for by
-    /// another token in this notification) are skipped. Durable.
+    /// The recurring pass of topic notification `pass.notification`: queues one message of it
+    /// per subscriber whose recurring token of the topic may pay at `now_ms` (its frequency's
+    /// period, and at least `pass.cap_ms`, since its last send; active; not expired), recording
+    /// the send time on the token in the same commit as the message and the notification's
+    /// totals (the token is not spent; a cancel before the send gives the last send back).
+    /// Subscribers in `pass.reached` (paid for by another token in this notification) are
+    /// skipped. Does not close the notification's queuing. Durable.
     fn notify_topic_recurring(
         &self,
         page: &PageId,
         topic: &TopicId,
-        reached: &HashSet<Psid>,
+        pass: &RecurringPass<'_>,
         body_for: BodyFor<'_>,
-        cap_ms: u64,
         now_ms: u64,
     ) -> StoreResult<RecurringNotifyOutcome>;
+    // ---- notifications ----
+
+    /// Creates a topic notification in state `queued` with zero totals
+    /// ([`StoreError::TopicNotFound`] for an unknown topic). Durable.
+    fn create_notification(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        content: &NotificationContent,
+        now_ms: u64,
+    ) -> StoreResult<Notification>;
+    /// Makes messages queued by a notification's flow runs its own (they carry its id and count
+    /// in `queued`; one already finished counts its outcome too) and adds `no_token` and
+    /// `expired` to its totals, in one commit.
+    fn attach_to_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        outbox: &[OutboxId],
+        no_token: u64,
+        expired: u64,
+    ) -> StoreResult<()>;
+    /// Marks a notification fully queued: it becomes `done` once nothing of it is pending
+    /// (at once when nothing is). Durable.
+    fn close_notification_queuing(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<Notification>;
+    /// One notification of the Page.
+    fn notification(&self, page: &PageId, id: NotificationId) -> StoreResult<Option<Notification>>;
+    /// The Page's notifications (of one topic when given), newest first.
+    fn notifications(
+        &self,
+        page: &PageId,
+        topic: Option<&TopicId>,
+    ) -> StoreResult<Vec<Notification>>;
+    /// Cancels a running notification: it becomes `cancelled`, its pending messages whose send
+    /// has not started are removed from the outbox and their tokens are usable again (ledger
+    /// corrected in the same commits); a message already attempted finishes normally and still
+    /// counts. [`StoreError::NotificationNotFound`], or [`StoreError::NotificationFinished`] when
+    /// it is done or cancelled already. Durable.
+    fn cancel_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<NotificationCancel>;
 
     // ---- outbox ----
 

@@ -185,8 +185,12 @@ async fn a_token_spent_between_a_step_and_its_commit_sends_the_no_token_branch()
                 news,
             )
         };
+        let content = botflow_storage::NotificationContent::Text;
+        let record = store
+            .create_notification(&page(), &racing_topic, &content, now)
+            .unwrap();
         let outcome = store
-            .notify_topic(&page(), &racing_topic, &body, now)
+            .notify_topic(&page(), &racing_topic, record.id, &body, now)
             .unwrap();
         assert_eq!(outcome.queued, 1);
     });

@@ -125,6 +125,19 @@ async fn a_notification_flow_spends_one_token_per_subscriber() {
         .unwrap()
         .unwrap();
     assert!(session.tags.contains("restock-notified"));
+    // The notification's record counts the token send the flow queued, through to done.
+    let record = wait_for("the flow notification done", LONG, || {
+        let found = store.notification(&page(), counts.notification).unwrap();
+        found.filter(|n| n.state == botflow_storage::NotificationState::Done)
+    })
+    .await;
+    assert_eq!(
+        record.content,
+        botflow_storage::NotificationContent::Flow {
+            flow: "restock-notify".into()
+        }
+    );
+    assert_eq!((record.totals.queued, record.totals.sent), (1, 1));
     runtime.shutdown().await.unwrap();
     assert_eq!(fake.sent_messages().len(), 6);
 }

@@ -4,6 +4,7 @@
 pub(crate) mod conflicts;
 pub(crate) mod flows;
 pub(crate) mod ledger;
+pub(crate) mod notifications;
 pub(crate) mod notify;
 pub(crate) mod pages;
 pub(crate) mod preview;

@@ -89,9 +89,12 @@ impl NotifyRequest {
     }
 }
 
-/// The answer: the topic and the runtime's counts.
+/// The answer: the notification's id (follow it at `GET .../notifications/{id}`), the topic and
+/// the counts of what was queued.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct NotifyReport {
+    /// The notification's id.
+    id: u64,
     /// The topic notified.
     #[schema(value_type = String)]
     topic: TopicId,
@@ -123,7 +126,10 @@ pub(crate) struct NotifyReport {
     params(TopicPath),
     request_body = NotifyRequest,
     responses(
-        (status = 202, description = "Every message is queued; the counts say how many.", body = NotifyReport),
+        (status = 202, description = "Every message is queued; the counts say how many and `id` names the notification, whose progress `GET /pages/{page}/notifications/{id}` shows.", body = NotifyReport, links(
+            ("progress" = (operation_id = "getNotification", parameters(("page" = "$request.path.page"), ("id" = "$response.body#/id")), description = "The new notification's progress.")),
+            ("cancel" = (operation_id = "cancelNotification", parameters(("page" = "$request.path.page"), ("id" = "$response.body#/id")), description = "Cancel the new notification.")),
+        )),
         (status = 400, description = "The body is not JSON.", body = ErrorBody),
         (status = 404, description = "Unknown Page or topic.", body = ErrorBody),
         (status = 422, description = "Not exactly one of `text` and `flow`, an unknown field, a blank or too long text, or a `flow` without a published version on the Page.", body = ErrorBody),
@@ -179,6 +185,7 @@ pub(crate) async fn notify(
     Ok((
         StatusCode::ACCEPTED,
         Json(NotifyReport {
+            id: counts.notification.0,
             topic,
             queued: counts.queued,
             no_token: counts.no_token,

@@ -122,6 +122,19 @@ pub(super) fn note_token_change(
     tx.put(T::Ledger, &key, &record)
 }
 
+/// Takes back a send counted on the day of `spent_ms` (its message was cancelled unsent), inside
+/// the transaction that gives the token back.
+pub(super) fn note_send_undone(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    spent_ms: u64,
+) -> TxResult<()> {
+    add_to_day(tx, page, topic, spent_ms, |d| {
+        d.sends = d.sends.saturating_sub(1)
+    })
+}
+
 /// Records in the topic's ledger a token send that ended delivered-unconfirmed.
 pub(super) fn note_delivered_unconfirmed(
     tx: &Tx<'_>,
@@ -194,6 +207,19 @@ pub(super) fn note_recurring_send(
 ) -> TxResult<()> {
     change_recurring(tx, page, topic, |r| r.sends += 1)?;
     add_to_day(tx, page, topic, at_ms, |d| d.recurring_sends += 1)
+}
+
+/// Takes back a recurring send counted at `at_ms` (its message was cancelled unsent).
+pub(super) fn note_recurring_send_undone(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    at_ms: u64,
+) -> TxResult<()> {
+    change_recurring(tx, page, topic, |r| r.sends = r.sends.saturating_sub(1))?;
+    add_to_day(tx, page, topic, at_ms, |d| {
+        d.recurring_sends = d.recurring_sends.saturating_sub(1)
+    })
 }
 
 impl SledStore {

@@ -7,6 +7,7 @@ mod group_commit;
 mod integrity;
 mod journal;
 mod ledger;
+mod notifications;
 mod outbox;
 mod outcomes;
 mod pages;
@@ -24,9 +25,12 @@ use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Pu
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::ledger::TopicLedger;
+use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
-use crate::recurring::{RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringToken};
+use crate::recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
+};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
@@ -39,7 +43,6 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::TransactionError;
 use std::collections::BTreeMap;
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use trees::{T, Tx, TxResult};
@@ -136,6 +139,7 @@ impl SledStore {
         store.journal_drop_dangling()?;
         store.retention_backfill()?;
         store.ledger_backfill()?;
+        store.notifications_resume()?;
         let pending = store.count_pending()?;
         store.count_outbox(|s| s.pending = pending);
         Ok(store)
@@ -460,10 +464,62 @@ impl Store for SledStore {
         &self,
         page: &PageId,
         topic: &TopicId,
+        notification: NotificationId,
         body_for: BodyFor<'_>,
         now_ms: u64,
     ) -> StoreResult<NotifyOutcome> {
-        self.topic_notify(page, topic, body_for, now_ms)
+        self.topic_notify(page, topic, notification, body_for, now_ms)
+    }
+
+    fn create_notification(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        content: &NotificationContent,
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        self.notification_create(page, topic, content, now_ms)
+    }
+
+    fn attach_to_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        outbox: &[OutboxId],
+        no_token: u64,
+        expired: u64,
+    ) -> StoreResult<()> {
+        self.notification_attach(page, id, outbox, no_token, expired)
+    }
+
+    fn close_notification_queuing(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        self.notification_close_queuing(page, id, now_ms)
+    }
+
+    fn notification(&self, page: &PageId, id: NotificationId) -> StoreResult<Option<Notification>> {
+        self.notification_get(page, id)
+    }
+
+    fn notifications(
+        &self,
+        page: &PageId,
+        topic: Option<&TopicId>,
+    ) -> StoreResult<Vec<Notification>> {
+        self.notification_list(page, topic)
+    }
+
+    fn cancel_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<NotificationCancel> {
+        self.notification_cancel(page, id, now_ms)
     }
 
     fn recurring_change(
@@ -484,12 +540,11 @@ impl Store for SledStore {
         &self,
         page: &PageId,
         topic: &TopicId,
-        reached: &HashSet<Psid>,
+        pass: &RecurringPass<'_>,
         body_for: BodyFor<'_>,
-        cap_ms: u64,
         now_ms: u64,
     ) -> StoreResult<RecurringNotifyOutcome> {
-        self.recurring_notify(page, topic, reached, body_for, cap_ms, now_ms)
+        self.recurring_notify(page, topic, pass, body_for, now_ms)
     }
 
     fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {

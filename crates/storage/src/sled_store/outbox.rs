@@ -58,6 +58,7 @@ pub(super) fn enqueue(
         created_ms: now_ms,
         status: OutboundStatus::Pending,
         last_error: None,
+        notification: None,
     };
     tx.put(T::Outbox, &outbox_key(id), &message)?;
     tx.mark(T::SubMessages, &message_index_key(page, psid, id))?;
@@ -95,12 +96,10 @@ fn status_word(status: &OutboundStatus) -> &'static str {
     }
 }
 
-/// Gives a pending message its final status and moves its subscriber's queue on, inside a
-/// transaction; a permanent failure of a token send marks its token invalid. Returns whether it
-/// is a token send.
-pub(super) fn finish(tx: &Tx<'_>, id: OutboxId, status: &OutboundStatus) -> TxResult<bool> {
-    let mut message = load_pending(tx, id)?;
-    let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
+/// Takes a pending message out of its subscriber's queue (and the due index when it was the
+/// head, making the next one due).
+fn unqueue(tx: &Tx<'_>, message: &OutboundMessage) -> TxResult<()> {
+    let id = message.id;
     let qkey = queue_key(&message.page, &message.psid);
     let mut queue: Vec<OutboxId> = tx.get(T::SubQueue, &qkey)?.unwrap_or_default();
     let was_head = queue.first() == Some(&id);
@@ -115,10 +114,30 @@ pub(super) fn finish(tx: &Tx<'_>, id: OutboxId, status: &OutboundStatus) -> TxRe
         }
     }
     if queue.is_empty() {
-        tx.del(T::SubQueue, &qkey)?;
+        tx.del(T::SubQueue, &qkey)
     } else {
-        tx.put(T::SubQueue, &qkey, &queue)?;
+        tx.put(T::SubQueue, &qkey, &queue)
     }
+}
+
+/// Removes a pending message from the outbox altogether, as if it had never been queued (a
+/// cancelled notification's message; the caller gives its token back).
+pub(super) fn remove_pending(tx: &Tx<'_>, message: &OutboundMessage) -> TxResult<()> {
+    unqueue(tx, message)?;
+    tx.del(
+        T::SubMessages,
+        &message_index_key(&message.page, &message.psid, message.id),
+    )?;
+    tx.del(T::Outbox, &outbox_key(message.id))
+}
+
+/// Gives a pending message its final status and moves its subscriber's queue on, inside a
+/// transaction; a permanent failure of a token send marks its token invalid. Returns whether it
+/// is a token send.
+pub(super) fn finish(tx: &Tx<'_>, id: OutboxId, status: &OutboundStatus) -> TxResult<bool> {
+    let mut message = load_pending(tx, id)?;
+    let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
+    unqueue(tx, &message)?;
     if let (OutboundStatus::Failed { error, at_ms }, OutboundKind::OtnToken { .. }, Some(token)) =
         (status, &message.kind, &message.token)
     {
@@ -148,6 +167,9 @@ pub(super) fn finish(tx: &Tx<'_>, id: OutboxId, status: &OutboundStatus) -> TxRe
     {
         super::ledger::note_delivered_unconfirmed(tx, &message.page, topic)?;
     }
+    if let Some(at_ms) = super::retention::finished_ms(status) {
+        super::notifications::note_outcome(tx, &message, status, at_ms)?;
+    }
     message.status = status.clone();
     let key = outbox_key(id);
     tx.put(T::Outbox, &key, &message)?;
@@ -166,6 +188,9 @@ pub(super) fn retry(tx: &Tx<'_>, id: OutboxId, due_ms: u64, error: &str) -> TxRe
     if tx.contains(T::OutboxDue, &old_due)? {
         tx.del(T::OutboxDue, &old_due)?;
         tx.mark(T::OutboxDue, &due_key(due_ms, id))?;
+    }
+    if message.attempts == 0 {
+        super::notifications::note_attempt(tx, &message, due_ms)?;
     }
     message.attempts += 1;
     message.due_ms = due_ms;

@@ -3,24 +3,25 @@
 //!
 //! `Recurring` holds one [`RecurringToken`] per (page, token value); `RecurringHolders` maps
 //! (page, topic, psid) to the token value that subscriber holds now (one per topic: a newer
-//! opt-in retires the older token). A send never spends a token: it records `last_sent_ms`.
+//! opt-in retires the older token). A send never spends a token: it records `last_sent_ms`
+//! (and keeps the one before, given back by [`undo_send`] when the message is cancelled unsent).
 
 use super::SledStore;
 use super::codec::{Key, KeyReader};
 use super::ledger;
+use super::notifications;
 use super::outbox::{enqueue, reserve_id};
 use super::topics::live_topic;
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
-use crate::ids::{PageId, Psid};
-use crate::outbox::{NewOutbound, OutboundKind};
+use crate::ids::{OutboxId, PageId, Psid};
+use crate::outbox::{NewOutbound, OutboundKind, OutboundMessage};
 use crate::recurring::{
-    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringSkip, RecurringStatus,
-    RecurringToken,
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringSkip,
+    RecurringStatus, RecurringToken,
 };
 use crate::store::{BodyFor, StoreResult};
 use botflow_flow::TopicId;
-use std::collections::HashSet;
 
 fn token_key(page: &PageId, token: &str) -> Vec<u8> {
     Key::new().str(page.as_str()).str(token).finish()
@@ -106,6 +107,7 @@ fn apply_change(
                 created_ms: optin.created_ms,
                 expires_ms: optin.expires_ms,
                 last_sent_ms: None,
+                previous_sent_ms: None,
                 status: RecurringStatus::Active,
             };
             ledger::note_recurring_optin(tx, page, &optin.topic, optin.created_ms)?;
@@ -145,7 +147,7 @@ fn queue_recurring_send(
     message: &NewOutbound,
     cap_ms: u64,
     now_ms: u64,
-) -> TxResult<Option<Result<(), RecurringSkip>>> {
+) -> TxResult<Option<Result<OutboxId, RecurringSkip>>> {
     let Some(value) = tx.get::<String>(T::RecurringHolders, &holder_key(page, topic, psid))? else {
         return Ok(None);
     };
@@ -161,12 +163,34 @@ fn queue_recurring_send(
         }
         Err(skip) => return Ok(Some(Err(skip))),
     }
-    token.last_sent_ms = Some(now_ms);
+    token.previous_sent_ms = token.last_sent_ms.replace(now_ms);
     tx.put(T::Recurring, &token_key(page, &value), &token)?;
     ledger::note_recurring_send(tx, page, topic, now_ms)?;
     let id = reserve_id(tx)?;
     enqueue(tx, id, page, psid, message, Some(value), now_ms)?;
-    Ok(Some(Ok(())))
+    Ok(Some(Ok(id)))
+}
+
+/// Takes back the send that `message` (a recurring token's, removed unsent by a cancel) recorded:
+/// the token's last send goes back to the one before, so the message that never left does not
+/// count against the period, and the ledger's send counts drop. Returns whether it did (not when
+/// a later send replaced that record, or the token is gone).
+pub(super) fn undo_send(tx: &Tx<'_>, message: &OutboundMessage) -> TxResult<bool> {
+    let (OutboundKind::RecurringToken { topic }, Some(value)) = (&message.kind, &message.token)
+    else {
+        return Ok(false);
+    };
+    let key = token_key(&message.page, value);
+    let Some(mut token): Option<RecurringToken> = tx.get(T::Recurring, &key)? else {
+        return Ok(false);
+    };
+    if token.last_sent_ms != Some(message.created_ms) {
+        return Ok(false);
+    }
+    token.last_sent_ms = token.previous_sent_ms.take();
+    tx.put(T::Recurring, &key, &token)?;
+    ledger::note_recurring_send_undone(tx, &message.page, topic, message.created_ms)?;
+    Ok(true)
 }
 
 impl SledStore {
@@ -212,9 +236,8 @@ impl SledStore {
         &self,
         page: &PageId,
         topic: &TopicId,
-        reached: &HashSet<Psid>,
+        pass: &RecurringPass<'_>,
         body_for: BodyFor<'_>,
-        cap_ms: u64,
         now_ms: u64,
     ) -> StoreResult<RecurringNotifyOutcome> {
         if self.topic_get(page, topic)?.is_none() {
@@ -231,13 +254,14 @@ impl SledStore {
             .recurring_holders(page, topic)?
             .into_iter()
             .filter(|psid| {
-                let other = reached.contains(psid);
+                let other = pass.reached.contains(psid);
                 outcome.skipped += u64::from(other);
                 !other
             })
             .collect();
         for chunk in holders.chunks(64) {
-            // One transaction per chunk: each token's send time and its message commit together.
+            // One transaction per chunk: each token's send time, its message and the
+            // notification's totals commit together.
             let bodies: Vec<NewOutbound> = chunk
                 .iter()
                 .map(|psid| NewOutbound {
@@ -245,20 +269,24 @@ impl SledStore {
                     kind: kind.clone(),
                 })
                 .collect();
-            let counts = self.transact(|tx| {
+            let (counts, cancelled) = self.transact(|tx| {
                 let mut counts = RecurringNotifyOutcome::default();
+                let mut queued = Vec::with_capacity(chunk.len());
                 for (psid, message) in chunk.iter().zip(&bodies) {
+                    let cap_ms = pass.cap_ms;
                     match queue_recurring_send(tx, page, psid, topic, message, cap_ms, now_ms)? {
-                        Some(Ok(())) => counts.queued += 1,
+                        Some(Ok(id)) => queued.push(id),
                         Some(Err(RecurringSkip::NotDue)) => counts.not_due += 1,
                         Some(Err(RecurringSkip::Stopped)) => counts.stopped += 1,
                         Some(Err(RecurringSkip::Expired)) => counts.expired += 1,
                         Some(Err(RecurringSkip::Retired)) | None => {}
                     }
                 }
-                Ok(counts)
+                counts.queued = queued.len() as u64;
+                let cancelled = notifications::attach(tx, page, pass.notification, &queued, 0, 0)?;
+                Ok((counts, cancelled))
             })?;
-            self.count_outbox(|s| s.pending += counts.queued);
+            self.count_outbox(|s| s.pending += counts.queued.saturating_sub(cancelled));
             outcome.queued += counts.queued;
             outcome.not_due += counts.not_due;
             outcome.stopped += counts.stopped;

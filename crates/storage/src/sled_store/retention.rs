@@ -13,6 +13,7 @@ use super::SledStore;
 use super::codec::{Key, decode};
 use super::trees::{T, Tx, TxResult};
 use crate::ids::OutboxId;
+use crate::notification::Notification;
 use crate::outbox::{OutboundMessage, OutboundStatus};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::store::StoreResult;
@@ -25,6 +26,8 @@ const EVENT: u8 = b'e';
 const MESSAGE: u8 = b'm';
 /// Index kind of used-up tokens.
 const TOKEN: u8 = b't';
+/// Index kind of finished (done or cancelled) topic notifications.
+const NOTIFICATION: u8 = b'n';
 /// Index kind of dedup records of events processed before the index existed (no time known):
 /// the first sweep that meets one indexes it as [`EVENT`] at its own time, so the record is
 /// kept a whole window after the upgrade.
@@ -52,6 +55,12 @@ pub(super) fn note_event(tx: &Tx<'_>, event_key: &[u8], at_ms: u64) -> TxResult<
 /// Indexes a message (key in the outbox tree) that reached a final state at `at_ms`.
 pub(super) fn note_message(tx: &Tx<'_>, outbox_key: &[u8], at_ms: u64) -> TxResult<()> {
     tx.mark(T::Retention, &index_key(MESSAGE, at_ms, outbox_key))
+}
+
+/// Indexes a notification (key in the notifications tree) that became done or cancelled at
+/// `at_ms`.
+pub(super) fn note_notification(tx: &Tx<'_>, record_key: &[u8], at_ms: u64) -> TxResult<()> {
+    tx.mark(T::Retention, &index_key(NOTIFICATION, at_ms, record_key))
 }
 
 /// Indexes a token (key in the tokens tree) that stopped being usable at `at_ms`.
@@ -141,6 +150,22 @@ fn check(tx: &Tx<'_>, kind: u8, record_key: &[u8], cutoff: u64) -> TxResult<Chec
                         .u64(message.id.0)
                         .finish();
                     tx.del(T::SubMessages, &listed)?;
+                    Ok(Checked::Removed)
+                }
+                _ => Ok(Checked::Stale),
+            }
+        }
+        NOTIFICATION => {
+            let Some(record) = tx.get::<Notification>(T::Notifications, record_key)? else {
+                return Ok(Checked::Stale);
+            };
+            match record.finished_ms {
+                Some(at) if !record.state.is_running() && at < cutoff => {
+                    if record.totals.pending() > 0 {
+                        // A message of it is still pending (a retry): its outcome counts here.
+                        return Ok(Checked::Needed);
+                    }
+                    tx.del(T::Notifications, record_key)?;
                     Ok(Checked::Removed)
                 }
                 _ => Ok(Checked::Stale),
@@ -258,6 +283,7 @@ impl SledStore {
             (EVENT, policy.dedup_ms),
             (MESSAGE, policy.history_ms),
             (TOKEN, policy.history_ms),
+            (NOTIFICATION, policy.history_ms),
         ];
         for (kind, window) in kinds {
             let cutoff = now_ms.saturating_sub(window);
@@ -293,6 +319,7 @@ impl SledStore {
                 match kind {
                     EVENT => report.dedup_records += removed,
                     MESSAGE => report.messages += removed,
+                    NOTIFICATION => report.notifications += removed,
                     _ => report.tokens += removed,
                 }
             }

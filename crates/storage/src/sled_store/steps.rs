@@ -4,12 +4,14 @@ use super::SledStore;
 use super::codec::{Key, KeyReader};
 use super::combine::Combined;
 use super::journal::{is_processed, mark_processed};
+use super::notifications;
 use super::outbox::{enqueue, reserve_id};
 use super::tokens;
 use super::trees::{T, Tx, TxResult};
 use crate::commit::{DueTimer, NotifyOutcome, StepCommit, StepCommitted, TokenSendOutcome};
 use crate::error::StoreError;
 use crate::ids::{PageId, Psid};
+use crate::notification::NotificationId;
 use crate::outbox::{NewOutbound, OutboundKind};
 use crate::session::{Session, Timer};
 use crate::store::{BodyFor, StoreResult};
@@ -249,6 +251,7 @@ impl SledStore {
         &self,
         page: &PageId,
         topic: &TopicId,
+        notification: NotificationId,
         body_for: BodyFor<'_>,
         now_ms: u64,
     ) -> StoreResult<NotifyOutcome> {
@@ -274,17 +277,23 @@ impl SledStore {
                 .collect();
             let counts = self.transact(|tx| {
                 let mut counts = NotifyOutcome::default();
+                let mut queued = Vec::with_capacity(chunk.len());
                 for (psid, message) in chunk.iter().zip(&bodies) {
                     let (sent, expired) = queue_token_send(tx, page, psid, topic, message, now_ms)?;
                     counts.expired += expired;
                     match sent {
-                        TokenSendOutcome::Queued { .. } => counts.queued += 1,
+                        TokenSendOutcome::Queued { outbox, .. } => queued.push(outbox),
                         TokenSendOutcome::NoToken { .. } => counts.no_token += 1,
                     }
                 }
-                Ok(counts)
+                counts.queued = queued.len() as u64;
+                let (no_token, expired) = (counts.no_token, counts.expired);
+                let cancelled =
+                    notifications::attach(tx, page, notification, &queued, no_token, expired)?;
+                Ok((counts, cancelled))
             })?;
-            self.count_outbox(|s| s.pending += counts.queued);
+            let (counts, cancelled) = counts;
+            self.count_outbox(|s| s.pending += counts.queued.saturating_sub(cancelled));
             outcome.queued += counts.queued;
             outcome.no_token += counts.no_token;
             outcome.expired += counts.expired;

@@ -277,6 +277,65 @@ pub(super) fn take_oldest(
     Ok(taken)
 }
 
+/// Gives back the token that paid for message `outbox` (removed from the outbox before it was
+/// sent): usable again when it has not expired at `now_ms`, else expired; the ledger moves it
+/// out of `spent` and takes the send off its day. Returns whether it is usable again.
+pub(super) fn restore(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    token: &str,
+    outbox: OutboxId,
+    now_ms: u64,
+) -> TxResult<bool> {
+    let tkey = token_key(page, token);
+    let Some(mut record) = tx.get::<OtnToken>(T::Tokens, &tkey)? else {
+        return Ok(false);
+    };
+    let TokenState::Spent {
+        outbox: Some(paid),
+        at_ms: spent_ms,
+    } = record.state
+    else {
+        return Ok(false);
+    };
+    if paid != outbox {
+        return Ok(false);
+    }
+    let usable = live_topic(tx, page, topic)?.is_some() && now_ms < record.expires_ms;
+    let state = if usable {
+        TokenState::Usable
+    } else {
+        TokenState::Expired { at_ms: now_ms }
+    };
+    ledger::note_token_change(tx, page, topic, &record.state, &state)?;
+    ledger::note_send_undone(tx, page, topic, spent_ms)?;
+    record.state = state;
+    tx.put(T::Tokens, &tkey, &record)?;
+    if usable {
+        let mut list = read_list(tx, page, &record.psid, topic)?;
+        let entry = TokenEntry {
+            token: record.token.clone(),
+            created_ms: record.created_ms,
+            expires_ms: record.expires_ms,
+        };
+        let at = list
+            .entries
+            .partition_point(|e| (e.created_ms, &e.token) <= (entry.created_ms, &entry.token));
+        list.entries.insert(at, entry);
+        write_list(tx, page, &record.psid, &list)?;
+        tx.put(
+            T::TokenExpiry,
+            &expiry_key(record.expires_ms, page, topic, token),
+            &record.psid,
+        )?;
+        add_to_count(tx, page, topic, 1)?;
+    } else {
+        note_used_up(tx, &tkey, &record.state)?;
+    }
+    Ok(usable)
+}
+
 /// Marks a token spent or invalid; returns whether it was usable before.
 pub(super) fn mark(
     tx: &Tx<'_>,

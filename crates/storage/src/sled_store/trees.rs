@@ -62,11 +62,15 @@ pub(crate) enum T {
     Recurring,
     /// (page, topic, psid) → the recurring token value the subscriber holds for the topic.
     RecurringHolders,
+    /// (page, notification id) → Notification: topic notifications with their totals.
+    Notifications,
+    /// (notification id, outbox id) → (), while the notification's message is pending.
+    NotificationMessages,
 }
 
 impl T {
     /// Every tree, in index order.
-    pub(crate) const ALL: [T; 25] = [
+    pub(crate) const ALL: [T; 27] = [
         T::Meta,
         T::Pages,
         T::Topics,
@@ -92,6 +96,8 @@ impl T {
         T::LedgerDays,
         T::Recurring,
         T::RecurringHolders,
+        T::Notifications,
+        T::NotificationMessages,
     ];
 
     /// The sled tree name, also used as the record kind in errors.
@@ -122,6 +128,8 @@ impl T {
             T::LedgerDays => "ledger_days",
             T::Recurring => "recurring",
             T::RecurringHolders => "recurring_holders",
+            T::Notifications => "notifications",
+            T::NotificationMessages => "notification_messages",
         }
     }
 }

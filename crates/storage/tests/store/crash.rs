@@ -172,7 +172,7 @@ fn crash_child_writer() {
             }
             _ => {
                 let body_for = |p: &Psid| json!({"notify": p.as_str()});
-                let outcome = store.notify_topic(&page(), &topic, &body_for, now).unwrap();
+                let outcome = notify_text(&store, &topic, &body_for, now).unwrap();
                 println!("N {}", outcome.queued);
                 if rng.below(4) == 0 {
                     store.expire_tokens(now).unwrap();

@@ -42,7 +42,7 @@ fn opt_in(store: &SledStore, n: u32, t: &TopicId, value: &str, at: u64) -> Token
 /// Notifies the topic at `at`; returns the queued messages' ids.
 fn notify(store: &SledStore, t: &TopicId, at: u64) -> Vec<botflow_storage::OutboxId> {
     let body_for = |_: &Psid| json!({"message": {"text": "back"}});
-    store.notify_topic(&page(), t, &body_for, at).unwrap();
+    notify_text(store, t, &body_for, at).unwrap();
     store
         .due_outbound(at, 100)
         .unwrap()

@@ -6,6 +6,7 @@ mod flows;
 mod journal;
 mod ledger;
 mod model;
+mod notifications;
 mod outbox;
 mod outcomes;
 mod recurring;
@@ -41,6 +42,20 @@ pub(crate) fn open(path: &Path) -> SledStore {
         },
     )
     .unwrap()
+}
+
+/// A text notification of `topic` at `now_ms`: its record, then its messages.
+pub(crate) fn notify_text(
+    store: &dyn Store,
+    topic: &TopicId,
+    body_for: botflow_storage::BodyFor<'_>,
+    now_ms: u64,
+) -> botflow_storage::StoreResult<botflow_storage::NotifyOutcome> {
+    let content = botflow_storage::NotificationContent::Text;
+    let notification = store.create_notification(&page(), topic, &content, now_ms)?;
+    let outcome = store.notify_topic(&page(), topic, notification.id, body_for, now_ms)?;
+    store.close_notification_queuing(&page(), notification.id, now_ms)?;
+    Ok(outcome)
 }
 
 pub(crate) fn page() -> PageId {

@@ -167,9 +167,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(n, expected);
             }
             Op::Notify { topic } => {
-                let outcome = store
-                    .notify_topic(&page(), &topics[topic as usize], &body_for, model.now)
-                    .unwrap();
+                let outcome =
+                    notify_text(&store, &topics[topic as usize], &body_for, model.now).unwrap();
                 let (mut queued, mut no_token, mut expired) = (0, 0, 0);
                 for p in 0..PSIDS {
                     let holder = model.tokens.holds(&(p, topic));

@@ -4,7 +4,8 @@
 use super::*;
 use botflow_flow::Frequency;
 use botflow_storage::{
-    OutboundStatus, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin,
+    NotificationContent, NotificationId, NotificationState, OutboundStatus, OutboxId, Outcome,
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringPass,
     RecurringStatus,
 };
 use std::collections::HashSet;
@@ -27,7 +28,7 @@ fn body(psid: &Psid) -> Value {
     json!({"to": psid.as_str(), "text": "Deals!"})
 }
 
-/// The recurring pass at `now`, skipping `reached`.
+/// The recurring pass of a new text notification at `now`, skipping `reached`.
 fn notify(
     store: &SledStore,
     topic: &TopicId,
@@ -35,9 +36,21 @@ fn notify(
     now: u64,
 ) -> RecurringNotifyOutcome {
     let reached: HashSet<Psid> = reached.iter().cloned().collect();
+    let record = store
+        .create_notification(&page(), topic, &NotificationContent::Text, now)
+        .unwrap();
+    let pass = RecurringPass {
+        notification: record.id,
+        reached: &reached,
+        cap_ms: CAP,
+    };
+    let outcome = store
+        .notify_topic_recurring(&page(), topic, &pass, &body, now)
+        .unwrap();
     store
-        .notify_topic_recurring(&page(), topic, &reached, &body, CAP, now)
-        .unwrap()
+        .close_notification_queuing(&page(), record.id, now)
+        .unwrap();
+    outcome
 }
 
 fn pending_tokens(store: &SledStore, p: &Psid) -> Vec<String> {
@@ -293,4 +306,143 @@ proptest::proptest! {
         let ledger = store.topic_ledger(&page(), &t, now).unwrap().unwrap();
         proptest::prop_assert_eq!(ledger.recurring.sends, sends.len() as u64);
     }
+}
+
+/// A whole text notification at `now` as the runtime makes it: the one-time pass, then the
+/// recurring pass for the holders it did not reach, then the queuing closed. Returns the
+/// notification's id and its pending messages' ids.
+fn notify_text_both(
+    store: &SledStore,
+    topic: &TopicId,
+    now: u64,
+) -> (NotificationId, Vec<OutboxId>) {
+    let record = store
+        .create_notification(&page(), topic, &NotificationContent::Text, now)
+        .unwrap();
+    let reached: HashSet<Psid> = store
+        .topic_holders(&page(), topic, now)
+        .unwrap()
+        .into_iter()
+        .collect();
+    store
+        .notify_topic(&page(), topic, record.id, &body, now)
+        .unwrap();
+    let pass = RecurringPass {
+        notification: record.id,
+        reached: &reached,
+        cap_ms: CAP,
+    };
+    store
+        .notify_topic_recurring(&page(), topic, &pass, &body, now)
+        .unwrap();
+    store
+        .close_notification_queuing(&page(), record.id, now)
+        .unwrap();
+    let ids = store
+        .due_outbound(now, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.notification == Some(record.id))
+        .map(|m| m.id)
+        .collect();
+    (record.id, ids)
+}
+
+#[test]
+fn one_notification_holds_both_passes_and_a_cancel_gives_the_recurring_period_back() {
+    let (_dir, store) = temp_store();
+    let t0 = 1_000;
+    store.ensure_page(&page(), t0).unwrap();
+    let t = store.create_topic(&page(), "Deals", t0).unwrap().id;
+    let (otn, rec) = (psid(1), psid(2));
+    let year = 365 * 24 * HOUR;
+    store
+        .add_token(&page(), &otn, token(&t, "otn-1", t0, t0 + year), t0)
+        .unwrap();
+    store
+        .add_token(&page(), &otn, token(&t, "otn-2", t0, t0 + year), t0)
+        .unwrap();
+    // The OTN holder also holds a recurring token: one message per subscriber, OTN first.
+    for (who, value) in [(&otn, "rec-otn"), (&rec, "rec-1")] {
+        store
+            .recurring_change(&page(), who, &optin(&t, value, Frequency::Weekly, t0), t0)
+            .unwrap();
+    }
+
+    // Both messages belong to one notification, whose totals reach done with their outcomes.
+    let (first, ids) = notify_text_both(&store, &t, t0);
+    assert_eq!(ids.len(), 2);
+    let n = store.notification(&page(), first).unwrap().unwrap();
+    assert_eq!(
+        (
+            n.state,
+            n.totals.queued,
+            n.totals.recurring,
+            n.totals.pending()
+        ),
+        (NotificationState::Queued, 2, 1, 2)
+    );
+    let sent = |id: OutboxId| Outcome::Sent {
+        id,
+        message_id: format!("m{}", id.0),
+        at_ms: t0 + 5,
+    };
+    for result in store.mark_outcomes(&[sent(ids[0])]).unwrap() {
+        result.unwrap();
+    }
+    let n = store.notification(&page(), first).unwrap().unwrap();
+    assert_eq!((n.state, n.totals.sent), (NotificationState::Sending, 1));
+    for result in store.mark_outcomes(&[sent(ids[1])]).unwrap() {
+        result.unwrap();
+    }
+    let n = store.notification(&page(), first).unwrap().unwrap();
+    assert_eq!(
+        (n.state, n.totals.sent, n.totals.pending()),
+        (NotificationState::Done, 2, 0)
+    );
+    let last_send = store.recurring_token(&page(), "rec-1").unwrap().unwrap();
+    assert_eq!(last_send.last_sent_ms, Some(t0));
+
+    // A week later the next notification is cancelled before anything is sent.
+    let t1 = t0 + 7 * 24 * HOUR;
+    let (second, ids) = notify_text_both(&store, &t, t1);
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        store
+            .recurring_token(&page(), "rec-1")
+            .unwrap()
+            .unwrap()
+            .last_sent_ms,
+        Some(t1)
+    );
+    let cancel = store.cancel_notification(&page(), second, t1 + 1).unwrap();
+    assert_eq!((cancel.removed, cancel.tokens_restored), (2, 2));
+    assert_eq!(
+        (
+            cancel.notification.totals.cancelled,
+            cancel.notification.totals.pending()
+        ),
+        (2, 0)
+    );
+    for id in &ids {
+        assert_eq!(store.outbound(*id).unwrap(), None);
+    }
+    // The OTN token is usable again; the recurring token's last send is the one that left.
+    assert_eq!(
+        store.topic_holders(&page(), &t, t1 + 1).unwrap(),
+        vec![otn.clone()]
+    );
+    let token_now = store.recurring_token(&page(), "rec-1").unwrap().unwrap();
+    assert_eq!(token_now.last_sent_ms, Some(t0));
+    let ledger = store.topic_ledger(&page(), &t, t1 + 1).unwrap().unwrap();
+    assert_eq!((ledger.usable, ledger.recurring.sends), (1, 1));
+
+    // So the next notification reaches both again, at once.
+    let (third, ids) = notify_text_both(&store, &t, t1 + 2);
+    assert_eq!(ids.len(), 2);
+    let n = store.notification(&page(), third).unwrap().unwrap();
+    assert_eq!((n.totals.queued, n.totals.recurring), (2, 1));
+    assert_eq!(pending_tokens(&store, &rec), vec!["rec-1"]);
+    assert_eq!(pending_tokens(&store, &otn).len(), 1);
+    assert_consistent(&store);
 }

@@ -89,7 +89,7 @@ proptest! {
                     Interference::NotifyText => {
                         let body = |_: &Psid| serde_json::json!({"message": {"text": "news"}});
                         // A topic deleted meanwhile is simply not notified.
-                        let _ = store.notify_topic(&page(), &topic, &body, now);
+                        let _ = notify_text(&store, &topic, &body, now);
                     }
                     Interference::Advance(ms) => now += ms,
                     Interference::DeleteTopic => {

@@ -188,7 +188,7 @@ fn a_notification_queues_one_message_per_holder_and_spends_one_token_each() {
         .unwrap();
 
     let body_for = |p: &Psid| json!({"message": {"text": format!("hi {p}")}});
-    let outcome = store.notify_topic(&page(), &t, &body_for, 100).unwrap();
+    let outcome = notify_text(&store, &t, &body_for, 100).unwrap();
     assert_eq!(
         (outcome.queued, outcome.no_token, outcome.expired),
         (2, 1, 1)
@@ -200,15 +200,15 @@ fn a_notification_queues_one_message_per_holder_and_spends_one_token_each() {
     assert!(store.messages_for(&page(), &psid(4)).unwrap().is_empty());
 
     // A second notification reaches only the subscriber who had two tokens.
-    let outcome = store.notify_topic(&page(), &t, &body_for, 200).unwrap();
+    let outcome = notify_text(&store, &t, &body_for, 200).unwrap();
     assert_eq!(
         (outcome.queued, outcome.no_token, outcome.expired),
         (1, 0, 0)
     );
-    let outcome = store.notify_topic(&page(), &t, &body_for, 300).unwrap();
+    let outcome = notify_text(&store, &t, &body_for, 300).unwrap();
     assert_eq!(outcome.queued, 0);
     assert!(matches!(
-        store.notify_topic(&page(), &TopicId::from("nope"), &body_for, 300),
+        notify_text(&store, &TopicId::from("nope"), &body_for, 300),
         Err(StoreError::TopicNotFound { .. })
     ));
     assert_eq!(store.outbox_stats().unwrap().pending, 3);

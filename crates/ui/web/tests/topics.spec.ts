@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { expect, openBuilder, REPO_ROOT, test } from './fixtures';
 
 const DEMO_TOPIC = 'Red sneakers restock';
+/** The demo topic 300 seeded subscribers wait on. */
+const CROWD_TOPIC = 'Weekend sale';
+const CROWD = 300;
 
 test.describe('topics page', () => {
   test.use({ allowHttpErrors: [409] });
@@ -37,8 +40,9 @@ test.describe('topics page', () => {
     await expect(dialog.getByRole('alert')).toHaveText('At most 65 characters.');
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await expect(dialog).toBeHidden();
-    // The header, the two restock topics and the weekly-deals example's recurring topic.
-    await expect(page.getByRole('row')).toHaveCount(4);
+    // Header, the demo's topics (its restock topic, the crowd's and the weekly-deals example's
+    // recurring topic) and the new one.
+    await expect(page.getByRole('row')).toHaveCount(5);
 
     // Rename in place: Enter saves; Esc cancels; a taken name is refused inline.
     await page.getByRole('button', { name: 'Rename Blue sneakers restock' }).click();
@@ -75,7 +79,7 @@ test.describe('topics page', () => {
     await expect(demoRow).toBeHidden();
     await expect(page.getByRole('status')).toContainText(`Topic "${DEMO_TOPIC}" deleted`);
     const topics = await demo.api<{ name: string }[]>(`/api/pages/${demo.page}/topics`);
-    expect(topics.map((t) => t.name)).toEqual(['Weekly deals']);
+    expect(topics.map((t) => t.name).sort()).toEqual([CROWD_TOPIC, 'Weekly deals']);
   });
 
   test('a topic can be created with the keyboard alone', async ({ page, demo }) => {
@@ -119,4 +123,58 @@ test('the waiting count rises live after the demo opt-in, then Notify sends with
   await dialog.getByRole('button', { name: 'Close', exact: true }).click();
   await expect(waiting).toHaveText('0', { timeout: 10_000 });
   await expect(page.getByTestId(`ledger-spent-${DEMO_TOPIC}`)).toHaveText('1');
+});
+
+test.describe('notification progress', () => {
+  async function notifyCrowd(page: import('@playwright/test').Page, text: string) {
+    await page.getByRole('button', { name: `Notify ${CROWD_TOPIC}` }).click();
+    const dialog = page.getByRole('dialog', { name: `Notify "${CROWD_TOPIC}"` });
+    await dialog.getByLabel('Message').fill(text);
+    await dialog.getByRole('button', { name: 'Send' }).click();
+    await expect(dialog.getByTestId('notify-result')).toHaveText(`Queued ${CROWD} · no token 0 · expired 0`);
+    await dialog.getByRole('button', { name: 'Close', exact: true }).click();
+  }
+
+  test('a notification to the waiting crowd shows a live progress bar until done', async ({ page, demo }) => {
+    await openBuilder(page, demo);
+    await page.getByRole('link', { name: 'OTN Topics' }).click();
+    const row = page.getByTestId(`topic-row-${CROWD_TOPIC}`);
+    await expect(page.getByTestId(`waiting-${CROWD_TOPIC}`)).toHaveText(String(CROWD));
+    await expect(row).toContainText('none yet');
+    await notifyCrowd(page, 'Weekend sale: 20% off everything!');
+
+    const bar = row.getByRole('progressbar');
+    await expect(bar).toHaveAttribute('aria-valuemax', String(CROWD));
+    await expect(bar).toHaveAttribute('aria-valuetext', /^sending · \d+\/300 sent · about \d+s left$/);
+    // It moves: more is sent later than at first sight.
+    const first = Number(await bar.getAttribute('aria-valuenow'));
+    await expect.poll(async () => Number(await bar.getAttribute('aria-valuenow'))).toBeGreaterThan(first);
+    await page.screenshot({ path: join(REPO_ROOT, 'docs', 'ui', 'notification-progress.png') });
+
+    await expect(row.getByTestId(`last-notification-${CROWD_TOPIC}`)).toContainText('done · 300/300 sent', {
+      timeout: 20_000,
+    });
+    await expect(row.getByRole('button', { name: /Cancel notification/ })).toHaveCount(0);
+    await expect(page.getByTestId(`waiting-${CROWD_TOPIC}`)).toHaveText('0');
+  });
+
+  test('Cancel stops a running notification and its unsent opt-ins wait again', async ({ page, demo }) => {
+    await openBuilder(page, demo);
+    await page.getByRole('link', { name: 'OTN Topics' }).click();
+    const row = page.getByTestId(`topic-row-${CROWD_TOPIC}`);
+    await notifyCrowd(page, 'Flash sale!');
+    const bar = row.getByRole('progressbar');
+    await expect(bar).toHaveAttribute('aria-valuetext', /^sending/);
+    await row.getByRole('button', { name: /Cancel notification \d+/ }).click();
+    await expect(page.getByRole('status')).toContainText(/Notification \d+ cancelled: \d+ not sent, \d+ opt-in\(s\) usable again/);
+    const last = row.getByTestId(`last-notification-${CROWD_TOPIC}`);
+    await expect(last).toContainText(/^cancelled · \d+\/300 sent · \d+ not sent$/);
+    const text = (await last.textContent()) ?? '';
+    const [, sent, unsent] = /(\d+)\/300 sent · (\d+) not sent/.exec(text) ?? [];
+    expect(Number(sent) + Number(unsent)).toBe(CROWD);
+    expect(Number(unsent)).toBeGreaterThan(0);
+    // The opt-ins of the messages not sent are waiting again.
+    await expect(page.getByTestId(`waiting-${CROWD_TOPIC}`)).toHaveText(unsent);
+    await page.screenshot({ path: join(REPO_ROOT, 'docs', 'ui', 'notification-cancelled.png') });
+  });
 });

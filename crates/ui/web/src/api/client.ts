@@ -10,6 +10,8 @@ export type ValidationReport = components['schemas']['ValidationReport'];
 export type FlowSummary = components['schemas']['FlowSummary'];
 export type PublishReport = components['schemas']['PublishReport'];
 export type NotifyReport = components['schemas']['NotifyReport'];
+export type Notification = components['schemas']['Notification'];
+export type NotificationCancelled = components['schemas']['NotificationCancelled'];
 export type PreviewReport = components['schemas']['PreviewReport'];
 export type PreviewMessage = components['schemas']['PreviewMessage'];
 /** One subscriber action in a preview (a `botflow simulate` script step; the server checks it). */

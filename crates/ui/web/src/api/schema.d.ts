@@ -197,6 +197,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/pages/{page}/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The Page's notifications, newest first. */
+        get: operations["listNotifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/pages/{page}/notifications/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One notification with its progress. */
+        get: operations["getNotification"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/pages/{page}/notifications/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancels a running notification: its messages not yet sent are removed and their tokens are
+         *     usable again; a message whose send already started finishes normally (and still counts).
+         */
+        post: operations["cancelNotification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/pages/{page}/flows": {
         parameters: {
             query?: never;
@@ -666,8 +720,137 @@ export interface components {
         };
         /** @description One message of a `send_message` block, tagged by the JSON field `type`. */
         Message: components["schemas"]["TextMessage"] | components["schemas"]["AttachmentMessage"] | components["schemas"]["AttachmentMessage"] | components["schemas"]["OtnRequest"] | components["schemas"]["RecurringRequest"];
-        /** @description The answer: the topic and the runtime's counts. */
+        /** @description A topic notification: what it sends, where it stands, its counts and times. */
+        Notification: {
+            /**
+             * Format: int64
+             * @description Its id.
+             */
+            id: number;
+            /** @description The topic whose tokens pay for it. */
+            topic: string;
+            /** @description `text`, or `flow` (then `flow` names it). */
+            content: string;
+            /** @description The flow it runs, for `content: flow`. */
+            flow?: string | null;
+            /** @description Where it stands. */
+            state: components["schemas"]["NotificationState"];
+            /** @description Its counts. */
+            totals: components["schemas"]["NotificationTotals"];
+            /**
+             * Format: int64
+             * @description When it was created (Unix ms).
+             */
+            created_ms: number;
+            /**
+             * Format: int64
+             * @description When its first message started sending (Unix ms).
+             */
+            started_ms?: number | null;
+            /**
+             * Format: int64
+             * @description When it became done or cancelled (Unix ms).
+             */
+            finished_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Estimated time until its pending messages are sent, at the Page's pace (ms); null once
+             *     done or cancelled.
+             */
+            eta_ms?: number | null;
+            /**
+             * Format: int64
+             * @description The Page's pace the estimate uses (Send API calls per second).
+             */
+            rate_per_sec: number;
+        };
+        /** @description What a cancel did. */
+        NotificationCancelled: {
+            /** @description The notification after the cancel (`cancelled`). */
+            notification: components["schemas"]["Notification"];
+            /**
+             * Format: int64
+             * @description Messages removed from the outbox (not sent).
+             */
+            removed: number;
+            /**
+             * Format: int64
+             * @description Tokens of removed messages usable again (the others had expired meanwhile).
+             */
+            tokens_restored: number;
+        };
+        /**
+         * @description Where a notification stands: `queued` (nothing sent yet), `sending`, `done` (nothing left
+         *     pending) or `cancelled`.
+         * @enum {string}
+         */
+        NotificationState: "queued" | "sending" | "done" | "cancelled";
+        /**
+         * @description A notification's counts. Every message in `queued` is `pending` or in exactly one of `sent`,
+         *     `failed`, `refused`, `unconfirmed` and `cancelled`.
+         */
+        NotificationTotals: {
+            /**
+             * Format: int64
+             * @description Messages queued, each paying with one token.
+             */
+            queued: number;
+            /**
+             * Format: int64
+             * @description Of `queued`, the messages paid for by recurring tokens (counted in the same totals).
+             */
+            recurring: number;
+            /**
+             * Format: int64
+             * @description Messages not finished yet.
+             */
+            pending: number;
+            /**
+             * Format: int64
+             * @description Messages the Send API accepted.
+             */
+            sent: number;
+            /**
+             * Format: int64
+             * @description Messages that failed for good (their tokens are invalid).
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Messages refused by policy before sending.
+             */
+            refused: number;
+            /**
+             * Format: int64
+             * @description Token sends that may have been delivered, unconfirmed (never retried).
+             */
+            unconfirmed: number;
+            /**
+             * Format: int64
+             * @description Subscribers listed as holders whose tokens were gone when their turn came.
+             */
+            no_token: number;
+            /**
+             * Format: int64
+             * @description Tokens found expired while notifying.
+             */
+            expired: number;
+            /**
+             * Format: int64
+             * @description Messages removed by a cancel before they were sent (their tokens are usable again).
+             */
+            cancelled: number;
+        };
+        /**
+         * @description The answer: the notification's id (follow it at `GET .../notifications/{id}`), the topic and
+         *     the counts of what was queued.
+         */
         NotifyReport: {
+            /**
+             * Format: int64
+             * @description The notification's id.
+             */
+            id: number;
             /** @description The topic notified. */
             topic: string;
             /**
@@ -1774,7 +1957,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Every message is queued; the counts say how many. */
+            /** @description Every message is queued; the counts say how many and `id` names the notification, whose progress `GET /pages/{page}/notifications/{id}` shows. */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -1812,6 +1995,172 @@ export interface operations {
             };
             /** @description Not exactly one of `text` and `flow`, an unknown field, a blank or too long text, or a `flow` without a published version on the Page. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The server is shutting down. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listNotifications: {
+        parameters: {
+            query?: {
+                /** @description Only the notifications of this topic id. */
+                topic?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Page id (one of `GET /api/pages`). */
+                page: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Page's notifications (of `topic` when given), newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notification"][];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown Page. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getNotification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Page id (one of `GET /api/pages`). */
+                page: string;
+                /** @description Notification id (the `id` a notify answers); not a whole number is a 400. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The notification. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notification"];
+                };
+            };
+            /** @description The id is not a whole number. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown Page or notification. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancelNotification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Page id (one of `GET /api/pages`). */
+                page: string;
+                /** @description Notification id (the `id` a notify answers); not a whole number is a 400. */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancelled; how many messages were removed and tokens given back. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationCancelled"];
+                };
+            };
+            /** @description The id is not a whole number. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or wrong bearer token. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown Page or notification. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The notification is done or cancelled already. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,7 +1,7 @@
 // Server data fetched and cached in one place: the Pages, the chosen Page, its topics (polled
 // live) and its flows.
 import { create } from 'zustand';
-import { api, must, type FlowSummary, type Topic } from '../api/client';
+import { api, must, type FlowSummary, type Notification, type Topic } from '../api/client';
 
 const PAGE_KEY = 'botflow.page';
 
@@ -11,10 +11,13 @@ interface ServerData {
   topics: Topic[];
   topicsLoaded: boolean;
   flows: FlowSummary[];
+  /** The Page's topic notifications, newest first (polled while the topics page shows them). */
+  notifications: Notification[];
   loadPages(): Promise<void>;
   choosePage(page: string): void;
   refreshTopics(): Promise<void>;
   refreshFlows(): Promise<void>;
+  refreshNotifications(): Promise<void>;
   createTopic(name: string): Promise<Topic>;
 }
 
@@ -24,6 +27,7 @@ export const useServer = create<ServerData>((set, get) => ({
   topics: [],
   topicsLoaded: false,
   flows: [],
+  notifications: [],
   async loadPages() {
     const pages = (await must(api.GET('/api/pages'))).map((p) => p.id);
     const saved = sessionStorage.getItem(PAGE_KEY);
@@ -32,7 +36,7 @@ export const useServer = create<ServerData>((set, get) => ({
   },
   choosePage(page) {
     sessionStorage.setItem(PAGE_KEY, page);
-    set({ page, topics: [], topicsLoaded: false, flows: [] });
+    set({ page, topics: [], topicsLoaded: false, flows: [], notifications: [] });
   },
   async refreshTopics() {
     const page = get().page;
@@ -45,6 +49,12 @@ export const useServer = create<ServerData>((set, get) => ({
     if (!page) return;
     const flows = await must(api.GET('/api/pages/{page}/flows', { params: { path: { page } } }));
     if (get().page === page) set({ flows });
+  },
+  async refreshNotifications() {
+    const page = get().page;
+    if (!page) return;
+    const notifications = await must(api.GET('/api/pages/{page}/notifications', { params: { path: { page } } }));
+    if (get().page === page) set({ notifications });
   },
   async createTopic(name) {
     const page = get().page;
@@ -59,3 +69,6 @@ export const useServer = create<ServerData>((set, get) => ({
 
 /** How often waiting opt-in counts are refreshed while a page shows them. */
 export const LIVE_REFRESH_MS = 1500;
+
+/** How often notification progress is refreshed while the topics page shows it. */
+export const PROGRESS_REFRESH_MS = 500;

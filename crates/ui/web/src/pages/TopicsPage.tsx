@@ -1,20 +1,23 @@
 // Content › OTN Topics: the topics table (rename in place, live waiting counts, the flows that
-// use each, the token ledger with a 30-day chart, Notify, delete), + New Topic.
+// use each, the token ledger with a 30-day chart, live notification progress with Cancel, Notify,
+// delete), + New Topic.
 import { useState } from 'react';
 import { api, ApiFailure, messageOf, must, type NotifyReport, type Topic } from '../api/client';
-import { useLiveTopics } from '../data/live';
+import { useLiveNotifications, useLiveTopics } from '../data/live';
 import { useServer } from '../data/server';
 import { href } from '../route';
 import { Dialog } from '../ui/Dialog';
 import { toast } from '../ui/toasts';
 import { Icon } from '../ui/Icon';
 import { TopicLedger } from './TopicLedger';
+import { TopicNotifications } from './TopicNotifications';
 
 /** Messenger's limit on an OTN topic name / request title. */
 export const TOPIC_NAME_MAX = 65;
 
 export function TopicsPage() {
   useLiveTopics();
+  useLiveNotifications();
   const { topics, topicsLoaded, page } = useServer();
   const [creating, setCreating] = useState(false);
   const [deleting, setDeleting] = useState<Topic | null>(null);
@@ -37,6 +40,7 @@ export function TopicsPage() {
             <th>Name</th>
             <th>Waiting opt-ins</th>
             <th>Ledger (last 30 days)</th>
+            <th>Notifications</th>
             <th>Used by</th>
             <th>Created</th>
             <th aria-label="Actions" />
@@ -48,7 +52,7 @@ export function TopicsPage() {
           ))}
           {topicsLoaded && topics.length === 0 && (
             <tr>
-              <td colSpan={6} className="muted">
+              <td colSpan={7} className="muted">
                 No topics yet. Add one with + New Topic, or from an OTN request in a flow.
               </td>
             </tr>
@@ -153,6 +157,9 @@ function TopicRow(props: { topic: Topic; onDelete(): void; onNotify(): void }) {
       </td>
       <td>
         <TopicLedger topicId={topic.id} name={topic.name} usable={topic.usable_tokens} />
+      </td>
+      <td>
+        <TopicNotifications topicId={topic.id} name={topic.name} />
       </td>
       <td>
         {topic.used_by.length === 0 ? (
@@ -308,6 +315,7 @@ function NotifyDialog(props: { topic: Topic; onClose(): void }) {
   const flows = useServer((s) => s.flows);
   const refreshFlows = useServer((s) => s.refreshFlows);
   const refresh = useServer((s) => s.refreshTopics);
+  const refreshNotifications = useServer((s) => s.refreshNotifications);
   const [mode, setMode] = useState<'text' | 'flow'>('text');
   const [text, setText] = useState('');
   const [flow, setFlow] = useState('');
@@ -333,7 +341,7 @@ function NotifyDialog(props: { topic: Topic; onClose(): void }) {
             );
             setReport(done);
             toast(`Notified "${topic.name}": ${done.queued} queued, ${done.no_token} without a token, ${done.expired} expired`);
-            await refresh();
+            await Promise.all([refresh(), refreshNotifications()]);
           } catch (err) {
             setError(messageOf(err));
           }
@@ -378,6 +386,11 @@ function NotifyDialog(props: { topic: Topic; onClose(): void }) {
         {report && (
           <p className="result" data-testid="notify-result">
             Queued {report.queued} · no token {report.no_token} · expired {report.expired}
+          </p>
+        )}
+        {report && (
+          <p className="muted" data-testid="notify-id">
+            Notification {report.id}: its progress shows in the topic's row.
           </p>
         )}
         <div className="dialog-actions">

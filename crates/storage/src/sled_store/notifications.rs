@@ -1,0 +1,426 @@
+//! Topic notifications on sled: the record of each notification and the index of its pending
+//! messages, changed inside the transactions that queue, finish or cancel those messages, so the
+//! totals are never recomputed by scanning and survive a restart as they are.
+//!
+//! `Notifications` holds one [`Notification`] per (page, id); `NotificationMessages` marks
+//! (notification id, outbox id) while the message is pending (the cancel reads it).
+
+use super::SledStore;
+use super::codec::{Key, KeyReader};
+use super::outbox::{outbox_key, remove_pending};
+use super::recurring;
+use super::tokens;
+use super::trees::{T, Tx, TxResult};
+use crate::error::StoreError;
+use crate::ids::{OutboxId, PageId};
+use crate::notification::{
+    Notification, NotificationCancel, NotificationContent, NotificationId, NotificationState,
+    NotificationTotals,
+};
+use crate::outbox::{OutboundKind, OutboundMessage, OutboundStatus};
+use crate::store::StoreResult;
+use botflow_flow::TopicId;
+
+/// Pending messages of a cancelled notification removed per transaction.
+const CANCEL_CHUNK: usize = 64;
+
+fn record_key(page: &PageId, id: NotificationId) -> Vec<u8> {
+    Key::new().str(page.as_str()).u64(id.0).finish()
+}
+
+fn message_key(id: NotificationId, outbox: OutboxId) -> Vec<u8> {
+    Key::new().u64(id.0).u64(outbox.0).finish()
+}
+
+fn load(tx: &Tx<'_>, page: &PageId, id: NotificationId) -> TxResult<Notification> {
+    Ok(tx
+        .get(T::Notifications, &record_key(page, id))?
+        .ok_or_else(|| StoreError::NotificationNotFound {
+            page: page.clone(),
+            id,
+        })?)
+}
+
+fn save(tx: &Tx<'_>, record: &Notification) -> TxResult<()> {
+    tx.put(
+        T::Notifications,
+        &record_key(&record.page, record.id),
+        record,
+    )
+}
+
+/// Indexes a notification that just became done or cancelled for the retention sweep.
+fn note_finished(tx: &Tx<'_>, record: &Notification) -> TxResult<()> {
+    match record.finished_ms {
+        Some(at_ms) => {
+            super::retention::note_notification(tx, &record_key(&record.page, record.id), at_ms)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Moves a running notification to `done` when all its messages are queued and none is pending.
+/// Returns whether it just became done.
+fn settle(record: &mut Notification, now_ms: u64) -> bool {
+    let done = record.state.is_running() && record.all_queued && record.totals.pending() == 0;
+    if done {
+        record.state = NotificationState::Done;
+        record.finished_ms = Some(now_ms);
+    }
+    done
+}
+
+/// Marks the first send of a notification: `queued` becomes `sending`.
+fn start(record: &mut Notification, at_ms: u64) {
+    if record.state == NotificationState::Queued {
+        record.state = NotificationState::Sending;
+    }
+    record.started_ms.get_or_insert(at_ms);
+}
+
+/// Counts one finished message in `totals`.
+fn count_final(totals: &mut NotificationTotals, status: &OutboundStatus) {
+    match status {
+        OutboundStatus::Pending => {}
+        OutboundStatus::Sent { .. } => totals.sent += 1,
+        OutboundStatus::Failed { .. } => totals.failed += 1,
+        OutboundStatus::RefusedByPolicy { .. } => totals.refused += 1,
+        OutboundStatus::DeliveredUnconfirmed { .. } => totals.unconfirmed += 1,
+    }
+}
+
+/// Creates a notification record in state `queued` (ids from sled's id generator).
+pub(super) fn create(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    content: &NotificationContent,
+    now_ms: u64,
+) -> TxResult<Notification> {
+    let record = Notification {
+        id: NotificationId(tx.generate_id()? + 1),
+        page: page.clone(),
+        topic: topic.clone(),
+        content: content.clone(),
+        state: NotificationState::Queued,
+        totals: NotificationTotals::default(),
+        all_queued: false,
+        created_ms: now_ms,
+        started_ms: None,
+        finished_ms: None,
+    };
+    save(tx, &record)?;
+    Ok(record)
+}
+
+/// Makes queued messages the notification's, inside the transaction that queued them (text
+/// notifications) or just after (flow runs): each carries the id and counts in `queued`; a
+/// message already finished meanwhile counts its outcome too. Adds `no_token` and `expired`.
+/// Returns how many of them it removed at once because the notification was cancelled.
+pub(super) fn attach(
+    tx: &Tx<'_>,
+    page: &PageId,
+    id: NotificationId,
+    outbox: &[OutboxId],
+    no_token: u64,
+    expired: u64,
+) -> TxResult<u64> {
+    let mut record = load(tx, page, id)?;
+    for &message_id in outbox {
+        let key = outbox_key(message_id);
+        let Some(mut message) = tx.get::<OutboundMessage>(T::Outbox, &key)? else {
+            continue;
+        };
+        message.notification = Some(id);
+        record.totals.queued += 1;
+        if matches!(message.kind, OutboundKind::RecurringToken { .. }) {
+            record.totals.recurring += 1;
+        }
+        if message.status.is_pending() {
+            tx.mark(T::NotificationMessages, &message_key(id, message_id))?;
+        } else {
+            count_final(&mut record.totals, &message.status);
+        }
+        if message.attempts > 0 || !message.status.is_pending() {
+            start(&mut record, message.created_ms);
+        }
+        tx.put(T::Outbox, &key, &message)?;
+    }
+    record.totals.no_token += no_token;
+    record.totals.expired += expired;
+    save(tx, &record)?;
+    if let (NotificationState::Cancelled, Some(cancelled_ms)) = (record.state, record.finished_ms) {
+        // Queued after the cancel (a long queuing, a flow run that reported late): removed at
+        // once, as the cancel would have.
+        let (removed, _restored) = cancel_messages(tx, page, id, outbox, cancelled_ms)?;
+        return Ok(removed.len() as u64);
+    }
+    Ok(0)
+}
+
+/// Marks the notification fully queued (it becomes `done` at once when nothing is pending).
+pub(super) fn close_queuing(
+    tx: &Tx<'_>,
+    page: &PageId,
+    id: NotificationId,
+    now_ms: u64,
+) -> TxResult<Notification> {
+    let mut record = load(tx, page, id)?;
+    record.all_queued = true;
+    if settle(&mut record, now_ms) {
+        note_finished(tx, &record)?;
+    }
+    save(tx, &record)?;
+    Ok(record)
+}
+
+/// Records that a send of `message` started (its first attempt), inside the transaction that
+/// records it.
+pub(super) fn note_attempt(tx: &Tx<'_>, message: &OutboundMessage, at_ms: u64) -> TxResult<()> {
+    let Some(id) = message.notification else {
+        return Ok(());
+    };
+    let Some(mut record) =
+        tx.get::<Notification>(T::Notifications, &record_key(&message.page, id))?
+    else {
+        return Ok(());
+    };
+    if record.state == NotificationState::Queued || record.started_ms.is_none() {
+        start(&mut record, at_ms);
+        save(tx, &record)?;
+    }
+    Ok(())
+}
+
+/// Counts the final `status` of `message` in its notification, inside the transaction that
+/// records it.
+pub(super) fn note_outcome(
+    tx: &Tx<'_>,
+    message: &OutboundMessage,
+    status: &OutboundStatus,
+    at_ms: u64,
+) -> TxResult<()> {
+    let Some(id) = message.notification else {
+        return Ok(());
+    };
+    let Some(mut record) =
+        tx.get::<Notification>(T::Notifications, &record_key(&message.page, id))?
+    else {
+        return Ok(());
+    };
+    tx.del(T::NotificationMessages, &message_key(id, message.id))?;
+    count_final(&mut record.totals, status);
+    start(&mut record, at_ms);
+    if settle(&mut record, at_ms) {
+        note_finished(tx, &record)?;
+    }
+    save(tx, &record)
+}
+
+/// Removes the pending messages among `candidates` whose send has not started (never
+/// attempted) and makes their tokens usable again; messages already attempted stay and finish
+/// normally. Returns (removed, tokens restored).
+fn cancel_messages(
+    tx: &Tx<'_>,
+    page: &PageId,
+    id: NotificationId,
+    candidates: &[OutboxId],
+    now_ms: u64,
+) -> TxResult<(Vec<OutboxId>, u64)> {
+    let mut record = load(tx, page, id)?;
+    let mut removed = Vec::new();
+    let mut restored = 0;
+    for &message_id in candidates {
+        let Some(message) = tx.get::<OutboundMessage>(T::Outbox, &outbox_key(message_id))? else {
+            tx.del(T::NotificationMessages, &message_key(id, message_id))?;
+            continue;
+        };
+        if !message.status.is_pending() {
+            tx.del(T::NotificationMessages, &message_key(id, message_id))?;
+            continue;
+        }
+        if message.attempts > 0 {
+            // Its send started (it may have reached Messenger): it finishes normally.
+            continue;
+        }
+        remove_pending(tx, &message)?;
+        tx.del(T::NotificationMessages, &message_key(id, message_id))?;
+        let given_back = match (&message.kind, &message.token) {
+            (OutboundKind::OtnToken { topic }, Some(token)) => {
+                tokens::restore(tx, page, topic, token, message_id, now_ms)?
+            }
+            // A recurring token is not spent: its last send is given back instead.
+            (OutboundKind::RecurringToken { .. }, Some(_)) => recurring::undo_send(tx, &message)?,
+            _ => false,
+        };
+        restored += u64::from(given_back);
+        record.totals.cancelled += 1;
+        removed.push(message_id);
+    }
+    save(tx, &record)?;
+    Ok((removed, restored))
+}
+
+impl SledStore {
+    pub(super) fn notification_create(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        content: &NotificationContent,
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        if self.topic_get(page, topic)?.is_none() {
+            return Err(StoreError::TopicNotFound {
+                page: page.clone(),
+                topic: topic.clone(),
+            });
+        }
+        let record = self.transact(|tx| create(tx, page, topic, content, now_ms))?;
+        self.durable()?;
+        Ok(record)
+    }
+
+    pub(super) fn notification_attach(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        outbox: &[OutboxId],
+        no_token: u64,
+        expired: u64,
+    ) -> StoreResult<()> {
+        let removed = self.transact(|tx| attach(tx, page, id, outbox, no_token, expired))?;
+        self.count_outbox(|s| s.pending = s.pending.saturating_sub(removed));
+        Ok(())
+    }
+
+    pub(super) fn notification_close_queuing(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        let record = self.transact(|tx| close_queuing(tx, page, id, now_ms))?;
+        self.durable()?;
+        Ok(record)
+    }
+
+    pub(super) fn notification_get(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+    ) -> StoreResult<Option<Notification>> {
+        self.read(T::Notifications, &record_key(page, id))
+    }
+
+    pub(super) fn notification_list(
+        &self,
+        page: &PageId,
+        topic: Option<&TopicId>,
+    ) -> StoreResult<Vec<Notification>> {
+        let mut all: Vec<Notification> = self.scan(T::Notifications, &Self::page_key(page))?;
+        all.retain(|n| topic.is_none_or(|t| &n.topic == t));
+        all.reverse();
+        Ok(all)
+    }
+
+    pub(super) fn notification_cancel(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<NotificationCancel> {
+        self.transact(|tx| {
+            let mut record = load(tx, page, id)?;
+            if !record.state.is_running() {
+                return Err(StoreError::NotificationFinished {
+                    id,
+                    state: record.state.as_str(),
+                }
+                .into());
+            }
+            record.state = NotificationState::Cancelled;
+            record.finished_ms = Some(now_ms);
+            note_finished(tx, &record)?;
+            save(tx, &record)
+        })?;
+        let (removed, tokens_restored) = self.remove_cancelled(page, id, now_ms)?;
+        self.durable()?;
+        let notification =
+            self.notification_get(page, id)?
+                .ok_or_else(|| StoreError::NotificationNotFound {
+                    page: page.clone(),
+                    id,
+                })?;
+        Ok(NotificationCancel {
+            notification,
+            removed,
+            tokens_restored,
+        })
+    }
+
+    /// Removes the not-yet-attempted pending messages of a cancelled notification, in bounded
+    /// transactions walking its message index once.
+    fn remove_cancelled(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<(u64, u64)> {
+        let prefix = Key::new().u64(id.0).finish();
+        let mut after: Option<Vec<u8>> = None;
+        let (mut removed, mut restored) = (0, 0);
+        loop {
+            let tree = self.tree(T::NotificationMessages);
+            let start = match &after {
+                None => std::ops::Bound::Included(prefix.clone()),
+                Some(last) => std::ops::Bound::Excluded(last.clone()),
+            };
+            let keys: Vec<sled::IVec> = tree
+                .range((start, std::ops::Bound::Unbounded))
+                .keys()
+                .take_while(|k| k.as_ref().map_or(true, |k| k.starts_with(&prefix)))
+                .take(CANCEL_CHUNK)
+                .collect::<Result<_, _>>()?;
+            let Some(last) = keys.last() else { break };
+            after = Some(last.to_vec());
+            let mut candidates = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let mut reader = KeyReader::new(key);
+                let _id = reader.u64()?;
+                candidates.push(OutboxId(reader.u64()?));
+            }
+            let (gone, back) =
+                self.transact(|tx| cancel_messages(tx, page, id, &candidates, now_ms))?;
+            self.count_outbox(|s| s.pending = s.pending.saturating_sub(gone.len() as u64));
+            removed += gone.len() as u64;
+            restored += back;
+        }
+        Ok((removed, restored))
+    }
+
+    /// At open (nothing else writes; the store reads no clock, so the records' own times are
+    /// used): closes the queuing of notifications a crash cut short (what was queued drains)
+    /// and finishes cancels a crash interrupted, judging token expiry at the cancel's time.
+    pub(super) fn notifications_resume(&self) -> StoreResult<()> {
+        let all: Vec<Notification> = self.scan(T::Notifications, &[])?;
+        for record in all {
+            if !record.all_queued && record.state.is_running() {
+                let at = record.started_ms.unwrap_or(record.created_ms);
+                self.transact(|tx| close_queuing(tx, &record.page, record.id, at))?;
+            }
+            if let (NotificationState::Cancelled, Some(now_ms)) = (record.state, record.finished_ms)
+            {
+                let prefix = Key::new().u64(record.id.0).finish();
+                if self
+                    .tree(T::NotificationMessages)
+                    .scan_prefix(&prefix)
+                    .next()
+                    .is_some()
+                {
+                    self.remove_cancelled(&record.page, record.id, now_ms)?;
+                }
+            }
+        }
+        self.durable()
+    }
+}

@@ -1,0 +1,42 @@
+// Plain words and numbers for a notification's progress bar (pure, unit-tested).
+import type { Notification } from '../api/client';
+
+/** Messages of the notification that are finished (sent, failed, refused, unconfirmed or cancelled). */
+export function finished(n: Notification): number {
+  const t = n.totals;
+  return t.sent + t.failed + t.refused + t.unconfirmed + t.cancelled;
+}
+
+/** Whether the notification can still change. */
+export function isRunning(n: Notification): boolean {
+  return n.state === 'queued' || n.state === 'sending';
+}
+
+/** `4s`, `1m 05s`, `1h 02m`: a duration rounded up to the second. */
+export function shortDuration(ms: number): string {
+  const secs = Math.ceil(ms / 1000);
+  if (secs < 60) return `${secs}s`;
+  const mins = Math.floor(secs / 60);
+  if (mins < 60) return `${mins}m ${String(secs % 60).padStart(2, '0')}s`;
+  return `${Math.floor(mins / 60)}h ${String(mins % 60).padStart(2, '0')}m`;
+}
+
+/**
+ * `sending · 120/300 sent · about 4s left`, `done · 300/300 sent`, `cancelled · 120/300 sent · 180 not sent`;
+ * `· 2 recurring` when recurring tokens paid for some of the queued messages.
+ */
+export function progressText(n: Notification): string {
+  const t = n.totals;
+  const parts = [n.state, `${t.sent}/${t.queued} sent`];
+  if (t.recurring > 0) parts.push(`${t.recurring} recurring`);
+  for (const [count, what] of [
+    [t.failed, 'failed'],
+    [t.refused, 'refused'],
+    [t.unconfirmed, 'unconfirmed'],
+    [t.cancelled, 'not sent'],
+  ] as const) {
+    if (count > 0) parts.push(`${count} ${what}`);
+  }
+  if (isRunning(n) && n.eta_ms != null) parts.push(`about ${shortDuration(n.eta_ms)} left`);
+  return parts.join(' · ');
+}
