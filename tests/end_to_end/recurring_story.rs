@@ -86,6 +86,20 @@ async fn notify(server: &ServerProcess, topic: &str, text: &str) -> Value {
     counts
 }
 
+/// The notification a notify answer names.
+async fn notification(server: &ServerProcess, counts: &Value) -> Value {
+    let id = counts["id"].as_u64().unwrap_or_else(|| panic!("{counts}"));
+    let (status, record) = server
+        .api_json(
+            Method::GET,
+            &format!("/api/pages/{PAGE_ID}/notifications/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{record}");
+    record
+}
+
 async fn drained(server: &ServerProcess) {
     wait_until("an empty outbound queue", WAIT, || async {
         (server.metric("botflow_outbox_pending").await == 0.0).then_some(())
@@ -201,6 +215,15 @@ async fn the_recurring_story_end_to_end() {
     let sent = sent_text(&fake, "Deal 4");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].token.as_deref(), Some("rec-b"));
+    // The recurring message is the notification's: its totals count it and it reached done.
+    let record = notification(&server, &counts).await;
+    assert_eq!(record["state"], "done", "{record}");
+    let totals = &record["totals"];
+    assert_eq!(
+        (&totals["queued"], &totals["recurring"], &totals["sent"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{record}"
+    );
 
     // A token Messenger answers "expired" for is retired and never tried again.
     subscribe(&server, &fake, "7770003", "rec-c").await;
@@ -208,6 +231,9 @@ async fn the_recurring_story_end_to_end() {
     let counts = notify(&server, &topic, "Deal 5").await;
     assert_eq!(counts["recurring_queued"], 1, "{counts}");
     assert!(sent_text(&fake, "Deal 5").is_empty());
+    let record = notification(&server, &counts).await;
+    assert_eq!(record["state"], "done", "{record}");
+    assert_eq!(record["totals"]["failed"], 1, "{record}");
     wait_until("the expired token to be retired", WAIT, || async {
         let counts = ledger(&server, &topic).await;
         (counts["recurring"]["retired"] == 1).then_some(counts)
@@ -227,9 +253,15 @@ async fn the_recurring_story_end_to_end() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let (id, rest) = line
+        .strip_prefix("notification ")
+        .and_then(|rest| rest.split_once(' '))
+        .unwrap_or_else(|| panic!("{line:?}"));
+    assert!(id.parse::<u64>().is_ok(), "{line:?}");
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "notified topic \"Weekly deals\": 0 messages queued, 0 without a usable opt-in, 0 expired; \
+        rest,
+        "of topic \"Weekly deals\": 0 messages queued, 0 without a usable opt-in, 0 expired; \
          recurring: 0 messages queued, 2 not due, 0 stopped, 0 expired\n"
     );
     let counts = ledger(&server, &topic).await;
