@@ -379,8 +379,11 @@ async fn topics_commands_round_trip() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Red sneakers restock", "Winter sale"]);
-    let winter_id = topics[1]["id"].as_str().unwrap();
+    assert_eq!(
+        names,
+        ["Red sneakers restock", "Weekly deals", "Winter sale"]
+    );
+    let winter_id = topics[2]["id"].as_str().unwrap();
 
     let run = botflow(&url, &[], &["topics", "delete", winter_id]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -408,6 +411,11 @@ async fn topics_commands_round_trip() {
         &["topics", "delete", "Red sneakers restock", "--force"],
     );
     assert_eq!(run.code, 0, "{run:?}");
+    let run = botflow(&url, &[], &["topics", "delete", "Weekly deals", "--force"]);
+    assert_eq!(
+        run.code, 0,
+        "the weekly-deals example's recurring topic: {run:?}"
+    );
     let run = botflow(&url, &[], &["topics", "list"]);
     assert_eq!(run.stdout, "no topics\n");
 }
@@ -644,7 +652,8 @@ async fn push_against_the_demo_reports_every_example_flow_unchanged() {
             "flows/lead-capture.json (lead-capture): unchanged\n\
              flows/restock-notify.json (restock-notify): unchanged\n\
              flows/restock.json (restock): unchanged\n\
-             pushed 3 flows to Page {} on {}: 3 unchanged\n",
+             flows/weekly-deals.json (weekly-deals): unchanged\n\
+             pushed 4 flows to Page {} on {}: 4 unchanged\n",
             botflow_server::config::DEMO_PAGE_ID,
             server.base_url
         )

@@ -8,6 +8,7 @@ mod hangup;
 mod http;
 mod notifications;
 mod otn_story;
+mod recurring_story;
 mod simulate;
 mod support;
 mod validate;

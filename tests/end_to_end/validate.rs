@@ -54,7 +54,7 @@ fn example_flows_are_all_valid() {
         &["validate", "flows/", "--deny-warnings"],
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert_eq!(run.stdout, "checked 3 files: all valid\n");
+    assert_eq!(run.stdout, "checked 4 files: all valid\n");
 }
 
 #[test]

@@ -84,6 +84,18 @@ pub(crate) struct NotifyReport {
     pub(crate) no_token: u64,
     /// Tokens found expired.
     pub(crate) expired: u64,
+    /// Messages queued paid for by recurring tokens (not spent).
+    #[serde(default)]
+    pub(crate) recurring_queued: u64,
+    /// Recurring holders whose token paid less than a period ago.
+    #[serde(default)]
+    pub(crate) recurring_not_due: u64,
+    /// Recurring holders who stopped the notifications.
+    #[serde(default)]
+    pub(crate) recurring_stopped: u64,
+    /// Recurring tokens found past their expiry.
+    #[serde(default)]
+    pub(crate) recurring_expired: u64,
 }
 
 /// A topic notification (`GET .../notifications/{id}`).

@@ -59,14 +59,29 @@ async fn notify(args: &NotifyArgs) -> Result<ExitCode, ClientError> {
             Body::Json(&body),
         )
         .await?;
-    let queued = format!(
-        "notification {} of topic {:?}: {} queued, {} without a usable opt-in, {} expired\n",
+    let mut queued = format!(
+        "notification {} of topic {:?}: {} queued, {} without a usable opt-in, {} expired",
         report.id,
         topic.name,
         messages(report.queued),
         report.no_token,
         report.expired
     );
+    let recurring = report.recurring_queued
+        + report.recurring_not_due
+        + report.recurring_stopped
+        + report.recurring_expired;
+    // Recurring holders are counted apart, and only mentioned when the topic has some.
+    if recurring > 0 {
+        queued.push_str(&format!(
+            "; recurring: {} queued, {} not due, {} stopped, {} expired",
+            messages(report.recurring_queued),
+            report.recurring_not_due,
+            report.recurring_stopped,
+            report.recurring_expired
+        ));
+    }
+    queued.push('\n');
     if !args.wait {
         let output = match args.format {
             OutputFormat::Json => json_text(&report),

@@ -27,7 +27,7 @@ pub(crate) struct ServeArgs {
 }
 
 /// The example flows compiled into the binary, used by `--demo` when `./flows` is absent.
-const EMBEDDED_FLOWS: [(&str, &str); 3] = [
+const EMBEDDED_FLOWS: [(&str, &str); 4] = [
     (
         "embedded:lead-capture.json",
         include_str!("../../../flows/lead-capture.json"),
@@ -39,6 +39,10 @@ const EMBEDDED_FLOWS: [(&str, &str); 3] = [
     (
         "embedded:restock.json",
         include_str!("../../../flows/restock.json"),
+    ),
+    (
+        "embedded:weekly-deals.json",
+        include_str!("../../../flows/weekly-deals.json"),
     ),
 ];
 

@@ -41,6 +41,14 @@ pub const OTN_MISSING_TOPIC: &str = "otn-missing-topic";
 pub const OTN_TITLE_EMPTY: &str = "otn-title-empty";
 /// An OTN request whose title is longer than 65 characters.
 pub const OTN_TITLE_TOO_LONG: &str = "otn-title-too-long";
+/// A recurring notification request without a topic.
+pub const RECURRING_MISSING_TOPIC: &str = "recurring-missing-topic";
+/// A recurring notification request whose title is empty.
+pub const RECURRING_TITLE_EMPTY: &str = "recurring-title-empty";
+/// A recurring notification request whose title is longer than 65 characters.
+pub const RECURRING_TITLE_TOO_LONG: &str = "recurring-title-too-long";
+/// A recurring notification request without a frequency, or with one other than daily, weekly, monthly.
+pub const RECURRING_FREQUENCY_INVALID: &str = "recurring-frequency-invalid";
 /// A topic reference whose id or name is empty, or whose name is longer than 65 characters.
 pub const INVALID_TOPIC: &str = "invalid-topic";
 /// A topic id that the store does not know (only when checked against a store).
@@ -171,6 +179,26 @@ pub const ALL: &[(&str, Severity, &str)] = &[
         OTN_TITLE_TOO_LONG,
         Severity::Error,
         "an OTN request title over 65 characters",
+    ),
+    (
+        RECURRING_MISSING_TOPIC,
+        Severity::Error,
+        "a recurring notification request without a topic",
+    ),
+    (
+        RECURRING_TITLE_EMPTY,
+        Severity::Error,
+        "a recurring notification request with an empty title",
+    ),
+    (
+        RECURRING_TITLE_TOO_LONG,
+        Severity::Error,
+        "a recurring notification request title over 65 characters",
+    ),
+    (
+        RECURRING_FREQUENCY_INVALID,
+        Severity::Error,
+        "a recurring notification request without `daily`, `weekly` or `monthly` as frequency",
     ),
     (
         INVALID_TOPIC,

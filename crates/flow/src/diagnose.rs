@@ -9,8 +9,8 @@ use crate::diagnostic::{Diagnostic, TextLocation};
 use crate::duration::FlowDuration;
 use crate::ids::{BlockId, FlowId};
 use crate::model::{
-    ActionStep, AttachmentMessage, BLOCK_TYPES, Block, Condition, FORMAT_VERSION, MESSAGE_TYPES,
-    TextMessage, TopicRef, Trigger, WaitInput,
+    ActionStep, AttachmentMessage, BLOCK_TYPES, Block, Condition, FORMAT_VERSION, Frequency,
+    MESSAGE_TYPES, TextMessage, TopicRef, Trigger, WaitInput,
 };
 use crate::outline::{BlockOrigin, push_token};
 use crate::reader::{
@@ -340,6 +340,31 @@ fn check_message(value: &Value, pointer: &str, out: &mut Vec<Diagnostic>) -> boo
             let title: Option<Option<String>> = optional(object, pointer, "title", out);
             let on_optin: Option<Option<BlockId>> = optional(object, pointer, "on_optin", out);
             topic && title.is_some() && on_optin.is_some()
+        }
+        "recurring_request" => {
+            let topic = match object.get("topic") {
+                None | Some(Value::Null) => true,
+                Some(topic) => read_topic(topic, &format!("{pointer}/topic"), out).is_some(),
+            };
+            let title: Option<Option<String>> = optional(object, pointer, "title", out);
+            let on_optin: Option<Option<BlockId>> = optional(object, pointer, "on_optin", out);
+            let image_url: Option<Option<String>> = optional(object, pointer, "image_url", out);
+            let frequency = match object.get("frequency") {
+                None | Some(Value::Null) => true,
+                Some(Value::String(name)) if Frequency::from_name(name).is_some() => true,
+                Some(other) => {
+                    out.push(
+                        Diagnostic::new(
+                            codes::RECURRING_FREQUENCY_INVALID,
+                            push_token(pointer, "frequency"),
+                            format!("the frequency {other} is not one Messenger offers"),
+                        )
+                        .with_hint("use \"daily\", \"weekly\" or \"monthly\""),
+                    );
+                    false
+                }
+            };
+            topic && title.is_some() && on_optin.is_some() && image_url.is_some() && frequency
         }
         _ => false,
     }

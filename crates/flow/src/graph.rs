@@ -250,6 +250,11 @@ fn for_each_reference<'b>(
                             refs(EdgeKind::OnOptin { message: m }, next, true, 0);
                         }
                     }
+                    Message::RecurringRequest(request) => {
+                        if let Some(next) = &request.on_optin {
+                            refs(EdgeKind::OnOptin { message: m }, next, true, 0);
+                        }
+                    }
                     Message::Image(_) | Message::File(_) => {}
                 }
             }

@@ -155,7 +155,7 @@ pub const BLOCK_TYPES: [&str; 6] = [
 ];
 
 /// All message `type` values of format 1.
-pub const MESSAGE_TYPES: [&str; 4] = ["text", "image", "file", "otn_request"];
+pub const MESSAGE_TYPES: [&str; 5] = ["text", "image", "file", "otn_request", "recurring_request"];
 
 /// One message of a `send_message` block, tagged by the JSON field `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -169,6 +169,8 @@ pub enum Message {
     File(AttachmentMessage),
     /// Messenger's one-time-notification request ("Notify me") for a topic.
     OtnRequest(OtnRequest),
+    /// Messenger's recurring notification request (`notification_messages`) for a topic.
+    RecurringRequest(RecurringRequest),
 }
 
 /// A text message.
@@ -226,6 +228,65 @@ pub struct OtnRequest {
     /// Block to continue with after the subscriber taps "Notify me".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_optin: Option<BlockId>,
+}
+
+/// The recurring notification request: Messenger shows `title` (and `image_url`) with a button
+/// to receive messages on the topic at most once per `frequency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RecurringRequest {
+    /// The topic the subscriber opts in to: an existing topic by id, or by name (created at publish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<TopicRef>,
+    /// Title shown to the subscriber, 1 to 65 characters.
+    #[serde(default)]
+    pub title: String,
+    /// How often the Page may send on the topic (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<Frequency>,
+    /// An optional http(s) image shown with the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    /// Block to continue with after the subscriber opts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_optin: Option<BlockId>,
+}
+
+/// How often a recurring notification may be sent: at most once per period, counted from the
+/// last send on the token (and never more often than Messenger's cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Frequency {
+    /// Once a day.
+    Daily,
+    /// Once a week.
+    Weekly,
+    /// Once a month.
+    Monthly,
+}
+
+impl Frequency {
+    /// Every frequency, as spelled in a flow.
+    pub const NAMES: [&'static str; 3] = ["daily", "weekly", "monthly"];
+
+    /// The frequency spelled `name` in a flow (`daily`, `weekly`, `monthly`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "daily" => Some(Self::Daily),
+            "weekly" => Some(Self::Weekly),
+            "monthly" => Some(Self::Monthly),
+            _ => None,
+        }
+    }
+
+    /// The period in milliseconds: 1, 7 or 30 days.
+    pub fn period_ms(self) -> u64 {
+        const DAY_MS: u64 = 86_400_000;
+        match self {
+            Self::Daily => DAY_MS,
+            Self::Weekly => 7 * DAY_MS,
+            Self::Monthly => 30 * DAY_MS,
+        }
+    }
 }
 
 /// A reference to an OTN topic: `{"id": "..."}` or `{"name": "..."}`.

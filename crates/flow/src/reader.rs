@@ -13,8 +13,8 @@ use crate::duration::FlowDuration;
 use crate::ids::{BlockId, FieldName, FlowId};
 use crate::model::{
     ActionStep, AttachmentMessage, BLOCK_TYPES, Block, BlockKind, Branch, Button, Condition,
-    FlowDocument, InputKind, MESSAGE_TYPES, Message, OtnRequest, OtnSend, QuickReply, TextMessage,
-    TopicRef, Trigger, WaitInput,
+    FlowDocument, Frequency, InputKind, MESSAGE_TYPES, Message, OtnRequest, OtnSend, QuickReply,
+    RecurringRequest, TextMessage, TopicRef, Trigger, WaitInput,
 };
 use crate::outline::push_token;
 use crate::suggest::closest;
@@ -77,7 +77,7 @@ pub(crate) fn block_fields(block_type: &str) -> &'static [&'static str] {
 
 /// Every field a message of any type may have: `type`, then each message type's own fields
 /// together (see [`message_fields`]); a key's position is its duplicate-check bit.
-const MESSAGE_KEYS: [&str; 8] = [
+const MESSAGE_KEYS: [&str; 10] = [
     "type",
     "text",
     "buttons",
@@ -86,6 +86,8 @@ const MESSAGE_KEYS: [&str; 8] = [
     "topic",
     "title",
     "on_optin",
+    "frequency",
+    "image_url",
 ];
 
 /// Fields every message has.
@@ -97,6 +99,7 @@ pub(crate) fn message_fields(message_type: &str) -> &'static [&'static str] {
         "text" => 1..4,
         "image" | "file" => 4..5,
         "otn_request" => 5..8,
+        "recurring_request" => 5..10,
         _ => 0..0,
     };
     &MESSAGE_KEYS[range]
@@ -608,6 +611,8 @@ impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
         let mut topic: Option<TopicRef> = None;
         let mut title: Option<String> = None;
         let mut on_optin: Option<BlockId> = None;
+        let mut frequency: Option<Frequency> = None;
+        let mut image_url: Option<String> = None;
         while let Some((bit, key)) =
             next_known_key(&mut map, &MESSAGE_KEYS, &mut seen, &mut reader.message_keys)?
         {
@@ -622,7 +627,9 @@ impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
                 4 => url = Some(map.next_value()?),
                 5 => topic = map.next_value()?,
                 6 => title = map.next_value()?,
-                _ => on_optin = map.next_value()?,
+                7 => on_optin = map.next_value()?,
+                8 => frequency = map.next_value()?,
+                _ => image_url = map.next_value()?,
             }
             reader.message_keys.push(key);
         }
@@ -639,9 +646,16 @@ impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
             "file" => Message::File(AttachmentMessage {
                 url: url.ok_or_else(|| A::Error::missing_field("url"))?,
             }),
-            _ => Message::OtnRequest(OtnRequest {
+            "otn_request" => Message::OtnRequest(OtnRequest {
                 topic,
                 title: title.unwrap_or_default(),
+                on_optin,
+            }),
+            _ => Message::RecurringRequest(RecurringRequest {
+                topic,
+                title: title.unwrap_or_default(),
+                frequency,
+                image_url,
                 on_optin,
             }),
         };

@@ -4,7 +4,8 @@ use crate::block_index::BlockIndex;
 use crate::codes;
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    ActionStep, Block, BlockKind, Message, Predicate, TextMessage, TopicRef, Trigger,
+    ActionStep, Block, BlockKind, Message, Predicate, RecurringRequest, TextMessage, TopicRef,
+    Trigger,
 };
 use crate::outline::Outline;
 use crate::template::Template;
@@ -294,11 +295,13 @@ fn check_block(
                     )
                     .with_hint("send the buttons in a later block, after the subscriber replied"),
                 ),
-                Message::OtnRequest(_) => out.push(Diagnostic::new(
-                    codes::INVALID_OTN_MESSAGE,
-                    at(),
-                    "an `otn_send` cannot send an OTN request; send text, an image or a file",
-                )),
+                Message::OtnRequest(_) | Message::RecurringRequest(_) => {
+                    out.push(Diagnostic::new(
+                        codes::INVALID_OTN_MESSAGE,
+                        at(),
+                        "an `otn_send` cannot send a notification request; send text, an image or a file",
+                    ));
+                }
             }
         }
     }
@@ -347,15 +350,9 @@ fn check_message(
     match message {
         Message::Text(text) => check_text_message(at, text, out),
         Message::Image(attachment) | Message::File(attachment) => {
-            let url = attachment.url.trim();
-            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 9 {
-                out.push(Diagnostic::new(
-                    codes::INVALID_URL,
-                    format!("{}/url", at()),
-                    format!("{:?} is not an http(s) URL", attachment.url),
-                ));
-            }
+            check_url(&|| format!("{}/url", at()), &attachment.url, out);
         }
+        Message::RecurringRequest(request) => check_recurring_request(at, request, topics, out),
         Message::OtnRequest(request) => {
             if request.topic.is_none() {
                 out.push(
@@ -395,6 +392,77 @@ fn check_message(
                 ));
             }
         }
+    }
+}
+
+/// Reports the problems of a recurring notification request: topic, title and frequency.
+fn check_recurring_request(
+    at: LazyPointer<'_>,
+    request: &RecurringRequest,
+    topics: Option<&dyn TopicLookup>,
+    out: &mut Vec<Diagnostic>,
+) {
+    if request.topic.is_none() {
+        out.push(
+            Diagnostic::new(
+                codes::RECURRING_MISSING_TOPIC,
+                at(),
+                "recurring notification request has no topic",
+            )
+            .with_hint(
+                "add \"topic\": {\"id\": \"...\"} for an existing topic or {\"name\": \"...\"} to create one at publish",
+            ),
+        );
+    }
+    check_topic(
+        &|| format!("{}/topic", at()),
+        request.topic.as_ref(),
+        topics,
+        out,
+    );
+    let chars = request.title.chars().count();
+    if is_blank(&request.title) {
+        out.push(
+            Diagnostic::new(
+                codes::RECURRING_TITLE_EMPTY,
+                format!("{}/title", at()),
+                "recurring notification request title is empty",
+            )
+            .with_hint("the title tells the subscriber what the messages will be about"),
+        );
+    } else if chars > MAX_OTN_TITLE_CHARS {
+        out.push(Diagnostic::new(
+            codes::RECURRING_TITLE_TOO_LONG,
+            format!("{}/title", at()),
+            format!(
+                "recurring notification request title has {chars} characters; Messenger allows at most {MAX_OTN_TITLE_CHARS}"
+            ),
+        ));
+    }
+    if request.frequency.is_none() {
+        out.push(
+            Diagnostic::new(
+                codes::RECURRING_FREQUENCY_INVALID,
+                at(),
+                "recurring notification request has no frequency",
+            )
+            .with_hint("add \"frequency\": \"daily\", \"weekly\" or \"monthly\""),
+        );
+    }
+    if let Some(url) = &request.image_url {
+        check_url(&|| format!("{}/image_url", at()), url, out);
+    }
+}
+
+/// Reports a URL that is not http(s).
+fn check_url(at: LazyPointer<'_>, url: &str, out: &mut Vec<Diagnostic>) {
+    let trimmed = url.trim();
+    if !(trimmed.starts_with("https://") || trimmed.starts_with("http://")) || trimmed.len() < 9 {
+        out.push(Diagnostic::new(
+            codes::INVALID_URL,
+            at(),
+            format!("{url:?} is not an http(s) URL"),
+        ));
     }
 }
 

@@ -44,10 +44,13 @@ pub fn visit_topic_refs(doc: &mut FlowDocument, f: &mut dyn FnMut(&mut TopicRef,
         pointer: String,
         f: &mut dyn FnMut(&mut TopicRef, String),
     ) {
-        if let Message::OtnRequest(request) = message {
-            if let Some(topic) = request.topic.as_mut() {
-                f(topic, format!("{pointer}/topic"));
-            }
+        let topic = match message {
+            Message::OtnRequest(request) => request.topic.as_mut(),
+            Message::RecurringRequest(request) => request.topic.as_mut(),
+            _ => None,
+        };
+        if let Some(topic) = topic {
+            f(topic, format!("{pointer}/topic"));
         }
     }
     for (b, block) in doc.blocks.iter_mut().enumerate() {

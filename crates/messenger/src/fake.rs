@@ -15,6 +15,8 @@
 //! - wrong or missing `access_token` (when one was configured): code 190;
 //! - body not JSON, no `recipient`/`message`, text over 2,000 characters, PSID send without
 //!   `messaging_type`, retired message tag: code 100;
+//! - a `notification_messages` request template without a 1–65 character title, a payload and a
+//!   `DAILY`/`WEEKLY`/`MONTHLY` frequency (or with a non-http `image_url`): code 100;
 //! - unknown, used or expired notification token: code 100, subcode [`TOKEN_ERROR_SUBCODE`]
 //!   (the message says which);
 //! - `RESPONSE`/`UPDATE` to a PSID outside the 24-hour window: code 10, subcode 2018278;
@@ -347,6 +349,18 @@ impl FakeGraphApi {
         );
     }
 
+    /// Makes a known token answer "expired" from now on (as Messenger does for a recurring
+    /// token the person revoked or that ran out); false for an unknown token.
+    pub fn expire_token(&self, token: &str) -> bool {
+        match self.shared.lock().tokens.get_mut(token) {
+            Some(entry) => {
+                entry.expires_at = Some(SystemTime::now());
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The current state of a token, if the fake knows it.
     pub fn token(&self, token: &str) -> Option<FakeToken> {
         self.shared.lock().tokens.get(token).cloned()
@@ -603,6 +617,11 @@ fn accept_send(shared: &Shared, body: &Value) -> Result<SentMessage, Rejection> 
             ));
         }
     }
+    if message.pointer("/attachment/payload/template_type")
+        == Some(&Value::String("notification_messages".into()))
+    {
+        check_recurring_request(&message["attachment"]["payload"]).map_err(invalid)?;
+    }
     let messaging_type = body
         .get("messaging_type")
         .and_then(Value::as_str)
@@ -691,6 +710,33 @@ fn accept_send(shared: &Shared, body: &Value) -> Result<SentMessage, Rejection> 
     };
     state.sent.push(sent.clone());
     Ok(sent)
+}
+
+/// The rules of the `notification_messages` request template: a title of 1 to 65 characters,
+/// a payload, a known frequency, and an http(s) `image_url` when given.
+fn check_recurring_request(payload: &Value) -> Result<(), &'static str> {
+    let title = payload.get("title").and_then(Value::as_str).unwrap_or("");
+    if title.is_empty() || title.chars().count() > crate::limits::MAX_NOTIFICATION_TITLE_CHARS {
+        return Err("(#100) Param title must be 1 to 65 characters");
+    }
+    if payload.get("payload").and_then(Value::as_str).is_none() {
+        return Err("(#100) The parameter payload is required");
+    }
+    let frequency = payload
+        .get("notification_messages_frequency")
+        .and_then(Value::as_str);
+    if !matches!(frequency, Some("DAILY" | "WEEKLY" | "MONTHLY")) {
+        return Err(
+            "(#100) Param notification_messages_frequency must be one of {DAILY, WEEKLY, MONTHLY}",
+        );
+    }
+    match payload.get("image_url") {
+        None => Ok(()),
+        Some(Value::String(url)) if url.starts_with("https://") || url.starts_with("http://") => {
+            Ok(())
+        }
+        Some(_) => Err("(#100) Param image_url must be a URL"),
+    }
 }
 
 fn print_sent(sent: &SentMessage) {

@@ -24,3 +24,6 @@ pub const MAX_NOTIFICATION_TITLE_CHARS: usize = 65;
 pub const MESSAGING_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// How long a one-time notification token stays usable after the opt-in (one year).
 pub const OTN_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Meta's current cap on recurring notifications (since September 2025): at most one message
+/// per recurring token every 48 hours, whatever the token's frequency.
+pub const RECURRING_SEND_INTERVAL: Duration = Duration::from_secs(48 * 3600);

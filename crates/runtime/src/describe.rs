@@ -26,7 +26,7 @@ fn replies(quick_replies: &[QuickReply]) -> Vec<(String, String)> {
 /// What a message shows the subscriber.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MessageSummary {
-    /// `text`, `image`, `file`, `otn_request` or `other`.
+    /// `text`, `image`, `file`, `otn_request`, `recurring_request` or `other`.
     pub kind: &'static str,
     /// The text, URL or OTN request title.
     pub text: String,
@@ -84,7 +84,10 @@ impl MessageSummary {
                 optin_payload: Some(payload.clone()),
                 ..text("otn_request", title)
             },
-            OutgoingMessage::RecurringRequest { title, .. } => text("other", title),
+            OutgoingMessage::RecurringRequest { title, payload, .. } => Self {
+                optin_payload: Some(payload.clone()),
+                ..text("recurring_request", title)
+            },
         }
     }
 
@@ -106,6 +109,7 @@ impl MessageSummary {
         let mut line = match self.kind {
             "text" => self.text.clone(),
             "otn_request" => format!("otn_request: {} [Notify me]", self.text),
+            "recurring_request" => format!("recurring_request: {} [Get messages]", self.text),
             kind => format!("{kind}: {}", self.text),
         };
         for b in &self.buttons {
@@ -125,7 +129,7 @@ impl MessageSummary {
     }
 
     /// Whether an expectation string names this message: its text alone, its whole transcript
-    /// line, or its kind (`text`, `image`, `file`, `otn_request`).
+    /// line, or its kind (`text`, `image`, `file`, `otn_request`, `recurring_request`).
     pub fn matches(&self, expected: &str) -> bool {
         expected == self.text || expected == self.line() || expected == self.kind
     }

@@ -10,7 +10,7 @@
 use crate::clock::Clock;
 use crate::dispatch_outcomes::OutcomeRecorder;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
-use crate::outbound::{decode, with_token};
+use crate::outbound::{decode, with_recurring_token, with_token};
 use crate::process::InteractionCache;
 use crate::runtime::RuntimeError;
 use crate::window::within_window;
@@ -358,6 +358,20 @@ impl Dispatcher {
                 }
                 request
             }
+            // Nothing to mark before sending: a recurring send spends nothing, so a resend after
+            // a crash costs at most a duplicate message.
+            OutboundKind::RecurringToken { .. } => {
+                if message.token.is_none() {
+                    self.metrics.messages_failed.inc();
+                    self.forget(id);
+                    return Ok(Some(Outcome::Failed {
+                        id,
+                        error: "no recurring token recorded for a recurring send".to_owned(),
+                        at_ms: now,
+                    }));
+                }
+                request
+            }
             OutboundKind::OtnToken { .. } => {
                 if message.token.is_none() {
                     self.metrics.messages_failed.inc();
@@ -385,11 +399,17 @@ impl Dispatcher {
         if !self.is_cancelled(&message) {
             self.pace(&message.page).await;
         }
-        if let (OutboundKind::OtnToken { .. }, 0) = (&message.kind, message.attempts) {
+        let token_kind = matches!(
+            message.kind,
+            OutboundKind::OtnToken { .. } | OutboundKind::RecurringToken { .. }
+        );
+        if token_kind && message.attempts == 0 {
             // Record that a send with this token started: after a crash mid-request, a "token
             // used" answer then means delivered-unconfirmed, not failed. The store makes a token
             // send's outcome durable before this returns. A message gone from the store (its
-            // notification was cancelled) is not sent: the cancel gave its token back.
+            // notification was cancelled) is not sent: the cancel gave its token back (a
+            // recurring token its last send). Once recorded, a cancel leaves the message be: it
+            // may reach Messenger, so it counts (and a recurring send keeps its period).
             let started = Outcome::Retry {
                 id,
                 due_ms: self.clock.now_ms(),
@@ -432,6 +452,8 @@ impl Dispatcher {
     fn failure_outcome(&self, message: &OutboundMessage, error: SendError, at: u64) -> Outcome {
         let id = message.id;
         let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
+        // Token sends (both kinds) record a start marker, which `attempts` counts.
+        let marked = token_send || matches!(message.kind, OutboundKind::RecurringToken { .. });
         let text = format!("{} ({}): {error}", error.class(), error.attempts());
         // An earlier attempt of a token send may have reached Messenger (a timeout, or a crash
         // during the request): "token unusable" now most likely means it was delivered.
@@ -460,7 +482,7 @@ impl Dispatcher {
         let retryable = error.is_retryable();
         // `attempts` counts the token-send marker too; allow one extra for it.
         let used = message.attempts + 1;
-        if retryable && used < self.settings.max_attempts + u32::from(token_send) {
+        if retryable && used < self.settings.max_attempts + u32::from(marked) {
             let retry_after = match &error {
                 SendError::Throttled { retry_after, .. } => *retry_after,
                 _ => None,
@@ -482,7 +504,7 @@ impl Dispatcher {
         tracing::warn!(outbox = %id, %text, "message failed permanently");
         self.metrics.messages_failed.inc();
         self.forget(id);
-        // For a token send the store also marks the token invalid.
+        // For a token send the store also marks the token invalid (a recurring token retired).
         Outcome::Failed {
             id,
             error: text,
@@ -520,8 +542,13 @@ fn ready_request(message: &OutboundMessage) -> Result<SendRequest, String> {
             request.check_limits().map_err(refused)?;
             Ok(request)
         }
+        (OutboundKind::RecurringToken { .. }, Some(token)) => {
+            let request = with_recurring_token(request, token);
+            request.check_limits().map_err(refused)?;
+            Ok(request)
+        }
         // A token send without its token fails on its own later; check the message alone.
-        (OutboundKind::OtnToken { .. }, None) => {
+        (OutboundKind::OtnToken { .. } | OutboundKind::RecurringToken { .. }, None) => {
             request.message.check_limits().map_err(refused)?;
             Ok(request)
         }

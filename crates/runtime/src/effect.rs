@@ -95,6 +95,8 @@ pub enum Effect {
         /// When the token stops being usable.
         expires_ms: u64,
     },
+    /// A recurring opt-in, stop or resume: the caller applies it to the store.
+    Recurring(botflow_storage::RecurringChange),
     /// A message paid for by a token of this topic was queued (the store spends the token).
     TokenSpent {
         /// The topic.

@@ -41,6 +41,26 @@ pub enum InboundEvent {
         /// The one-time token that pays for one message.
         token: String,
     },
+    /// A recurring notification opt-in (`notification_messages`), without stop/resume.
+    RecurringOptin {
+        /// The request's payload (where the flow continues, and the topic).
+        payload: String,
+        /// The `notification_messages_token`.
+        token: String,
+        /// The frequency Messenger reports; `None` (absent or unknown): the request's own.
+        frequency: Option<botflow_flow::Frequency>,
+        /// `notification_messages_timezone`, as sent.
+        timezone: Option<String>,
+        /// From `token_expiry_timestamp`; `None`: no expiry.
+        expires_ms: Option<u64>,
+    },
+    /// The subscriber stopped (`stopped`) or resumed the recurring notifications of a token.
+    RecurringStatus {
+        /// The `notification_messages_token`.
+        token: String,
+        /// True for stop, false for resume.
+        stopped: bool,
+    },
     /// An m.me link or ad referral.
     Referral {
         /// The referral's `ref` parameter.
@@ -89,6 +109,9 @@ impl InboundEvent {
             Self::QuickReply { text, .. } => format!("quick reply {text:?}"),
             Self::Postback { title, .. } => format!("postback {title:?}"),
             Self::Optin { .. } => "opt-in".to_owned(),
+            Self::RecurringOptin { .. } => "recurring opt-in".to_owned(),
+            Self::RecurringStatus { stopped: true, .. } => "recurring stop".to_owned(),
+            Self::RecurringStatus { stopped: false, .. } => "recurring resume".to_owned(),
             Self::Referral { ref_param } => format!("referral {ref_param:?}"),
             Self::GetStarted { .. } => "get started".to_owned(),
             Self::TimerFired { timer_id } => format!("timer {timer_id}"),

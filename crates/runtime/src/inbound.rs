@@ -2,6 +2,8 @@
 //! so the step function stays independent of the wire types.
 
 use crate::event::{GET_STARTED_PAYLOAD, InboundEvent};
+use botflow_flow::Frequency;
+use botflow_messenger::webhook::{NotificationStatus, RecurringFrequency};
 use botflow_messenger::{EventKind, MessagingEvent};
 use botflow_storage::JournalEntry;
 
@@ -62,8 +64,40 @@ pub fn from_messaging(event: &MessagingEvent) -> Option<InboundEvent> {
             payload: payload.clone(),
             token: token.clone(),
         }),
+        EventKind::RecurringOptin {
+            token,
+            payload,
+            frequency,
+            timezone,
+            token_expiry_ms,
+            status,
+            ..
+        } => match status {
+            Some(NotificationStatus::Stop) => Some(InboundEvent::RecurringStatus {
+                token: token.clone(),
+                stopped: true,
+            }),
+            Some(NotificationStatus::Resume) => Some(InboundEvent::RecurringStatus {
+                token: token.clone(),
+                stopped: false,
+            }),
+            Some(NotificationStatus::Other(_)) => None,
+            None => payload
+                .as_ref()
+                .map(|payload| InboundEvent::RecurringOptin {
+                    payload: payload.clone(),
+                    token: token.clone(),
+                    frequency: frequency.as_ref().and_then(|f| match f {
+                        RecurringFrequency::Daily => Some(Frequency::Daily),
+                        RecurringFrequency::Weekly => Some(Frequency::Weekly),
+                        RecurringFrequency::Monthly => Some(Frequency::Monthly),
+                        RecurringFrequency::Other(_) => None,
+                    }),
+                    timezone: timezone.clone(),
+                    expires_ms: *token_expiry_ms,
+                }),
+        },
         EventKind::Echo { .. }
-        | EventKind::RecurringOptin { .. }
         | EventKind::Delivery { .. }
         | EventKind::Read { .. }
         | EventKind::Unknown(_) => None,
@@ -154,6 +188,64 @@ mod tests {
                 Some(InboundEvent::Optin {
                     payload: "bf1:o:P:f:1:b:0:t".into(),
                     token: "tok".into()
+                }),
+                None,
+                None,
+            ]
+        );
+    }
+
+    #[test]
+    fn recurring_optins_stops_and_resumes_become_their_events() {
+        let who =
+            serde_json::json!({"sender": {"id": "U"}, "recipient": {"id": "P"}, "timestamp": 5});
+        let optin = |fields: serde_json::Value| {
+            let mut event = who.clone();
+            let mut optin = serde_json::json!({"type": "notification_messages",
+                "notification_messages_token": "rt"});
+            optin
+                .as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            event.as_object_mut().unwrap().insert("optin".into(), optin);
+            event
+        };
+        let got = events(serde_json::json!([
+            optin(serde_json::json!({"payload": "bf1:o:P:f:1:b:0:t",
+                "notification_messages_frequency": "WEEKLY", "notification_messages_timezone": "UTC",
+                "token_expiry_timestamp": 1_900_000_000_000u64})),
+            optin(serde_json::json!({"payload": "bf1:o:P:f:1:b:0:t",
+                "notification_messages_frequency": "HOURLY"})),
+            optin(serde_json::json!({"notification_messages_status": "STOP_NOTIFICATIONS"})),
+            optin(serde_json::json!({"notification_messages_status": "RESUME_NOTIFICATIONS"})),
+            optin(serde_json::json!({"notification_messages_status": "SOMETHING_NEW"})),
+            // an opt-in without a payload cannot be routed to a topic
+            optin(serde_json::json!({"notification_messages_frequency": "DAILY"})),
+        ]));
+        assert_eq!(
+            got,
+            vec![
+                Some(InboundEvent::RecurringOptin {
+                    payload: "bf1:o:P:f:1:b:0:t".into(),
+                    token: "rt".into(),
+                    frequency: Some(Frequency::Weekly),
+                    timezone: Some("UTC".into()),
+                    expires_ms: Some(1_900_000_000_000),
+                }),
+                Some(InboundEvent::RecurringOptin {
+                    payload: "bf1:o:P:f:1:b:0:t".into(),
+                    token: "rt".into(),
+                    frequency: None,
+                    timezone: None,
+                    expires_ms: None,
+                }),
+                Some(InboundEvent::RecurringStatus {
+                    token: "rt".into(),
+                    stopped: true
+                }),
+                Some(InboundEvent::RecurringStatus {
+                    token: "rt".into(),
+                    stopped: false
                 }),
                 None,
                 None,

@@ -111,6 +111,12 @@
 //! with the request's `on_optin`. A topic notification ([`InboundEvent::Notify`]) either sends
 //! one text paid by a token, or runs a flow whose `otn_send` blocks spend tokens; a notification
 //! flow that ends without waiting leaves the subscriber's conversation position untouched.
+//!
+//! Recurring opt-ins, stops and resumes become [`Effect::Recurring`], applied to the store before
+//! the step commits, and a recurring opt-in continues with its request's `on_optin`. A text
+//! notification also reaches the holders of recurring tokens the one-time tokens did not reach
+//! (one message per subscriber), at most once per period of the token's frequency and never
+//! more often than Messenger's 48-hour cap; flow notifications and `otn_send` use OTN tokens only.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;

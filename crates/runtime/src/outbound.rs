@@ -93,6 +93,13 @@ pub struct DecodeError {
     pub wire: WireError,
 }
 
+/// The request with the recurring token that pays for it as recipient (no `messaging_type`).
+pub fn with_recurring_token(mut request: SendRequest, token: &str) -> SendRequest {
+    request.recipient = Recipient::NotificationToken(token.to_owned());
+    request.messaging_type = None;
+    request
+}
+
 /// The request with the one-time token that pays for it as recipient (no `messaging_type`).
 pub fn with_token(mut request: SendRequest, token: &str) -> SendRequest {
     request.recipient = Recipient::OtnToken(token.to_owned());

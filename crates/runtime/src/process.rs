@@ -414,6 +414,12 @@ impl Processor {
         for effect in &outcome.effects {
             match effect {
                 Effect::NoToken { .. } => no_token += 1,
+                // Applied before the step commits: a change applied once is a no-op when the
+                // event is replayed after a crash, so the two need not share a transaction.
+                Effect::Recurring(change) => {
+                    let changed = self.store.recurring_change(page, psid, change, step_ms)?;
+                    tracing::debug!(%page, %psid, ?changed, "recurring token change");
+                }
                 Effect::TokenStored {
                     topic,
                     token,

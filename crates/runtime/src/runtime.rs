@@ -12,11 +12,13 @@ use crate::profile::{ProfileQueue, ProfileSettings, run_profile_fetches};
 use crate::scheduler::{AfterWork, Shards, follow_journal, run_timers};
 use botflow_flow::TopicId;
 use botflow_messenger::SendClient;
+use botflow_messenger::limits::RECURRING_SEND_INTERVAL;
 use botflow_storage::{
     JournalEntry, Notification, NotificationCancel, NotificationContent, NotificationId, PageId,
-    Store, StoreError,
+    RecurringNotifyOutcome, RecurringPass, Store, StoreError,
 };
 use serde::Serialize;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -132,6 +134,30 @@ pub struct NotifyCounts {
     /// Tokens found expired (and marked so) while notifying; for a flow notification, the tokens
     /// the expiry sweep before it marked (of every topic).
     pub expired: u64,
+    /// The recurring pass (text notifications only): messages paid for by recurring tokens,
+    /// counted apart from `queued`, and the holders it skipped.
+    pub recurring: RecurringNotifyOutcome,
+}
+
+/// The recurring pass of text notification `notification`: one message of it per holder of a
+/// recurring token of the topic that may pay now (Messenger's 48-hour cap and the token's
+/// frequency), skipping those in `reached` (the one-time pass paid for them: one message per
+/// subscriber per notification).
+fn notify_recurring(
+    store: &dyn Store,
+    page: &PageId,
+    topic: &TopicId,
+    notification: NotificationId,
+    reached: &HashSet<botflow_storage::Psid>,
+    body_for: botflow_storage::BodyFor<'_>,
+    now_ms: u64,
+) -> Result<RecurringNotifyOutcome, StoreError> {
+    let pass = RecurringPass {
+        notification,
+        reached,
+        cap_ms: u64::try_from(RECURRING_SEND_INTERVAL.as_millis()).unwrap_or(u64::MAX),
+    };
+    store.notify_topic_recurring(page, topic, &pass, body_for, now_ms)
 }
 
 /// A notification as the API shows it: the stored record and the time left at the Page's pace.
@@ -377,15 +403,28 @@ impl Runtime {
                                 botflow_messenger::OutgoingMessage::Text { text: text.clone() };
                             request_body(psid, Purpose::OtnToken, text)
                         };
-                        store.notify_topic(&page, &topic, id, &body_for, now_ms)
+                        // Who the one-time pass pays for; the recurring pass skips them.
+                        let reached: HashSet<_> = store
+                            .topic_holders(&page, &topic, now_ms)?
+                            .into_iter()
+                            .collect();
+                        let outcome = store.notify_topic(&page, &topic, id, &body_for, now_ms)?;
+                        let recurring = notify_recurring(
+                            store, &page, &topic, id, &reached, &body_for, now_ms,
+                        )?;
+                        // Both passes queued: the notification is done once their messages are.
+                        store.close_notification_queuing(&page, id, now_ms)?;
+                        Ok((outcome, recurring))
                     })
                     .await?;
+                let (outcome, recurring) = outcome;
                 self.inner.dispatcher.wake.notify_one();
                 Ok(NotifyCounts {
                     notification: id,
                     queued: outcome.queued,
                     no_token: outcome.no_token,
                     expired: outcome.expired,
+                    recurring,
                 })
             }
             NotifyContent::Flow(flow) => self.notify_with_flow(page, topic, id, flow, now_ms).await,

@@ -47,6 +47,36 @@ pub fn otn_optin(page: &str, psid: &str, payload: &str, token: &str, time_ms: u6
                      "one_time_notif_token": token}})
 }
 
+/// A recurring notification opt-in carrying the request's payload, a recurring token and its
+/// frequency (`DAILY`, `WEEKLY`, `MONTHLY`), with no expiry.
+pub fn recurring_optin(
+    page: &str,
+    psid: &str,
+    payload: &str,
+    token: &str,
+    frequency: &str,
+    time_ms: u64,
+) -> Value {
+    json!({"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": time_ms,
+           "optin": {"type": "notification_messages", "payload": payload,
+                     "notification_messages_token": token,
+                     "notification_messages_frequency": frequency,
+                     "notification_messages_timezone": "UTC",
+                     "user_token_status": "NOT_REFRESHED", "title": "Updates"}})
+}
+
+/// The subscriber stopping (`stop`) or resuming the recurring notifications of `token`.
+pub fn recurring_status(page: &str, psid: &str, token: &str, stop: bool, time_ms: u64) -> Value {
+    let status = if stop {
+        "STOP_NOTIFICATIONS"
+    } else {
+        "RESUME_NOTIFICATIONS"
+    };
+    json!({"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": time_ms,
+           "optin": {"type": "notification_messages", "notification_messages_token": token,
+                     "notification_messages_status": status}})
+}
+
 /// The `X-Hub-Signature-256` value of a body under the app secret.
 pub fn signature(app_secret: &str, body: &str) -> String {
     botflow_messenger::sign_body(app_secret.as_bytes(), body.as_bytes())

@@ -11,6 +11,9 @@ use crate::ledger::TopicLedger;
 use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
+};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
@@ -366,6 +369,32 @@ impl Store for FaultyStore {
         now_ms: u64,
     ) -> StoreResult<NotificationCancel> {
         self.inner.cancel_notification(page, id, now_ms)
+    }
+
+    fn recurring_change(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        change: &RecurringChange,
+        now_ms: u64,
+    ) -> StoreResult<RecurringChanged> {
+        self.inner.recurring_change(page, psid, change, now_ms)
+    }
+
+    fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>> {
+        self.inner.recurring_token(page, token)
+    }
+
+    fn notify_topic_recurring(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        pass: &RecurringPass<'_>,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<RecurringNotifyOutcome> {
+        self.inner
+            .notify_topic_recurring(page, topic, pass, body_for, now_ms)
     }
 
     fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {

@@ -29,6 +29,9 @@ pub struct TopicLedger {
     pub invalidated: u64,
     /// Token sends that ended delivered-unconfirmed.
     pub delivered_unconfirmed: u64,
+    /// The recurring notification tokens of the topic, counted apart from the one-time tokens above.
+    #[serde(default)]
+    pub recurring: RecurringLedger,
     /// The last [`LEDGER_DAYS`] UTC days, oldest first, ending with today.
     pub days: Vec<LedgerDay>,
 }
@@ -41,5 +44,27 @@ pub struct LedgerDay {
     /// Opt-ins received that day (by the opt-in's own time).
     pub opt_ins: u64,
     /// Tokens spent that day.
+    pub sends: u64,
+    /// Recurring opt-ins received that day (not in `opt_ins`).
+    #[serde(default)]
+    pub recurring_opt_ins: u64,
+    /// Messages paid for by recurring tokens that day.
+    #[serde(default)]
+    pub recurring_sends: u64,
+}
+
+/// The recurring tokens of a topic: every token counted in `issued` is in exactly one of
+/// `active`, `stopped` and `retired` (a send does not spend one; `sends` counts the messages).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurringLedger {
+    /// Recurring opt-ins stored (redelivered ones counted once).
+    pub issued: u64,
+    /// Tokens that may pay for messages (expiry is noticed when a send finds it).
+    pub active: u64,
+    /// Tokens the subscriber stopped.
+    pub stopped: u64,
+    /// Tokens retired for good: refused by Messenger, expired, replaced by a newer opt-in.
+    pub retired: u64,
+    /// Messages queued paid for by a recurring token.
     pub sends: u64,
 }

@@ -29,6 +29,9 @@
 //! batching is what makes high event rates possible; a replayed event fails alone.
 //! [`Store::notify_topic`] queues one message per subscriber holding a usable
 //! token of the topic (spending that subscriber's oldest token in the same transaction).
+//! [`Store::notify_topic_recurring`] is the recurring pass: one message per other holder of a
+//! recurring token whose period allows it ([`RecurringToken::check_send`]), recording the send
+//! time in the same transaction (a recurring token is never spent).
 //!
 //! # Outcomes
 //! The dispatcher records what became of each message (`mark_sent`, `mark_retry`,
@@ -51,7 +54,8 @@
 //! - Durable on return: [`Store::journal_append`] and [`Store::journal_append_batch`] (the webhook
 //!   answers 200 only after this), [`Store::commit_step`] with `durable: true`,
 //!   [`Store::commit_steps`] when any step has `durable: true`,
-//!   [`Store::notify_topic`], [`Store::add_token`], [`Store::mark_token`], [`Store::expire_tokens`],
+//!   [`Store::notify_topic`], [`Store::notify_topic_recurring`], [`Store::recurring_change`]
+//!   (when it changed something), [`Store::add_token`], [`Store::mark_token`], [`Store::expire_tokens`],
 //!   every outbox `mark_*` call, topic and flow changes (create, rename, delete, save draft,
 //!   publish, rollback), [`Store::ensure_page`] and [`Store::flush`].
 //! - [`Store::mark_outcomes`] (many outbox outcomes in one transaction) is durable on return
@@ -94,6 +98,7 @@ pub mod log;
 pub mod notification;
 pub mod outbox;
 pub mod outcome;
+pub mod recurring;
 pub mod retention;
 pub mod session;
 mod sled_store;
@@ -112,13 +117,17 @@ pub use flows::{
 };
 pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
-pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, TopicLedger};
+pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, RecurringLedger, TopicLedger};
 pub use notification::{
     Notification, NotificationCancel, NotificationContent, NotificationId, NotificationState,
     NotificationTotals,
 };
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
+pub use recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringPass,
+    RecurringSkip, RecurringStatus, RecurringToken,
+};
 pub use retention::{RetentionPolicy, SweepReport};
 pub use session::{FlowPosition, ProfileFetch, Session, Timer, TimerKind, WaitKind, Waiting};
 pub use sled_store::{DATABASE_FORMAT, SledStore, StoreOptions};

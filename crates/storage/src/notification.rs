@@ -69,8 +69,13 @@ impl NotificationState {
 /// `refused`, `unconfirmed` and `cancelled` ([`NotificationTotals::pending`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationTotals {
-    /// Messages queued, each paying with one token (spent in the same commit).
+    /// Messages queued, each paying with one token (an OTN token is spent in the same commit; a
+    /// recurring token records the send).
     pub queued: u64,
+    /// Of `queued`, the messages paid for by recurring tokens (text notifications' recurring
+    /// pass); their outcomes count in the same totals as the others.
+    #[serde(default)]
+    pub recurring: u64,
     /// Messages the Send API accepted.
     pub sent: u64,
     /// Messages that failed for good (their tokens are invalid).
@@ -83,7 +88,8 @@ pub struct NotificationTotals {
     pub no_token: u64,
     /// Tokens found expired (and marked so) while queuing.
     pub expired: u64,
-    /// Messages removed by a cancel before they were sent (their tokens usable again).
+    /// Messages removed by a cancel before they were sent (their tokens usable again; a
+    /// recurring token's last send given back).
     pub cancelled: u64,
 }
 
@@ -128,6 +134,7 @@ pub struct NotificationCancel {
     pub notification: Notification,
     /// Messages removed from the outbox by this cancel.
     pub removed: u64,
-    /// Tokens of removed messages that are usable again (the others had expired meanwhile).
+    /// Tokens of removed messages that are usable again (the others had expired meanwhile),
+    /// recurring tokens whose last send was given back included.
     pub tokens_restored: u64,
 }

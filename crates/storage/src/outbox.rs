@@ -27,6 +27,12 @@ pub enum OutboundKind {
         /// The topic whose token pays.
         topic: TopicId,
     },
+    /// A message paid for by the subscriber's recurring token of this topic, recorded in
+    /// [`OutboundMessage::token`]; the token is not spent (the store records the send time).
+    RecurringToken {
+        /// The topic whose recurring token pays.
+        topic: TopicId,
+    },
 }
 
 /// A queued outbound message as the dispatcher reads it.
@@ -42,8 +48,9 @@ pub struct OutboundMessage {
     pub body: serde_json::Value,
     /// Whether the 24-hour window or an OTN token pays for it.
     pub kind: OutboundKind,
-    /// The OTN token that pays for it (for [`OutboundKind::OtnToken`]); the dispatcher puts it in
-    /// the recipient as `one_time_notif_token`.
+    /// The token that pays for it (for [`OutboundKind::OtnToken`] and
+    /// [`OutboundKind::RecurringToken`]); the dispatcher puts it in the recipient as
+    /// `one_time_notif_token` or `notification_messages_token`.
     #[serde(default)]
     pub token: Option<String>,
     /// Send attempts made so far.

@@ -13,6 +13,9 @@ use crate::ledger::TopicLedger;
 use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
+};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
@@ -228,7 +231,8 @@ pub trait Store: Send + Sync {
     /// Queues one message per subscriber holding a usable token of the topic, each taking that
     /// subscriber's oldest usable token in the same commit as the message; the messages belong
     /// to `notification` (from [`Store::create_notification`]), whose totals move in the same
-    /// commits and whose queuing is closed at the end. Durable.
+    /// commits. The caller closes its queuing ([`Store::close_notification_queuing`]) after its
+    /// last pass (the recurring one). Durable.
     fn notify_topic(
         &self,
         page: &PageId,
@@ -238,6 +242,35 @@ pub trait Store: Send + Sync {
         now_ms: u64,
     ) -> StoreResult<NotifyOutcome>;
 
+    // ---- recurring notification tokens ----
+
+    /// Applies a recurring opt-in (stored against (Page, subscriber, topic), retiring the
+    /// subscriber's earlier token of the topic), stop or resume. A change already applied
+    /// (a redelivered event) changes nothing, so a replayed event may apply it again. Durable.
+    fn recurring_change(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        change: &RecurringChange,
+        now_ms: u64,
+    ) -> StoreResult<RecurringChanged>;
+    /// The recurring token with this value, in whatever status.
+    fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>>;
+    /// The recurring pass of topic notification `pass.notification`: queues one message of it
+    /// per subscriber whose recurring token of the topic may pay at `now_ms` (its frequency's
+    /// period, and at least `pass.cap_ms`, since its last send; active; not expired), recording
+    /// the send time on the token in the same commit as the message and the notification's
+    /// totals (the token is not spent; a cancel before the send gives the last send back).
+    /// Subscribers in `pass.reached` (paid for by another token in this notification) are
+    /// skipped. Does not close the notification's queuing. Durable.
+    fn notify_topic_recurring(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        pass: &RecurringPass<'_>,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<RecurringNotifyOutcome>;
     // ---- notifications ----
 
     /// Creates a topic notification in state `queued` with zero totals

@@ -15,7 +15,9 @@ use crate::step::{step, topic_id};
 use crate::window::within_window;
 use botflow_flow::{BlockKind, Message, TopicId, TopicRef, ValidFlow};
 use botflow_storage::token_rules::TokenRules;
-use botflow_storage::{NewOutbound, OutboundKind, PageId, Psid, Session, TimerKind, WaitKind};
+use botflow_storage::{
+    NewOutbound, OutboundKind, PageId, Psid, RecurringChange, Session, TimerKind, WaitKind,
+};
 pub use script::{
     DetailedExpectation, Expectation, GetStartedStep, NotifyStep, OptinTarget, Script, ScriptStep,
 };
@@ -127,10 +129,13 @@ fn collect_topics(flow: &ValidFlow, topics: &mut BTreeSet<TopicId>) {
         match &block.kind {
             BlockKind::SendMessage { messages } => {
                 for m in messages {
-                    if let Message::OtnRequest(r) = m {
-                        if let Some(t) = &r.topic {
-                            topics.insert(topic_id(t));
-                        }
+                    let topic = match m {
+                        Message::OtnRequest(r) => r.topic.as_ref(),
+                        Message::RecurringRequest(r) => r.topic.as_ref(),
+                        _ => None,
+                    };
+                    if let Some(t) = topic {
+                        topics.insert(topic_id(t));
                     }
                 }
             }
@@ -306,7 +311,7 @@ impl Simulation {
 
     fn optin(&mut self, target: &OptinTarget) {
         let found = self.delivered.iter().rev().find(|m| {
-            m.kind == "otn_request"
+            (m.kind == "otn_request" || m.kind == "recurring_request")
                 && match target {
                     OptinTarget::Latest(_) => true,
                     OptinTarget::Title(t) => m.text == *t,
@@ -318,6 +323,17 @@ impl Simulation {
         };
         let payload = request.optin_payload.clone().unwrap_or_default();
         let title = request.text.clone();
+        if request.kind == "recurring_request" {
+            self.line(format!("user opts in to recurring messages: {title}"));
+            let token = format!("recurring-token-{}", self.now_ms);
+            return self.event(&InboundEvent::RecurringOptin {
+                payload,
+                token,
+                frequency: None,
+                timezone: None,
+                expires_ms: None,
+            });
+        }
         let token = format!("otn-token-{}", self.tokens.tokens.len() + 1);
         self.line(format!("user taps Notify me: {title}"));
         self.event(&InboundEvent::Optin { payload, token });
@@ -416,6 +432,14 @@ impl Simulation {
                     Some("refused")
                 }
             }
+            // Steps never queue recurring sends (only topic notifications do).
+            OutboundKind::RecurringToken { topic } => {
+                self.line(format!(
+                    "bot NOT SENT (a flow cannot pay with a recurring token of topic {topic}): {}",
+                    summary.line()
+                ));
+                Some("not sent")
+            }
             OutboundKind::OtnToken { topic } => {
                 let (token, _expired) = self.tokens.take_oldest(topic, self.now_ms);
                 match token {
@@ -482,6 +506,16 @@ impl Simulation {
             | Effect::TimersCancelled { .. }
             | Effect::MessageQueued { .. } => return None,
             Effect::NoToken { topic } => format!("no usable token of topic {topic}"),
+            Effect::Recurring(RecurringChange::Optin(optin)) => format!(
+                "recurring token {} stored for topic {} ({:?})",
+                optin.token, optin.topic, optin.frequency
+            ),
+            Effect::Recurring(RecurringChange::Stop { token }) => {
+                format!("recurring token {token} stopped")
+            }
+            Effect::Recurring(RecurringChange::Resume { token }) => {
+                format!("recurring token {token} resumed")
+            }
             Effect::TimerSet { due_ms, kind, .. } => {
                 let kind = match kind {
                     TimerKind::Delay => "delay",

@@ -267,8 +267,8 @@ impl Run<'_> {
             },
             Message::Image(a) => OutgoingMessage::Image { url: a.url.clone() },
             Message::File(a) => OutgoingMessage::File { url: a.url.clone() },
-            // Validation forbids an OTN request paid by a token; send nothing.
-            Message::OtnRequest(_) => return block.next.clone(),
+            // Validation forbids a notification request paid by a token; send nothing.
+            Message::OtnRequest(_) | Message::RecurringRequest(_) => return block.next.clone(),
         };
         // Refused as rendered: no token is spent and the run goes on to `next`.
         if self.refused(Some(&block.id), &message) {
@@ -375,41 +375,71 @@ impl Run<'_> {
                 Message::Image(a) => OutgoingMessage::Image { url: a.url.clone() },
                 Message::File(a) => OutgoingMessage::File { url: a.url.clone() },
                 Message::OtnRequest(r) => {
-                    let topic = r
-                        .topic
-                        .as_ref()
-                        .map(topic_id)
-                        // Validation rejects a request without a topic; it opts in to the empty topic.
-                        .unwrap_or_else(|| TopicId(String::new()));
-                    let payload = OptinPayload {
-                        page: self.ctx.page.clone(),
-                        flow: flow_id.clone(),
-                        version,
-                        block: block.id.clone(),
-                        message: m,
-                        topic,
+                    let at = (flow_id, version, &block.id, m);
+                    let Some(payload) = self.optin_payload(at, r.topic.as_ref()) else {
+                        continue;
+                    };
+                    wait = wait.or(Some(WaitKind::Optin));
+                    OutgoingMessage::OtnRequest {
+                        title: r.title.clone(),
+                        payload,
                     }
-                    .encode();
-                    match payload {
-                        Ok(payload) => {
-                            if wait.is_none() {
-                                wait = Some(WaitKind::Optin);
-                            }
-                            OutgoingMessage::OtnRequest {
-                                title: r.title.clone(),
-                                payload,
-                            }
-                        }
-                        Err(e) => {
-                            self.error(StepError::PayloadTooLong(e));
-                            continue;
-                        }
-                    }
+                }
+                Message::RecurringRequest(r) => {
+                    let at = (flow_id, version, &block.id, m);
+                    let Some(payload) = self.optin_payload(at, r.topic.as_ref()) else {
+                        continue;
+                    };
+                    wait = wait.or(Some(WaitKind::Optin));
+                    recurring_template(r, payload)
                 }
             };
             self.send(Some(&block.id), spec);
         }
         wait
+    }
+
+    /// The opt-in payload of the notification request `at` = (flow, version, block, message)
+    /// for `topic`, or `None` (with the error recorded) when it is too long.
+    fn optin_payload(
+        &mut self,
+        at: (&FlowId, u32, &BlockId, usize),
+        topic: Option<&TopicRef>,
+    ) -> Option<String> {
+        let (flow, version, block, message) = at;
+        let payload = OptinPayload {
+            page: self.ctx.page.clone(),
+            flow: flow.clone(),
+            version,
+            block: block.clone(),
+            message,
+            // Validation rejects a request without a topic; it opts in to the empty topic.
+            topic: topic.map_or_else(|| TopicId(String::new()), topic_id),
+        }
+        .encode();
+        match payload {
+            Ok(payload) => Some(payload),
+            Err(e) => {
+                self.error(StepError::PayloadTooLong(e));
+                None
+            }
+        }
+    }
+}
+
+/// The `notification_messages` template of a `recurring_request` message, with its opt-in payload.
+fn recurring_template(r: &RecurringRequest, payload: String) -> OutgoingMessage {
+    OutgoingMessage::RecurringRequest {
+        title: r.title.clone(),
+        payload,
+        frequency: match r.frequency {
+            Some(Frequency::Daily) => RecurringFrequency::Daily,
+            Some(Frequency::Weekly) => RecurringFrequency::Weekly,
+            // Validation requires a frequency; the longest period is the safe reading.
+            Some(Frequency::Monthly) | None => RecurringFrequency::Monthly,
+        },
+        image_url: r.image_url.clone(),
+        timezone: None,
     }
 }
 

@@ -14,12 +14,14 @@ use crate::input_check;
 use crate::outbound::{Purpose, request_body, text_message};
 use crate::payload::{OptinPayload, Payload, Port, TapPayload, encode_tap};
 use botflow_flow::{
-    ActionStep, Block, BlockId, BlockKind, FlowId, Message, OtnSend, TopicId, TopicRef, Trigger,
-    ValidFlow, WaitInput,
+    ActionStep, Block, BlockId, BlockKind, FlowId, Frequency, Message, OtnSend, RecurringRequest,
+    TopicId, TopicRef, Trigger, ValidFlow, WaitInput,
 };
+use botflow_messenger::webhook::RecurringFrequency;
 use botflow_messenger::{Button, OutgoingMessage, QuickReply};
 use botflow_storage::{
-    FlowPosition, NewOutbound, OutboundKind, Session, Timer, TimerKind, WaitKind, Waiting,
+    FlowPosition, NewOutbound, OutboundKind, RecurringChange, RecurringOptin, Session, Timer,
+    TimerKind, WaitKind, Waiting,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,6 +150,21 @@ impl Run<'_> {
                 None => self.on_text(title),
             },
             InboundEvent::Optin { payload, token } => self.on_optin(payload, token),
+            InboundEvent::RecurringOptin {
+                payload,
+                token,
+                frequency,
+                timezone,
+                expires_ms,
+            } => self.on_recurring_optin(payload, token, *frequency, timezone.clone(), *expires_ms),
+            InboundEvent::RecurringStatus { token, stopped } => {
+                let token = token.clone();
+                self.effects.push(Effect::Recurring(if *stopped {
+                    RecurringChange::Stop { token }
+                } else {
+                    RecurringChange::Resume { token }
+                }));
+            }
             InboundEvent::Referral { ref_param } => self.on_referral(ref_param),
             InboundEvent::GetStarted { ref_param } => self.on_get_started(ref_param.as_deref()),
             InboundEvent::TimerFired { timer_id } => self.on_timer(*timer_id),

@@ -200,6 +200,51 @@ impl Run<'_> {
         self.continue_after_optin(&optin);
     }
 
+    /// A recurring opt-in: stores the token (with the request's frequency when Messenger's is
+    /// absent or unknown) and continues at the request's `on_optin`.
+    pub(super) fn on_recurring_optin(
+        &mut self,
+        payload: &str,
+        token: &str,
+        frequency: Option<Frequency>,
+        timezone: Option<String>,
+        expires_ms: Option<u64>,
+    ) {
+        let Some(Payload::Optin(optin)) = Payload::decode(payload) else {
+            return self.error(StepError::UnknownPayload {
+                payload: payload.to_owned(),
+            });
+        };
+        if optin.page != self.ctx.page {
+            return self.error(StepError::WrongPage {
+                page: optin.page.to_string(),
+            });
+        }
+        let requested = self
+            .ctx
+            .flows
+            .version(&optin.flow, optin.version)
+            .and_then(|flow| match &flow.block(&optin.block)?.kind {
+                BlockKind::SendMessage { messages } => match messages.get(optin.message) {
+                    Some(Message::RecurringRequest(request)) => request.frequency,
+                    _ => None,
+                },
+                _ => None,
+            });
+        // Messenger always sends one; a flow-less fallback keeps the strictest period.
+        let frequency = frequency.or(requested).unwrap_or(Frequency::Monthly);
+        self.effects
+            .push(Effect::Recurring(RecurringChange::Optin(RecurringOptin {
+                topic: optin.topic.clone(),
+                token: token.to_owned(),
+                frequency,
+                timezone,
+                expires_ms,
+                created_ms: self.now_ms,
+            })));
+        self.continue_after_optin(&optin);
+    }
+
     pub(super) fn continue_after_optin(&mut self, optin: &OptinPayload) {
         let Some(flow) = self
             .ctx
@@ -218,6 +263,7 @@ impl Run<'_> {
             .and_then(|block| match &block.kind {
                 BlockKind::SendMessage { messages } => match messages.get(optin.message) {
                     Some(Message::OtnRequest(request)) => Some(request.on_optin.clone()),
+                    Some(Message::RecurringRequest(request)) => Some(request.on_optin.clone()),
                     _ => None,
                 },
                 _ => None,

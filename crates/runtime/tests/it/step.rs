@@ -7,7 +7,9 @@ use botflow_runtime::payload::{OptinPayload, Payload};
 use botflow_runtime::{
     Effect, InboundEvent, PublishedFlows, StepContext, StepError, StepOutcome, step,
 };
-use botflow_storage::{OutboundKind, PageId, Psid, Session, WaitKind};
+use botflow_storage::{
+    OutboundKind, PageId, Psid, RecurringChange, RecurringOptin, Session, WaitKind,
+};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -242,6 +244,78 @@ fn an_optin_stores_the_token_and_its_branch_can_spend_it() {
         refused.effects[..],
         [Effect::Error(StepError::WrongPage { .. })]
     ));
+}
+
+#[test]
+fn a_recurring_request_asks_and_its_optin_stores_the_token_then_continues() {
+    let doc: FlowDocument = serde_json::from_value(json!({
+        "format": 1, "id": "deals", "name": "Deals",
+        "triggers": [{"type": "keyword", "words": ["deals"]}],
+        "start": "req",
+        "blocks": [
+            {"id": "req", "type": "send_message", "messages": [
+                {"type": "recurring_request", "topic": {"id": "t-2"}, "title": "Deals",
+                 "frequency": "daily", "image_url": "https://x.test/d.png", "on_optin": "ok"}]},
+            {"id": "ok", "type": "send_message", "messages": [{"type": "text", "text": "Subscribed"}]}
+        ]
+    }))
+    .unwrap();
+    let mut flows = PublishedFlows::new();
+    flows.insert_active(2, Arc::new(ValidFlow::new(doc).unwrap()));
+    let context = ctx(flows);
+    let asked = step(
+        &context,
+        &Session::default(),
+        &InboundEvent::Text {
+            text: "deals".into(),
+        },
+        1_000,
+    );
+    let template = &wire(&asked.outbound[0])["message"]["attachment"]["payload"];
+    assert_eq!(template["template_type"], "notification_messages");
+    assert_eq!(template["notification_messages_frequency"], "DAILY");
+    assert_eq!(template["image_url"], "https://x.test/d.png");
+    assert_eq!(template["title"], "Deals");
+    let payload = template["payload"].as_str().unwrap().to_owned();
+    assert!(
+        matches!(Payload::decode(&payload), Some(Payload::Optin(o)) if o.topic.as_str() == "t-2")
+    );
+
+    // Messenger's frequency is absent: the request's own (daily) is stored.
+    let optin = InboundEvent::RecurringOptin {
+        payload,
+        token: "rt-1".into(),
+        frequency: None,
+        timezone: Some("Europe/Paris".into()),
+        expires_ms: None,
+    };
+    let opted = step(&context, &asked.session, &optin, 2_000);
+    assert_eq!(
+        opted.effects.first(),
+        Some(&Effect::Recurring(RecurringChange::Optin(RecurringOptin {
+            topic: "t-2".into(),
+            token: "rt-1".into(),
+            frequency: botflow_flow::Frequency::Daily,
+            timezone: Some("Europe/Paris".into()),
+            expires_ms: None,
+            created_ms: 2_000,
+        })))
+    );
+    assert_eq!(texts(&opted), vec!["Subscribed"]);
+
+    // Stop and resume touch no flow: only the change for the store.
+    let stop = InboundEvent::RecurringStatus {
+        token: "rt-1".into(),
+        stopped: true,
+    };
+    let stopped = step(&context, &opted.session, &stop, 3_000);
+    assert!(stopped.outbound.is_empty());
+    assert_eq!(
+        stopped.effects,
+        vec![Effect::Recurring(RecurringChange::Stop {
+            token: "rt-1".into()
+        })]
+    );
 }
 
 #[test]

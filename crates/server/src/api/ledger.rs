@@ -33,8 +33,28 @@ pub(crate) struct LedgerView {
     invalidated: u64,
     /// Token sends whose delivery Messenger never confirmed (their tokens count as spent).
     delivered_unconfirmed: u64,
+    /// The topic's recurring notification tokens, counted apart from the one-time tokens above.
+    recurring: RecurringLedgerView,
     /// The last 30 UTC days, oldest first, ending with today.
     days: Vec<LedgerDayView>,
+}
+
+/// The recurring tokens of a topic: every token in `issued` is in exactly one of `active`,
+/// `stopped` and `retired`; a send spends none (`sends` counts the messages they paid for).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RecurringLedger)]
+pub(crate) struct RecurringLedgerView {
+    /// Recurring opt-ins received (a redelivered opt-in counted once).
+    issued: u64,
+    /// Tokens that may pay for messages (expiry is noticed when a send finds it).
+    active: u64,
+    /// Tokens the subscriber stopped (usable again after a resume).
+    stopped: u64,
+    /// Tokens retired for good: refused by Messenger (expired, revoked), past their expiry, or
+    /// replaced by a newer opt-in.
+    retired: u64,
+    /// Messages queued paid for by a recurring token.
+    sends: u64,
 }
 
 /// Opt-ins and sends of one UTC day.
@@ -48,6 +68,10 @@ pub(crate) struct LedgerDayView {
     opt_ins: u64,
     /// Tokens spent that day.
     sends: u64,
+    /// Recurring opt-ins made that day.
+    recurring_opt_ins: u64,
+    /// Messages paid for by recurring tokens that day.
+    recurring_sends: u64,
 }
 
 /// The `YYYY-MM-DD` of a day counted from the Unix epoch (Howard Hinnant's civil-from-days).
@@ -74,6 +98,13 @@ impl LedgerView {
             expired: ledger.expired,
             invalidated: ledger.invalidated,
             delivered_unconfirmed: ledger.delivered_unconfirmed,
+            recurring: RecurringLedgerView {
+                issued: ledger.recurring.issued,
+                active: ledger.recurring.active,
+                stopped: ledger.recurring.stopped,
+                retired: ledger.recurring.retired,
+                sends: ledger.recurring.sends,
+            },
             days: ledger.days.iter().map(LedgerDayView::from).collect(),
         }
     }
@@ -85,6 +116,8 @@ impl From<&LedgerDay> for LedgerDayView {
             date: civil_date(day.day),
             opt_ins: day.opt_ins,
             sends: day.sends,
+            recurring_opt_ins: day.recurring_opt_ins,
+            recurring_sends: day.recurring_sends,
         }
     }
 }

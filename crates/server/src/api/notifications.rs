@@ -66,6 +66,8 @@ impl From<NotificationState> for StateView {
 pub(crate) struct TotalsView {
     /// Messages queued, each paying with one token.
     queued: u64,
+    /// Of `queued`, the messages paid for by recurring tokens (counted in the same totals).
+    recurring: u64,
     /// Messages not finished yet.
     pending: u64,
     /// Messages the Send API accepted.
@@ -88,6 +90,7 @@ impl From<NotificationTotals> for TotalsView {
     fn from(t: NotificationTotals) -> Self {
         Self {
             queued: t.queued,
+            recurring: t.recurring,
             pending: t.pending(),
             sent: t.sent,
             failed: t.failed,

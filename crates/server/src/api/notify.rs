@@ -104,6 +104,15 @@ pub(crate) struct NotifyReport {
     no_token: u64,
     /// Tokens found expired while notifying.
     expired: u64,
+    /// Text notifications: messages queued paid for by recurring tokens (not spent), to holders
+    /// the one-time tokens did not reach.
+    recurring_queued: u64,
+    /// Recurring holders skipped because their token paid less than a period (at least 48 hours) ago.
+    recurring_not_due: u64,
+    /// Recurring holders skipped because they stopped the notifications.
+    recurring_stopped: u64,
+    /// Recurring tokens found past their expiry (and retired).
+    recurring_expired: u64,
 }
 
 /// 202 once every message is durably queued (the dispatcher drains them at the Page's pace);
@@ -172,7 +181,7 @@ pub(crate) async fn notify(
             }
             other => ApiError::internal(other),
         })?;
-    tracing::info!(%topic, queued = counts.queued, no_token = counts.no_token, "topic notified");
+    tracing::info!(%topic, queued = counts.queued, no_token = counts.no_token, recurring = counts.recurring.queued, "topic notified");
     Ok((
         StatusCode::ACCEPTED,
         Json(NotifyReport {
@@ -181,6 +190,10 @@ pub(crate) async fn notify(
             queued: counts.queued,
             no_token: counts.no_token,
             expired: counts.expired,
+            recurring_queued: counts.recurring.queued,
+            recurring_not_due: counts.recurring.not_due,
+            recurring_stopped: counts.recurring.stopped,
+            recurring_expired: counts.recurring.expired,
         }),
     ))
 }

@@ -2,13 +2,13 @@
 //! crash and property tests and usable by an operator tool.
 
 use super::SledStore;
-use super::codec::{KeyReader, decode};
+use super::codec::{Key, KeyReader, decode};
 use super::journal::{EventRecord, JournalPointer};
 use super::tokens::SubscriberTokens;
 use super::trees::T;
 use crate::commit::OutboxStats;
 use crate::ids::OutboxId;
-use crate::outbox::OutboundMessage;
+use crate::outbox::{OutboundKind, OutboundMessage};
 use crate::store::StoreResult;
 use crate::token::{OtnToken, TokenState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -153,7 +153,18 @@ impl SledStore {
                     .or_default()
                     .push(message.id);
             }
-            if let Some(token) = &message.token {
+            if let (OutboundKind::RecurringToken { .. }, Some(token)) =
+                (&message.kind, &message.token)
+            {
+                // Recurring tokens are never spent: a message is paid by a stored token.
+                let key = Key::new().str(message.page.as_str()).str(token).finish();
+                if message.status.is_pending() && !self.tree(T::Recurring).contains_key(key)? {
+                    problems.push(format!(
+                        "message {} is paid by recurring token {token}, which is not stored",
+                        message.id
+                    ));
+                }
+            } else if let Some(token) = &message.token {
                 if let Some(other) =
                     token_users.insert((message.page.0.clone(), token.clone()), message.id)
                 {

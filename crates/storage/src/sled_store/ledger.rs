@@ -10,8 +10,9 @@ use super::codec::{Key, KeyReader, decode, encode};
 use super::topics::topic_key;
 use super::trees::{T, Tx, TxResult};
 use crate::ids::PageId;
-use crate::ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, TopicLedger};
+use crate::ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, RecurringLedger, TopicLedger};
 use crate::outbox::{OutboundKind, OutboundMessage, OutboundStatus};
+use crate::recurring::RecurringStatus;
 use crate::store::StoreResult;
 use crate::token::{OtnToken, TokenState};
 use botflow_flow::TopicId;
@@ -31,6 +32,8 @@ pub(super) struct LedgerRecord {
     expired: u64,
     invalidated: u64,
     delivered_unconfirmed: u64,
+    #[serde(default)]
+    recurring: RecurringLedger,
 }
 
 impl LedgerRecord {
@@ -50,6 +53,10 @@ impl LedgerRecord {
 pub(super) struct DayRecord {
     opt_ins: u64,
     sends: u64,
+    #[serde(default)]
+    recurring_opt_ins: u64,
+    #[serde(default)]
+    recurring_sends: u64,
 }
 
 fn ledger_key(page: &PageId, topic: &TopicId) -> Vec<u8> {
@@ -138,6 +145,81 @@ pub(super) fn note_delivered_unconfirmed(
     let mut record: LedgerRecord = tx.get(T::Ledger, &key)?.unwrap_or_default();
     record.delivered_unconfirmed += 1;
     tx.put(T::Ledger, &key, &record)
+}
+
+/// Changes the recurring counters of a topic inside the transaction that changes its tokens.
+fn change_recurring(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    f: impl FnOnce(&mut RecurringLedger),
+) -> TxResult<()> {
+    let key = ledger_key(page, topic);
+    let mut record: LedgerRecord = tx.get(T::Ledger, &key)?.unwrap_or_default();
+    f(&mut record.recurring);
+    tx.put(T::Ledger, &key, &record)
+}
+
+/// The recurring counter of tokens in `status`.
+fn recurring_count<'l>(ledger: &'l mut RecurringLedger, status: &RecurringStatus) -> &'l mut u64 {
+    match status {
+        RecurringStatus::Active => &mut ledger.active,
+        RecurringStatus::Stopped { .. } => &mut ledger.stopped,
+        RecurringStatus::Retired { .. } => &mut ledger.retired,
+    }
+}
+
+/// Records a new recurring opt-in (stored active) made at `created_ms`.
+pub(super) fn note_recurring_optin(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    created_ms: u64,
+) -> TxResult<()> {
+    change_recurring(tx, page, topic, |r| {
+        r.issued += 1;
+        r.active += 1;
+    })?;
+    add_to_day(tx, page, topic, created_ms, |d| d.recurring_opt_ins += 1)
+}
+
+/// Records a recurring token moving from status `from` to `to`.
+pub(super) fn note_recurring_change(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    from: &RecurringStatus,
+    to: &RecurringStatus,
+) -> TxResult<()> {
+    change_recurring(tx, page, topic, |r| {
+        let count = recurring_count(r, from);
+        *count = count.saturating_sub(1);
+        *recurring_count(r, to) += 1;
+    })
+}
+
+/// Records a message queued at `at_ms` paid for by a recurring token.
+pub(super) fn note_recurring_send(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    at_ms: u64,
+) -> TxResult<()> {
+    change_recurring(tx, page, topic, |r| r.sends += 1)?;
+    add_to_day(tx, page, topic, at_ms, |d| d.recurring_sends += 1)
+}
+
+/// Takes back a recurring send counted at `at_ms` (its message was cancelled unsent).
+pub(super) fn note_recurring_send_undone(
+    tx: &Tx<'_>,
+    page: &PageId,
+    topic: &TopicId,
+    at_ms: u64,
+) -> TxResult<()> {
+    change_recurring(tx, page, topic, |r| r.sends = r.sends.saturating_sub(1))?;
+    add_to_day(tx, page, topic, at_ms, |d| {
+        d.recurring_sends = d.recurring_sends.saturating_sub(1)
+    })
 }
 
 impl SledStore {
@@ -233,6 +315,8 @@ impl SledStore {
                 day,
                 opt_ins: stored.opt_ins,
                 sends: stored.sends,
+                recurring_opt_ins: stored.recurring_opt_ins,
+                recurring_sends: stored.recurring_sends,
             });
         }
         Ok(Some(TopicLedger {
@@ -242,6 +326,7 @@ impl SledStore {
             expired: record.expired + unswept,
             invalidated: record.invalidated,
             delivered_unconfirmed: record.delivered_unconfirmed,
+            recurring: record.recurring,
             days,
         }))
     }

@@ -11,6 +11,7 @@ mod notifications;
 mod outbox;
 mod outcomes;
 mod pages;
+mod recurring;
 mod retention;
 mod steps;
 mod tokens;
@@ -27,6 +28,9 @@ use crate::ledger::TopicLedger;
 use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
+};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
 use crate::store::{BodyFor, Store, StoreResult};
@@ -516,6 +520,31 @@ impl Store for SledStore {
         now_ms: u64,
     ) -> StoreResult<NotificationCancel> {
         self.notification_cancel(page, id, now_ms)
+    }
+
+    fn recurring_change(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        change: &RecurringChange,
+        now_ms: u64,
+    ) -> StoreResult<RecurringChanged> {
+        self.recurring_apply(page, psid, change, now_ms)
+    }
+
+    fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>> {
+        self.recurring_get(page, token)
+    }
+
+    fn notify_topic_recurring(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        pass: &RecurringPass<'_>,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<RecurringNotifyOutcome> {
+        self.recurring_notify(page, topic, pass, body_for, now_ms)
     }
 
     fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {

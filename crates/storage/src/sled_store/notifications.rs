@@ -8,6 +8,7 @@
 use super::SledStore;
 use super::codec::{Key, KeyReader};
 use super::outbox::{outbox_key, remove_pending};
+use super::recurring;
 use super::tokens;
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
@@ -132,6 +133,9 @@ pub(super) fn attach(
         };
         message.notification = Some(id);
         record.totals.queued += 1;
+        if matches!(message.kind, OutboundKind::RecurringToken { .. }) {
+            record.totals.recurring += 1;
+        }
         if message.status.is_pending() {
             tx.mark(T::NotificationMessages, &message_key(id, message_id))?;
         } else {
@@ -241,11 +245,15 @@ fn cancel_messages(
         }
         remove_pending(tx, &message)?;
         tx.del(T::NotificationMessages, &message_key(id, message_id))?;
-        if let (OutboundKind::OtnToken { topic }, Some(token)) = (&message.kind, &message.token) {
-            if tokens::restore(tx, page, topic, token, message_id, now_ms)? {
-                restored += 1;
+        let given_back = match (&message.kind, &message.token) {
+            (OutboundKind::OtnToken { topic }, Some(token)) => {
+                tokens::restore(tx, page, topic, token, message_id, now_ms)?
             }
-        }
+            // A recurring token is not spent: its last send is given back instead.
+            (OutboundKind::RecurringToken { .. }, Some(_)) => recurring::undo_send(tx, &message)?,
+            _ => false,
+        };
+        restored += u64::from(given_back);
         record.totals.cancelled += 1;
         removed.push(message_id);
     }

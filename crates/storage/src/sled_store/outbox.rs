@@ -153,6 +153,15 @@ pub(super) fn finish(tx: &Tx<'_>, id: OutboxId, status: &OutboundStatus) -> TxRe
             Err(err) => return Err(err),
         }
     }
+    if let (
+        OutboundStatus::Failed { error, at_ms },
+        OutboundKind::RecurringToken { .. },
+        Some(token),
+    ) = (status, &message.kind, &message.token)
+    {
+        // The same rule for recurring tokens: a permanent error (expired, revoked) retires it.
+        super::recurring::retire(tx, &message.page, token, error, *at_ms)?;
+    }
     if let (OutboundStatus::DeliveredUnconfirmed { .. }, OutboundKind::OtnToken { topic }) =
         (status, &message.kind)
     {

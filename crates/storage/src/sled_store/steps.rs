@@ -161,7 +161,9 @@ fn apply_checked_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitte
     let mut token_sends = Vec::new();
     for message in outbound {
         match &message.kind {
-            OutboundKind::Normal => {
+            // Steps never pay with recurring tokens (only topic notifications do); such a message
+            // is queued without a token and the dispatcher fails it.
+            OutboundKind::Normal | OutboundKind::RecurringToken { .. } => {
                 let id = reserve_id(tx)?;
                 outbox_ids.push(enqueue(tx, id, page, psid, message, None, *now_ms)?);
             }
@@ -296,7 +298,6 @@ impl SledStore {
             outcome.no_token += counts.no_token;
             outcome.expired += counts.expired;
         }
-        self.transact(|tx| notifications::close_queuing(tx, page, notification, now_ms))?;
         self.durable()?;
         Ok(outcome)
     }

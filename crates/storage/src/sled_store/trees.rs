@@ -58,6 +58,10 @@ pub(crate) enum T {
     Ledger,
     /// (page, topic, UTC day) → DayRecord: the topic's opt-ins and sends of that day.
     LedgerDays,
+    /// (page, token) → RecurringToken.
+    Recurring,
+    /// (page, topic, psid) → the recurring token value the subscriber holds for the topic.
+    RecurringHolders,
     /// (page, notification id) → Notification: topic notifications with their totals.
     Notifications,
     /// (notification id, outbox id) → (), while the notification's message is pending.
@@ -66,7 +70,7 @@ pub(crate) enum T {
 
 impl T {
     /// Every tree, in index order.
-    pub(crate) const ALL: [T; 25] = [
+    pub(crate) const ALL: [T; 27] = [
         T::Meta,
         T::Pages,
         T::Topics,
@@ -90,6 +94,8 @@ impl T {
         T::Retention,
         T::Ledger,
         T::LedgerDays,
+        T::Recurring,
+        T::RecurringHolders,
         T::Notifications,
         T::NotificationMessages,
     ];
@@ -120,6 +126,8 @@ impl T {
             T::Retention => "retention",
             T::Ledger => "ledger",
             T::LedgerDays => "ledger_days",
+            T::Recurring => "recurring",
+            T::RecurringHolders => "recurring_holders",
             T::Notifications => "notifications",
             T::NotificationMessages => "notification_messages",
         }

@@ -9,6 +9,7 @@ mod model;
 mod notifications;
 mod outbox;
 mod outcomes;
+mod recurring;
 mod retention;
 mod token_race;
 mod tokens;
@@ -52,7 +53,9 @@ pub(crate) fn notify_text(
 ) -> botflow_storage::StoreResult<botflow_storage::NotifyOutcome> {
     let content = botflow_storage::NotificationContent::Text;
     let notification = store.create_notification(&page(), topic, &content, now_ms)?;
-    store.notify_topic(&page(), topic, notification.id, body_for, now_ms)
+    let outcome = store.notify_topic(&page(), topic, notification.id, body_for, now_ms)?;
+    store.close_notification_queuing(&page(), notification.id, now_ms)?;
+    Ok(outcome)
 }
 
 pub(crate) fn page() -> PageId {

@@ -33,6 +33,9 @@ fn notify(store: &SledStore, t: &TopicId, at: u64) -> (NotificationId, Vec<Outbo
     store
         .notify_topic(&page(), t, record.id, &body_for, at)
         .unwrap();
+    store
+        .close_notification_queuing(&page(), record.id, at)
+        .unwrap();
     let ids = store
         .due_outbound(at, 1_000)
         .unwrap()

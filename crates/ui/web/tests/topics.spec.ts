@@ -40,8 +40,9 @@ test.describe('topics page', () => {
     await expect(dialog.getByRole('alert')).toHaveText('At most 65 characters.');
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await expect(dialog).toBeHidden();
-    // Header, the demo's two topics (its restock topic and the crowd's) and the new one.
-    await expect(page.getByRole('row')).toHaveCount(4);
+    // Header, the demo's topics (its restock topic, the crowd's and the weekly-deals example's
+    // recurring topic) and the new one.
+    await expect(page.getByRole('row')).toHaveCount(5);
 
     // Rename in place: Enter saves; Esc cancels; a taken name is refused inline.
     await page.getByRole('button', { name: 'Rename Blue sneakers restock' }).click();
@@ -78,7 +79,7 @@ test.describe('topics page', () => {
     await expect(demoRow).toBeHidden();
     await expect(page.getByRole('status')).toContainText(`Topic "${DEMO_TOPIC}" deleted`);
     const topics = await demo.api<{ name: string }[]>(`/api/pages/${demo.page}/topics`);
-    expect(topics.map((t) => t.name)).toEqual([CROWD_TOPIC]);
+    expect(topics.map((t) => t.name).sort()).toEqual([CROWD_TOPIC, 'Weekly deals']);
   });
 
   test('a topic can be created with the keyboard alone', async ({ page, demo }) => {

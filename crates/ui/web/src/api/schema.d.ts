@@ -676,6 +676,11 @@ export interface components {
             /** @description The document as it was submitted (topic references by name kept). */
             source: components["schemas"]["FlowDocument"];
         };
+        /**
+         * @description How often a recurring notification may be sent: at most once per period, counted from the
+         *     last send on the token (and never more often than Messenger's cap).
+         */
+        Frequency: "daily" | "weekly" | "monthly";
         /** @description The answer of `/healthz`. */
         Health: {
             /** @description Always `ok`. */
@@ -702,9 +707,19 @@ export interface components {
              * @description Tokens spent that day.
              */
             sends: number;
+            /**
+             * Format: int64
+             * @description Recurring opt-ins made that day.
+             */
+            recurring_opt_ins: number;
+            /**
+             * Format: int64
+             * @description Messages paid for by recurring tokens that day.
+             */
+            recurring_sends: number;
         };
         /** @description One message of a `send_message` block, tagged by the JSON field `type`. */
-        Message: components["schemas"]["TextMessage"] | components["schemas"]["AttachmentMessage"] | components["schemas"]["AttachmentMessage"] | components["schemas"]["OtnRequest"];
+        Message: components["schemas"]["TextMessage"] | components["schemas"]["AttachmentMessage"] | components["schemas"]["AttachmentMessage"] | components["schemas"]["OtnRequest"] | components["schemas"]["RecurringRequest"];
         /** @description A topic notification: what it sends, where it stands, its counts and times. */
         Notification: {
             /**
@@ -782,6 +797,11 @@ export interface components {
             queued: number;
             /**
              * Format: int64
+             * @description Of `queued`, the messages paid for by recurring tokens (counted in the same totals).
+             */
+            recurring: number;
+            /**
+             * Format: int64
              * @description Messages not finished yet.
              */
             pending: number;
@@ -848,6 +868,27 @@ export interface components {
              * @description Tokens found expired while notifying.
              */
             expired: number;
+            /**
+             * Format: int64
+             * @description Text notifications: messages queued paid for by recurring tokens (not spent), to holders
+             *     the one-time tokens did not reach.
+             */
+            recurring_queued: number;
+            /**
+             * Format: int64
+             * @description Recurring holders skipped because their token paid less than a period (at least 48 hours) ago.
+             */
+            recurring_not_due: number;
+            /**
+             * Format: int64
+             * @description Recurring holders skipped because they stopped the notifications.
+             */
+            recurring_stopped: number;
+            /**
+             * Format: int64
+             * @description Recurring tokens found past their expiry (and retired).
+             */
+            recurring_expired: number;
         };
         NotifyRequest: {
             /** @description The message text: 1 to 2000 characters, not only white space. */
@@ -1007,6 +1048,57 @@ export interface components {
             title: string;
             /** @description Block to continue with when tapped. */
             next?: components["schemas"]["BlockId"] | null;
+        };
+        /**
+         * @description The recurring tokens of a topic: every token in `issued` is in exactly one of `active`,
+         *     `stopped` and `retired`; a send spends none (`sends` counts the messages they paid for).
+         */
+        RecurringLedger: {
+            /**
+             * Format: int64
+             * @description Recurring opt-ins received (a redelivered opt-in counted once).
+             */
+            issued: number;
+            /**
+             * Format: int64
+             * @description Tokens that may pay for messages (expiry is noticed when a send finds it).
+             */
+            active: number;
+            /**
+             * Format: int64
+             * @description Tokens the subscriber stopped (usable again after a resume).
+             */
+            stopped: number;
+            /**
+             * Format: int64
+             * @description Tokens retired for good: refused by Messenger (expired, revoked), past their expiry, or
+             *     replaced by a newer opt-in.
+             */
+            retired: number;
+            /**
+             * Format: int64
+             * @description Messages queued paid for by a recurring token.
+             */
+            sends: number;
+        };
+        /**
+         * @description The recurring notification request: Messenger shows `title` (and `image_url`) with a button
+         *     to receive messages on the topic at most once per `frequency`.
+         */
+        RecurringRequest: {
+            /** @description The topic the subscriber opts in to: an existing topic by id, or by name (created at publish). */
+            topic?: components["schemas"]["TopicRef"] | null;
+            /**
+             * @description Title shown to the subscriber, 1 to 65 characters.
+             * @default
+             */
+            title: string;
+            /** @description How often the Page may send on the topic (required). */
+            frequency?: components["schemas"]["Frequency"] | null;
+            /** @description An optional http(s) image shown with the request. */
+            image_url?: string | null;
+            /** @description Block to continue with after the subscriber opts in. */
+            on_optin?: components["schemas"]["BlockId"] | null;
         };
         /** @description Everything the runtime keeps about one subscriber of one Page. */
         Session: {
@@ -1200,6 +1292,8 @@ export interface components {
              * @description Token sends whose delivery Messenger never confirmed (their tokens count as spent).
              */
             delivered_unconfirmed: number;
+            /** @description The topic's recurring notification tokens, counted apart from the one-time tokens above. */
+            recurring: components["schemas"]["RecurringLedger"];
             /** @description The last 30 UTC days, oldest first, ending with today. */
             days: components["schemas"]["LedgerDay"][];
         };

@@ -50,11 +50,11 @@ export function PreviewPane(props: { page: string; onClose(): void }) {
             <div className="bubble bubble-user">{turn.input.replace(/^user( taps)?:? ?/, '')}</div>
             {turn.messages.map((m, mi) => (
               <div key={mi} className={`bubble bubble-bot${m.not_delivered ? ' bubble-failed' : ''}`} data-testid="preview-bot">
-                {m.kind === 'otn_request' ? (
+                {m.kind === 'otn_request' || m.kind === 'recurring_request' ? (
                   <div className="messenger-preview">
                     <div className="mp-title">{m.text}</div>
                     <button type="button" className="mp-button" onClick={() => void play({ optin: m.text })}>
-                      Notify me
+                      {m.kind === 'recurring_request' ? 'Get messages' : 'Notify me'}
                     </button>
                   </div>
                 ) : (

@@ -4,6 +4,7 @@ import { placeDiagnostic } from './diagnostics';
 import { kindOf, type Block, type FlowDoc, type Message, type Path } from './flow';
 import { Counted, Plain } from './fields';
 import { OtnRequestEditor } from './OtnRequestEditor';
+import { RecurringRequestEditor } from './RecurringRequestEditor';
 import { TopicPicker } from './TopicPicker';
 import { useEditor } from './store';
 import { Icon } from '../ui/Icon';
@@ -217,6 +218,10 @@ function SendMessageEditor({ block, index }: { block: Block; index: number }) {
             <button type="button" role="menuitem" onClick={() => add({ type: 'otn_request', title: '' })}>
               OTN Request
             </button>
+            <div className="menu-group">Recurring Notification</div>
+            <button type="button" role="menuitem" onClick={() => add({ type: 'recurring_request', title: '', frequency: 'weekly' })}>
+              Recurring Request
+            </button>
           </div>
         )}
       </div>
@@ -228,7 +233,7 @@ function MessageEditor({ index, mi, message: m }: { block: Block; index: number;
   const setAt = useEditor((s) => s.setAt);
   const base: Path = ['blocks', index, 'messages', mi];
   const ptr = `/blocks/${index}/messages/${mi}`;
-  const label = m.type === 'otn_request' ? 'OTN Request' : m.type === 'text' ? 'Text' : m.type === 'image' ? 'Image' : m.type === 'file' ? 'File' : m.type;
+  const label = m.type === 'otn_request' ? 'OTN Request' : m.type === 'recurring_request' ? 'Recurring Request' : m.type === 'text' ? 'Text' : m.type === 'image' ? 'Image' : m.type === 'file' ? 'File' : m.type;
   const buttons = m.buttons ?? [];
   const replies = m.quick_replies ?? [];
   return (
@@ -305,6 +310,7 @@ function MessageEditor({ index, mi, message: m }: { block: Block; index: number;
         <Plain label="URL" value={m.url ?? ''} pointer={`${ptr}/url`} onChange={(v) => setAt([...base, 'url'], v)} />
       )}
       {m.type === 'otn_request' && <OtnRequestEditor blockIndex={index} messageIndex={mi} message={m} />}
+      {m.type === 'recurring_request' && <RecurringRequestEditor blockIndex={index} messageIndex={mi} message={m} />}
     </section>
   );
 }

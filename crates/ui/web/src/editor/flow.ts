@@ -165,7 +165,7 @@ export function blockPorts(block: Block): Port[] {
         (m.quick_replies ?? []).forEach((q, qi) => {
           ports.push({ path: `messages/${mi}/quick_replies/${qi}/next`, label: q.title || `reply ${qi + 1}`, target: q.next, message: mi });
         });
-        if (m.type === 'otn_request') ports.push({ path: `messages/${mi}/on_optin`, label: 'on opt-in', target: m.on_optin, message: mi });
+        if (m.type === 'otn_request' || m.type === 'recurring_request') ports.push({ path: `messages/${mi}/on_optin`, label: 'on opt-in', target: m.on_optin, message: mi });
       });
       ports.push({ path: 'next', label: 'Next', target: block.next });
       break;

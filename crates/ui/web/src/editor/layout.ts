@@ -11,7 +11,7 @@ export function estimateHeight(block: Block): number {
   let h = 52;
   if (block.type === 'send_message') {
     for (const m of block.messages ?? []) {
-      h += m.type === 'otn_request' ? 110 : 70;
+      h += m.type === 'otn_request' || m.type === 'recurring_request' ? 110 : 70;
       h += 30 * ((m.buttons ?? []).length + (m.quick_replies ?? []).length);
     }
     h += 30;

@@ -51,9 +51,13 @@ function OtnCard(props: { block: string; message: Message; index: number; ports:
   const port = props.ports.find((p) => p.path === `messages/${props.index}/on_optin`);
   return (
     <>
-      <div className="otn-kicker">One-Time Notification</div>
+      <div className="otn-kicker">
+        {props.message.type === 'recurring_request'
+          ? `Recurring Notification · ${typeof props.message.frequency === 'string' ? props.message.frequency : 'no frequency'}`
+          : 'One-Time Notification'}
+      </div>
       <div className="otn-title">{props.message.title || <i className="muted">no title</i>}</div>
-      <div className="notify-pill">Notify me</div>
+      <div className="notify-pill">{props.message.type === 'recurring_request' ? 'Get messages' : 'Notify me'}</div>
       <div className="otn-topic" title="Topic and its waiting opt-ins">
         <Icon name="bell" /> {topic.name}
         {topic.usable !== null && <span className="count"> · {topic.usable} waiting</span>}
@@ -74,7 +78,7 @@ function MessageCard(props: { block: string; message: Message; index: number; po
           <Icon name={m.type === 'image' ? 'image' : 'file'} /> {m.url || <i className="muted">no URL</i>}
         </div>
       )}
-      {m.type === 'otn_request' && <OtnCard {...props} />}
+      {(m.type === 'otn_request' || m.type === 'recurring_request') && <OtnCard {...props} />}
       {(m.buttons ?? []).map((b, bi) => {
         const port = portFor(`messages/${index}/buttons/${bi}/next`);
         return port ? (

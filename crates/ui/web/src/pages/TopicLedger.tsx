@@ -41,6 +41,23 @@ export function TopicLedger(props: { topicId: string; name: string; usable: numb
           </div>
         ))}
       </dl>
+      {ledger.recurring.issued > 0 && (
+        <dl className="ledger-counts" aria-label={`Recurring tokens of ${props.name}`}>
+          {(
+            [
+              ['active', 'Recurring active', ledger.recurring.active],
+              ['stopped', 'Stopped', ledger.recurring.stopped],
+              ['retired', 'Retired', ledger.recurring.retired],
+              ['sends', 'Recurring sends', ledger.recurring.sends],
+            ] as [string, string, number][]
+          ).map(([key, label, value]) => (
+            <div key={key}>
+              <dt>{label}</dt>
+              <dd data-testid={`ledger-recurring-${key}-${props.name}`}>{value}</dd>
+            </div>
+          ))}
+        </dl>
+      )}
       <LedgerChart days={ledger.days} name={props.name} />
     </div>
   );

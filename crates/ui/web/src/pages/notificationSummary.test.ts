@@ -9,7 +9,7 @@ function notification(state: Notification['state'], totals: Partial<Notification
     topic: 't',
     content: 'text',
     state,
-    totals: { queued: 0, pending: 0, sent: 0, failed: 0, refused: 0, unconfirmed: 0, no_token: 0, expired: 0, cancelled: 0, ...totals },
+    totals: { queued: 0, recurring: 0, pending: 0, sent: 0, failed: 0, refused: 0, unconfirmed: 0, no_token: 0, expired: 0, cancelled: 0, ...totals },
     created_ms: 0,
     started_ms: null,
     finished_ms: null,
@@ -29,6 +29,10 @@ describe('notification progress', () => {
     const cancelled = notification('cancelled', { queued: 300, sent: 120, cancelled: 180 }, null);
     expect(progressText(cancelled)).toBe('cancelled · 120/300 sent · 180 not sent');
     expect(finished(cancelled)).toBe(300);
+  });
+  it('says how many of the queued messages recurring tokens paid for', () => {
+    const n = notification('done', { queued: 5, recurring: 2, sent: 5 }, null);
+    expect(progressText(n)).toBe('done · 5/5 sent · 2 recurring');
   });
   it('writes durations in seconds, minutes and hours', () => {
     expect(shortDuration(0)).toBe('0s');

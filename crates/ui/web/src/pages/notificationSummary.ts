@@ -21,10 +21,14 @@ export function shortDuration(ms: number): string {
   return `${Math.floor(mins / 60)}h ${String(mins % 60).padStart(2, '0')}m`;
 }
 
-/** `sending · 120/300 sent · about 4s left`, `done · 300/300 sent`, `cancelled · 120/300 sent · 180 not sent`. */
+/**
+ * `sending · 120/300 sent · about 4s left`, `done · 300/300 sent`, `cancelled · 120/300 sent · 180 not sent`;
+ * `· 2 recurring` when recurring tokens paid for some of the queued messages.
+ */
 export function progressText(n: Notification): string {
   const t = n.totals;
   const parts = [n.state, `${t.sent}/${t.queued} sent`];
+  if (t.recurring > 0) parts.push(`${t.recurring} recurring`);
   for (const [count, what] of [
     [t.failed, 'failed'],
     [t.refused, 'refused'],
