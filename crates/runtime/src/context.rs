@@ -1,9 +1,9 @@
-//! What the step function may read besides the session: the Page's published flows and the
-//! subscriber's usable OTN tokens. Built by the caller; the step function does no I/O.
+//! What the step function may read besides the session: the Page's published flows, the
+//! subscriber's usable OTN tokens and the topics whose recurring token may pay now. Built by the caller; the step function does no I/O.
 
 use botflow_flow::{BlockKind, FlowId, KeywordMatch, TopicId, Trigger, ValidFlow};
 use botflow_storage::{PageId, Psid};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Default number of blocks one event may run before the run is stopped as a runaway loop.
@@ -17,8 +17,8 @@ pub struct PublishedFlows {
     active: BTreeMap<FlowId, u32>,
     /// Keyword triggers of the active versions, lowercased and trimmed once, in flow id order.
     keywords: BTreeMap<FlowId, Vec<(String, KeywordMatch)>>,
-    /// Whether any version has an `otn_send` block (else token counts are never read).
-    spends_tokens: bool,
+    /// The topics of the `otn_send` blocks of every version (empty: token counts are never read).
+    token_topics: BTreeSet<TopicId>,
 }
 
 impl PublishedFlows {
@@ -29,11 +29,11 @@ impl PublishedFlows {
 
     /// Adds a published version (an older one a session or payload refers to, or the active one).
     pub fn insert(&mut self, version: u32, flow: Arc<ValidFlow>) {
-        self.spends_tokens |= flow
-            .document()
-            .blocks
-            .iter()
-            .any(|b| matches!(b.kind, BlockKind::OtnSend(_)));
+        for block in &flow.document().blocks {
+            if let BlockKind::OtnSend(spec) = &block.kind {
+                self.token_topics.insert(crate::step::topic_id(&spec.topic));
+            }
+        }
         let id = flow.document().id.clone();
         self.versions.entry(id).or_default().insert(version, flow);
     }
@@ -67,7 +67,12 @@ impl PublishedFlows {
 
     /// Whether a step may spend tokens (some version has an `otn_send` block).
     pub fn spends_tokens(&self) -> bool {
-        self.spends_tokens
+        !self.token_topics.is_empty()
+    }
+
+    /// The topics an `otn_send` block of some version pays with.
+    pub fn token_topics(&self) -> &BTreeSet<TopicId> {
+        &self.token_topics
     }
 
     /// The given version of a flow, if available.
@@ -130,6 +135,10 @@ pub struct StepContext {
     pub flows: Arc<PublishedFlows>,
     /// The subscriber's usable (unspent, unexpired) OTN tokens per topic, now.
     pub usable_tokens: BTreeMap<TopicId, u32>,
+    /// The topics whose recurring token the subscriber holds may pay for a message now (active,
+    /// not expired, its frequency's period and Messenger's cap passed since its last send): an
+    /// `otn_send` without a usable OTN token of its topic pays with it, once per step.
+    pub recurring_ready: BTreeSet<TopicId>,
     /// Blocks one event may run before the run stops with a recorded error.
     pub step_budget: u32,
 }
@@ -142,6 +151,7 @@ impl StepContext {
             psid,
             flows,
             usable_tokens: BTreeMap::new(),
+            recurring_ready: BTreeSet::new(),
             step_budget: DEFAULT_STEP_BUDGET,
         }
     }

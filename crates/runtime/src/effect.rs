@@ -102,6 +102,12 @@ pub enum Effect {
         /// The topic.
         topic: TopicId,
     },
+    /// A message was queued paid for by the subscriber's recurring token of this topic (no
+    /// usable OTN token of it; the store records the send, the token is not spent).
+    RecurringPaid {
+        /// The topic.
+        topic: TopicId,
+    },
     /// A message needed a token of this topic and the subscriber held none.
     NoToken {
         /// The topic.

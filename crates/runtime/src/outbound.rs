@@ -19,8 +19,8 @@ pub enum Purpose {
     Response,
     /// Proactive, inside the 24-hour window: timers and notification flows (`UPDATE`).
     Update,
-    /// Paid for by an OTN token: no `messaging_type`; the dispatcher puts the token in the
-    /// recipient ([`with_token`]).
+    /// Paid for by a token (one-time or recurring): no `messaging_type`; the dispatcher puts the
+    /// token in the recipient ([`with_token`], [`with_recurring_token`]).
     OtnToken,
 }
 

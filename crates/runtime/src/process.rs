@@ -12,10 +12,10 @@ use crate::profile::{ProfileSettings, apply_profile};
 use crate::step::{step, versions_needed};
 use botflow_flow::TopicId;
 use botflow_storage::{
-    EventId, JournalEntry, NewToken, OutboxId, PageId, Psid, StepCommit, Store, StoreError,
-    TokenSendOutcome,
+    EventId, JournalEntry, NewToken, OutboxId, PageId, Psid, RECURRING_CAP_MS, StepCommit, Store,
+    StoreError, TokenSendOutcome,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What the scheduler runs for a subscriber; all work of one subscriber runs in order.
@@ -85,7 +85,10 @@ impl Work {
 /// What one notification did for one subscriber.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct NotifyReport {
+    /// Messages paid for by OTN tokens.
     pub(crate) queued: u64,
+    /// Messages paid for by the subscriber's recurring token (no usable OTN token).
+    pub(crate) recurring_queued: u64,
     pub(crate) no_token: u64,
     /// The token sends the run queued (they become the notification's).
     pub(crate) token_outbox: Vec<OutboxId>,
@@ -401,11 +404,28 @@ impl Processor {
         } else {
             BTreeMap::new()
         };
+        let recurring_ready = if needs_tokens {
+            let notified = match &inbound {
+                InboundEvent::Notify { topic, .. } => Some(topic),
+                _ => None,
+            };
+            let mut ready = BTreeSet::new();
+            for topic in flows.token_topics().iter().chain(notified) {
+                let held = self.store.recurring_held(page, psid, topic)?;
+                if held.is_some_and(|t| t.check_send(step_ms, RECURRING_CAP_MS).is_ok()) {
+                    ready.insert(topic.clone());
+                }
+            }
+            ready
+        } else {
+            BTreeSet::new()
+        };
         let ctx = StepContext {
             page: page.clone(),
             psid: psid.clone(),
             flows,
             usable_tokens,
+            recurring_ready,
             step_budget: self.step_budget,
         };
         let outcome = step(&ctx, &session, &inbound, step_ms);
@@ -494,14 +514,17 @@ impl Processor {
             .tokens_stored
             .add(commit.tokens_added.len() as u64);
         let mut notify = NotifyReport {
-            queued: 0,
             no_token: pending.no_token,
-            token_outbox: Vec::new(),
+            ..NotifyReport::default()
         };
         for send in &committed.token_sends {
             match send {
                 TokenSendOutcome::Queued { outbox, .. } => {
                     notify.queued += 1;
+                    notify.token_outbox.push(*outbox);
+                }
+                TokenSendOutcome::RecurringQueued { outbox, .. } => {
+                    notify.recurring_queued += 1;
                     notify.token_outbox.push(*outbox);
                 }
                 TokenSendOutcome::NoToken { .. } => notify.no_token += 1,

@@ -12,10 +12,9 @@ use crate::profile::{ProfileQueue, ProfileSettings, run_profile_fetches};
 use crate::scheduler::{AfterWork, Shards, follow_journal, run_timers};
 use botflow_flow::TopicId;
 use botflow_messenger::SendClient;
-use botflow_messenger::limits::RECURRING_SEND_INTERVAL;
 use botflow_storage::{
     JournalEntry, Notification, NotificationCancel, NotificationContent, NotificationId, PageId,
-    RecurringNotifyOutcome, RecurringPass, Store, StoreError,
+    RECURRING_CAP_MS, RecurringNotifyOutcome, RecurringPass, RecurringSkip, Store, StoreError,
 };
 use serde::Serialize;
 use std::collections::HashSet;
@@ -134,8 +133,9 @@ pub struct NotifyCounts {
     /// Tokens found expired (and marked so) while notifying; for a flow notification, the tokens
     /// the expiry sweep before it marked (of every topic).
     pub expired: u64,
-    /// The recurring pass (text notifications only): messages paid for by recurring tokens,
-    /// counted apart from `queued`, and the holders it skipped.
+    /// Messages paid for by recurring tokens, counted apart from `queued`, and the recurring
+    /// holders skipped (a flow notification runs for those whose token may pay now; their
+    /// `otn_send` blocks pay with it).
     pub recurring: RecurringNotifyOutcome,
 }
 
@@ -155,7 +155,7 @@ fn notify_recurring(
     let pass = RecurringPass {
         notification,
         reached,
-        cap_ms: u64::try_from(RECURRING_SEND_INTERVAL.as_millis()).unwrap_or(u64::MAX),
+        cap_ms: RECURRING_CAP_MS,
     };
     store.notify_topic_recurring(page, topic, &pass, body_for, now_ms)
 }
@@ -348,9 +348,10 @@ impl Runtime {
 
     /// Sends a topic notification to every subscriber holding a usable token of `topic`, as a
     /// notification record (created first, so its id is known at once): a text is queued with
-    /// one token per subscriber (spent in the same commit); a flow runs for each such
-    /// subscriber, in their order with their other events, its `otn_send` blocks spending
-    /// tokens (those messages become the notification's when each run reports). Returns when
+    /// one token per subscriber (an OTN token, spent in the same commit, else a recurring token
+    /// that may pay now); a flow runs for each such subscriber, in their order with their other
+    /// events, its `otn_send` blocks paying with an OTN token, else the recurring token (those
+    /// messages become the notification's when each run reports). Returns when
     /// everything is queued (the dispatcher then drains at the Page's pace).
     pub async fn notify_topic(
         &self,
@@ -441,13 +442,31 @@ impl Runtime {
         now_ms: u64,
     ) -> Result<NotifyCounts, RuntimeError> {
         let (p, t) = (page.clone(), topic.clone());
-        let (expired, holders) = self
+        let (expired, mut holders, recurring) = self
             .blocking(move |store| {
                 let expired = store.expire_tokens(now_ms)?;
                 let holders = store.topic_holders(&p, &t, now_ms)?;
-                Ok((expired, holders))
+                let recurring = store.recurring_topic_holders(&p, &t)?;
+                Ok((expired, holders, recurring))
             })
             .await?;
+        // OTN holders first; then every other holder whose recurring token may pay now (one
+        // run per subscriber per notification).
+        let mut skipped = RecurringNotifyOutcome::default();
+        let reached: HashSet<_> = holders.iter().cloned().collect();
+        for token in recurring {
+            if reached.contains(&token.psid) {
+                skipped.skipped += 1;
+                continue;
+            }
+            match token.check_send(now_ms, RECURRING_CAP_MS) {
+                Ok(()) => holders.push(token.psid),
+                Err(RecurringSkip::NotDue) => skipped.not_due += 1,
+                Err(RecurringSkip::Stopped) => skipped.stopped += 1,
+                Err(RecurringSkip::Expired) => skipped.expired += 1,
+                Err(RecurringSkip::Retired) => {}
+            }
+        }
         let mut replies = Vec::with_capacity(holders.len());
         for psid in holders {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -469,6 +488,7 @@ impl Runtime {
         let mut counts = NotifyCounts {
             notification: id,
             expired,
+            recurring: skipped,
             ..NotifyCounts::default()
         };
         let mut failure = None;
@@ -477,6 +497,7 @@ impl Runtime {
             match reply.await {
                 Ok(Ok(report)) => {
                     counts.queued += report.queued;
+                    counts.recurring.queued += report.recurring_queued;
                     counts.no_token += report.no_token;
                     // The sweep's expiries are reported with the first run.
                     let swept = if std::mem::take(&mut first) {

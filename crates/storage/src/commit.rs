@@ -33,7 +33,7 @@ pub struct StepCommit {
 pub struct StepCommitted {
     /// Ids of the queued messages, in queue order (token sends without a token are not queued).
     pub outbox_ids: Vec<OutboxId>,
-    /// One outcome per token send (`OtnToken` outbound), in order.
+    /// One outcome per token send (`OtnToken` and `RecurringToken` outbound), in order.
     pub token_sends: Vec<TokenSendOutcome>,
     /// One outcome per added token, in order.
     pub token_adds: Vec<TokenAdded>,
@@ -48,6 +48,14 @@ pub enum TokenSendOutcome {
         /// The queued message.
         outbox: OutboxId,
         /// The token that pays.
+        token: String,
+    },
+    /// Queued, paid for by the subscriber's recurring token of the topic (not spent: its send
+    /// time is recorded).
+    RecurringQueued {
+        /// The queued message.
+        outbox: OutboxId,
+        /// The recurring token that pays.
         token: String,
     },
     /// The subscriber held no usable token of the topic: nothing queued.

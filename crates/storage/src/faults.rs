@@ -385,6 +385,23 @@ impl Store for FaultyStore {
         self.inner.recurring_token(page, token)
     }
 
+    fn recurring_held(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+    ) -> StoreResult<Option<RecurringToken>> {
+        self.inner.recurring_held(page, psid, topic)
+    }
+
+    fn recurring_topic_holders(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+    ) -> StoreResult<Vec<RecurringToken>> {
+        self.inner.recurring_topic_holders(page, topic)
+    }
+
     fn notify_topic_recurring(
         &self,
         page: &PageId,

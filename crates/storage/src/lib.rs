@@ -125,7 +125,7 @@ pub use notification::{
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
 pub use recurring::{
-    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringPass,
+    RECURRING_CAP_MS, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringPass,
     RecurringSkip, RecurringStatus, RecurringToken,
 };
 pub use retention::{RetentionPolicy, SweepReport};

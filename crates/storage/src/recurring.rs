@@ -11,6 +11,12 @@ use botflow_flow::{Frequency, TopicId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
+/// Messenger's current cap between two sends of one recurring token
+/// (`botflow_messenger::limits::RECURRING_SEND_INTERVAL`), in milliseconds: the cap a step
+/// commit's recurring send is checked against, and the one the runtime's recurring pass uses.
+pub const RECURRING_CAP_MS: u64 =
+    botflow_messenger::limits::RECURRING_SEND_INTERVAL.as_millis() as u64;
+
 /// A recurring opt-in, to store for (Page, subscriber, topic).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecurringOptin {

@@ -208,9 +208,11 @@ pub trait Store: Send + Sync {
 
     /// Atomically marks the event processed, writes the session (and its timers), stores new
     /// tokens and queues the outbound messages; an `OtnToken` message takes the oldest usable
-    /// token of its topic in the same commit. When a token send finds no usable token (one was
-    /// spent, expired or invalidated outside the subscriber's order after the step read the
-    /// counts), the step is refused with [`StoreError::TokenGone`] and nothing is written, so the
+    /// token of its topic in the same commit, a `RecurringToken` message records its send on the
+    /// subscriber's recurring token of the topic (which must be able to pay now by
+    /// [`RecurringToken::check_send`] with [`crate::RECURRING_CAP_MS`]). When a token send finds
+    /// no usable token (one was spent, expired or invalidated, or the recurring token stopped or
+    /// paid, outside the subscriber's order after the step read them), the step is refused with [`StoreError::TokenGone`] and nothing is written, so the
     /// branch a step took and what the store commits always agree: step again and commit. Refused with
     /// [`StoreError::EventAlreadyProcessed`] for an event processed before. Durable unless
     /// `commit.durable` is false.
@@ -256,6 +258,20 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<RecurringChanged>;
     /// The recurring token with this value, in whatever status.
     fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>>;
+    /// The recurring token the subscriber holds now for the topic (active or stopped; a retired
+    /// one is no longer held), if any.
+    fn recurring_held(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+    ) -> StoreResult<Option<RecurringToken>>;
+    /// The recurring tokens held now for the topic (active or stopped), in subscriber order.
+    fn recurring_topic_holders(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+    ) -> StoreResult<Vec<RecurringToken>>;
     /// The recurring pass of topic notification `pass.notification`: queues one message of it
     /// per subscriber whose recurring token of the topic may pay at `now_ms` (its frequency's
     /// period, and at least `pass.cap_ms`, since its last send; active; not expired), recording

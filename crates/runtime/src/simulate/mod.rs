@@ -1,9 +1,10 @@
 //! Plays a scripted conversation through the real step function and writes a transcript:
 //! the engine behind `botflow simulate` and the crate's conversation tests.
 //!
-//! The simulator stands in for storage and the dispatcher: it keeps the session and the OTN
-//! tokens in memory, applies the 24-hour window to normal messages the way the dispatcher does,
-//! and pays token messages with the oldest usable token. The clock only moves on `advance`.
+//! The simulator stands in for storage and the dispatcher: it keeps the session, the OTN tokens
+//! and the recurring tokens in memory, applies the 24-hour window to normal messages the way the
+//! dispatcher does, and pays token messages with the oldest usable OTN token, else with the
+//! recurring token of the topic when its period allows. The clock only moves on `advance`.
 
 pub mod script;
 
@@ -16,7 +17,8 @@ use crate::window::within_window;
 use botflow_flow::{BlockKind, Message, TopicId, TopicRef, ValidFlow};
 use botflow_storage::token_rules::TokenRules;
 use botflow_storage::{
-    NewOutbound, OutboundKind, PageId, Psid, RecurringChange, Session, TimerKind, WaitKind,
+    NewOutbound, OutboundKind, PageId, Psid, RECURRING_CAP_MS, RecurringChange, RecurringStatus,
+    RecurringToken, Session, TimerKind, WaitKind,
 };
 pub use script::{
     DetailedExpectation, Expectation, GetStartedStep, NotifyStep, OptinTarget, Script, ScriptStep,
@@ -161,6 +163,8 @@ struct Simulation {
     now_ms: u64,
     /// The subscriber's tokens by topic, under the store's rules.
     tokens: TokenRules<TopicId>,
+    /// The subscriber's recurring token per topic (a newer opt-in replaces the older).
+    recurring: BTreeMap<TopicId, RecurringToken>,
     delivered: Vec<MessageSummary>,
     since_expect: Vec<Delivery>,
     transcript: String,
@@ -210,6 +214,7 @@ impl Simulation {
             session,
             now_ms: START_MS,
             tokens: TokenRules::default(),
+            recurring: BTreeMap::new(),
             delivered: Vec::new(),
             since_expect: Vec::new(),
             transcript: String::new(),
@@ -391,6 +396,12 @@ impl Simulation {
 
     fn event(&mut self, event: &InboundEvent) {
         self.ctx.usable_tokens = self.usable_tokens();
+        self.ctx.recurring_ready = self
+            .recurring
+            .iter()
+            .filter(|(_, token)| token.check_send(self.now_ms, RECURRING_CAP_MS).is_ok())
+            .map(|(topic, _)| topic.clone())
+            .collect();
         let outcome = step(&self.ctx, &self.session, event, self.now_ms);
         self.session = outcome.session;
         for effect in &outcome.effects {
@@ -408,11 +419,40 @@ impl Simulation {
                     self.tokens
                         .add(topic.clone(), token, self.now_ms, *expires_ms);
                 }
+                Effect::Recurring(change) => self.recurring_change(change),
                 _ => {}
             }
             if let Some(note) = self.describe_effect(effect) {
                 self.line(format!("  · {note}"));
             }
+        }
+    }
+
+    /// Applies a recurring opt-in, stop or resume as the store does.
+    fn recurring_change(&mut self, change: &RecurringChange) {
+        let (value, status) = match change {
+            RecurringChange::Optin(optin) => {
+                let token = RecurringToken {
+                    page: self.ctx.page.clone(),
+                    psid: self.ctx.psid.clone(),
+                    topic: optin.topic.clone(),
+                    token: optin.token.clone(),
+                    frequency: optin.frequency,
+                    timezone: optin.timezone.clone(),
+                    created_ms: optin.created_ms,
+                    expires_ms: optin.expires_ms,
+                    last_sent_ms: None,
+                    previous_sent_ms: None,
+                    status: RecurringStatus::Active,
+                };
+                self.recurring.insert(optin.topic.clone(), token);
+                return;
+            }
+            RecurringChange::Stop { token } => (token, RecurringStatus::Stopped { at_ms: self.now_ms }),
+            RecurringChange::Resume { token } => (token, RecurringStatus::Active),
+        };
+        if let Some(held) = self.recurring.values_mut().find(|t| t.token == *value) {
+            held.status = status;
         }
     }
 
@@ -432,13 +472,26 @@ impl Simulation {
                     Some("refused")
                 }
             }
-            // Steps never queue recurring sends (only topic notifications do).
             OutboundKind::RecurringToken { topic } => {
-                self.line(format!(
-                    "bot NOT SENT (a flow cannot pay with a recurring token of topic {topic}): {}",
-                    summary.line()
-                ));
-                Some("not sent")
+                let now = self.now_ms;
+                match self.recurring.get_mut(topic) {
+                    Some(token) if token.check_send(now, RECURRING_CAP_MS).is_ok() => {
+                        token.last_sent_ms = Some(now);
+                        let name = token.token.clone();
+                        self.line(format!(
+                            "bot [paid by recurring {name}]: {}",
+                            summary.line()
+                        ));
+                        None
+                    }
+                    _ => {
+                        self.line(format!(
+                            "bot NOT SENT (no recurring token of topic {topic} may pay now): {}",
+                            summary.line()
+                        ));
+                        Some("not sent")
+                    }
+                }
             }
             OutboundKind::OtnToken { topic } => {
                 let (token, _expired) = self.tokens.take_oldest(topic, self.now_ms);
@@ -503,6 +556,7 @@ impl Simulation {
                 format!("token {token} stored for topic {topic}")
             }
             Effect::TokenSpent { .. }
+            | Effect::RecurringPaid { .. }
             | Effect::TimersCancelled { .. }
             | Effect::MessageQueued { .. } => return None,
             Effect::NoToken { topic } => format!("no usable token of topic {topic}"),

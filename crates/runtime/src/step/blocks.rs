@@ -281,35 +281,45 @@ impl Run<'_> {
         }
     }
 
-    /// Queues `message` paid for by a token of `topic`; false (and a `NoToken` effect) without one.
-    /// The caller has checked the message ([`Run::refused`]).
+    /// Queues `message` paid for by a token of `topic`: a usable OTN token first, else the
+    /// subscriber's recurring token of the topic when it may pay now (once per step); false (and
+    /// a `NoToken` effect) when neither can. The caller has checked the message ([`Run::refused`]).
     pub(super) fn send_with_token(&mut self, topic: &TopicId, message: OutgoingMessage) -> bool {
-        let tokens = self.tokens_mut();
-        match tokens.get_mut(topic) {
+        let one_time = match self.tokens_mut().get_mut(topic) {
             Some(count) if *count > 0 => {
                 *count -= 1;
-                let body = request_body(&self.ctx.psid, Purpose::OtnToken, message);
-                self.effects.push(Effect::MessageQueued {
-                    index: self.outbound.len(),
-                });
-                self.outbound.push(NewOutbound {
-                    body,
-                    kind: OutboundKind::OtnToken {
-                        topic: topic.clone(),
-                    },
-                });
-                self.effects.push(Effect::TokenSpent {
-                    topic: topic.clone(),
-                });
                 true
             }
-            _ => {
-                self.effects.push(Effect::NoToken {
+            _ => false,
+        };
+        let topic = topic.clone();
+        let (kind, effect) = if one_time {
+            (
+                OutboundKind::OtnToken {
                     topic: topic.clone(),
-                });
-                false
-            }
-        }
+                },
+                Effect::TokenSpent { topic },
+            )
+        } else if self.ctx.recurring_ready.contains(&topic)
+            && self.recurring_used.insert(topic.clone())
+        {
+            (
+                OutboundKind::RecurringToken {
+                    topic: topic.clone(),
+                },
+                Effect::RecurringPaid { topic },
+            )
+        } else {
+            self.effects.push(Effect::NoToken { topic });
+            return false;
+        };
+        let body = request_body(&self.ctx.psid, Purpose::OtnToken, message);
+        self.effects.push(Effect::MessageQueued {
+            index: self.outbound.len(),
+        });
+        self.outbound.push(NewOutbound { body, kind });
+        self.effects.push(effect);
+        true
     }
 
     /// Sends the block's messages; returns what the subscriber may wait for (a tap on a button

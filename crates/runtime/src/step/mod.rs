@@ -23,7 +23,7 @@ use botflow_storage::{
     FlowPosition, NewOutbound, OutboundKind, RecurringChange, RecurringOptin, Session, Timer,
     TimerKind, WaitKind, Waiting,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// How long an OTN token stays usable after the opt-in (messenger's
@@ -55,6 +55,7 @@ pub fn step(
         outbound: Vec::new(),
         effects: Vec::new(),
         tokens: None,
+        recurring_used: BTreeSet::new(),
         blocks_run: 0,
         now_ms,
         purpose: if event.is_user_interaction() {
@@ -124,6 +125,8 @@ struct Run<'c> {
     effects: Vec<Effect>,
     /// Copy-on-write view of the usable token counts (tokens stored or spent in this step).
     tokens: Option<BTreeMap<TopicId, u32>>,
+    /// Topics whose recurring token paid in this step (it pays once per period).
+    recurring_used: BTreeSet<TopicId>,
     blocks_run: u32,
     now_ms: u64,
     purpose: Purpose,

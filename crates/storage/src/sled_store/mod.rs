@@ -536,6 +536,27 @@ impl Store for SledStore {
         self.recurring_get(page, token)
     }
 
+    fn recurring_held(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+    ) -> StoreResult<Option<RecurringToken>> {
+        self.recurring_of(page, psid, topic)
+    }
+
+    fn recurring_topic_holders(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+    ) -> StoreResult<Vec<RecurringToken>> {
+        let mut held = Vec::new();
+        for psid in self.recurring_holders(page, topic)? {
+            held.extend(self.recurring_of(page, &psid, topic)?);
+        }
+        Ok(held)
+    }
+
     fn notify_topic_recurring(
         &self,
         page: &PageId,

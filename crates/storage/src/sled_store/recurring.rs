@@ -137,9 +137,29 @@ fn apply_change(
     })
 }
 
+/// Whether the subscriber's recurring token of the topic may pay at `now_ms`, read inside the
+/// transaction (`Some(Err(RecurringSkip::Retired))` stands for "holds none").
+pub(super) fn may_send(
+    tx: &Tx<'_>,
+    page: &PageId,
+    psid: &Psid,
+    topic: &TopicId,
+    cap_ms: u64,
+    now_ms: u64,
+) -> TxResult<Result<(), RecurringSkip>> {
+    let Some(value) = tx.get::<String>(T::RecurringHolders, &holder_key(page, topic, psid))? else {
+        return Ok(Err(RecurringSkip::Retired));
+    };
+    let Some(token): Option<RecurringToken> = tx.get(T::Recurring, &token_key(page, &value))?
+    else {
+        return Ok(Err(RecurringSkip::Retired));
+    };
+    Ok(token.check_send(now_ms, cap_ms))
+}
+
 /// Queues one recurring send to `psid` when its token of the topic may pay now (recording the
 /// send time on the token), or says why not. `Ok(None)`: the subscriber holds no token.
-fn queue_recurring_send(
+pub(super) fn queue_recurring_send(
     tx: &Tx<'_>,
     page: &PageId,
     psid: &Psid,
@@ -147,7 +167,7 @@ fn queue_recurring_send(
     message: &NewOutbound,
     cap_ms: u64,
     now_ms: u64,
-) -> TxResult<Option<Result<OutboxId, RecurringSkip>>> {
+) -> TxResult<Option<Result<(OutboxId, String), RecurringSkip>>> {
     let Some(value) = tx.get::<String>(T::RecurringHolders, &holder_key(page, topic, psid))? else {
         return Ok(None);
     };
@@ -167,8 +187,8 @@ fn queue_recurring_send(
     tx.put(T::Recurring, &token_key(page, &value), &token)?;
     ledger::note_recurring_send(tx, page, topic, now_ms)?;
     let id = reserve_id(tx)?;
-    enqueue(tx, id, page, psid, message, Some(value), now_ms)?;
-    Ok(Some(Ok(id)))
+    enqueue(tx, id, page, psid, message, Some(value.clone()), now_ms)?;
+    Ok(Some(Ok((id, value))))
 }
 
 /// Takes back the send that `message` (a recurring token's, removed unsent by a cancel) recorded:
@@ -214,6 +234,20 @@ impl SledStore {
         token: &str,
     ) -> StoreResult<Option<RecurringToken>> {
         self.read(T::Recurring, &token_key(page, token))
+    }
+
+    /// The token the subscriber holds now for the topic, if any.
+    pub(super) fn recurring_of(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+    ) -> StoreResult<Option<RecurringToken>> {
+        let held: Option<String> = self.read(T::RecurringHolders, &holder_key(page, topic, psid))?;
+        match held {
+            Some(value) => self.recurring_get(page, &value),
+            None => Ok(None),
+        }
     }
 
     /// The tokens held now (stopped ones included) of the topic, in subscriber order.
@@ -275,7 +309,7 @@ impl SledStore {
                 for (psid, message) in chunk.iter().zip(&bodies) {
                     let cap_ms = pass.cap_ms;
                     match queue_recurring_send(tx, page, psid, topic, message, cap_ms, now_ms)? {
-                        Some(Ok(id)) => queued.push(id),
+                        Some(Ok((id, _token))) => queued.push(id),
                         Some(Err(RecurringSkip::NotDue)) => counts.not_due += 1,
                         Some(Err(RecurringSkip::Stopped)) => counts.stopped += 1,
                         Some(Err(RecurringSkip::Expired)) => counts.expired += 1,

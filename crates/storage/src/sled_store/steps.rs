@@ -6,6 +6,7 @@ use super::combine::Combined;
 use super::journal::{is_processed, mark_processed};
 use super::notifications;
 use super::outbox::{enqueue, reserve_id};
+use super::recurring;
 use super::tokens;
 use super::trees::{T, Tx, TxResult};
 use crate::commit::{DueTimer, NotifyOutcome, StepCommit, StepCommitted, TokenSendOutcome};
@@ -13,6 +14,7 @@ use crate::error::StoreError;
 use crate::ids::{PageId, Psid};
 use crate::notification::NotificationId;
 use crate::outbox::{NewOutbound, OutboundKind};
+use crate::recurring::RECURRING_CAP_MS;
 use crate::session::{Session, Timer};
 use crate::store::{BodyFor, StoreResult};
 use botflow_flow::TopicId;
@@ -121,10 +123,34 @@ fn missing_token(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<Option<TopicId>> 
     Ok(None)
 }
 
+/// The first topic whose recurring send in `commit` its recurring token may not pay now: the
+/// token stopped, expired, was retired or paid for another message (a text notification's
+/// recurring pass) since the step read it. A step pays with one recurring token at most once,
+/// so a second send of one topic is refused too. Checked before anything of the step is written.
+fn recurring_gone(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<Option<TopicId>> {
+    let mut seen: Vec<&TopicId> = Vec::new();
+    for message in &commit.outbound {
+        if let OutboundKind::RecurringToken { topic } = &message.kind {
+            let (page, psid, now) = (&commit.page, &commit.psid, commit.now_ms);
+            if seen.contains(&topic)
+                || recurring::may_send(tx, page, psid, topic, RECURRING_CAP_MS, now)?.is_err()
+            {
+                return Ok(Some(topic.clone()));
+            }
+            seen.push(topic);
+        }
+    }
+    Ok(None)
+}
+
 /// Applies one step inside a transaction (see [`crate::Store::commit_step`]), or refuses it with
 /// [`StoreError::TokenGone`] writing nothing.
 fn apply_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StoreResult<StepCommitted>> {
-    if let Some(topic) = missing_token(tx, commit)? {
+    let gone = match missing_token(tx, commit)? {
+        Some(topic) => Some(topic),
+        None => recurring_gone(tx, commit)?,
+    };
+    if let Some(topic) = gone {
         return Ok(Err(StoreError::TokenGone {
             page: commit.page.clone(),
             psid: commit.psid.clone(),
@@ -134,7 +160,7 @@ fn apply_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StoreResult<StepComm
     apply_checked_step(tx, commit).map(Ok)
 }
 
-/// Writes one step whose token sends are known to find their tokens.
+/// Writes one step whose token sends are known to find their tokens (one-time or recurring).
 fn apply_checked_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitted> {
     let StepCommit {
         page,
@@ -161,11 +187,30 @@ fn apply_checked_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitte
     let mut token_sends = Vec::new();
     for message in outbound {
         match &message.kind {
-            // Steps never pay with recurring tokens (only topic notifications do); such a message
-            // is queued without a token and the dispatcher fails it.
-            OutboundKind::Normal | OutboundKind::RecurringToken { .. } => {
+            OutboundKind::Normal => {
                 let id = reserve_id(tx)?;
                 outbox_ids.push(enqueue(tx, id, page, psid, message, None, *now_ms)?);
+            }
+            // Checked by `recurring_gone`: the token pays (its send time is recorded).
+            OutboundKind::RecurringToken { topic } => {
+                let queued = recurring::queue_recurring_send(
+                    tx,
+                    page,
+                    psid,
+                    topic,
+                    message,
+                    RECURRING_CAP_MS,
+                    *now_ms,
+                )?;
+                match queued {
+                    Some(Ok((outbox, token))) => {
+                        outbox_ids.push(outbox);
+                        token_sends.push(TokenSendOutcome::RecurringQueued { outbox, token });
+                    }
+                    Some(Err(_)) | None => token_sends.push(TokenSendOutcome::NoToken {
+                        topic: topic.clone(),
+                    }),
+                }
             }
             OutboundKind::OtnToken { topic } => {
                 let (outcome, _expired) =
@@ -283,7 +328,9 @@ impl SledStore {
                     counts.expired += expired;
                     match sent {
                         TokenSendOutcome::Queued { outbox, .. } => queued.push(outbox),
-                        TokenSendOutcome::NoToken { .. } => counts.no_token += 1,
+                        // `queue_token_send` pays with one-time tokens only.
+                        TokenSendOutcome::NoToken { .. }
+                        | TokenSendOutcome::RecurringQueued { .. } => counts.no_token += 1,
                     }
                 }
                 counts.queued = queued.len() as u64;

@@ -125,6 +125,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                             Some(token.clone())
                         }
                         TokenSendOutcome::NoToken { .. } => None,
+                        other => panic!("an OTN send paid otherwise: {other:?}"),
                     },
                     // No usable token: the step is refused and nothing is written.
                     Err(StoreError::TokenGone { .. }) => {
