@@ -532,3 +532,69 @@ fn messages_messenger_would_refuse_once_rendered_are_not_queued_and_the_run_goes
         Some(refused[2].as_str())
     );
 }
+
+/// A flow whose `otn_send` of topic `t-1` runs twice (`first`, then `second`), each falling
+/// back to `none` without a token.
+fn two_paid_sends() -> PublishedFlows {
+    let doc: FlowDocument = serde_json::from_value(json!({
+        "format": 1, "id": "deals", "name": "Deals",
+        "triggers": [{"type": "keyword", "words": ["deals"]}],
+        "start": "first",
+        "blocks": [
+            {"id": "first", "type": "otn_send", "topic": {"id": "t-1"},
+             "message": {"type": "text", "text": "first"}, "next": "second", "on_no_token": "none"},
+            {"id": "second", "type": "otn_send", "topic": {"id": "t-1"},
+             "message": {"type": "text", "text": "second"}, "on_no_token": "none"},
+            {"id": "none", "type": "send_message", "messages": [{"type": "text", "text": "none"}]}
+        ]
+    }))
+    .unwrap();
+    let mut flows = PublishedFlows::new();
+    flows.insert_active(1, Arc::new(ValidFlow::new(doc).unwrap()));
+    flows
+}
+
+#[test]
+fn otn_send_pays_with_an_otn_token_first_then_once_with_a_recurring_token_that_may_pay() {
+    let kinds = |outcome: &StepOutcome| -> Vec<OutboundKind> {
+        outcome.outbound.iter().map(|m| m.kind.clone()).collect()
+    };
+    let otn = OutboundKind::OtnToken {
+        topic: "t-1".into(),
+    };
+    let recurring = OutboundKind::RecurringToken {
+        topic: "t-1".into(),
+    };
+    let event = InboundEvent::Text {
+        text: "deals".into(),
+    };
+
+    // One OTN token and a recurring token that may pay: the OTN token pays first, the
+    // recurring token the second send.
+    let mut context = ctx(two_paid_sends());
+    context.usable_tokens.insert("t-1".into(), 1);
+    context.recurring_ready.insert("t-1".into());
+    let outcome = step(&context, &Session::default(), &event, 1);
+    assert_eq!(texts(&outcome), ["first", "second"]);
+    assert_eq!(kinds(&outcome), [otn.clone(), recurring.clone()]);
+    assert!(outcome.effects.contains(&Effect::RecurringPaid {
+        topic: "t-1".into()
+    }));
+    let body = wire(&outcome.outbound[1]);
+    assert!(body.get("messaging_type").is_none(), "{body}");
+
+    // Recurring only: it pays once per step; the second send takes `on_no_token`.
+    context.usable_tokens.clear();
+    let outcome = step(&context, &Session::default(), &event, 1);
+    assert_eq!(texts(&outcome), ["first", "none"]);
+    assert_eq!(kinds(&outcome)[0], recurring);
+    assert!(outcome.effects.contains(&Effect::NoToken {
+        topic: "t-1".into()
+    }));
+
+    // Neither kind may pay (the recurring token is not due, stopped or expired: not ready).
+    context.recurring_ready.clear();
+    let outcome = step(&context, &Session::default(), &event, 1);
+    assert_eq!(texts(&outcome), ["none"]);
+    assert_eq!(kinds(&outcome), [OutboundKind::Normal]);
+}

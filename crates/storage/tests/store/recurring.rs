@@ -6,7 +6,7 @@ use botflow_flow::Frequency;
 use botflow_storage::{
     NotificationContent, NotificationId, NotificationState, OutboundStatus, OutboxId, Outcome,
     RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringPass,
-    RecurringStatus,
+    RecurringStatus, StoreError, TokenSendOutcome,
 };
 use std::collections::HashSet;
 
@@ -444,5 +444,79 @@ fn one_notification_holds_both_passes_and_a_cancel_gives_the_recurring_period_ba
     assert_eq!((n.totals.queued, n.totals.recurring), (2, 1));
     assert_eq!(pending_tokens(&store, &rec), vec!["rec-1"]);
     assert_eq!(pending_tokens(&store, &otn).len(), 1);
+    assert_consistent(&store);
+}
+
+fn recurring_message(topic: &TopicId) -> NewOutbound {
+    NewOutbound {
+        body: json!({"message": {"text": "deals"}}),
+        kind: OutboundKind::RecurringToken {
+            topic: topic.clone(),
+        },
+    }
+}
+
+#[test]
+fn a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_since_the_read() {
+    let (_dir, store) = temp_store();
+    let t = store.create_topic(&page(), "Weekly deals", 1).unwrap().id;
+    let (a, b) = (psid(1), psid(2));
+    store
+        .recurring_change(&page(), &a, &optin(&t, "rec-a", Frequency::Weekly, 10), 10)
+        .unwrap();
+    store
+        .recurring_change(&page(), &b, &optin(&t, "rec-b", Frequency::Weekly, 10), 10)
+        .unwrap();
+    let commit = |p: &Psid, now: u64| StepCommit {
+        outbound: vec![recurring_message(&t)],
+        ..bare_commit(p, Session::default(), now)
+    };
+
+    // a's token may pay: the message carries it and the send is recorded (nothing spent).
+    let committed = store.commit_step(commit(&a, 1_000)).unwrap();
+    assert_eq!(committed.outbox_ids.len(), 1);
+    assert!(matches!(
+        &committed.token_sends[..],
+        [TokenSendOutcome::RecurringQueued { token, .. }] if token == "rec-a"
+    ));
+    assert_eq!(pending_tokens(&store, &a), vec!["rec-a"]);
+    let stored = store.recurring_token(&page(), "rec-a").unwrap().unwrap();
+    assert_eq!(
+        (stored.last_sent_ms, stored.status),
+        (Some(1_000), RecurringStatus::Active)
+    );
+
+    // Paid again inside the week (as after a text notification's pass between read and
+    // commit): refused whole, no session written, no message queued.
+    let mut session = Session::default();
+    session.tags.insert("seen".into());
+    let again = store.commit_step(StepCommit {
+        session: session.clone(),
+        ..commit(&a, 2_000)
+    });
+    assert!(matches!(&again, Err(StoreError::TokenGone { topic, .. }) if topic == &t));
+    assert_eq!(pending_tokens(&store, &a).len(), 1);
+    assert_eq!(store.load_session(&page(), &a).unwrap(), Some(Session::default()));
+
+    // b stopped between the read and the commit: refused too; after a resume it pays.
+    store
+        .recurring_change(&page(), &b, &RecurringChange::Stop { token: "rec-b".into() }, 1_500)
+        .unwrap();
+    let stopped = store.commit_step(commit(&b, 2_000));
+    assert!(matches!(&stopped, Err(StoreError::TokenGone { topic, .. }) if topic == &t));
+    assert!(pending_tokens(&store, &b).is_empty());
+    store
+        .recurring_change(&page(), &b, &RecurringChange::Resume { token: "rec-b".into() }, 2_500)
+        .unwrap();
+    // Two recurring sends of one topic in one step: the token pays once, so refused.
+    let twice = store.commit_step(StepCommit {
+        outbound: vec![recurring_message(&t), recurring_message(&t)],
+        ..bare_commit(&b, Session::default(), 3_000)
+    });
+    assert!(matches!(&twice, Err(StoreError::TokenGone { .. })));
+    store.commit_step(commit(&b, 3_000)).unwrap();
+    assert_eq!(pending_tokens(&store, &b), vec!["rec-b"]);
+    let ledger = store.topic_ledger(&page(), &t, 3_000).unwrap().unwrap();
+    assert_eq!(ledger.recurring.sends, 2);
     assert_consistent(&store);
 }
