@@ -1,7 +1,8 @@
 //! The Recurring Notifications story over HTTP against the real `botflow serve` and the fake
 //! Graph API: the request template, the opt-in storing a recurring token, a notification paid
 //! by it, a second one inside the period sending nothing to that holder, stop then resume, and an
-//! "expired" answer from Messenger retiring the token.
+//! "expired" answer from Messenger retiring the token; and a flow notification whose `otn_send`
+//! pays with the recurring token of a holder without an OTN token, once per period.
 
 use crate::support::{
     ADMIN_TOKEN, PAGE_ID, ServerProcess, botflow_bin, wait_until, workspace_root,
@@ -268,4 +269,111 @@ async fn the_recurring_story_end_to_end() {
     assert_eq!(counts["recurring"]["issued"], 3, "{counts}");
     assert_eq!(counts["recurring"]["active"], 2, "{counts}");
     assert_eq!(counts["recurring"]["sends"], 3, "{counts}");
+}
+
+/// Publishes a flow document over the admin API; returns the publish answer.
+async fn publish(server: &ServerProcess, flow: Value) -> Value {
+    let id = flow["id"].as_str().unwrap().to_owned();
+    let flows = format!("/api/pages/{PAGE_ID}/flows");
+    let (status, draft) = server
+        .api_json(Method::PUT, &format!("{flows}/{id}"), Some(flow))
+        .await;
+    assert_eq!(status, 200, "{draft}");
+    let (status, published) = server
+        .api_json(Method::POST, &format!("{flows}/{id}/publish"), None)
+        .await;
+    assert_eq!(status, 201, "{published}");
+    published
+}
+
+/// Sends a flow notification and returns its counts once the queue is drained.
+async fn notify_flow(server: &ServerProcess, topic: &str, flow: &str) -> Value {
+    let (status, counts) = server
+        .api_json(
+            Method::POST,
+            &format!("/api/pages/{PAGE_ID}/topics/{topic}/notify"),
+            Some(json!({ "flow": flow })),
+        )
+        .await;
+    assert_eq!(status, 202, "{counts}");
+    drained(server).await;
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_notification_pays_otn_send_with_the_recurring_token_once_per_period() {
+    let fake = FakeGraphApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(data.path(), fake.base_url(), None).await;
+    let flow: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("flows/weekly-deals.json")).unwrap(),
+    )
+    .unwrap();
+    let published = publish(&server, flow).await;
+    let topic = published["topics_created"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    publish(
+        &server,
+        json!({
+            "format": 1, "id": "deals-notify", "name": "Deals (notification)",
+            "start": "send",
+            "blocks": [
+                {"id": "send", "type": "otn_send", "topic": {"id": topic},
+                 "message": {"type": "text", "text": "Flow deal for {{first_name|you}}"},
+                 "on_no_token": "missed", "next": "paid"},
+                {"id": "paid", "type": "action",
+                 "actions": [{"type": "add_tag", "tag": "deals-paid"}]},
+                {"id": "missed", "type": "action",
+                 "actions": [{"type": "add_tag", "tag": "deals-missed"}]}
+            ]
+        }),
+    )
+    .await;
+    // A recurring-only holder: no OTN token of the topic.
+    subscribe(&server, &fake, "7780001", "rec-f").await;
+
+    let counts = notify_flow(&server, &topic, "deals-notify").await;
+    assert_eq!(
+        (
+            counts["queued"].as_u64(),
+            counts["recurring_queued"].as_u64(),
+            counts["no_token"].as_u64()
+        ),
+        (Some(0), Some(1), Some(0)),
+        "{counts}"
+    );
+    let sent: Vec<SentMessage> = fake
+        .sent_messages()
+        .into_iter()
+        .filter(|m| m.text().is_some_and(|t| t.starts_with("Flow deal")))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].psid.as_str(), sent[0].token.as_deref()),
+        ("7780001", Some("rec-f"))
+    );
+    assert!(sent[0].messaging_type.is_none());
+    let record = notification(&server, &counts).await;
+    assert_eq!(record["state"], "done", "{record}");
+    let totals = &record["totals"];
+    assert_eq!(
+        (&totals["queued"], &totals["recurring"], &totals["sent"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{record}"
+    );
+
+    // Inside the week the flow does not run for that holder again and nothing is sent.
+    let counts = notify_flow(&server, &topic, "deals-notify").await;
+    assert_eq!(counts["recurring_queued"], 0, "{counts}");
+    assert_eq!(counts["recurring_not_due"], 1, "{counts}");
+    let again = fake
+        .sent_messages()
+        .into_iter()
+        .filter(|m| m.text().is_some_and(|t| t.starts_with("Flow deal")))
+        .count();
+    assert_eq!(again, 1);
+    let counts = ledger(&server, &topic).await;
+    assert_eq!(counts["recurring"]["sends"], 1, "{counts}");
 }

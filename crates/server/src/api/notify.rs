@@ -104,14 +104,14 @@ pub(crate) struct NotifyReport {
     no_token: u64,
     /// Tokens found expired while notifying.
     expired: u64,
-    /// Text notifications: messages queued paid for by recurring tokens (not spent), to holders
-    /// the one-time tokens did not reach.
+    /// Messages queued paid for by recurring tokens (not spent), to holders the one-time tokens
+    /// did not reach (a text, or a flow's `otn_send` blocks).
     recurring_queued: u64,
     /// Recurring holders skipped because their token paid less than a period (at least 48 hours) ago.
     recurring_not_due: u64,
     /// Recurring holders skipped because they stopped the notifications.
     recurring_stopped: u64,
-    /// Recurring tokens found past their expiry (and retired).
+    /// Recurring tokens found past their expiry (a text notification retires them).
     recurring_expired: u64,
 }
 
