@@ -102,21 +102,25 @@
 //!   version of another flow at its start block (later steps and `next` are skipped).
 //! - `delay`: sets a persisted timer; when it fires (through the same path as any event, after
 //!   restarts too) the flow continues with `next`. A delay without `next` ends the flow.
-//! - `otn_send`: queues its message paid for by one usable token of the topic and continues with
-//!   `next`; without a token it continues with `on_no_token` (or ends).
+//! - `otn_send`: queues its message paid for by one usable OTN token of the topic, else by the
+//!   subscriber's recurring token of the topic when it may pay now
+//!   ([`StepContext::recurring_ready`], once per step; effect [`Effect::RecurringPaid`]), and
+//!   continues with `next`; when neither can pay it continues with `on_no_token` (or ends).
 //! - Every run counts blocks; past [`StepContext::step_budget`] blocks for one event the run stops
 //!   with [`StepError::BudgetExceeded`] (messages queued so far are kept, the subscriber leaves the flow).
 //!
 //! OTN opt-ins store the token (effect [`Effect::TokenStored`], one-year expiry) and continue
 //! with the request's `on_optin`. A topic notification ([`InboundEvent::Notify`]) either sends
-//! one text paid by a token, or runs a flow whose `otn_send` blocks spend tokens; a notification
+//! one text paid by a token, or runs a flow whose `otn_send` blocks pay with tokens; a notification
 //! flow that ends without waiting leaves the subscriber's conversation position untouched.
 //!
 //! Recurring opt-ins, stops and resumes become [`Effect::Recurring`], applied to the store before
 //! the step commits, and a recurring opt-in continues with its request's `on_optin`. A text
 //! notification also reaches the holders of recurring tokens the one-time tokens did not reach
 //! (one message per subscriber), at most once per period of the token's frequency and never
-//! more often than Messenger's 48-hour cap; flow notifications and `otn_send` use OTN tokens only.
+//! more often than Messenger's 48-hour cap; a flow notification runs for those holders too and
+//! their `otn_send` blocks pay with the recurring token (the store re-checks it at the commit and
+//! refuses the step with `StoreError::TokenGone` when it stopped or paid since the read).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;

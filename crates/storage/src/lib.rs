@@ -125,8 +125,8 @@ pub use notification::{
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
 pub use recurring::{
-    RECURRING_CAP_MS, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin, RecurringPass,
-    RecurringSkip, RecurringStatus, RecurringToken,
+    RECURRING_CAP_MS, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin,
+    RecurringPass, RecurringSkip, RecurringStatus, RecurringToken,
 };
 pub use retention::{RetentionPolicy, SweepReport};
 pub use session::{FlowPosition, ProfileFetch, Session, Timer, TimerKind, WaitKind, Waiting};

@@ -448,7 +448,9 @@ impl Simulation {
                 self.recurring.insert(optin.topic.clone(), token);
                 return;
             }
-            RecurringChange::Stop { token } => (token, RecurringStatus::Stopped { at_ms: self.now_ms }),
+            RecurringChange::Stop { token } => {
+                (token, RecurringStatus::Stopped { at_ms: self.now_ms })
+            }
             RecurringChange::Resume { token } => (token, RecurringStatus::Active),
         };
         if let Some(held) = self.recurring.values_mut().find(|t| t.token == *value) {

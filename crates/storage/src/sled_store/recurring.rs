@@ -243,7 +243,8 @@ impl SledStore {
         psid: &Psid,
         topic: &TopicId,
     ) -> StoreResult<Option<RecurringToken>> {
-        let held: Option<String> = self.read(T::RecurringHolders, &holder_key(page, topic, psid))?;
+        let held: Option<String> =
+            self.read(T::RecurringHolders, &holder_key(page, topic, psid))?;
         match held {
             Some(value) => self.recurring_get(page, &value),
             None => Ok(None),

@@ -496,17 +496,34 @@ fn a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_s
     });
     assert!(matches!(&again, Err(StoreError::TokenGone { topic, .. }) if topic == &t));
     assert_eq!(pending_tokens(&store, &a).len(), 1);
-    assert_eq!(store.load_session(&page(), &a).unwrap(), Some(Session::default()));
+    assert_eq!(
+        store.load_session(&page(), &a).unwrap(),
+        Some(Session::default())
+    );
 
     // b stopped between the read and the commit: refused too; after a resume it pays.
     store
-        .recurring_change(&page(), &b, &RecurringChange::Stop { token: "rec-b".into() }, 1_500)
+        .recurring_change(
+            &page(),
+            &b,
+            &RecurringChange::Stop {
+                token: "rec-b".into(),
+            },
+            1_500,
+        )
         .unwrap();
     let stopped = store.commit_step(commit(&b, 2_000));
     assert!(matches!(&stopped, Err(StoreError::TokenGone { topic, .. }) if topic == &t));
     assert!(pending_tokens(&store, &b).is_empty());
     store
-        .recurring_change(&page(), &b, &RecurringChange::Resume { token: "rec-b".into() }, 2_500)
+        .recurring_change(
+            &page(),
+            &b,
+            &RecurringChange::Resume {
+                token: "rec-b".into(),
+            },
+            2_500,
+        )
         .unwrap();
     // Two recurring sends of one topic in one step: the token pays once, so refused.
     let twice = store.commit_step(StepCommit {
