@@ -870,8 +870,8 @@ export interface components {
             expired: number;
             /**
              * Format: int64
-             * @description Text notifications: messages queued paid for by recurring tokens (not spent), to holders
-             *     the one-time tokens did not reach.
+             * @description Messages queued paid for by recurring tokens (not spent), to holders the one-time tokens
+             *     did not reach (a text, or a flow's `otn_send` blocks).
              */
             recurring_queued: number;
             /**
@@ -886,7 +886,7 @@ export interface components {
             recurring_stopped: number;
             /**
              * Format: int64
-             * @description Recurring tokens found past their expiry (and retired).
+             * @description Recurring tokens found past their expiry (a text notification retires them).
              */
             recurring_expired: number;
         };
