@@ -374,6 +374,39 @@ async fn a_flow_notification_pays_otn_send_with_the_recurring_token_once_per_per
         .filter(|m| m.text().is_some_and(|t| t.starts_with("Flow deal")))
         .count();
     assert_eq!(again, 1);
+
+    // The CLI shows the recurring count: `notifications show` and `notify --wait`.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(botflow_bin())
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("BOTFLOW_SERVER", &server.base_url)
+            .env("BOTFLOW_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("BOTFLOW_PAGE_ID", PAGE_ID)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown = cli(&["notifications", "show", &record["id"].to_string()]);
+    assert!(shown.contains("  recurring    1\n"), "{shown}");
+    subscribe(&server, &fake, "7780002", "rec-g").await;
+    let waited = cli(&["notify", "Weekly deals", "--flow", "deals-notify", "--wait"]);
+    let (first, last) = waited
+        .split_once('\n')
+        .unwrap_or_else(|| panic!("{waited:?}"));
+    assert!(
+        first.ends_with(
+            "of topic \"Weekly deals\": 0 messages queued, 0 without a usable opt-in, 0 expired; \
+             recurring: 1 message queued, 1 not due, 0 stopped, 0 expired"
+        ),
+        "{waited:?}"
+    );
+    assert!(
+        last.ends_with(" done: 1/1 sent (1 by recurring token)\n"),
+        "{waited:?}"
+    );
     let counts = ledger(&server, &topic).await;
-    assert_eq!(counts["recurring"]["sends"], 1, "{counts}");
+    assert_eq!(counts["recurring"]["sends"], 2, "{counts}");
 }

@@ -137,6 +137,9 @@ impl NotificationView {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub(crate) struct NotificationTotals {
     pub(crate) queued: u64,
+    /// Of `queued`, the messages paid for by recurring tokens.
+    #[serde(default)]
+    pub(crate) recurring: u64,
     pub(crate) pending: u64,
     pub(crate) sent: u64,
     pub(crate) failed: u64,

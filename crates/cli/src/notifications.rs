@@ -130,10 +130,13 @@ pub(crate) async fn follow(client: &AdminClient, id: u64) -> Result<Notification
     }
 }
 
-/// `sending: 120/400 sent, 0 failed, about 1m 12s left`.
+/// `sending: 120/400 sent (30 by recurring token), 2 failed, about 1m 12s left`.
 pub(crate) fn progress(n: &NotificationView) -> String {
     let t = &n.totals;
     let mut line = format!("{}: {}/{} sent", n.state, t.sent, t.queued);
+    if t.recurring > 0 {
+        let _ = write!(line, " ({} by recurring token)", t.recurring);
+    }
     for (count, what) in [
         (t.failed, "failed"),
         (t.refused, "refused"),
@@ -196,6 +199,7 @@ fn details(n: &NotificationView) -> String {
         ("content", content),
         ("state", n.state.clone()),
         ("queued", t.queued.to_string()),
+        ("recurring", t.recurring.to_string()),
         ("pending", t.pending.to_string()),
         ("sent", t.sent.to_string()),
         ("failed", t.failed.to_string()),

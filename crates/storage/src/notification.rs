@@ -72,8 +72,8 @@ pub struct NotificationTotals {
     /// Messages queued, each paying with one token (an OTN token is spent in the same commit; a
     /// recurring token records the send).
     pub queued: u64,
-    /// Of `queued`, the messages paid for by recurring tokens (text notifications' recurring
-    /// pass); their outcomes count in the same totals as the others.
+    /// Of `queued`, the messages paid for by recurring tokens (a text notification's recurring
+    /// pass, or a flow's `otn_send`); their outcomes count in the same totals as the others.
     #[serde(default)]
     pub recurring: u64,
     /// Messages the Send API accepted.
