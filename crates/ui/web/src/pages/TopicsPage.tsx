@@ -11,6 +11,7 @@ import { toast } from '../ui/toasts';
 import { Icon } from '../ui/Icon';
 import { TopicLedger } from './TopicLedger';
 import { TopicNotifications } from './TopicNotifications';
+import { notifyResultText, notifyToastText } from './notificationSummary';
 
 /** Messenger's limit on an OTN topic name / request title. */
 export const TOPIC_NAME_MAX = 65;
@@ -340,7 +341,7 @@ function NotifyDialog(props: { topic: Topic; onClose(): void }) {
               }),
             );
             setReport(done);
-            toast(`Notified "${topic.name}": ${done.queued} queued, ${done.no_token} without a token, ${done.expired} expired`);
+            toast(notifyToastText(topic.name, done));
             await Promise.all([refresh(), refreshNotifications()]);
           } catch (err) {
             setError(messageOf(err));
@@ -385,7 +386,7 @@ function NotifyDialog(props: { topic: Topic; onClose(): void }) {
         {error && <p className="error">{error}</p>}
         {report && (
           <p className="result" data-testid="notify-result">
-            Queued {report.queued} · no token {report.no_token} · expired {report.expired}
+            {notifyResultText(report)}
           </p>
         )}
         {report && (

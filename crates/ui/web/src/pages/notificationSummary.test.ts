@@ -1,7 +1,7 @@
 // The notification progress bar's words and numbers.
 import { describe, expect, it } from 'vitest';
-import type { Notification } from '../api/client';
-import { finished, progressText, shortDuration } from './notificationSummary';
+import type { Notification, NotifyReport } from '../api/client';
+import { finished, notifyResultText, notifyToastText, progressText, shortDuration } from './notificationSummary';
 
 function notification(state: Notification['state'], totals: Partial<Notification['totals']>, eta_ms: number | null): Notification {
   return {
@@ -39,5 +39,31 @@ describe('notification progress', () => {
     expect(shortDuration(59_001)).toBe('1m 00s');
     expect(shortDuration(65_000)).toBe('1m 05s');
     expect(shortDuration(3_720_000)).toBe('1h 02m');
+  });
+});
+
+describe('notify answer', () => {
+  const report = (counts: Partial<NotifyReport>): NotifyReport => ({
+    id: 3,
+    topic: 't',
+    queued: 2,
+    no_token: 1,
+    expired: 0,
+    recurring_queued: 0,
+    recurring_not_due: 0,
+    recurring_stopped: 0,
+    recurring_expired: 0,
+    ...counts,
+  });
+  it('reads the one-time counts alone when no recurring holder was counted', () => {
+    expect(notifyResultText(report({}))).toBe('Queued 2 · no token 1 · expired 0');
+    expect(notifyToastText('Deals', report({}))).toBe('Notified "Deals": 2 queued, 1 without a token, 0 expired');
+  });
+  it('adds the recurring counts when any is non-zero', () => {
+    const r = report({ recurring_queued: 4, recurring_not_due: 1, recurring_stopped: 2 });
+    expect(notifyResultText(r)).toBe('Queued 2 · no token 1 · expired 0 · recurring 4 queued, 1 not due, 2 stopped, 0 expired');
+    expect(notifyToastText('Deals', report({ recurring_expired: 1 }))).toBe(
+      'Notified "Deals": 2 queued, 1 without a token, 0 expired; recurring: 0 queued, 0 not due, 0 stopped, 1 expired',
+    );
   });
 });

@@ -1,5 +1,5 @@
 // Plain words and numbers for a notification's progress bar (pure, unit-tested).
-import type { Notification } from '../api/client';
+import type { Notification, NotifyReport } from '../api/client';
 
 /** Messages of the notification that are finished (sent, failed, refused, unconfirmed or cancelled). */
 export function finished(n: Notification): number {
@@ -39,4 +39,25 @@ export function progressText(n: Notification): string {
   }
   if (isRunning(n) && n.eta_ms != null) parts.push(`about ${shortDuration(n.eta_ms)} left`);
   return parts.join(' · ');
+}
+
+/** `2 queued, 1 not due, 0 stopped, 0 expired`: the recurring counts of a notify answer; null when all are zero. */
+export function recurringCounts(r: NotifyReport): string | null {
+  const counts = [r.recurring_queued, r.recurring_not_due, r.recurring_stopped, r.recurring_expired];
+  if (counts.every((c) => c === 0)) return null;
+  return `${r.recurring_queued} queued, ${r.recurring_not_due} not due, ${r.recurring_stopped} stopped, ${r.recurring_expired} expired`;
+}
+
+/** The notify dialog's result: `Queued 3 · no token 0 · expired 0`, then `· recurring …` when non-zero. */
+export function notifyResultText(r: NotifyReport): string {
+  const recurring = recurringCounts(r);
+  const base = `Queued ${r.queued} · no token ${r.no_token} · expired ${r.expired}`;
+  return recurring ? `${base} · recurring ${recurring}` : base;
+}
+
+/** The toast after a notify: `Notified "Deals": 3 queued, 0 without a token, 0 expired`, then `; recurring: …` when non-zero. */
+export function notifyToastText(topic: string, r: NotifyReport): string {
+  const recurring = recurringCounts(r);
+  const base = `Notified "${topic}": ${r.queued} queued, ${r.no_token} without a token, ${r.expired} expired`;
+  return recurring ? `${base}; recurring: ${recurring}` : base;
 }
