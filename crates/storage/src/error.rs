@@ -141,8 +141,9 @@ pub enum StoreError {
         /// The event's dedup key.
         event: EventId,
     },
-    /// A step's token send found no usable token: a token changed outside the subscriber's
-    /// order after the step read the counts. Nothing of the step was written; run it again.
+    /// A step's token send found no usable token: a one-time token changed, or the recurring
+    /// token stopped, expired or paid, outside the subscriber's order after the step read them.
+    /// Nothing of the step was written; run it again.
     #[error(
         "page {page} subscriber {psid}: no usable token of topic {topic} is left for the step's token send"
     )]
