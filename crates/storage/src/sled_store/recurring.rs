@@ -7,10 +7,11 @@
 //! (and keeps the one before, given back by [`undo_send`] when the message is cancelled unsent).
 
 use super::SledStore;
-use super::codec::{Key, KeyReader};
+use super::codec::KeyReader;
 use super::ledger;
 use super::notifications;
 use super::outbox::{enqueue, reserve_id};
+use super::tokens::{holder_key, holder_prefix, token_key};
 use super::topics::live_topic;
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
@@ -22,22 +23,6 @@ use crate::recurring::{
 };
 use crate::store::{BodyFor, StoreResult};
 use botflow_flow::TopicId;
-
-fn token_key(page: &PageId, token: &str) -> Vec<u8> {
-    Key::new().str(page.as_str()).str(token).finish()
-}
-
-fn holders_prefix(page: &PageId, topic: &TopicId) -> Vec<u8> {
-    Key::new().str(page.as_str()).str(topic.as_str()).finish()
-}
-
-fn holder_key(page: &PageId, topic: &TopicId, psid: &Psid) -> Vec<u8> {
-    Key::new()
-        .str(page.as_str())
-        .str(topic.as_str())
-        .str(psid.as_str())
-        .finish()
-}
 
 /// Writes a token whose status changed from `from`, moving it between the ledger's counters.
 fn put_changed(tx: &Tx<'_>, token: &RecurringToken, from: &RecurringStatus) -> TxResult<()> {
@@ -257,7 +242,7 @@ impl SledStore {
         page: &PageId,
         topic: &TopicId,
     ) -> StoreResult<Vec<Psid>> {
-        self.scan_keys(T::RecurringHolders, &holders_prefix(page, topic))?
+        self.scan_keys(T::RecurringHolders, &holder_prefix(page, topic))?
             .iter()
             .map(|key| {
                 let mut reader = KeyReader::new(key);

@@ -58,7 +58,7 @@ pub(super) fn holder_prefix(page: &PageId, topic: &TopicId) -> Vec<u8> {
     Key::new().str(page.as_str()).str(topic.as_str()).finish()
 }
 
-fn holder_key(page: &PageId, topic: &TopicId, psid: &Psid) -> Vec<u8> {
+pub(super) fn holder_key(page: &PageId, topic: &TopicId, psid: &Psid) -> Vec<u8> {
     Key::new()
         .str(page.as_str())
         .str(topic.as_str())
