@@ -319,7 +319,9 @@ fn an_unprocessed_event_journaled_in_sled_by_an_older_release_moves_into_the_log
     assert_eq!(keys(&pending), vec!["mid.9"]);
     assert_eq!(pending[0].payload, e.payload);
     assert_eq!(
-        store.journal_append_batch(&[e.clone()]).unwrap(),
+        store
+            .journal_append_batch(std::slice::from_ref(&e))
+            .unwrap(),
         vec![Appended::Duplicate]
     );
     assert!(store.raw_db().open_tree("journal").unwrap().is_empty());
