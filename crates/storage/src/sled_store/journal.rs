@@ -267,9 +267,17 @@ impl SledStore {
         }
     }
 
-    /// Every unprocessed event in arrival (LSN) order.
+    /// Every unprocessed event whose record is durable, in arrival (LSN) order. An event whose
+    /// `fdatasync` is still running is left out: nothing may act on it before its webhook could
+    /// be acknowledged.
     pub(super) fn journal_unprocessed(&self) -> StoreResult<Vec<JournalEntry>> {
-        Ok(self.journal.lock().by_lsn.values().cloned().collect())
+        let unprocessed = self.journal.lock();
+        let durable = self.journal.log.durable_lsn();
+        Ok(unprocessed
+            .by_lsn
+            .range(..=durable)
+            .map(|(_, entry)| entry.clone())
+            .collect())
     }
 
     /// Rebuilds the unprocessed events from the log records sled does not mark processed, then
