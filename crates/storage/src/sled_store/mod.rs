@@ -94,11 +94,12 @@ impl Default for StoreOptions {
 
 /// The embedded sled implementation of [`Store`].
 pub struct SledStore {
+    /// The inbound event journal (the log in `<path>/log`). Declared first so it is dropped
+    /// (its appender thread stopped) before sled releases the file lock that guards the log too.
+    journal: journal::EventJournal,
     db: sled::Db,
     trees: Vec<sled::Tree>,
     group: GroupCommit,
-    /// The inbound event journal (the log in `<path>/log`).
-    journal: journal::EventJournal,
     /// Step-commit batches of concurrent callers (scheduler shards), committed together.
     step_batches: combine::Combiner<StepCommit, StoreResult<StepCommitted>>,
     valid_flows: Mutex<version_cache::VersionCache>,
