@@ -146,6 +146,9 @@ fn decode_event(lsn: Lsn, bytes: &[u8]) -> StoreResult<NewJournalEvent> {
     }
 }
 
+/// The `meta` key of the journal's processed floor.
+const JOURNAL_FLOOR: &[u8] = b"journal_floor";
+
 fn log_error(action: &'static str) -> impl FnOnce(LogError) -> StoreError {
     move |source| StoreError::Log { action, source }
 }
@@ -182,6 +185,8 @@ pub(super) struct EventJournal {
     unprocessed: Mutex<Unprocessed>,
     /// Held by one truncation at a time.
     truncating: Mutex<()>,
+    /// Every event below this LSN is processed, as recorded in sled (`meta/journal_floor`).
+    floor: std::sync::atomic::AtomicU64,
 }
 
 impl EventJournal {
@@ -190,6 +195,7 @@ impl EventJournal {
             log,
             unprocessed: Mutex::new(Unprocessed::default()),
             truncating: Mutex::new(()),
+            floor: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -285,9 +291,31 @@ impl SledStore {
     /// open, before any append).
     pub(super) fn journal_recover(&self, records: Vec<(Lsn, Vec<u8>)>) -> StoreResult<()> {
         let keys = self.tree(T::EventKeys);
+        let meta = self.tree(T::Meta);
+        let mut floor = super::trees::read::<u64>(meta, T::Meta, JOURNAL_FLOOR)?.unwrap_or(0);
+        let next = self.journal.log.last_lsn() + 1;
+        if floor > next {
+            // The log was replaced by a shorter one (restored or removed by hand): its LSNs
+            // start again, so the floor says nothing about them.
+            tracing::warn!(
+                floor,
+                next,
+                "the event log is behind its processed floor; ignoring the floor"
+            );
+            floor = 0;
+            meta.insert(JOURNAL_FLOOR, super::codec::encode("meta", &floor)?)?;
+        }
+        self.journal
+            .floor
+            .store(floor, std::sync::atomic::Ordering::Relaxed);
         {
             let mut unprocessed = self.journal.lock();
             for (lsn, bytes) in records {
+                // Below the floor every event is processed, even one whose dedup record the
+                // retention sweep has removed since.
+                if lsn < floor {
+                    continue;
+                }
                 let event = decode_event(lsn, &bytes)?;
                 let key = event_key(&event.page, &event.event);
                 // A copy moved from sled twice (a crash during the move) keeps its first LSN.
@@ -387,6 +415,21 @@ impl SledStore {
                 .copied()
                 .unwrap_or(log.last_lsn() + 1)
         };
+        // Record the floor: sled's log is sequential, so if this write survives a crash, the
+        // processed marks committed before it do too. No flush of its own (the next one takes
+        // it); recovery skips the records below it even after their dedup records are swept.
+        if below
+            > self
+                .journal
+                .floor
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.tree(T::Meta)
+                .insert(JOURNAL_FLOOR, super::codec::encode("meta", &below)?)?;
+            self.journal
+                .floor
+                .store(below, std::sync::atomic::Ordering::Relaxed);
+        }
         if !log.has_segment_below(below) {
             return Ok(0);
         }

@@ -280,6 +280,19 @@ fn processed_segments_are_deleted_and_an_unprocessed_event_keeps_its_segment() {
     assert_eq!(store.truncate_event_log().unwrap(), left.len() - 1);
     assert_eq!(store.event_log().segment_names().len(), 1);
     assert!(store.unprocessed_events().unwrap().is_empty());
+
+    // The last segment is never deleted; once the retention sweep removes the dedup records of
+    // its processed events, the processed floor still keeps them from coming back.
+    store
+        .raw_db()
+        .open_tree("event_keys")
+        .unwrap()
+        .clear()
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = open_on(dir.path(), &sim, 600);
+    assert!(store.unprocessed_events().unwrap().is_empty());
 }
 
 #[test]
