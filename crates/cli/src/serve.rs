@@ -87,6 +87,9 @@ async fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
     serve_until_signal(config).await
 }
 
+/// How long a shutdown after a fatal store error may take before the process exits anyway.
+const FATAL_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn serve_until_signal(mut config: ServerConfig) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let demo = config.demo;
@@ -107,10 +110,24 @@ async fn serve_until_signal(mut config: ServerConfig) -> anyhow::Result<()> {
         print_walkthrough(&server, fake, &base_url).await?;
     }
 
-    shutdown.await;
-    tracing::info!("shutdown signal received; finishing in-flight work");
-    server.shutdown().await?;
-    Ok(())
+    let state = server.state().clone();
+    tokio::select! {
+        () = shutdown => {
+            tracing::info!("shutdown signal received; finishing in-flight work");
+            server.shutdown().await?;
+            Ok(())
+        }
+        error = state.fatal_error() => {
+            // A poisoned event log: stop as cleanly as we can, then exit non-zero so that a
+            // restart recovers from what is on disk.
+            let stopped =
+                tokio::time::timeout(FATAL_SHUTDOWN, server.shutdown()).await;
+            if let Ok(Err(err)) = stopped {
+                tracing::warn!(%err, "shutdown after the fatal store error failed");
+            }
+            anyhow::bail!("the store refuses writes ({error}); restart botflow to recover")
+        }
+    }
 }
 
 /// The flows to publish at start-up: `BOTFLOW_FLOWS_DIR`, or in demo mode `./flows` (else the

@@ -76,7 +76,13 @@ impl AppState {
         })
         .await
         .map_err(ApiError::internal)?;
-        let appended = appended.map_err(ApiError::internal)?;
+        let appended = appended.map_err(|err| {
+            if err.is_fatal() {
+                // Messenger redelivers after the 500; this process must restart to recover.
+                self.report_fatal(&err);
+            }
+            ApiError::internal(err)
+        })?;
         self.metrics.journal_append.observe(started.elapsed());
         let mut outcome = IngestOutcome::default();
         let mut fresh = Vec::new();

@@ -21,6 +21,9 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Keeps each subscriber's events in journal order on their way to the runtime.
     pub(crate) subscriber_locks: SubscriberLocks,
+    /// Set once the store reported a fatal error (a poisoned event log): the process must exit
+    /// so that a restart recovers (see [`AppState::fatal_error`]).
+    fatal: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl fmt::Debug for AppState {
@@ -47,6 +50,31 @@ impl AppState {
             store,
             runtime,
             subscriber_locks: SubscriberLocks::default(),
+            fatal: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    /// Records a fatal store error (the first one is kept) and logs it.
+    pub(crate) fn report_fatal(&self, error: &botflow_storage::StoreError) {
+        tracing::error!(%error, "the store refuses writes; botflow exits so that a restart recovers");
+        self.fatal.send_if_modified(|fatal| {
+            if fatal.is_none() {
+                *fatal = Some(error.to_string());
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Waits until the store reports a fatal error (a poisoned event log), and returns it: the
+    /// process must then exit, and a restart recovers from what is on disk.
+    pub async fn fatal_error(&self) -> String {
+        let mut fatal = self.fatal.subscribe();
+        match fatal.wait_for(Option::is_some).await {
+            Ok(error) => error.clone().unwrap_or_default(),
+            // The sender lives in `self`, so it cannot be gone while this borrow lasts.
+            Err(_) => String::new(),
         }
     }
 

@@ -11,6 +11,15 @@ pub enum StoreError {
     /// the backend's, so callers never depend on the backend's error type.
     #[error("database error: {0}")]
     Database(String),
+    /// The event log failed: it could not be opened, or a write or `fdatasync` failed and the
+    /// log is poisoned ([`StoreError::is_fatal`]: only a restart recovers).
+    #[error("event log: {action}: {source}")]
+    Log {
+        /// What was being done.
+        action: &'static str,
+        /// The log's error.
+        source: crate::log::LogError,
+    },
     /// A stored record could not be decoded.
     #[error("corrupt {what} record: {detail}")]
     Corrupt {
@@ -180,6 +189,20 @@ fn join(flows: &[FlowId]) -> String {
         .map(FlowId::as_str)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+impl StoreError {
+    /// Whether the store refuses every further write until the process restarts (a poisoned or
+    /// closed event log): the caller should report the failure and exit.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Self::Log {
+                source: crate::log::LogError::Poisoned { .. } | crate::log::LogError::Closed,
+                ..
+            }
+        )
+    }
 }
 
 impl From<sled::Error> for StoreError {

@@ -51,8 +51,14 @@
 //! botflow process (panic, `kill -9`, OOM kill) — this is what the crash test proves, by
 //! SIGKILLing a writer at random moments and checking every acknowledged write after reopening.
 //!
-//! - Durable on return: [`Store::journal_append`] and [`Store::journal_append_batch`] (the webhook
-//!   answers 200 only after this), [`Store::commit_step`] with `durable: true`,
+//! - Journal appends ([`Store::journal_append`], [`Store::journal_append_batch`]; the webhook
+//!   answers 200 only after them) are stronger: each new event is a record in the event log
+//!   ([`log::HotLog`] in `<path>/log`) and the call returns after the `fdatasync` covering it, so
+//!   it also survives a kernel crash and a power loss. A failed `fdatasync` poisons the log:
+//!   every later append fails with [`StoreError::Log`] ([`StoreError::is_fatal`]) until the
+//!   process restarts. A log segment is deleted only once every event in it is processed and
+//!   sled has flushed the processed marks.
+//! - Durable on return: [`Store::commit_step`] with `durable: true`,
 //!   [`Store::commit_steps`] when any step has `durable: true`,
 //!   [`Store::notify_topic`], [`Store::notify_topic_recurring`], [`Store::recurring_change`]
 //!   (when it changed something), [`Store::add_token`], [`Store::mark_token`], [`Store::expire_tokens`],
@@ -73,7 +79,8 @@
 //!   puts the data in the kernel's hands: it survives a process crash. It does NOT promise to
 //!   survive a power loss or kernel crash on a disk with a volatile write cache: sled's background
 //!   thread issues a full `fsync` every [`StoreOptions::flush_every_ms`] (500 ms by default), so
-//!   on power loss the last such interval of acknowledged writes may be lost.
+//!   on power loss the last such interval of acknowledged writes may be lost. A step commit lost
+//!   that way leaves its event unprocessed in the log, so it is processed again.
 //! - Reads see every committed write (durable or not) immediately.
 //!
 //! # Records and formats

@@ -189,8 +189,8 @@ pub trait Store: Send + Sync {
 
     // ---- inbound journal ----
 
-    /// Journals an event under its dedup key; durable when it returns (group commit: concurrent
-    /// appends share one flush).
+    /// Journals an event under its dedup key; durable when it returns (the sled store: an
+    /// `fdatasync`ed event log record; group commit: concurrent appends share one sync).
     fn journal_append(
         &self,
         page: &PageId,
@@ -199,9 +199,10 @@ pub trait Store: Send + Sync {
         payload: &serde_json::Value,
         received_ms: u64,
     ) -> StoreResult<Appended>;
-    /// Journals a webhook batch in one commit and one flush; one outcome per event, in order.
+    /// Journals a webhook batch, durable on return (one shared sync); one outcome per event, in
+    /// order.
     fn journal_append_batch(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>>;
-    /// Every journaled event not yet processed, in arrival order.
+    /// Every durably journaled event not yet processed, in arrival order.
     fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>>;
 
     // ---- the step commit and notifications ----

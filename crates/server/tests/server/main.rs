@@ -5,6 +5,7 @@
 mod admin_api;
 mod document;
 mod pipeline;
+mod poisoned_log;
 mod retention;
 mod support;
 mod ui;

@@ -22,6 +22,8 @@
 //!   (A damaged frame inside the synced part of the *last* segment cannot be told from a torn
 //!   write and is cut off with it; the stage that replays the log must tolerate that or keep
 //!   its own copy, as a checkpoint does.)
+//!   Open syncs the last segment before reporting its records, so every recovered record is
+//!   durable (a killed process may have left written but unsynced frames in the page cache).
 //! - **Deletion**: [`HotLog::delete_below`] removes the segments whose records all lie below an
 //!   LSN (after a checkpoint made them redundant).
 //!
@@ -164,7 +166,15 @@ impl HotLog {
         dir: Arc<dyn LogDir>,
         options: LogOptions,
     ) -> Result<(HotLog, Recovered), LogError> {
-        let scanned = recovery::scan(dir.as_ref())?;
+        let mut scanned = recovery::scan(dir.as_ref())?;
+        if scanned.tail_len > 0 {
+            // Records a killed process wrote but never synced sit in the page cache: sync them
+            // now, so that every recovered record is durable as `durable_lsn` says.
+            scanned.tail.sync_data().map_err(|source| LogError::Io {
+                action: format!("sync the recovered tail in {}", dir.location()),
+                source,
+            })?;
+        }
         let shared = Arc::new(Shared::new(scanned.next_lsn, scanned.segments));
         let appender = Appender {
             shared: Arc::clone(&shared),
@@ -274,6 +284,17 @@ impl HotLog {
             deleted += 1;
         }
         Ok(deleted)
+    }
+
+    /// Whether [`HotLog::delete_below`] with this `lsn` would delete a segment.
+    pub fn has_segment_below(&self, lsn: Lsn) -> bool {
+        let limit = lsn.min(self.durable_lsn() + 1);
+        let segments = self
+            .shared
+            .segments
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        segments.len() > 1 && segments[1].first <= limit
     }
 
     /// The segment files, oldest first (for tests and diagnostics).

@@ -1,25 +1,33 @@
-//! The inbound journal on sled: dedup by event key, arrival sequence, group-committed appends.
+//! The inbound journal: every new event is one `Event` record appended to the [`HotLog`] in
+//! `<data_dir>/log`, durable by `fdatasync` (group commit) before the append returns.
 //!
-//! A batch of several appends is one sled transaction: for each event the dedup record is
-//! checked and, for a new event, the arrival index entry `seq → (page, event)` and the event
-//! record are written together. Sequence numbers are taken and records encoded before the
-//! transaction, so the store-wide lock is taken once per batch and held only briefly. A single
-//! event is appended without a transaction (a transaction takes sled's lock exclusively, which
-//! concurrent single-event writers pay for): the arrival index entry is written first, then the
-//! event record with a compare-and-swap that succeeds only if no record of that dedup key exists.
-//! A crash between those two writes of an append that was never acknowledged leaves either a
-//! dangling index entry (skipped when read, removed at the next open) or a record without index
-//! entry, which the redelivery of that event repairs. Either way everything is on disk before the
-//! call returns (group flush).
+//! - **Sequence**: an event's journal sequence number is its record's LSN.
+//! - **Unprocessed events** live in memory (`Unprocessed`): by dedup key and by LSN. The step
+//!   commit that processes an event marks it processed in sled `event_keys` inside its
+//!   transaction (as before), then drops it from memory. An event is therefore always either in
+//!   memory or marked in sled (or both for a moment), and dedup checks memory first, then sled,
+//!   under the same lock the appends take.
+//! - **Duplicates** answer [`Appended::Duplicate`]; a duplicate of an event whose record is not
+//!   durable yet waits until it is, so its 200 means what the first one's does.
+//! - **Recovery** at open reads the log and keeps the events sled does not mark processed.
+//!   Unprocessed events journaled in sled by an older release are moved into the log first.
+//! - **Truncation** ([`SledStore::journal_truncate`]): a segment is deleted only when every event
+//!   in it is processed *and* sled has flushed the marks that say so, so a crash never finds an
+//!   event in neither place.
+//! - **Poison**: once an append or `fdatasync` fails, the log refuses every append
+//!   ([`StoreError::Log`], [`StoreError::is_fatal`]); the process must restart to recover.
 
 use super::SledStore;
-use super::codec::{Key, decode, encode};
+use super::codec::{Key, decode};
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
 use crate::ids::{EventId, PageId};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::log::{HotLog, LogError, Lsn};
 use crate::store::StoreResult;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The dedup record of an inbound event, holding the event until it is processed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,214 +114,340 @@ pub(super) fn mark_processed(
     super::retention::note_event(tx, &key, now_ms)
 }
 
-/// One event of a journal batch, encoded before the transaction.
-struct PreparedAppend {
-    seq: u64,
-    key: Vec<u8>,
-    pointer: Vec<u8>,
-    record: Vec<u8>,
+/// Format byte of an `Event` log record (followed by the JSON of a [`NewJournalEvent`]).
+const EVENT_RECORD_V1: u8 = 1;
+
+fn encode_event(event: &NewJournalEvent) -> StoreResult<Vec<u8>> {
+    let mut bytes = vec![EVENT_RECORD_V1];
+    serde_json::to_writer(&mut bytes, event).map_err(|err| StoreError::Encode {
+        what: "event log",
+        detail: err.to_string(),
+    })?;
+    Ok(bytes)
 }
 
-/// Journals one event inside the batch transaction: new unless its dedup record exists. A
-/// redelivered event that is still unprocessed but lost its arrival index entry (a crash of the
-/// older two-write append) gets the entry back and is reported as new.
-fn append_one(tx: &Tx<'_>, append: &PreparedAppend) -> TxResult<Appended> {
-    let Some(existing) = tx.get_encoded(T::EventKeys, &append.key)? else {
-        tx.put_encoded(T::Journal, &journal_key(append.seq), &append.pointer)?;
-        tx.put_encoded(T::EventKeys, &append.key, &append.record)?;
-        return Ok(Appended::New { seq: append.seq });
-    };
-    let record: EventRecord = decode("event_keys", &existing)?;
-    match (record.processed, record.seq, record.entry) {
-        (false, Some(seq), Some(entry)) => {
-            let index = journal_key(seq);
-            if tx.contains(T::Journal, &index)? {
-                return Ok(Appended::Duplicate);
-            }
-            let pointer = JournalPointer {
-                page: entry.page,
-                event: entry.event,
-            };
-            tx.put(T::Journal, &index, &pointer)?;
-            tracing::warn!(seq, "restored the arrival index entry of a journaled event");
-            Ok(Appended::New { seq })
+fn decode_event(lsn: Lsn, bytes: &[u8]) -> StoreResult<NewJournalEvent> {
+    match bytes.split_first() {
+        Some((&EVENT_RECORD_V1, json)) => {
+            serde_json::from_slice(json).map_err(|err| StoreError::Corrupt {
+                what: "event log",
+                detail: format!("record {lsn}: {err}"),
+            })
         }
-        _ => Ok(Appended::Duplicate),
+        Some((&version, _)) => Err(StoreError::UnsupportedRecordVersion {
+            what: "event log",
+            version,
+            supported: EVENT_RECORD_V1,
+        }),
+        None => Err(StoreError::Corrupt {
+            what: "event log",
+            detail: format!("record {lsn} is empty"),
+        }),
+    }
+}
+
+/// The `meta` key of the journal's processed floor.
+const JOURNAL_FLOOR: &[u8] = b"journal_floor";
+
+fn log_error(action: &'static str) -> impl FnOnce(LogError) -> StoreError {
+    move |source| StoreError::Log { action, source }
+}
+
+/// The journaled events no step commit has processed yet.
+#[derive(Debug, Default)]
+struct Unprocessed {
+    /// Dedup key → LSN.
+    by_key: HashMap<Vec<u8>, Lsn>,
+    /// LSN → the event.
+    by_lsn: BTreeMap<Lsn, JournalEntry>,
+}
+
+impl Unprocessed {
+    fn insert(&mut self, lsn: Lsn, key: Vec<u8>, event: NewJournalEvent) {
+        self.by_key.insert(key, lsn);
+        self.by_lsn.insert(
+            lsn,
+            JournalEntry {
+                seq: lsn,
+                page: event.page,
+                event: event.event,
+                psid: event.psid,
+                payload: event.payload,
+                received_ms: event.received_ms,
+            },
+        );
+    }
+}
+
+/// The event journal: the log and the unprocessed events in memory.
+pub(super) struct EventJournal {
+    log: HotLog,
+    unprocessed: Mutex<Unprocessed>,
+    /// Held by one truncation at a time.
+    truncating: Mutex<()>,
+    /// Every event below this LSN is processed, as recorded in sled (`meta/journal_floor`).
+    floor: std::sync::atomic::AtomicU64,
+}
+
+impl EventJournal {
+    pub(super) fn new(log: HotLog) -> Self {
+        Self {
+            log,
+            unprocessed: Mutex::new(Unprocessed::default()),
+            truncating: Mutex::new(()),
+            floor: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Unprocessed> {
+        self.unprocessed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The log (for tests and diagnostics).
+    #[cfg(feature = "test-support")]
+    pub(super) fn log(&self) -> &HotLog {
+        &self.log
     }
 }
 
 impl SledStore {
-    /// Journals events (dedup per event), a batch in one transaction, then waits for a (shared)
-    /// flush.
-    ///
-    /// Sequence numbers are taken and records encoded before the transaction, so the store-wide
-    /// lock is taken once per batch and held only for the dedup reads and the writes.
+    /// Journals events (dedup per event): appends one `Event` record per new event and waits
+    /// until every record the answers depend on is durable (one shared `fdatasync`).
     pub(super) fn journal_append_all(
         &self,
         events: &[NewJournalEvent],
     ) -> StoreResult<Vec<Appended>> {
-        if events.len() == 1 {
-            // One event: two shared-lock writes wait less under load than an exclusive
-            // transaction (measured with 16 and 256 concurrent single-event writers).
-            let outcomes = self.journal_append_plain(events)?;
-            // Duplicates wait too: the first delivery may still be waiting for its flush.
-            self.durable()?;
-            return Ok(outcomes);
-        }
-        let mut prepared = Vec::with_capacity(events.len());
-        for event in events {
-            // Ids are never reused, so a retried or aborted transaction only leaves gaps.
-            let seq = self.db.generate_id()? + 1;
-            let pointer = JournalPointer {
-                page: event.page.clone(),
-                event: event.event.clone(),
-            };
-            let record = EventRecord {
-                seq: Some(seq),
-                processed: false,
-                entry: Some(JournalEntry {
-                    seq,
-                    page: event.page.clone(),
-                    event: event.event.clone(),
-                    psid: event.psid.clone(),
-                    payload: event.payload.clone(),
-                    received_ms: event.received_ms,
-                }),
-                processed_ms: None,
-            };
-            prepared.push(PreparedAppend {
-                seq,
-                key: event_key(&event.page, &event.event),
-                pointer: encode("journal", &pointer)?,
-                record: encode("event_keys", &record)?,
-            });
-        }
-        let outcomes = self.transact(|tx| {
-            prepared
-                .iter()
-                .map(|append| append_one(tx, append))
-                .collect::<TxResult<Vec<_>>>()
-        })?;
-        // Duplicates wait too: the first delivery may still be waiting for its flush.
-        self.durable()?;
-        Ok(outcomes)
-    }
-
-    /// Journals one event with two plain writes (no transaction): the arrival index entry first,
-    /// then the event record with a compare-and-swap that succeeds only if no record of that
-    /// dedup key exists. A crash between the two leaves a dangling index entry (skipped when
-    /// read, removed at the next open) or a record without index entry, which the redelivery of
-    /// that event repairs. The caller waits for the flush.
-    fn journal_append_plain(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>> {
-        let journal = self.tree(T::Journal);
-        let keys = self.tree(T::EventKeys);
+        let encoded = events
+            .iter()
+            .map(encode_event)
+            .collect::<StoreResult<Vec<_>>>()?;
         let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            let seq = self.db.generate_id()? + 1;
-            let pointer = JournalPointer {
-                page: event.page.clone(),
-                event: event.event.clone(),
-            };
-            journal.insert(journal_key(seq), encode("journal", &pointer)?)?;
-            let record = EventRecord {
-                seq: Some(seq),
-                processed: false,
-                entry: Some(JournalEntry {
-                    seq,
-                    page: event.page.clone(),
-                    event: event.event.clone(),
-                    psid: event.psid.clone(),
-                    payload: event.payload.clone(),
-                    received_ms: event.received_ms,
-                }),
-                processed_ms: None,
-            };
-            let key = event_key(&event.page, &event.event);
-            let swapped =
-                keys.compare_and_swap(&key, None::<&[u8]>, Some(encode("event_keys", &record)?))?;
-            match swapped {
-                Ok(()) => outcomes.push(Appended::New { seq }),
-                Err(existing) => {
-                    journal.remove(journal_key(seq))?;
-                    outcomes.push(self.journal_redelivered(&key, existing.current.as_deref())?);
+        // The highest LSN an answer depends on: a new event's, or a duplicate's original.
+        let mut wait: Lsn = 0;
+        {
+            let mut unprocessed = self.journal.lock();
+            for (event, payload) in events.iter().zip(&encoded) {
+                let key = event_key(&event.page, &event.event);
+                if let Some(&lsn) = unprocessed.by_key.get(&key) {
+                    wait = wait.max(lsn);
+                    outcomes.push(Appended::Duplicate);
+                    continue;
                 }
+                // Not in memory: either new, or processed (the step commit marks sled before it
+                // drops the event from memory, under this lock).
+                if self.tree(T::EventKeys).contains_key(&key)? {
+                    outcomes.push(Appended::Duplicate);
+                    continue;
+                }
+                let lsn = self
+                    .journal
+                    .log
+                    .append(payload)
+                    .map_err(log_error("append an event"))?;
+                unprocessed.insert(lsn, key, event.clone());
+                wait = wait.max(lsn);
+                outcomes.push(Appended::New { seq: lsn });
             }
+        }
+        if wait > 0 {
+            self.journal
+                .log
+                .wait_durable(wait)
+                .map_err(log_error("wait for the event log's fdatasync"))?;
         }
         Ok(outcomes)
     }
 
-    /// Handles the redelivery of a journaled event: a duplicate, unless a crash lost the
-    /// arrival index entry of the unprocessed original, which is then restored.
-    fn journal_redelivered(&self, key: &[u8], existing: Option<&[u8]>) -> StoreResult<Appended> {
-        let Some(bytes) = existing else {
-            return Ok(Appended::Duplicate);
-        };
-        let record: EventRecord = decode("event_keys", bytes)?;
-        match (record.processed, record.seq, record.entry) {
-            (false, Some(seq), Some(entry)) => {
-                let journal = self.tree(T::Journal);
-                let pointer = JournalPointer {
-                    page: entry.page,
-                    event: entry.event,
-                };
-                let restored = journal.compare_and_swap(
-                    journal_key(seq),
-                    None::<&[u8]>,
-                    Some(encode("journal", &pointer)?),
-                )?;
-                if restored.is_ok() {
-                    // Processed meanwhile? Then the restored entry is stale: take it back.
-                    let now: Option<EventRecord> = self.read(T::EventKeys, key)?;
-                    if now.is_some_and(|r| r.processed) {
-                        journal.remove(journal_key(seq))?;
-                        return Ok(Appended::Duplicate);
-                    }
-                    tracing::warn!(seq, "restored the arrival index entry of a journaled event");
-                    // Still unprocessed and unknown to the runtime: report it as new.
-                    return Ok(Appended::New { seq });
-                }
-                Ok(Appended::Duplicate)
+    /// Drops processed events from memory, after the transaction that marked them committed.
+    pub(super) fn journal_forget<'a>(
+        &self,
+        processed: impl IntoIterator<Item = (&'a PageId, &'a EventId)>,
+    ) {
+        let mut unprocessed = self.journal.lock();
+        for (page, event) in processed {
+            if let Some(lsn) = unprocessed.by_key.remove(&event_key(page, event)) {
+                unprocessed.by_lsn.remove(&lsn);
             }
-            _ => Ok(Appended::Duplicate),
         }
     }
 
-    /// Every unprocessed event in arrival order. Index entries without an unprocessed record
-    /// are skipped, not removed: an append may be between its two writes right now.
+    /// Every unprocessed event whose record is durable, in arrival (LSN) order. An event whose
+    /// `fdatasync` is still running is left out: nothing may act on it before its webhook could
+    /// be acknowledged.
     pub(super) fn journal_unprocessed(&self) -> StoreResult<Vec<JournalEntry>> {
-        let mut entries = Vec::new();
-        for item in self.tree(T::Journal).iter() {
-            let (_, value) = item?;
+        let unprocessed = self.journal.lock();
+        let durable = self.journal.log.durable_lsn();
+        Ok(unprocessed
+            .by_lsn
+            .range(..=durable)
+            .map(|(_, entry)| entry.clone())
+            .collect())
+    }
+
+    /// Rebuilds the unprocessed events from the log records sled does not mark processed, then
+    /// moves the unprocessed events an older release journaled in sled into the log (run at
+    /// open, before any append).
+    pub(super) fn journal_recover(&self, records: Vec<(Lsn, Vec<u8>)>) -> StoreResult<()> {
+        let keys = self.tree(T::EventKeys);
+        let meta = self.tree(T::Meta);
+        let mut floor = super::trees::read::<u64>(meta, T::Meta, JOURNAL_FLOOR)?.unwrap_or(0);
+        let next = self.journal.log.last_lsn() + 1;
+        if floor > next {
+            // The log was replaced by a shorter one (restored or removed by hand): its LSNs
+            // start again, so the floor says nothing about them.
+            tracing::warn!(
+                floor,
+                next,
+                "the event log is behind its processed floor; ignoring the floor"
+            );
+            floor = 0;
+            meta.insert(JOURNAL_FLOOR, super::codec::encode("meta", &floor)?)?;
+        }
+        self.journal
+            .floor
+            .store(floor, std::sync::atomic::Ordering::Relaxed);
+        {
+            let mut unprocessed = self.journal.lock();
+            for (lsn, bytes) in records {
+                // Below the floor every event is processed, even one whose dedup record the
+                // retention sweep has removed since.
+                if lsn < floor {
+                    continue;
+                }
+                let event = decode_event(lsn, &bytes)?;
+                let key = event_key(&event.page, &event.event);
+                // A copy moved from sled twice (a crash during the move) keeps its first LSN.
+                if unprocessed.by_key.contains_key(&key) || keys.contains_key(&key)? {
+                    continue;
+                }
+                unprocessed.insert(lsn, key, event);
+            }
+        }
+        self.journal_move_legacy()?;
+        self.journal_truncate()?;
+        Ok(())
+    }
+
+    /// Moves the unprocessed events of sled's `journal` tree (older releases) into the log:
+    /// appended and synced first, then removed from sled and flushed.
+    fn journal_move_legacy(&self) -> StoreResult<()> {
+        let journal = self.tree(T::Journal);
+        let mut moved = Vec::new();
+        let mut legacy = Vec::new();
+        for item in journal.iter() {
+            let (index, value) = item?;
             let pointer: JournalPointer = decode("journal", &value)?;
-            let record: Option<EventRecord> =
-                self.read(T::EventKeys, &event_key(&pointer.page, &pointer.event))?;
+            let key = event_key(&pointer.page, &pointer.event);
+            let record: Option<EventRecord> = self.read(T::EventKeys, &key)?;
             if let Some(EventRecord {
                 processed: false,
                 entry: Some(entry),
                 ..
             }) = record
             {
-                entries.push(entry);
+                moved.push(NewJournalEvent {
+                    page: entry.page,
+                    event: entry.event,
+                    psid: entry.psid,
+                    payload: entry.payload,
+                    received_ms: entry.received_ms,
+                });
+                legacy.push((index, Some(key)));
+            } else {
+                legacy.push((index, None));
             }
         }
-        Ok(entries)
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        let count = moved.len();
+        {
+            let mut unprocessed = self.journal.lock();
+            for event in moved {
+                let key = event_key(&event.page, &event.event);
+                if unprocessed.by_key.contains_key(&key) {
+                    continue;
+                }
+                let lsn = self
+                    .journal
+                    .log
+                    .append(&encode_event(&event)?)
+                    .map_err(log_error("move an event from sled"))?;
+                unprocessed.insert(lsn, key, event);
+            }
+        }
+        self.journal
+            .log
+            .wait_durable(self.journal.log.last_lsn())
+            .map_err(log_error("sync the events moved from sled"))?;
+        let keys = self.tree(T::EventKeys);
+        for (index, key) in legacy {
+            journal.remove(index)?;
+            if let Some(key) = key {
+                keys.remove(key)?;
+            }
+        }
+        self.durable()?;
+        tracing::info!(
+            count,
+            "moved unprocessed events from the sled journal into the log"
+        );
+        Ok(())
     }
 
-    /// Removes index entries left by appends that a crash cut short (run at open, when no
-    /// append is in progress).
-    pub(super) fn journal_drop_dangling(&self) -> StoreResult<()> {
-        let journal = self.tree(T::Journal);
-        for item in journal.iter() {
-            let (key, value) = item?;
-            let seq = super::codec::KeyReader::new(&key).u64()?;
-            let pointer: JournalPointer = decode("journal", &value)?;
-            let record: Option<EventRecord> =
-                self.read(T::EventKeys, &event_key(&pointer.page, &pointer.event))?;
-            let live = record.is_some_and(|r| !r.processed && r.seq == Some(seq));
-            if !live {
-                journal.remove(&key)?;
-            }
+    /// Deletes the log segments whose events are all processed, once sled has flushed the
+    /// marks that say so; returns how many were deleted. Cheap when nothing can go: it runs
+    /// after every [`crate::Store::flush`] and retention sweep.
+    pub(super) fn journal_truncate(&self) -> StoreResult<usize> {
+        let Ok(_one) = self.journal.truncating.try_lock() else {
+            return Ok(0);
+        };
+        let log = &self.journal.log;
+        // Every event below `below` is processed, and its mark committed, by now.
+        let below = {
+            let unprocessed = self.journal.lock();
+            unprocessed
+                .by_lsn
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(log.last_lsn() + 1)
+        };
+        // Record the floor: sled's log is sequential, so if this write survives a crash, the
+        // processed marks committed before it do too. No flush of its own (the next one takes
+        // it); recovery skips the records below it even after their dedup records are swept.
+        if below
+            > self
+                .journal
+                .floor
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.tree(T::Meta)
+                .insert(JOURNAL_FLOOR, super::codec::encode("meta", &below)?)?;
+            self.journal
+                .floor
+                .store(below, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(())
+        if !log.has_segment_below(below) {
+            return Ok(0);
+        }
+        // The marks must be on disk before the records they replace go.
+        self.durable()?;
+        let deleted = log
+            .delete_below(below)
+            .map_err(log_error("delete processed segments"))?;
+        if deleted > 0 {
+            tracing::debug!(deleted, below, "deleted processed event log segments");
+        }
+        Ok(deleted)
+    }
+
+    /// Truncates after a flush that already made sled durable (see [`Self::journal_truncate`]).
+    pub(super) fn journal_truncate_quietly(&self) {
+        if let Err(err) = self.journal_truncate() {
+            tracing::warn!(error = %err, "could not delete processed event log segments");
+        }
     }
 }

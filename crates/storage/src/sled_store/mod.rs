@@ -25,6 +25,7 @@ use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Pu
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::ledger::TopicLedger;
+use crate::log::{HotLog, LogDir, LogError, LogOptions, OsDir};
 use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
@@ -51,7 +52,7 @@ use trees::{T, Tx, TxResult};
 pub const DATABASE_FORMAT: u32 = 1;
 
 /// Settings of a [`SledStore`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreOptions {
     /// How often sled's background thread fsyncs (`None`: never; durable calls flush anyway).
     pub flush_every_ms: Option<u64>,
@@ -60,6 +61,23 @@ pub struct StoreOptions {
     /// Published flow versions kept decoded in memory; beyond it the least recently used are
     /// dropped. Default 1,024.
     pub version_cache_entries: usize,
+    /// Where the event log lives: `None` (the default) is `<path>/log` on the real filesystem;
+    /// tests pass a simulated directory (`SimDir`) to cut power or fail `fdatasync`.
+    pub log_dir: Option<Arc<dyn LogDir>>,
+    /// Size of an event log segment; processed segments are deleted whole (64 MiB).
+    pub log_segment_bytes: u64,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("flush_every_ms", &self.flush_every_ms)
+            .field("cache_capacity_bytes", &self.cache_capacity_bytes)
+            .field("version_cache_entries", &self.version_cache_entries)
+            .field("log_dir", &self.log_dir.as_ref().map(|d| d.location()))
+            .field("log_segment_bytes", &self.log_segment_bytes)
+            .finish()
+    }
 }
 
 impl Default for StoreOptions {
@@ -68,12 +86,17 @@ impl Default for StoreOptions {
             flush_every_ms: Some(500),
             cache_capacity_bytes: 256 * 1024 * 1024,
             version_cache_entries: 1_024,
+            log_dir: None,
+            log_segment_bytes: LogOptions::default().segment_bytes,
         }
     }
 }
 
 /// The embedded sled implementation of [`Store`].
 pub struct SledStore {
+    /// The inbound event journal (the log in `<path>/log`). Declared first so it is dropped
+    /// (its appender thread stopped) before sled releases the file lock that guards the log too.
+    journal: journal::EventJournal,
     db: sled::Db,
     trees: Vec<sled::Tree>,
     group: GroupCommit,
@@ -124,10 +147,40 @@ impl SledStore {
             .iter()
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()?;
+        let log_dir: Arc<dyn LogDir> = match &options.log_dir {
+            Some(dir) => Arc::clone(dir),
+            None => {
+                let location = path.as_ref().join("log");
+                Arc::new(OsDir::open(&location).map_err(|source| StoreError::Log {
+                    action: "create the log directory",
+                    source: LogError::Io {
+                        action: format!("create {}", location.display()),
+                        source,
+                    },
+                })?)
+            }
+        };
+        let (log, recovered) = HotLog::open(
+            log_dir,
+            LogOptions {
+                segment_bytes: options.log_segment_bytes,
+            },
+        )
+        .map_err(|source| StoreError::Log {
+            action: "open",
+            source,
+        })?;
+        if recovered.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = recovered.truncated_bytes,
+                "cut a torn tail off the event log (records never acknowledged)"
+            );
+        }
         let store = Self {
             db,
             trees,
             group: GroupCommit::default(),
+            journal: journal::EventJournal::new(log),
             step_batches: combine::Combiner::default(),
             valid_flows: Mutex::new(version_cache::VersionCache::new(
                 options.version_cache_entries,
@@ -136,7 +189,7 @@ impl SledStore {
         };
         store.check_format()?;
         store.finish_topic_deletions()?;
-        store.journal_drop_dangling()?;
+        store.journal_recover(recovered.records)?;
         store.retention_backfill()?;
         store.ledger_backfill()?;
         store.notifications_resume()?;
@@ -221,6 +274,19 @@ impl SledStore {
     /// [`StoreOptions::version_cache_entries`]).
     pub fn cached_versions(&self) -> usize {
         self.cache().len()
+    }
+
+    /// The event log, only with the `test-support` feature: for tests of truncation and
+    /// poisoning.
+    #[cfg(feature = "test-support")]
+    pub fn event_log(&self) -> &HotLog {
+        self.journal.log()
+    }
+
+    /// Deletes the event log segments whose events are all processed (after a sled flush);
+    /// returns how many. The store does this after every flush and retention sweep.
+    pub fn truncate_event_log(&self) -> StoreResult<usize> {
+        self.journal_truncate()
     }
 
     /// The raw sled database, only with the `test-support` feature: for this crate's tests that
@@ -639,10 +705,14 @@ impl Store for SledStore {
         policy: &RetentionPolicy,
         max_records: usize,
     ) -> StoreResult<SweepReport> {
-        self.retention_sweep(now_ms, policy, max_records)
+        let report = self.retention_sweep(now_ms, policy, max_records)?;
+        self.journal_truncate_quietly();
+        Ok(report)
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.durable()
+        self.durable()?;
+        self.journal_truncate_quietly();
+        Ok(())
     }
 }

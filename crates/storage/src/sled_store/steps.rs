@@ -11,7 +11,7 @@ use super::tokens;
 use super::trees::{T, Tx, TxResult};
 use crate::commit::{DueTimer, NotifyOutcome, StepCommit, StepCommitted, TokenSendOutcome};
 use crate::error::StoreError;
-use crate::ids::{PageId, Psid};
+use crate::ids::{EventId, PageId, Psid};
 use crate::notification::NotificationId;
 use crate::outbox::{NewOutbound, OutboundKind};
 use crate::recurring::RECURRING_CAP_MS;
@@ -251,6 +251,9 @@ fn apply_steps(tx: &Tx<'_>, commits: &[StepCommit]) -> TxResult<Vec<StoreResult<
 impl SledStore {
     pub(super) fn step_commit(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
         let committed = self.transact(|tx| apply_step(tx, &commit))??;
+        if let Some(event) = &commit.event {
+            self.journal_forget([(&commit.page, event)]);
+        }
         self.count_outbox(|s| s.pending += committed.outbox_ids.len() as u64);
         if commit.durable {
             self.durable()?;
@@ -265,6 +268,10 @@ impl SledStore {
     ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
         let durable = commits.iter().any(|c| c.durable);
         let count = commits.len();
+        let events: Vec<(PageId, Option<EventId>)> = commits
+            .iter()
+            .map(|c| (c.page.clone(), c.event.clone()))
+            .collect();
         let results = match self
             .step_batches
             .run(commits, |all| self.transact(|tx| apply_steps(tx, all)).ok())
@@ -280,6 +287,13 @@ impl SledStore {
                 )));
             }
         };
+        self.journal_forget(
+            events
+                .iter()
+                .zip(&results)
+                .filter(|(_, result)| result.is_ok())
+                .filter_map(|((page, event), _)| event.as_ref().map(|event| (page, event))),
+        );
         let queued: usize = results
             .iter()
             .filter_map(|r| r.as_ref().ok())

@@ -172,12 +172,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Writes bytes encoded before the transaction (keeps JSON encoding out of the lock).
-    pub(crate) fn put_encoded(&self, t: T, key: &[u8], bytes: &[u8]) -> TxResult<()> {
-        self.tree(t)?.insert(key, bytes)?;
-        Ok(())
-    }
-
     /// Reads a record's raw bytes, to be decoded only when needed.
     pub(crate) fn get_encoded(&self, t: T, key: &[u8]) -> TxResult<Option<sled::IVec>> {
         Ok(self.tree(t)?.get(key)?)

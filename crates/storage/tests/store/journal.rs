@@ -1,6 +1,7 @@
 //! The inbound journal: dedup, arrival order, processed in the step commit, durable appends.
 
 use super::*;
+use botflow_storage::log::SimDir;
 use botflow_storage::{Appended, EventId, NewJournalEvent, StoreError};
 use std::sync::Arc;
 
@@ -137,46 +138,217 @@ fn concurrent_appends_are_all_durable_and_distinct() {
     }
 }
 
+/// Opens the store in `path` with its event log in `log` (a simulated directory).
+fn open_on(path: &std::path::Path, log: &SimDir, segment_bytes: u64) -> SledStore {
+    SledStore::open(
+        path,
+        StoreOptions {
+            flush_every_ms: None,
+            cache_capacity_bytes: 16 * 1024 * 1024,
+            log_dir: Some(Arc::new(log.clone())),
+            log_segment_bytes: segment_bytes,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn keys(entries: &[botflow_storage::JournalEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.event.0.clone()).collect()
+}
+
 #[test]
-fn a_redelivery_repairs_an_append_cut_short_by_a_crash() {
-    let (_dir, store) = temp_store();
-    let e = event(7, 1);
-    let Appended::New { seq } = store
-        .journal_append_batch(std::slice::from_ref(&e))
-        .unwrap()[0]
-    else {
-        panic!("fresh event reported duplicate");
+fn an_acknowledged_batch_survives_a_power_loss_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimDir::new();
+    let store = Arc::new(open_on(dir.path(), &sim, 64 * 1024 * 1024));
+    let acked = store
+        .journal_append_batch(&[event(1, 1), event(2, 2), event(3, 1)])
+        .unwrap();
+    assert!(acked.iter().all(|a| matches!(a, Appended::New { .. })));
+
+    // A fourth event is written but its fdatasync hangs: it is not acknowledged.
+    sim.hold_syncs(true);
+    let late = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.journal_append_batch(&[event(4, 3)]))
     };
-    // What a crash between the two writes of an append can leave: the event record without
-    // its arrival index entry.
+    while sim.blocked_syncs() == 0 {
+        std::thread::yield_now();
+    }
+    // Power loss now: every unsynced page is lost (or, in the second image, every one kept).
+    let lost = sim.crash(|| false);
+    let kept = sim.crash(|| true);
+    sim.hold_syncs(false);
+    late.join().unwrap().unwrap();
+    drop(store);
+
+    for (image, expected) in [
+        (&lost, vec!["mid.1", "mid.2", "mid.3"]),
+        (&kept, vec!["mid.1", "mid.2", "mid.3", "mid.4"]),
+    ] {
+        let store = open_on(dir.path(), image, 64 * 1024 * 1024);
+        let pending = store.unprocessed_events().unwrap();
+        assert_eq!(keys(&pending), expected);
+        assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
+        // Redeliveries of the acknowledged events are duplicates; the lost one is new.
+        let again = store
+            .journal_append_batch(&[event(1, 1), event(4, 3)])
+            .unwrap();
+        assert_eq!(again[0], Appended::Duplicate);
+        assert_eq!(
+            matches!(again[1], Appended::New { .. }),
+            expected.len() == 3
+        );
+        assert_consistent(&store);
+    }
+}
+
+#[test]
+fn a_failed_fdatasync_poisons_the_journal_and_a_reopen_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimDir::new();
+    let store = open_on(dir.path(), &sim, 64 * 1024 * 1024);
+    store.journal_append_batch(&[event(1, 1)]).unwrap();
+    sim.fail_next_syncs(1);
+    let failed = store.journal_append_batch(&[event(2, 1)]).unwrap_err();
+    assert!(failed.is_fatal(), "{failed}");
+    // Never retried: every later append fails too, even though syncs would work again.
+    let again = store.journal_append_batch(&[event(3, 1)]).unwrap_err();
+    assert!(again.is_fatal(), "{again}");
+    let attempts = sim.sync_attempts();
+    drop(store);
+    assert_eq!(sim.sync_attempts(), attempts, "no sync after the failure");
+
+    // A restart recovers from what is on disk: the acknowledged event, and a redelivery of the
+    // failed ones is accepted.
+    let store = open_on(dir.path(), &sim.crash(|| false), 64 * 1024 * 1024);
+    assert_eq!(keys(&store.unprocessed_events().unwrap()), vec!["mid.1"]);
+    let redelivered = store
+        .journal_append_batch(&[event(2, 1), event(3, 1)])
+        .unwrap();
+    assert!(
+        redelivered
+            .iter()
+            .all(|a| matches!(a, Appended::New { .. }))
+    );
+    assert_consistent(&store);
+}
+
+#[test]
+fn processed_segments_are_deleted_and_an_unprocessed_event_keeps_its_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimDir::new();
+    // About four events per segment.
+    let store = open_on(dir.path(), &sim, 600);
+    let events: Vec<_> = (1..=20).map(|n| event(n, n % 3)).collect();
+    for e in &events {
+        store.journal_append_batch(std::slice::from_ref(e)).unwrap();
+    }
+    let segments = store.event_log().segment_names().len();
+    assert!(segments >= 4, "{segments} segments");
+    // Process every event but the sixth.
+    for e in events.iter().filter(|e| e.event.0 != "mid.6") {
+        store
+            .commit_step(StepCommit {
+                event: Some(e.event.clone()),
+                ..bare_commit(&e.psid, Session::default(), 10)
+            })
+            .unwrap();
+    }
+    store.flush().unwrap();
+    let left = store.event_log().segment_names();
+    assert!(left.len() < segments, "{left:?}");
+    assert!(left.len() > 1, "the sixth event's segment stays: {left:?}");
+    assert_eq!(keys(&store.unprocessed_events().unwrap()), vec!["mid.6"]);
+    drop(store);
+
+    // After a restart the kept segments' processed events stay processed.
+    let store = open_on(dir.path(), &sim, 600);
+    assert_eq!(keys(&store.unprocessed_events().unwrap()), vec!["mid.6"]);
+    assert_eq!(
+        store.journal_append_batch(&events[..3]).unwrap(),
+        vec![Appended::Duplicate; 3]
+    );
+    let e = &events[5];
+    store
+        .commit_step(StepCommit {
+            event: Some(e.event.clone()),
+            ..bare_commit(&e.psid, Session::default(), 10)
+        })
+        .unwrap();
+    assert_eq!(store.truncate_event_log().unwrap(), left.len() - 1);
+    assert_eq!(store.event_log().segment_names().len(), 1);
+    assert!(store.unprocessed_events().unwrap().is_empty());
+
+    // The last segment is never deleted; once the retention sweep removes the dedup records of
+    // its processed events, the processed floor still keeps them from coming back.
     store
         .raw_db()
-        .open_tree("journal")
+        .open_tree("event_keys")
         .unwrap()
         .clear()
         .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = open_on(dir.path(), &sim, 600);
     assert!(store.unprocessed_events().unwrap().is_empty());
+}
 
-    // Messenger redelivers (no 200 was sent): the event is back, under its first sequence number.
-    assert_eq!(
-        store
-            .journal_append_batch(std::slice::from_ref(&e))
-            .unwrap(),
-        vec![Appended::New { seq }]
-    );
+#[test]
+fn an_unprocessed_event_journaled_in_sled_by_an_older_release_moves_into_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = event(9, 1);
+    {
+        let store = open(dir.path());
+        // The two records an older release wrote for an unprocessed event.
+        let db = store.raw_db();
+        let mut key = Vec::new();
+        for part in [page().0.as_str(), "mid.9"] {
+            key.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            key.extend_from_slice(part.as_bytes());
+        }
+        let record = json!({"seq": 77, "processed": false, "entry": {
+            "seq": 77, "page": page().0, "event": "mid.9", "psid": e.psid.0,
+            "payload": e.payload, "received_ms": 9}});
+        let pointer = json!({"page": page().0, "event": "mid.9"});
+        let encode = |v: &Value| {
+            let mut bytes = vec![1u8];
+            bytes.extend(serde_json::to_vec(v).unwrap());
+            bytes
+        };
+        db.open_tree("event_keys")
+            .unwrap()
+            .insert(key, encode(&record))
+            .unwrap();
+        db.open_tree("journal")
+            .unwrap()
+            .insert(77u64.to_be_bytes(), encode(&pointer))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = open(dir.path());
     let pending = store.unprocessed_events().unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(
-        (pending[0].seq, pending[0].payload.clone()),
-        (seq, e.payload.clone())
-    );
+    assert_eq!(keys(&pending), vec!["mid.9"]);
+    assert_eq!(pending[0].payload, e.payload);
     assert_eq!(
         store
             .journal_append_batch(std::slice::from_ref(&e))
             .unwrap(),
         vec![Appended::Duplicate]
     );
+    assert!(store.raw_db().open_tree("journal").unwrap().is_empty());
+    store
+        .commit_step(StepCommit {
+            event: Some(e.event.clone()),
+            ..bare_commit(&e.psid, Session::default(), 10)
+        })
+        .unwrap();
+    assert!(store.unprocessed_events().unwrap().is_empty());
     assert_consistent(&store);
+    drop(store);
+    let store = open(dir.path());
+    assert!(store.unprocessed_events().unwrap().is_empty());
 }
 
 #[test]

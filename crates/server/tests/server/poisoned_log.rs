@@ -1,0 +1,119 @@
+//! A failed `fdatasync` of the event log: the webhook answers 500 (Messenger redelivers), the
+//! server reports the fatal error so `botflow serve` exits, and a restart recovers.
+
+use crate::support::{APP_SECRET, PAGE_ID, message_delivery, test_config};
+use botflow_messenger::fake::FakeGraphApi;
+use botflow_server::metrics::ServerMetrics;
+use botflow_server::{AppState, app, router, startup};
+use botflow_storage::log::SimDir;
+use botflow_storage::{SledStore, Store, StoreOptions};
+use reqwest::StatusCode;
+use std::path::Path;
+use std::sync::Arc;
+
+fn open_store(path: &Path, log: &SimDir) -> Arc<dyn Store> {
+    let store = SledStore::open(
+        path,
+        StoreOptions {
+            flush_every_ms: None,
+            log_dir: Some(Arc::new(log.clone())),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    startup::register_pages(&store, &[PAGE_ID.into()], 1).unwrap();
+    Arc::new(store)
+}
+
+/// The router over `store`, served on 127.0.0.1 until `stop` is sent; returns its state, base
+/// URL, the stop sender and the serving task.
+async fn serve(
+    store: Arc<dyn Store>,
+    data_dir: &Path,
+    fake: &FakeGraphApi,
+) -> (
+    Arc<AppState>,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let config = test_config(data_dir, fake.base_url());
+    let metrics = Arc::new(ServerMetrics::default());
+    let runtime = Arc::new(
+        app::start_runtime(&config, store.clone(), &metrics)
+            .await
+            .unwrap(),
+    );
+    let state = Arc::new(AppState::new(config, store, runtime, metrics));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let routes = router(state.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, routes)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (state, url, stop, task)
+}
+
+async fn deliver(url: &str, body: &str) -> StatusCode {
+    let signature = botflow_messenger::sign_body(APP_SECRET.as_bytes(), body.as_bytes());
+    reqwest::Client::new()
+        .post(format!("{url}/webhook"))
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fdatasync_answers_500_reports_a_fatal_error_and_a_restart_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGraphApi::start().await;
+    let sim = SimDir::new();
+    let store = open_store(dir.path(), &sim);
+    let (state, url, stop, task) = serve(store.clone(), dir.path(), &fake).await;
+
+    assert_eq!(
+        deliver(&url, &message_delivery("7", "m-1", "hello")).await,
+        StatusCode::OK
+    );
+    sim.fail_next_syncs(1);
+    let failed = message_delivery("7", "m-2", "again");
+    assert_eq!(
+        deliver(&url, &failed).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let error = state.fatal_error().await;
+    assert!(error.contains("fdatasync"), "{error}");
+    // Never retried: the next delivery fails too, and no sync is attempted for it.
+    let attempts = sim.sync_attempts();
+    assert_eq!(
+        deliver(&url, &message_delivery("8", "m-3", "later")).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(sim.sync_attempts(), attempts);
+    // What `botflow serve` does next: stop, then exit.
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    state.runtime.shutdown().await.unwrap();
+    drop(state);
+    drop(store);
+
+    // The restart recovers from what is on disk: the acknowledged event is there (processed or
+    // not), Messenger's redeliveries of the refused events are journaled as new.
+    let recovered = sim.crash(|| false);
+    let store = open_store(dir.path(), &recovered);
+    let (_state, url, _stop, _task) = serve(store, dir.path(), &fake).await;
+    assert_eq!(deliver(&url, &failed).await, StatusCode::OK);
+    assert_eq!(
+        deliver(&url, &message_delivery("8", "m-3", "later")).await,
+        StatusCode::OK
+    );
+}
