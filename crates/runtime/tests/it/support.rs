@@ -47,7 +47,11 @@ pub(crate) fn client(fake: &FakeGraphApi) -> SendClient {
 pub(crate) fn client_for(base_url: &str) -> SendClient {
     let mut config = ClientConfig::new("page-token");
     config.graph_base_url = base_url.to_owned();
-    config.timeout = Duration::from_secs(2);
+    // Long enough that a machine loaded by parallel builds does not time out requests the fake
+    // still answers later: a timed-out send is retried (at-least-once), and the stale attempt
+    // then reaches the fake after the subscriber's next message, which order tests would
+    // read as an inversion. Timeout tests set their own.
+    config.timeout = Duration::from_secs(10);
     config.retry = RetryPolicy {
         max_attempts: 2,
         base_delay: Duration::from_millis(5),
