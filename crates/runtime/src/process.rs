@@ -168,6 +168,10 @@ pub(crate) enum ProcessError {
     /// The store failed (the work may be retried).
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// An earlier item of the same subscriber in the batch failed: this one waits for it, so
+    /// the subscriber's work never runs out of order.
+    #[error("held back behind the subscriber's failed earlier work")]
+    Deferred,
     /// Processing panicked; the work was contained and not retried.
     #[error("processing panicked: {0}")]
     Panicked(String),
@@ -213,7 +217,9 @@ impl Processor {
 
     /// Processes a shard's batch in order, committing steps of different subscribers together
     /// (one transaction, no wait for the disk). A subscriber's second item in a batch is only
-    /// prepared after its first is committed, so it sees the new session and tokens.
+    /// prepared after its first is committed, so it sees the new session and tokens; once a
+    /// subscriber's item fails, its later items are [`ProcessError::Deferred`] (the caller
+    /// retries them in order after the failed one).
     pub(crate) fn process_batch(&self, batch: &[Work]) -> Vec<Result<Processed, ProcessError>> {
         let mut results: Vec<Option<Result<Processed, ProcessError>>> =
             (0..batch.len()).map(|_| None).collect();
@@ -225,6 +231,13 @@ impl Processor {
                 .any(|(_, p)| p.commit.page == *page && p.commit.psid == *psid)
             {
                 self.commit_pending(&mut pending, &mut results);
+            }
+            let behind_a_failure = batch[..i].iter().zip(&results).any(|(earlier, result)| {
+                earlier.subscriber() == (page, psid) && matches!(result, Some(Err(_)))
+            });
+            if behind_a_failure {
+                results[i] = Some(Err(ProcessError::Deferred));
+                continue;
             }
             match self.prepare_contained(work) {
                 Ok(Prepared::Done(processed)) => results[i] = Some(Ok(processed)),

@@ -246,6 +246,10 @@ async fn run_shard(
                         // The event stays unprocessed in the journal; the follower offers it again.
                         processor.metrics.events_failed.inc();
                         tracing::error!(%error, "giving up on work after store errors");
+                    } else if let ProcessError::Deferred = error {
+                        // Left behind its failed predecessor, in the journal (or the session, for
+                        // a timer), to be offered again in order.
+                        tracing::warn!(work = ?work.id(), "work left for later behind a failed earlier item of its subscriber");
                     }
                 }
             }
@@ -260,11 +264,21 @@ fn process_batch(
     batch: Vec<Work>,
 ) -> Vec<(Work, Result<Processed, ProcessError>)> {
     let results = processor.process_batch(&batch);
+    // Subscribers whose work failed for good in this batch: their later work stays deferred
+    // (events stay in the journal, where the follower offers them again in order).
+    let mut failed: Vec<(PageId, Psid)> = Vec::new();
     batch
         .into_iter()
         .zip(results)
         .map(|(work, result)| {
+            let (page, psid) = work.subscriber();
             let mut result = result;
+            if matches!(result, Err(ProcessError::Deferred))
+                && !failed.iter().any(|(p, s)| p == page && s == psid)
+            {
+                // The earlier work it waited for is done now: run it in its turn.
+                result = processor.process(&work);
+            }
             let mut attempt = 1;
             while let Err(ProcessError::Store(error)) = &result {
                 if attempt >= STORE_ATTEMPTS {
@@ -280,6 +294,9 @@ fn process_batch(
                 }
                 attempt += 1;
                 result = processor.process(&work);
+            }
+            if result.is_err() {
+                failed.push((page.clone(), psid.clone()));
             }
             (work, result)
         })

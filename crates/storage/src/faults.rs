@@ -1,7 +1,7 @@
 //! A [`Store`] wrapper that injects faults for tests (feature `test-support`): it delegates
 //! every call to a real store, panics where a test asked it to (a panic while processing one
-//! subscriber must stay with that subscriber's work), and can run a change just before the next
-//! step commit (to interleave token changes between a step's read and its commit).
+//! subscriber must stay with that subscriber's work) or fails session loads with a store error,
+//! and can run a change just before the next step commit (to interleave token changes between a step's read and its commit).
 
 use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
 use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
@@ -26,11 +26,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// A change a test runs against the real store just before the next step commit.
 type BeforeCommit = Box<dyn FnOnce(&dyn Store) + Send>;
 
-/// A store that panics on the next `load_session` calls of chosen subscribers, and runs a
-/// test's change before the next step commit.
+/// A store that panics on, or fails, the next `load_session` calls of chosen subscribers, and
+/// runs a test's change before the next step commit.
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     panics_left: Mutex<HashMap<Psid, u32>>,
+    failures_left: Mutex<HashMap<Psid, u32>>,
     before_commit: Mutex<Option<BeforeCommit>>,
 }
 
@@ -40,6 +41,7 @@ impl FaultyStore {
         Self {
             inner,
             panics_left: Mutex::new(HashMap::new()),
+            failures_left: Mutex::new(HashMap::new()),
             before_commit: Mutex::new(None),
         }
     }
@@ -71,20 +73,28 @@ impl FaultyStore {
             .insert(psid.clone(), times);
     }
 
-    fn maybe_panic(&self, psid: &Psid) {
-        let armed = {
-            let mut left = self
-                .panics_left
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match left.get_mut(psid) {
-                Some(n) if *n > 0 => {
-                    *n -= 1;
-                    true
-                }
-                _ => false,
+    /// Makes the next `times` loads of `psid`'s session fail with a store error.
+    pub fn fail_on_load(&self, psid: &Psid, times: u32) {
+        self.failures_left
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(psid.clone(), times);
+    }
+
+    /// Takes one armed fault of `psid` from `faults`; whether one was armed.
+    fn take_armed(faults: &Mutex<HashMap<Psid, u32>>, psid: &Psid) -> bool {
+        let mut left = faults.lock().unwrap_or_else(PoisonError::into_inner);
+        match left.get_mut(psid) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
             }
-        };
+            _ => false,
+        }
+    }
+
+    fn maybe_panic(&self, psid: &Psid) {
+        let armed = Self::take_armed(&self.panics_left, psid);
         assert!(!armed, "injected fault: loading the session of {psid}");
     }
 }
@@ -216,6 +226,11 @@ impl Store for FaultyStore {
 
     fn load_session(&self, page: &PageId, psid: &Psid) -> StoreResult<Option<Session>> {
         self.maybe_panic(psid);
+        if Self::take_armed(&self.failures_left, psid) {
+            return Err(crate::StoreError::Database(format!(
+                "injected fault: loading the session of {psid}"
+            )));
+        }
         self.inner.load_session(page, psid)
     }
 

@@ -75,6 +75,54 @@ async fn a_panic_on_one_event_fails_that_event_and_the_subscriber_goes_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_error_on_an_event_holds_back_the_subscribers_next_event_in_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (faults, store) = faulty(dir.path());
+    publish(store.as_ref(), ECHO);
+    let fake = FakeGraphApi::start().await;
+    // One shard, so the two events of "late" share a batch behind "busy"'s.
+    let runtime = start(
+        &store,
+        &fake,
+        RuntimeConfig {
+            workers: 1,
+            ..fast_config()
+        },
+    )
+    .await;
+    let now = runtime.clock().now_ms();
+    let greetings = vec![
+        journal(store.as_ref(), text("busy", "busy-0", "hi"), now).unwrap(),
+        journal(store.as_ref(), text("late", "late-0", "hi"), now).unwrap(),
+    ];
+    runtime.submit(greetings).await.unwrap();
+    wait_for("the greetings processed", LONG, || {
+        store.unprocessed_events().unwrap().is_empty().then_some(())
+    })
+    .await;
+    // "busy"'s failed load keeps the shard in its retry pause while "late"'s events queue up.
+    faults.fail_on_load(&Psid::from("busy"), 1);
+    faults.fail_on_load(&Psid::from("late"), 1);
+    let busy = journal(store.as_ref(), text("busy", "busy-1", "9"), now).unwrap();
+    let late = vec![
+        journal(store.as_ref(), text("late", "late-1", "1"), now).unwrap(),
+        journal(store.as_ref(), text("late", "late-2", "2"), now).unwrap(),
+    ];
+    runtime.submit(vec![busy]).await.unwrap();
+    runtime.submit(late).await.unwrap();
+    wait_for("late's two replies", LONG, || {
+        let texts = texts_to(&fake, "late");
+        (texts.len() >= 2).then_some(texts)
+    })
+    .await;
+    // The first event's load failed once; the second waited for its retry instead of
+    // overtaking it.
+    assert_eq!(texts_to(&fake, "late"), ["ack 1", "ack 2"]);
+    assert_eq!(texts_to(&fake, "busy"), ["ack 9"]);
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_on_a_timer_drops_that_timer_and_other_timers_fire() {
     let dir = tempfile::tempdir().unwrap();
     let (faults, store) = faulty(dir.path());
