@@ -3,39 +3,15 @@
 //! the OTN request reaching Messenger, the opt-in, one notification sending exactly one message
 //! with the token, and a second notification sending none.
 
-use crate::support::{PAGE_ID, ServerProcess, wait_until, workspace_root};
-use botflow_messenger::fake::{FakeGraphApi, SentMessage};
+use crate::support::{PAGE_ID, ServerProcess, example_flow, now_ms, sent_matching, wait_until};
+use botflow_messenger::fake::FakeGraphApi;
 use botflow_server::delivery::{envelope, otn_optin, text_message};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const PSID: &str = "5550001";
 const WAIT: Duration = Duration::from_secs(30);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn example_flow(name: &str) -> Value {
-    let path = workspace_root().join("flows").join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-async fn sent_matching(
-    fake: &FakeGraphApi,
-    what: &str,
-    matches: impl Fn(&SentMessage) -> bool,
-) -> SentMessage {
-    wait_until(what, WAIT, || {
-        let found = fake.sent_messages().into_iter().find(|m| matches(m));
-        async move { found }
-    })
-    .await
-}
 
 async fn topic_named(server: &ServerProcess, name: &str) -> Value {
     let (status, topics) = server

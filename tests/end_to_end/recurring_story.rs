@@ -5,34 +5,16 @@
 //! pays with the recurring token of a holder without an OTN token, once per period.
 
 use crate::support::{
-    ADMIN_TOKEN, PAGE_ID, ServerProcess, botflow_bin, wait_until, workspace_root,
+    ADMIN_TOKEN, PAGE_ID, ServerProcess, botflow_bin, example_flow, now_ms, sent_matching,
+    wait_until,
 };
 use botflow_messenger::fake::{FakeGraphApi, SentMessage};
 use botflow_server::delivery::{envelope, recurring_optin, recurring_status, text_message};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-async fn sent_matching(
-    fake: &FakeGraphApi,
-    what: &str,
-    matches: impl Fn(&SentMessage) -> bool,
-) -> SentMessage {
-    wait_until(what, WAIT, || {
-        let found = fake.sent_messages().into_iter().find(|m| matches(m));
-        async move { found }
-    })
-    .await
-}
 
 /// Posts one event in its own signed delivery and checks the 200.
 async fn deliver(server: &ServerProcess, event: Value) {
@@ -134,10 +116,7 @@ async fn the_recurring_story_end_to_end() {
     let server = ServerProcess::start(data.path(), fake.base_url(), None).await;
 
     // Publishing the example flow creates its topic by name.
-    let flow: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace_root().join("flows/weekly-deals.json")).unwrap(),
-    )
-    .unwrap();
+    let flow: Value = example_flow("weekly-deals");
     let flows = format!("/api/pages/{PAGE_ID}/flows");
     let (status, draft) = server
         .api_json(Method::PUT, &format!("{flows}/weekly-deals"), Some(flow))
@@ -305,10 +284,7 @@ async fn a_flow_notification_pays_otn_send_with_the_recurring_token_once_per_per
     let fake = FakeGraphApi::start().await;
     let data = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(data.path(), fake.base_url(), None).await;
-    let flow: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace_root().join("flows/weekly-deals.json")).unwrap(),
-    )
-    .unwrap();
+    let flow: Value = example_flow("weekly-deals");
     let published = publish(&server, flow).await;
     let topic = published["topics_created"][0]["id"]
         .as_str()

@@ -255,6 +255,25 @@ impl Drop for ServerProcess {
     }
 }
 
+/// An example flow of `flows/` as JSON.
+pub(crate) fn example_flow(name: &str) -> serde_json::Value {
+    let path = workspace_root().join("flows").join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The first message the fake accepted that `matches`, waiting up to 30 s for it.
+pub(crate) async fn sent_matching(
+    fake: &botflow_messenger::fake::FakeGraphApi,
+    what: &str,
+    matches: impl Fn(&botflow_messenger::fake::SentMessage) -> bool,
+) -> botflow_messenger::fake::SentMessage {
+    wait_until(what, Duration::from_secs(30), || {
+        let found = fake.sent_messages().into_iter().find(|m| matches(m));
+        async move { found }
+    })
+    .await
+}
+
 /// Milliseconds since the Unix epoch, for webhook timestamps.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
