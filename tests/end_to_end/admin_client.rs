@@ -2,7 +2,7 @@
 //! the real binary against the real `botflow serve` (and `serve --demo`) on 127.0.0.1.
 
 use crate::support::{
-    ADMIN_TOKEN, PAGE_ID, ServerProcess, botflow_bin, wait_until, workspace_root,
+    ADMIN_TOKEN, PAGE_ID, ServerProcess, botflow_bin, now_ms, wait_until, workspace_root,
 };
 use botflow_messenger::fake::FakeGraphApi;
 use botflow_server::delivery::{envelope, otn_optin, text_message};
@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -418,13 +418,6 @@ async fn topics_commands_round_trip() {
     );
     let run = botflow(&url, &[], &["topics", "list"]);
     assert_eq!(run.stdout, "no topics\n");
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,21 +2,14 @@
 //! oversized body are refused with nothing stored; a redelivered event is answered once; the
 //! server starts with a flows folder and stops cleanly on SIGTERM.
 
-use crate::support::{BODY_LIMIT, PAGE_ID, ServerProcess, wait_until, workspace_root};
+use crate::support::{BODY_LIMIT, PAGE_ID, ServerProcess, now_ms, wait_until, workspace_root};
 use botflow_messenger::fake::FakeGraphApi;
 use botflow_server::delivery::{envelope, signature, text_message};
 use reqwest::Method;
 use serde_json::Value;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 fn message(psid: &str, mid: &str, text: &str) -> String {
     let t = now_ms();
