@@ -33,6 +33,12 @@ pub(crate) struct Shards {
     /// Journaled events handed to a shard, by journal sequence number (the journal lists an
     /// event until its commit; the webhook and the journal follower may both offer it).
     events: Mutex<InFlight<u64>>,
+    /// One turn per shard: claiming work and putting it in the shard's queue happen under it,
+    /// so work claimed first is queued first. (A task waiting for queue space may lose its
+    /// place to a later sender — Tokio's cooperative budget can make a send yield before it
+    /// queues as a waiter — which once let a subscriber's next event overtake the one a
+    /// journal-follower read had claimed.)
+    turns: Vec<tokio::sync::Mutex<()>>,
 }
 
 type TimerKey = (PageId, Psid, u64);
@@ -114,6 +120,9 @@ impl Shards {
             metrics,
             timers: Mutex::new(InFlight::default()),
             events: Mutex::new(InFlight::default()),
+            turns: (0..count.max(1))
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         });
         let tasks = receivers
             .into_iter()
@@ -131,14 +140,28 @@ impl Shards {
 
     /// Queues work behind the subscriber's earlier work; waits while the shard's queue is full.
     pub(crate) async fn submit(&self, work: Work) -> Result<(), Closed> {
-        let sender = {
+        self.submit_claimed(work, || true).await.map(|_| ())
+    }
+
+    /// Queues work if `claim` (run in the shard's turn) accepts it; returns whether it did.
+    async fn submit_claimed(
+        &self,
+        work: Work,
+        claim: impl FnOnce() -> bool,
+    ) -> Result<bool, Closed> {
+        let (index, sender) = {
             let guard = self.senders.read().unwrap_or_else(PoisonError::into_inner);
             let senders = guard.as_ref().ok_or(Closed)?;
             let (page, psid) = work.subscriber();
-            senders[shard_index(page, psid, senders.len())].clone()
+            let index = shard_index(page, psid, senders.len());
+            (index, senders[index].clone())
         };
+        let _turn = self.turns[index % self.turns.len()].lock().await;
+        if !claim() {
+            return Ok(false);
+        }
         self.metrics.queue_depth.add(1);
-        sender.send(work).await.map_err(|_| {
+        sender.send(work).await.map(|()| true).map_err(|_| {
             self.metrics.queue_depth.add(-1);
             Closed
         })
@@ -156,11 +179,11 @@ impl Shards {
     /// (the webhook and the journal follower may both offer it). Returns whether it was queued.
     pub(crate) async fn submit_event(&self, entry: JournalEntry) -> Result<bool, Closed> {
         let seq = entry.seq;
-        if !self.events().claim(&seq) {
-            return Ok(false);
-        }
-        match self.submit(Work::Event(entry)).await {
-            Ok(()) => Ok(true),
+        match self
+            .submit_claimed(Work::Event(entry), || self.events().claim(&seq))
+            .await
+        {
+            Ok(queued) => Ok(queued),
             Err(closed) => {
                 self.events().release(&seq);
                 Err(closed)
@@ -331,15 +354,17 @@ pub(crate) async fn run_timers(
         };
         for due in due {
             let key = (due.page.clone(), due.psid.clone(), due.timer.id);
-            if !shards.timers().claim(&key) {
-                continue;
-            }
             let work = Work::Timer {
                 page: due.page,
                 psid: due.psid,
                 timer_id: due.timer.id,
             };
-            if shards.submit(work).await.is_err() {
+            if shards
+                .submit_claimed(work, || shards.timers().claim(&key))
+                .await
+                .is_err()
+            {
+                shards.timers().release(&key);
                 return;
             }
         }
