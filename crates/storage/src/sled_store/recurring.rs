@@ -7,11 +7,10 @@
 //! (and keeps the one before, given back by [`undo_send`] when the message is cancelled unsent).
 
 use super::SledStore;
-use super::codec::KeyReader;
 use super::ledger;
 use super::notifications;
 use super::outbox::{enqueue, reserve_id};
-use super::tokens::{holder_key, holder_prefix, token_key};
+use super::tokens::{holder_key, token_key};
 use super::topics::live_topic;
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
@@ -242,14 +241,7 @@ impl SledStore {
         page: &PageId,
         topic: &TopicId,
     ) -> StoreResult<Vec<Psid>> {
-        self.scan_keys(T::RecurringHolders, &holder_prefix(page, topic))?
-            .iter()
-            .map(|key| {
-                let mut reader = KeyReader::new(key);
-                let (_page, _topic) = (reader.str()?, reader.str()?);
-                Ok(Psid(reader.str()?))
-            })
-            .collect()
+        self.holders_in(T::RecurringHolders, page, topic)
     }
 
     pub(super) fn recurring_notify(

@@ -479,7 +479,17 @@ impl SledStore {
 
     /// The raw holder list (no expiry filter), used by notifications that count expiries.
     pub(super) fn holder_psids(&self, page: &PageId, topic: &TopicId) -> StoreResult<Vec<Psid>> {
-        self.scan_keys(T::TopicHolders, &holder_prefix(page, topic))?
+        self.holders_in(T::TopicHolders, page, topic)
+    }
+
+    /// The subscribers listed under (page, topic) in a holder index (one-time or recurring).
+    pub(super) fn holders_in(
+        &self,
+        tree: T,
+        page: &PageId,
+        topic: &TopicId,
+    ) -> StoreResult<Vec<Psid>> {
+        self.scan_keys(tree, &holder_prefix(page, topic))?
             .iter()
             .map(|key| {
                 let mut reader = KeyReader::new(key);
