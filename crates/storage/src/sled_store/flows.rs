@@ -156,10 +156,7 @@ impl SledStore {
             document,
             saved_ms: now_ms,
         };
-        self.tree(T::Drafts).insert(
-            flow_key(page, &draft.document.id),
-            super::codec::encode("drafts", &draft)?,
-        )?;
+        self.transact(|tx| tx.put(T::Drafts, &flow_key(page, &draft.document.id), &draft))?;
         self.durable()?;
         Ok(draft)
     }

@@ -9,24 +9,27 @@
 //!   under the same lock the appends take.
 //! - **Duplicates** answer [`Appended::Duplicate`]; a duplicate of an event whose record is not
 //!   durable yet waits until it is, so its 200 means what the first one's does.
-//! - **Recovery** at open reads the log and keeps the events sled does not mark processed.
-//!   Unprocessed events journaled in sled by an older release are moved into the log first.
-//! - **Truncation** ([`SledStore::journal_truncate`]): a segment is deleted only when every event
-//!   in it is processed *and* sled has flushed the marks that say so, so a crash never finds an
-//!   event in neither place.
+//! - **Recovery** at open reads the log's event records and keeps the events the store (after
+//!   the redo records are replayed) does not mark processed. Unprocessed events journaled in
+//!   sled by an older release are moved into the log first.
+//! - **Truncation** (by checkpoints, `checkpoint.rs`): a segment is deleted only when every event
+//!   in it is processed *and* a durable checkpoint holds the marks that say so, so a crash never
+//!   finds an event in neither place.
 //! - **Poison**: once an append or `fdatasync` fails, the log refuses every append
 //!   ([`StoreError::Log`], [`StoreError::is_fatal`]); the process must restart to recover.
 
 use super::SledStore;
+use super::checkpoint::JOURNAL_FLOOR;
 use super::codec::{Key, decode};
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
 use crate::ids::{EventId, PageId};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
-use crate::log::{HotLog, LogError, Lsn};
+use crate::log::{LogError, Lsn};
 use crate::store::StoreResult;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// The dedup record of an inbound event, holding the event until it is processed.
@@ -146,9 +149,6 @@ fn decode_event(lsn: Lsn, bytes: &[u8]) -> StoreResult<NewJournalEvent> {
     }
 }
 
-/// The `meta` key of the journal's processed floor.
-const JOURNAL_FLOOR: &[u8] = b"journal_floor";
-
 fn log_error(action: &'static str) -> impl FnOnce(LogError) -> StoreError {
     move |source| StoreError::Log { action, source }
 }
@@ -179,36 +179,35 @@ impl Unprocessed {
     }
 }
 
-/// The event journal: the log and the unprocessed events in memory.
+/// The unprocessed events in memory (their records are in the log).
+#[derive(Debug, Default)]
 pub(super) struct EventJournal {
-    log: HotLog,
     unprocessed: Mutex<Unprocessed>,
-    /// Held by one truncation at a time.
-    truncating: Mutex<()>,
-    /// Every event below this LSN is processed, as recorded in sled (`meta/journal_floor`).
-    floor: std::sync::atomic::AtomicU64,
+    /// Every event below this LSN is processed, as recorded by the last durable checkpoint
+    /// (`meta/journal_floor`).
+    floor: AtomicU64,
 }
 
 impl EventJournal {
-    pub(super) fn new(log: HotLog) -> Self {
-        Self {
-            log,
-            unprocessed: Mutex::new(Unprocessed::default()),
-            truncating: Mutex::new(()),
-            floor: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
     fn lock(&self) -> MutexGuard<'_, Unprocessed> {
         self.unprocessed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The log (for tests and diagnostics).
-    #[cfg(feature = "test-support")]
-    pub(super) fn log(&self) -> &HotLog {
-        &self.log
+    /// The LSN of the oldest unprocessed event.
+    pub(super) fn lowest_unprocessed(&self) -> Option<Lsn> {
+        self.lock().by_lsn.keys().next().copied()
+    }
+
+    /// The processed floor of the last durable checkpoint.
+    pub(super) fn floor(&self) -> Lsn {
+        self.floor.load(Ordering::Acquire)
+    }
+
+    /// Records the floor a durable checkpoint wrote.
+    pub(super) fn set_floor(&self, floor: Lsn) {
+        self.floor.fetch_max(floor, Ordering::AcqRel);
     }
 }
 
@@ -227,7 +226,7 @@ impl SledStore {
         // The highest LSN an answer depends on: a new event's, or a duplicate's original.
         let mut wait: Lsn = 0;
         {
-            let mut unprocessed = self.journal.lock();
+            let mut unprocessed = self.core.journal.lock();
             for (event, payload) in events.iter().zip(&encoded) {
                 let key = event_key(&event.page, &event.event);
                 if let Some(&lsn) = unprocessed.by_key.get(&key) {
@@ -242,7 +241,7 @@ impl SledStore {
                     continue;
                 }
                 let lsn = self
-                    .journal
+                    .core
                     .log
                     .append(payload)
                     .map_err(log_error("append an event"))?;
@@ -252,7 +251,7 @@ impl SledStore {
             }
         }
         if wait > 0 {
-            self.journal
+            self.core
                 .log
                 .wait_durable(wait)
                 .map_err(log_error("wait for the event log's fdatasync"))?;
@@ -265,7 +264,7 @@ impl SledStore {
         &self,
         processed: impl IntoIterator<Item = (&'a PageId, &'a EventId)>,
     ) {
-        let mut unprocessed = self.journal.lock();
+        let mut unprocessed = self.core.journal.lock();
         for (page, event) in processed {
             if let Some(lsn) = unprocessed.by_key.remove(&event_key(page, event)) {
                 unprocessed.by_lsn.remove(&lsn);
@@ -277,8 +276,8 @@ impl SledStore {
     /// `fdatasync` is still running is left out: nothing may act on it before its webhook could
     /// be acknowledged.
     pub(super) fn journal_unprocessed(&self) -> StoreResult<Vec<JournalEntry>> {
-        let unprocessed = self.journal.lock();
-        let durable = self.journal.log.durable_lsn();
+        let unprocessed = self.core.journal.lock();
+        let durable = self.core.log.durable_lsn();
         Ok(unprocessed
             .by_lsn
             .range(..=durable)
@@ -290,10 +289,10 @@ impl SledStore {
     /// moves the unprocessed events an older release journaled in sled into the log (run at
     /// open, before any append).
     pub(super) fn journal_recover(&self, records: Vec<(Lsn, Vec<u8>)>) -> StoreResult<()> {
-        let keys = self.tree(T::EventKeys);
-        let meta = self.tree(T::Meta);
-        let mut floor = super::trees::read::<u64>(meta, T::Meta, JOURNAL_FLOOR)?.unwrap_or(0);
-        let next = self.journal.log.last_lsn() + 1;
+        let meta = self.core.base.sled_tree(T::Meta);
+        let mut floor =
+            super::trees::read::<u64>(&self.core.base, T::Meta, JOURNAL_FLOOR)?.unwrap_or(0);
+        let next = self.core.log.last_lsn() + 1;
         if floor > next {
             // The log was replaced by a shorter one (restored or removed by hand): its LSNs
             // start again, so the floor says nothing about them.
@@ -305,11 +304,10 @@ impl SledStore {
             floor = 0;
             meta.insert(JOURNAL_FLOOR, super::codec::encode("meta", &floor)?)?;
         }
-        self.journal
-            .floor
-            .store(floor, std::sync::atomic::Ordering::Relaxed);
+        self.core.journal.floor.store(floor, Ordering::Release);
+        let keys = self.tree(T::EventKeys);
         {
-            let mut unprocessed = self.journal.lock();
+            let mut unprocessed = self.core.journal.lock();
             for (lsn, bytes) in records {
                 // Below the floor every event is processed, even one whose dedup record the
                 // retention sweep has removed since.
@@ -325,9 +323,7 @@ impl SledStore {
                 unprocessed.insert(lsn, key, event);
             }
         }
-        self.journal_move_legacy()?;
-        self.journal_truncate()?;
-        Ok(())
+        self.journal_move_legacy()
     }
 
     /// Moves the unprocessed events of sled's `journal` tree (older releases) into the log:
@@ -364,90 +360,38 @@ impl SledStore {
         }
         let count = moved.len();
         {
-            let mut unprocessed = self.journal.lock();
+            let mut unprocessed = self.core.journal.lock();
             for event in moved {
                 let key = event_key(&event.page, &event.event);
                 if unprocessed.by_key.contains_key(&key) {
                     continue;
                 }
                 let lsn = self
-                    .journal
+                    .core
                     .log
                     .append(&encode_event(&event)?)
                     .map_err(log_error("move an event from sled"))?;
                 unprocessed.insert(lsn, key, event);
             }
         }
-        self.journal
+        self.core
             .log
-            .wait_durable(self.journal.log.last_lsn())
+            .wait_durable(self.core.log.last_lsn())
             .map_err(log_error("sync the events moved from sled"))?;
-        let keys = self.tree(T::EventKeys);
-        for (index, key) in legacy {
-            journal.remove(index)?;
-            if let Some(key) = key {
-                keys.remove(key)?;
+        self.transact(|tx| {
+            for (index, key) in &legacy {
+                tx.del(T::Journal, index)?;
+                if let Some(key) = key {
+                    tx.del(T::EventKeys, key)?;
+                }
             }
-        }
+            Ok(())
+        })?;
         self.durable()?;
         tracing::info!(
             count,
             "moved unprocessed events from the sled journal into the log"
         );
         Ok(())
-    }
-
-    /// Deletes the log segments whose events are all processed, once sled has flushed the
-    /// marks that say so; returns how many were deleted. Cheap when nothing can go: it runs
-    /// after every [`crate::Store::flush`] and retention sweep.
-    pub(super) fn journal_truncate(&self) -> StoreResult<usize> {
-        let Ok(_one) = self.journal.truncating.try_lock() else {
-            return Ok(0);
-        };
-        let log = &self.journal.log;
-        // Every event below `below` is processed, and its mark committed, by now.
-        let below = {
-            let unprocessed = self.journal.lock();
-            unprocessed
-                .by_lsn
-                .keys()
-                .next()
-                .copied()
-                .unwrap_or(log.last_lsn() + 1)
-        };
-        // Record the floor: sled's log is sequential, so if this write survives a crash, the
-        // processed marks committed before it do too. No flush of its own (the next one takes
-        // it); recovery skips the records below it even after their dedup records are swept.
-        if below
-            > self
-                .journal
-                .floor
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            self.tree(T::Meta)
-                .insert(JOURNAL_FLOOR, super::codec::encode("meta", &below)?)?;
-            self.journal
-                .floor
-                .store(below, std::sync::atomic::Ordering::Relaxed);
-        }
-        if !log.has_segment_below(below) {
-            return Ok(0);
-        }
-        // The marks must be on disk before the records they replace go.
-        self.durable()?;
-        let deleted = log
-            .delete_below(below)
-            .map_err(log_error("delete processed segments"))?;
-        if deleted > 0 {
-            tracing::debug!(deleted, below, "deleted processed event log segments");
-        }
-        Ok(deleted)
-    }
-
-    /// Truncates after a flush that already made sled durable (see [`Self::journal_truncate`]).
-    pub(super) fn journal_truncate_quietly(&self) {
-        if let Err(err) = self.journal_truncate() {
-            tracing::warn!(error = %err, "could not delete processed event log segments");
-        }
     }
 }

@@ -6,7 +6,7 @@
 //! yet; [`SledStore::ledger_read`] moves those to `expired` using the expiry index.
 
 use super::SledStore;
-use super::codec::{Key, KeyReader, decode, encode};
+use super::codec::{Key, KeyReader, decode};
 use super::topics::topic_key;
 use super::trees::{T, Tx, TxResult};
 use crate::ids::PageId;
@@ -260,15 +260,15 @@ impl SledStore {
                 totals.entry(key).or_default().delivered_unconfirmed += 1;
             }
         }
-        for (key, record) in &totals {
-            self.tree(T::Ledger)
-                .insert(key, encode("ledger", record)?)?;
-        }
-        for (key, day) in &days {
-            self.tree(T::LedgerDays)
-                .insert(key, encode("ledger_days", day)?)?;
-        }
-        self.tree(T::Meta).insert(LEDGER_BUILT_KEY, &[] as &[u8])?;
+        self.transact(|tx| {
+            for (key, record) in &totals {
+                tx.put(T::Ledger, key, record)?;
+            }
+            for (key, day) in &days {
+                tx.put(T::LedgerDays, key, day)?;
+            }
+            tx.mark(T::Meta, LEDGER_BUILT_KEY)
+        })?;
         if !totals.is_empty() {
             tracing::info!(
                 topics = totals.len(),

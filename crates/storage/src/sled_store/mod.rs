@@ -1,23 +1,28 @@
 //! The sled backend of [`crate::Store`]: one sled database, one tree per record kind.
 
+mod checkpoint;
 mod codec;
 mod combine;
 mod flows;
-mod group_commit;
 mod integrity;
 mod journal;
 mod ledger;
 mod notifications;
 mod outbox;
 mod outcomes;
+mod overlay;
 mod pages;
 mod recurring;
+mod redo;
 mod retention;
 mod steps;
 mod tokens;
 mod topics;
 mod trees;
 mod version_cache;
+mod view;
+
+pub use checkpoint::CheckpointReport;
 
 use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
 use crate::error::StoreError;
@@ -25,7 +30,7 @@ use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Pu
 use crate::ids::{EventId, OutboxId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::ledger::TopicLedger;
-use crate::log::{HotLog, LogDir, LogError, LogOptions, OsDir};
+use crate::log::{HotLog, LogDir, LogError, LogOptions, Lsn, OsDir};
 use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
@@ -39,14 +44,14 @@ use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
 use botflow_flow::{Diagnostic, FlowDocument, FlowId, TopicId, ValidFlow};
 use codec::{Key, decode};
-use group_commit::GroupCommit;
 use serde::de::DeserializeOwned;
-use sled::Transactional;
-use sled::transaction::TransactionError;
+use sled::transaction::ConflictableTransactionError;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use trees::{T, Tx, TxResult};
+use view::{Base, TreeView};
 
 /// Format of the database as a whole; bumped when trees or keys change shape.
 pub const DATABASE_FORMAT: u32 = 1;
@@ -64,8 +69,13 @@ pub struct StoreOptions {
     /// Where the event log lives: `None` (the default) is `<path>/log` on the real filesystem;
     /// tests pass a simulated directory (`SimDir`) to cut power or fail `fdatasync`.
     pub log_dir: Option<Arc<dyn LogDir>>,
-    /// Size of an event log segment; processed segments are deleted whole (64 MiB).
+    /// Size of a log segment; checkpointed segments are deleted whole (64 MiB).
     pub log_segment_bytes: u64,
+    /// How often logged writes are checkpointed into sled (`None`: only when the overlay
+    /// reaches `checkpoint_keys`, on [`SledStore::checkpoint`] and when the store closes).
+    pub checkpoint_every_ms: Option<u64>,
+    /// Checkpoint early once this many written keys wait in memory (100,000).
+    pub checkpoint_keys: usize,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -76,6 +86,8 @@ impl std::fmt::Debug for StoreOptions {
             .field("version_cache_entries", &self.version_cache_entries)
             .field("log_dir", &self.log_dir.as_ref().map(|d| d.location()))
             .field("log_segment_bytes", &self.log_segment_bytes)
+            .field("checkpoint_every_ms", &self.checkpoint_every_ms)
+            .field("checkpoint_keys", &self.checkpoint_keys)
             .finish()
     }
 }
@@ -88,18 +100,117 @@ impl Default for StoreOptions {
             version_cache_entries: 1_024,
             log_dir: None,
             log_segment_bytes: LogOptions::default().segment_bytes,
+            checkpoint_every_ms: Some(1_000),
+            checkpoint_keys: 100_000,
         }
     }
 }
 
-/// The embedded sled implementation of [`Store`].
-pub struct SledStore {
-    /// The inbound event journal (the log in `<path>/log`). Declared first so it is dropped
-    /// (its appender thread stopped) before sled releases the file lock that guards the log too.
+/// What the store and its checkpoint thread share.
+pub(super) struct Core {
+    /// The log in `<path>/log`: inbound events and the redo records of commits. Declared first
+    /// so it is dropped (its appender thread stopped) before sled releases the file lock that
+    /// guards the log too.
+    log: HotLog,
+    /// The unprocessed inbound events.
     journal: journal::EventJournal,
-    db: sled::Db,
-    trees: Vec<sled::Tree>,
-    group: GroupCommit,
+    /// Taken by every transaction for its whole run: commits are logged and applied in one
+    /// order (the role of sled's store-wide transaction lock).
+    commit: Mutex<()>,
+    /// Held by the running checkpoint, with the event floor of its frozen layer.
+    checkpointing: Mutex<Option<u64>>,
+    /// The last LSN whose writes sled holds durably (`meta/checkpoint_lsn`).
+    checkpoint_lsn: AtomicU64,
+    /// sled and the overlay of logged writes over it.
+    base: Base,
+    /// The database directory.
+    path: PathBuf,
+}
+
+impl Core {
+    fn checkpoint_lsn(&self) -> u64 {
+        self.checkpoint_lsn.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` as one transaction: under the commit lock, its writes become one redo record
+    /// appended to the log (not waited for) and are applied to the overlay. Returns the
+    /// record's LSN (`None`: nothing written).
+    fn transact<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> StoreResult<(R, Option<u64>)> {
+        let _turn = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = Tx::new(&self.base);
+        let result = f(&tx).map_err(|err| match err {
+            ConflictableTransactionError::Abort(err) => err,
+            ConflictableTransactionError::Storage(err) => StoreError::from(err),
+            ConflictableTransactionError::Conflict => {
+                StoreError::Database("a transaction met a conflict".to_owned())
+            }
+        })?;
+        let writes = tx.writes.into_inner();
+        if writes.is_empty() {
+            return Ok((result, None));
+        }
+        let lsn = self
+            .log
+            .append(&redo::encode(&writes))
+            .map_err(|source| StoreError::Log {
+                action: "append a commit",
+                source,
+            })?;
+        self.base.overlay.apply(writes, lsn);
+        Ok((result, Some(lsn)))
+    }
+
+    /// Replays the redo records after the last checkpoint into the overlay (at open) and
+    /// returns the other records (inbound events) for the journal.
+    fn replay(&self, records: Vec<(Lsn, Vec<u8>)>) -> StoreResult<Vec<(Lsn, Vec<u8>)>> {
+        let last = self.log.last_lsn();
+        if self.checkpoint_lsn() > last {
+            // The log is not the one the checkpoint covered (removed or restored by hand): its
+            // LSNs start again. Treat what it holds as checkpointed, so new records count.
+            tracing::warn!(
+                checkpoint = self.checkpoint_lsn(),
+                last,
+                "the log is behind the last checkpoint; not replaying it"
+            );
+            let meta = self.base.sled_tree(T::Meta);
+            meta.insert(checkpoint::CHECKPOINT_LSN, &last.to_le_bytes())?;
+            self.base.db.flush()?;
+            self.checkpoint_lsn.store(last, Ordering::Release);
+            return Ok(records
+                .into_iter()
+                .filter(|(_, bytes)| bytes.first() != Some(&redo::REDO_RECORD_V1))
+                .collect());
+        }
+        let floor = self.checkpoint_lsn();
+        let mut events = Vec::new();
+        let mut replayed = 0usize;
+        for (lsn, bytes) in records {
+            if bytes.first() == Some(&redo::REDO_RECORD_V1) {
+                if lsn > floor {
+                    self.base.overlay.apply(redo::decode(lsn, &bytes)?, lsn);
+                    replayed += 1;
+                }
+            } else {
+                events.push((lsn, bytes));
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(
+                replayed,
+                "replayed commits logged after the last checkpoint"
+            );
+        }
+        Ok(events)
+    }
+}
+
+/// The embedded implementation of [`Store`]: commits are redo records in the log (durable by
+/// group-committed `fdatasync`) applied to an in-memory overlay, which a background thread
+/// checkpoints into sled (`design/HOT-PATH.md`; see `checkpoint.rs`).
+pub struct SledStore {
+    /// Held for its `Drop`: stops the thread (with a last checkpoint) before the rest goes.
+    _checkpointer: checkpoint::Checkpointer,
+    core: Arc<Core>,
     /// Step-commit batches of concurrent callers (scheduler shards), committed together.
     step_batches: combine::Combiner<StepCommit, StoreResult<StepCommitted>>,
     valid_flows: Mutex<version_cache::VersionCache>,
@@ -176,11 +287,38 @@ impl SledStore {
                 "cut a torn tail off the event log (records never acknowledged)"
             );
         }
+        let base = Base::new(db, trees);
+        let checkpoint_lsn = base
+            .sled_tree(T::Meta)
+            .get(checkpoint::CHECKPOINT_LSN)?
+            .map(|bytes| {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(bytes.get(..8).unwrap_or(&[0; 8]));
+                u64::from_le_bytes(raw)
+            })
+            .unwrap_or(0);
+        let core = Arc::new(Core {
+            log,
+            journal: journal::EventJournal::default(),
+            commit: Mutex::new(()),
+            checkpointing: Mutex::new(None),
+            checkpoint_lsn: AtomicU64::new(checkpoint_lsn),
+            base,
+            path: path.as_ref().to_path_buf(),
+        });
+        let records = core.replay(recovered.records)?;
+        let checkpointer = checkpoint::Checkpointer::start(
+            Arc::clone(&core),
+            checkpoint::Schedule {
+                every: options
+                    .checkpoint_every_ms
+                    .map(std::time::Duration::from_millis),
+                max_keys: options.checkpoint_keys.max(1),
+            },
+        )?;
         let store = Self {
-            db,
-            trees,
-            group: GroupCommit::default(),
-            journal: journal::EventJournal::new(log),
+            _checkpointer: checkpointer,
+            core,
             step_batches: combine::Combiner::default(),
             valid_flows: Mutex::new(version_cache::VersionCache::new(
                 options.version_cache_entries,
@@ -189,7 +327,7 @@ impl SledStore {
         };
         store.check_format()?;
         store.finish_topic_deletions()?;
-        store.journal_recover(recovered.records)?;
+        store.journal_recover(records)?;
         store.retention_backfill()?;
         store.ledger_backfill()?;
         store.notifications_resume()?;
@@ -199,45 +337,42 @@ impl SledStore {
     }
 
     fn check_format(&self) -> StoreResult<()> {
-        let meta = self.tree(T::Meta);
-        match trees::read::<u32>(meta, T::Meta, b"format")? {
+        match self.read::<u32>(T::Meta, b"format")? {
             Some(found) if found > DATABASE_FORMAT => Err(StoreError::UnsupportedDatabaseFormat {
                 found,
                 supported: DATABASE_FORMAT,
             }),
             Some(_) => Ok(()),
             None => {
-                meta.insert(b"format", codec::encode("meta", &DATABASE_FORMAT)?)?;
+                self.transact(|tx| tx.put(T::Meta, b"format", &DATABASE_FORMAT))?;
                 self.durable()
             }
         }
     }
 
-    /// The open tree for `t`.
-    fn tree(&self, t: T) -> &sled::Tree {
-        // `trees` holds one tree per `T::ALL` entry, in order, so the index is always valid.
-        &self.trees[t as usize]
+    /// Tree `t` as readers see it (sled under the overlay).
+    fn tree(&self, t: T) -> TreeView<'_> {
+        self.core.base.tree(t)
     }
 
     /// Runs `f` as one atomic transaction over every tree.
     fn transact<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> StoreResult<R> {
-        self.trees
-            .as_slice()
-            .transaction(|trees| f(&Tx { trees }))
-            .map_err(|err| match err {
-                TransactionError::Abort(err) => err,
-                TransactionError::Storage(err) => StoreError::from(err),
-            })
+        Ok(self.core.transact(f)?.0)
     }
 
-    /// Waits until everything written so far is flushed (shared with concurrent callers).
+    /// Waits until everything committed so far is durable in the log (shared `fdatasync`).
     fn durable(&self) -> StoreResult<()> {
-        self.group.wait_durable(|| self.db.flush())
+        let log = &self.core.log;
+        log.wait_durable(log.last_lsn())
+            .map_err(|source| StoreError::Log {
+                action: "wait for the log's fdatasync",
+                source,
+            })
     }
 
     /// Reads one record outside a transaction.
     fn read<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> StoreResult<Option<V>> {
-        trees::read(self.tree(t), t, key)
+        trees::read(&self.core.base, t, key)
     }
 
     /// Decodes every record under a key prefix, in key order.
@@ -253,11 +388,7 @@ impl SledStore {
 
     /// The keys under a prefix, in order.
     fn scan_keys(&self, t: T, prefix: &[u8]) -> StoreResult<Vec<sled::IVec>> {
-        self.tree(t)
-            .scan_prefix(prefix)
-            .keys()
-            .map(|k| k.map_err(StoreError::from))
-            .collect()
+        self.tree(t).scan_prefix(prefix).keys().collect()
     }
 
     fn page_key(page: &PageId) -> Vec<u8> {
@@ -280,20 +411,26 @@ impl SledStore {
     /// poisoning.
     #[cfg(feature = "test-support")]
     pub fn event_log(&self) -> &HotLog {
-        self.journal.log()
+        &self.core.log
     }
 
-    /// Deletes the event log segments whose events are all processed (after a sled flush);
-    /// returns how many. The store does this after every flush and retention sweep.
-    pub fn truncate_event_log(&self) -> StoreResult<usize> {
-        self.journal_truncate()
+    /// Checkpoints now: copies the logged writes into sled, makes them durable there and
+    /// deletes the log segments no recovery needs (the background thread does this every
+    /// [`StoreOptions::checkpoint_every_ms`]).
+    pub fn checkpoint(&self) -> StoreResult<CheckpointReport> {
+        checkpoint::run(&self.core)
     }
 
-    /// The raw sled database, only with the `test-support` feature: for this crate's tests that
-    /// damage records on purpose and its benchmarks that compare the store with plain sled.
+    /// The raw sled database after a checkpoint (so it holds every commit so far), only with
+    /// the `test-support` feature: for this crate's tests that damage records on purpose and
+    /// its benchmarks that compare the store with plain sled. Writes made through it are seen
+    /// by the store unless the store writes the same key later.
     #[cfg(feature = "test-support")]
     pub fn raw_db(&self) -> &sled::Db {
-        &self.db
+        if let Err(err) = self.checkpoint() {
+            tracing::warn!(error = %err, "checkpoint before raw access failed");
+        }
+        &self.core.base.db
     }
 }
 
@@ -705,14 +842,10 @@ impl Store for SledStore {
         policy: &RetentionPolicy,
         max_records: usize,
     ) -> StoreResult<SweepReport> {
-        let report = self.retention_sweep(now_ms, policy, max_records)?;
-        self.journal_truncate_quietly();
-        Ok(report)
+        self.retention_sweep(now_ms, policy, max_records)
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.durable()?;
-        self.journal_truncate_quietly();
-        Ok(())
+        self.durable()
     }
 }

@@ -31,7 +31,7 @@ fn message_index_key(page: &PageId, psid: &Psid, id: OutboxId) -> Vec<u8> {
         .finish()
 }
 
-/// A new outbox id: increasing across the store, with gaps (sled's id generator).
+/// A new outbox id: increasing across the store, with gaps (ids are shared by record kinds).
 pub(super) fn reserve_id(tx: &Tx<'_>) -> TxResult<OutboxId> {
     Ok(OutboxId(tx.generate_id()? + 1))
 }

@@ -205,8 +205,7 @@ impl SledStore {
         if self.tree(T::Meta).contains_key(INDEXED_KEY)? {
             return Ok(());
         }
-        let index = self.tree(T::Retention);
-        let mut indexed = 0u64;
+        let mut index: Vec<Vec<u8>> = Vec::new();
         for item in self.tree(T::EventKeys).iter() {
             let (key, value) = item?;
             let event: EventProcessed = decode("event_keys", &value)?;
@@ -215,27 +214,30 @@ impl SledStore {
                     Some(at) => index_key(EVENT, at, &key),
                     None => index_key(LEGACY_EVENT, 0, &key),
                 };
-                index.insert(entry, &[] as &[u8])?;
-                indexed += 1;
+                index.push(entry);
             }
         }
         for item in self.tree(T::Outbox).iter() {
             let (key, value) = item?;
             let message: OutboundMessage = decode("outbox", &value)?;
             if let Some(at) = finished_ms(&message.status) {
-                index.insert(index_key(MESSAGE, at, &key), &[] as &[u8])?;
-                indexed += 1;
+                index.push(index_key(MESSAGE, at, &key));
             }
         }
         for item in self.tree(T::Tokens).iter() {
             let (key, value) = item?;
             let token: OtnToken = decode("tokens", &value)?;
             if let Some(at) = used_up_ms(&token.state) {
-                index.insert(index_key(TOKEN, at, &key), &[] as &[u8])?;
-                indexed += 1;
+                index.push(index_key(TOKEN, at, &key));
             }
         }
-        self.tree(T::Meta).insert(INDEXED_KEY, &[] as &[u8])?;
+        self.transact(|tx| {
+            for entry in &index {
+                tx.mark(T::Retention, entry)?;
+            }
+            tx.mark(T::Meta, INDEXED_KEY)
+        })?;
+        let indexed = index.len();
         if indexed > 0 {
             tracing::info!(indexed, "indexed finished records for retention");
         }

@@ -505,7 +505,7 @@ impl SledStore {
         loop {
             let batch: Vec<(sled::IVec, sled::IVec)> = self
                 .tree(T::TokenExpiry)
-                .range(..end.as_slice())
+                .range(..end.clone())
                 .take(512)
                 .collect::<Result<_, _>>()?;
             if batch.is_empty() {

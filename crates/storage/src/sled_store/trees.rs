@@ -1,11 +1,15 @@
 //! The sled trees of the store and a typed view of them inside a transaction.
 
 use super::codec::{decode, encode};
+use super::overlay::Writes;
+use super::view::Base;
 use crate::error::StoreError;
 use crate::store::StoreResult;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::IVec;
+use sled::transaction::ConflictableTransactionError;
+use std::cell::RefCell;
 
 /// Every tree of the store; the discriminant is the index into the open trees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,27 +138,31 @@ impl T {
     }
 }
 
+/// The `meta` key of the next id [`Tx::generate_id`] hands out.
+const NEXT_ID: &[u8] = b"next_id";
+
 /// Result inside a transaction closure.
 pub(crate) type TxResult<R> = Result<R, ConflictableTransactionError<StoreError>>;
 
-/// A transaction over every tree, with typed reads and writes.
+/// A transaction over every tree, with typed reads and writes: reads see the transaction's own
+/// writes, then the merged view ([`Base`]); the writes are kept until the commit logs and
+/// applies them all at once (`SledStore::transact`).
 pub(crate) struct Tx<'a> {
-    pub(crate) trees: &'a [TransactionalTree],
+    pub(super) base: &'a Base,
+    pub(super) writes: RefCell<Writes>,
 }
 
-impl Tx<'_> {
-    fn tree(&self, t: T) -> TxResult<&TransactionalTree> {
-        self.trees.get(t as usize).ok_or_else(|| {
-            ConflictableTransactionError::Abort(StoreError::Corrupt {
-                what: t.name(),
-                detail: "tree missing from the transaction".into(),
-            })
-        })
+impl<'a> Tx<'a> {
+    pub(super) fn new(base: &'a Base) -> Self {
+        Self {
+            base,
+            writes: RefCell::new(Writes::default()),
+        }
     }
 
     /// Reads and decodes a record.
     pub(crate) fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> TxResult<Option<V>> {
-        match self.tree(t)?.get(key)? {
+        match self.get_encoded(t, key)? {
             Some(bytes) => Ok(Some(decode(t.name(), &bytes)?)),
             None => Ok(None),
         }
@@ -162,36 +170,56 @@ impl Tx<'_> {
 
     /// Whether a key is present.
     pub(crate) fn contains(&self, t: T, key: &[u8]) -> TxResult<bool> {
-        Ok(self.tree(t)?.get(key)?.is_some())
+        Ok(self.get_encoded(t, key)?.is_some())
     }
 
     /// Encodes and writes a record.
     pub(crate) fn put<V: Serialize>(&self, t: T, key: &[u8], value: &V) -> TxResult<()> {
         let bytes = encode(t.name(), value)?;
-        self.tree(t)?.insert(key, bytes)?;
+        self.writes
+            .borrow_mut()
+            .put(t, key.to_vec(), Some(IVec::from(bytes)));
         Ok(())
     }
 
     /// Reads a record's raw bytes, to be decoded only when needed.
-    pub(crate) fn get_encoded(&self, t: T, key: &[u8]) -> TxResult<Option<sled::IVec>> {
-        Ok(self.tree(t)?.get(key)?)
+    pub(crate) fn get_encoded(&self, t: T, key: &[u8]) -> TxResult<Option<IVec>> {
+        if let Some(pending) = self.writes.borrow().get(t, key) {
+            return Ok(pending.clone());
+        }
+        Ok(self.base.get(t, key)?)
     }
 
     /// Writes an index entry without a value.
     pub(crate) fn mark(&self, t: T, key: &[u8]) -> TxResult<()> {
-        self.tree(t)?.insert(key, &[] as &[u8])?;
+        self.writes
+            .borrow_mut()
+            .put(t, key.to_vec(), Some(IVec::default()));
         Ok(())
     }
 
     /// Removes a key.
     pub(crate) fn del(&self, t: T, key: &[u8]) -> TxResult<()> {
-        self.tree(t)?.remove(key)?;
+        self.writes.borrow_mut().put(t, key.to_vec(), None);
         Ok(())
     }
 
-    /// A new id from sled's monotonic id generator.
+    /// A new id, increasing across the store and its restarts: the counter is a record of
+    /// its own (`meta/next_id`), so it is logged, replayed and checkpointed with the commit
+    /// that uses the id.
     pub(crate) fn generate_id(&self) -> TxResult<u64> {
-        Ok(self.tree(T::Meta)?.generate_id()?)
+        let next = match self.get::<u64>(T::Meta, NEXT_ID)? {
+            Some(next) => next,
+            // A database from before the counter: above every id sled's generator handed out.
+            None => self
+                .base
+                .db
+                .generate_id()
+                .map_err(StoreError::from)?
+                .saturating_add(1),
+        };
+        self.put(T::Meta, NEXT_ID, &(next + 1))?;
+        Ok(next)
     }
 }
 
@@ -202,12 +230,8 @@ impl From<StoreError> for ConflictableTransactionError<StoreError> {
 }
 
 /// Reads and decodes a record outside a transaction.
-pub(crate) fn read<V: DeserializeOwned>(
-    tree: &sled::Tree,
-    t: T,
-    key: &[u8],
-) -> StoreResult<Option<V>> {
-    match tree.get(key)? {
+pub(crate) fn read<V: DeserializeOwned>(base: &Base, t: T, key: &[u8]) -> StoreResult<Option<V>> {
+    match base.get(t, key)? {
         Some(bytes) => Ok(Some(decode(t.name(), &bytes)?)),
         None => Ok(None),
     }
