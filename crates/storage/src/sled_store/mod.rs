@@ -121,6 +121,9 @@ pub(super) struct Core {
     checkpointing: Mutex<Option<u64>>,
     /// The last LSN whose writes sled holds durably (`meta/checkpoint_lsn`).
     checkpoint_lsn: AtomicU64,
+    /// Whether closing the store runs a last checkpoint (tests turn it off to leave work for
+    /// recovery).
+    final_checkpoint: std::sync::atomic::AtomicBool,
     /// sled and the overlay of logged writes over it.
     base: Base,
     /// The database directory.
@@ -303,6 +306,7 @@ impl SledStore {
             commit: Mutex::new(()),
             checkpointing: Mutex::new(None),
             checkpoint_lsn: AtomicU64::new(checkpoint_lsn),
+            final_checkpoint: std::sync::atomic::AtomicBool::new(true),
             base,
             path: path.as_ref().to_path_buf(),
         });
@@ -421,6 +425,13 @@ impl SledStore {
         checkpoint::run(&self.core)
     }
 
+    /// Closes the store like a crash after its last `flush`, only with the `test-support`
+    /// feature: no last checkpoint, so the next open replays the log.
+    #[cfg(feature = "test-support")]
+    pub fn close_without_checkpoint(self) {
+        self.core.final_checkpoint.store(false, Ordering::Release);
+    }
+
     /// The raw sled database after a checkpoint (so it holds every commit so far), only with
     /// the `test-support` feature: for this crate's tests that damage records on purpose and
     /// its benchmarks that compare the store with plain sled. Writes made through it are seen
@@ -440,7 +451,7 @@ impl Store for SledStore {
     }
 
     fn page_exists(&self, page: &PageId) -> StoreResult<bool> {
-        Ok(self.tree(T::Pages).contains_key(Self::page_key(page))?)
+        self.tree(T::Pages).contains_key(Self::page_key(page))
     }
 
     fn list_pages(&self) -> StoreResult<Vec<PageId>> {

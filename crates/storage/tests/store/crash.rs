@@ -1,6 +1,9 @@
 //! Crash test: a child process (this test binary, re-executed) writes through the store and
 //! acknowledges each durable write on stdout; the parent SIGKILLs it at random moments, reopens
-//! the database and checks that every acknowledged write is there and the invariants hold.
+//! the database and checks that every acknowledged write is there and the invariants hold. In
+//! four rounds of five the child also ends itself at a point inside a checkpoint (after a tree
+//! is copied into sled, after the copy is synced, after the checkpoint mark, after log segments
+//! are deleted).
 
 use super::*;
 use botflow_storage::{
@@ -17,6 +20,8 @@ const ROUND_VAR: &str = "BOTFLOW_STORAGE_CRASH_ROUND";
 const ROUNDS: u64 = 24;
 const SUBSCRIBERS: u64 = 6;
 const TOPIC_NAME: &str = "Crash topic";
+/// Children that ended themselves at a kill point inside a checkpoint.
+static SELF_ENDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A small deterministic generator (xorshift64*), so the test needs no extra dependency.
 struct Rng(u64);
@@ -66,7 +71,19 @@ fn crash_child_writer() {
         return;
     };
     let round: u64 = std::env::var(ROUND_VAR).unwrap().parse().unwrap();
-    let store = open(Path::new(&dir));
+    // Frequent checkpoints and small log segments, so kills land inside checkpoints and
+    // segment deletions too.
+    let store = SledStore::open(
+        Path::new(&dir),
+        StoreOptions {
+            flush_every_ms: None,
+            cache_capacity_bytes: 16 * 1024 * 1024,
+            checkpoint_every_ms: Some(5),
+            log_segment_bytes: 16 * 1024,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let topic = crash_topic(&store);
     let mut rng = Rng(seed());
     let mut journaled: Vec<(Psid, EventId)> = Vec::new();
@@ -216,8 +233,20 @@ fn parse_acks(lines: &[String]) -> Acks {
     acks
 }
 
-/// Runs one child until a random moment after it is ready, kills it, returns its ack lines.
+/// Where a child may end itself inside a checkpoint (`BOTFLOW_KILL_AT`), one per round in
+/// turn; "" kills it only from outside.
+const KILL_POINTS: [&str; 5] = [
+    "",
+    "checkpoint-tree",
+    "checkpoint-synced",
+    "checkpoint-marked",
+    "checkpoint-truncated",
+];
+
+/// Runs one child until a random moment after it is ready (or until it ends itself at this
+/// round's kill point), kills it, returns its ack lines.
 fn run_child(dir: &Path, round: u64, rng: &mut Rng) -> Vec<String> {
+    let kill_at = KILL_POINTS[round as usize % KILL_POINTS.len()];
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -228,6 +257,7 @@ fn run_child(dir: &Path, round: u64, rng: &mut Rng) -> Vec<String> {
         ])
         .env(DIR_VAR, dir)
         .env(ROUND_VAR, round.to_string())
+        .env("BOTFLOW_KILL_AT", kill_at)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -247,14 +277,28 @@ fn run_child(dir: &Path, round: u64, rng: &mut Rng) -> Vec<String> {
     while !lines.lock().unwrap().iter().any(|l| l.ends_with("READY")) {
         assert!(Instant::now() < deadline, "child did not start");
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("child exited early: {status}");
+            // A checkpoint at open may reach the kill point before the child is ready.
+            assert_eq!(status.code(), Some(86), "child exited early: {status}");
+            break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    // The random moment of the crash: somewhere in the next 0..120 ms of writing.
-    std::thread::sleep(Duration::from_millis(rng.below(120)));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // The random moment of the crash: somewhere in the next 0..120 ms of writing; a child with
+    // a kill point gets up to a second to reach it.
+    let wait = if kill_at.is_empty() {
+        rng.below(120)
+    } else {
+        1_000
+    };
+    let kill = Instant::now() + Duration::from_millis(wait);
+    while Instant::now() < kill && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    if status.code() == Some(86) {
+        SELF_ENDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     reader.join().unwrap();
     Arc::try_unwrap(lines).unwrap().into_inner().unwrap()
 }
@@ -374,8 +418,13 @@ fn store_survives_sigkill_at_random_moments() {
         total_acks > ROUNDS as usize,
         "children acknowledged only {total_acks} writes"
     );
+    let self_ended = SELF_ENDED.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        self_ended >= ROUNDS as usize / 4,
+        "only {self_ended} children reached their kill point inside a checkpoint"
+    );
     eprintln!(
-        "crash test: {ROUNDS} rounds, {total_acks} acknowledged writes, {:?}",
+        "crash test: {ROUNDS} rounds, {total_acks} acknowledged writes, {self_ended} ended inside a checkpoint, {:?}",
         started.elapsed()
     );
 }

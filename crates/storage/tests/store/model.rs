@@ -1,6 +1,10 @@
-//! Model-based property test: random token/outbox operations against an in-memory model.
+//! Model-based property test: random token/outbox operations against an in-memory model, with
+//! checkpoints and restarts (a close without a last checkpoint, then a power loss of the log
+//! after its last `flush`) at random points: the reopened store, rebuilt from sled's last
+//! checkpoint plus the log's redo records, must still agree with the model.
 
 use super::*;
+use botflow_storage::log::SimDir;
 use botflow_storage::token_rules::{RuleState, TokenRules};
 use botflow_storage::{OutboxId, RetentionPolicy, StoreError, TokenMark, TokenSendOutcome};
 use proptest::prelude::*;
@@ -19,6 +23,8 @@ enum Op {
     Notify { topic: u8 },
     Finish { psid: u8, how: u8 },
     Sweep { limit: usize },
+    Checkpoint,
+    Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -31,6 +37,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..TOPICS).prop_map(|topic| Op::Notify { topic }),
         2 => (0..PSIDS, 0..3u8).prop_map(|(psid, how)| Op::Finish { psid, how }),
         1 => (1..8usize).prop_map(|limit| Op::Sweep { limit }),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -75,8 +83,25 @@ impl Model {
     }
 }
 
+/// The store in `path` with its log in `log`, checkpointing only when told.
+fn open_model(path: &Path, log: &SimDir) -> SledStore {
+    SledStore::open(
+        path,
+        StoreOptions {
+            flush_every_ms: None,
+            cache_capacity_bytes: 16 * 1024 * 1024,
+            log_dir: Some(std::sync::Arc::new(log.clone())),
+            checkpoint_every_ms: None,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let (_dir, store) = temp_store();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SimDir::new();
+    let mut store = open_model(dir.path(), &log);
     let topics: Vec<TopicId> = (0..TOPICS)
         .map(|i| {
             store
@@ -226,6 +251,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 {
                     model.tokens.invalidate(&name);
                 }
+            }
+            Op::Checkpoint => {
+                store.checkpoint().unwrap();
+            }
+            Op::Restart => {
+                store.flush().unwrap();
+                store.close_without_checkpoint();
+                // Everything was synced: a power loss drops nothing the model holds.
+                log = log.crash(|| false);
+                store = open_model(dir.path(), &log);
             }
             Op::Sweep { limit } => {
                 // A short window, so sweeps meet records of every kind and age.
