@@ -90,8 +90,8 @@ pub(super) fn run(core: &Core) -> StoreResult<CheckpointReport> {
                 continue;
             }
             let mut batch = sled::Batch::default();
-            for (key, value) in writes {
-                match value {
+            for (key, slot) in writes {
+                match &slot.value {
                     Some(value) => batch.insert(key.as_slice(), value.clone()),
                     None => batch.remove(key.as_slice()),
                 }

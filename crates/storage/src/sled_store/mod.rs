@@ -159,8 +159,16 @@ impl Core {
                 action: "append a commit",
                 source,
             })?;
-        self.base.overlay.apply(writes, lsn);
+        self.apply(writes, lsn);
         Ok((result, Some(lsn)))
+    }
+
+    /// Applies logged writes to the overlay.
+    fn apply(&self, writes: overlay::Writes, lsn: u64) {
+        self.base.overlay.apply(writes, lsn, |t, key| {
+            // A failed read counts as present: the removal then keeps its tombstone.
+            self.base.sled_tree(t).contains_key(key).unwrap_or(true)
+        });
     }
 
     /// Replays the redo records after the last checkpoint into the overlay (at open) and
@@ -190,7 +198,7 @@ impl Core {
         for (lsn, bytes) in records {
             if bytes.first() == Some(&redo::REDO_RECORD_V1) {
                 if lsn > floor {
-                    self.base.overlay.apply(redo::decode(lsn, &bytes)?, lsn);
+                    self.apply(redo::decode(lsn, &bytes)?, lsn);
                     replayed += 1;
                 }
             } else {

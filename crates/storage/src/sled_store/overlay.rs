@@ -55,29 +55,65 @@ impl Writes {
         })
     }
 
-    /// The writes of one tree, in key order.
-    pub(super) fn tree(&self, t: T) -> &BTreeMap<Vec<u8>, Pending> {
+    /// Every write, tree by tree, in key order, by value.
+    pub(super) fn into_iter(self) -> impl Iterator<Item = (T, Vec<u8>, Pending)> {
+        T::ALL
+            .iter()
+            .zip(self.trees)
+            .flat_map(|(&t, tree)| tree.into_iter().map(move |(k, v)| (t, k, v)))
+    }
+}
+
+/// A layer's entry: the pending value, and whether the key was absent from everything below
+/// the layer when the layer first wrote it. Removing such a key drops the entry instead of
+/// leaving a tombstone (an outbox index entry made and removed between two checkpoints never
+/// reaches sled, and scans do not step over it).
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    pub(super) value: Pending,
+    fresh: bool,
+}
+
+/// The writes of a layer, per tree in `T::ALL` order.
+#[derive(Debug)]
+pub(super) struct Layer {
+    trees: Vec<BTreeMap<Vec<u8>, Slot>>,
+}
+
+impl Default for Layer {
+    fn default() -> Self {
+        Self {
+            trees: vec![BTreeMap::new(); T::ALL.len()],
+        }
+    }
+}
+
+impl Layer {
+    fn get(&self, t: T, key: &[u8]) -> Option<&Pending> {
+        self.trees[t as usize].get(key).map(|slot| &slot.value)
+    }
+
+    /// The entries of one tree, in key order.
+    pub(super) fn tree(&self, t: T) -> &BTreeMap<Vec<u8>, Slot> {
         &self.trees[t as usize]
     }
 
-    /// Moves `other`'s writes over this set's.
-    fn absorb(&mut self, other: Writes) {
-        for (mine, theirs) in self.trees.iter_mut().zip(other.trees) {
-            if mine.is_empty() {
-                *mine = theirs;
-            } else {
-                mine.extend(theirs);
-            }
-        }
+    /// Number of keys held.
+    pub(super) fn len(&self) -> usize {
+        self.trees.iter().map(BTreeMap::len).sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.trees.iter().all(BTreeMap::is_empty)
     }
 }
 
 #[derive(Debug, Default)]
 struct Layers {
-    active: Writes,
+    active: Layer,
     /// The highest LSN whose writes are in `active` (or older layers).
     active_lsn: u64,
-    frozen: Option<Arc<Writes>>,
+    frozen: Option<Arc<Layer>>,
     /// The highest LSN whose writes are in `frozen`.
     frozen_lsn: u64,
 }
@@ -90,7 +126,7 @@ pub(super) struct Overlay {
 
 /// A layer handed to a checkpoint: its writes and the LSN they reach.
 pub(super) struct Frozen {
-    pub(super) writes: Arc<Writes>,
+    pub(super) writes: Arc<Layer>,
     pub(super) lsn: u64,
     /// Frozen by this call (not a layer an earlier, failed checkpoint left).
     pub(super) fresh: bool,
@@ -132,7 +168,11 @@ impl Overlay {
         let mut out: Vec<(Vec<u8>, Pending)> = Vec::new();
         match &layers.frozen {
             None => {
-                out.extend(active.take(limit).map(|(k, v)| (k.clone(), v.clone())));
+                out.extend(
+                    active
+                        .take(limit)
+                        .map(|(k, slot)| (k.clone(), slot.value.clone())),
+                );
             }
             Some(frozen) => {
                 let mut active = active.peekable();
@@ -151,8 +191,8 @@ impl Overlay {
                             }
                         },
                     };
-                    if let Some((k, v)) = next {
-                        out.push((k.clone(), v.clone()));
+                    if let Some((k, slot)) = next {
+                        out.push((k.clone(), slot.value.clone()));
                     }
                 }
             }
@@ -160,10 +200,38 @@ impl Overlay {
         out
     }
 
-    /// Applies a committed transaction's writes, logged at `lsn`.
-    pub(super) fn apply(&self, writes: Writes, lsn: u64) {
+    /// Applies a committed transaction's writes, logged at `lsn`; `in_sled` says whether sled
+    /// holds a key. The caller holds the commit lock: no other commit runs, and a checkpoint can
+    /// only move frozen entries into sled, so what is found absent below stays absent.
+    pub(super) fn apply(&self, writes: Writes, lsn: u64, in_sled: impl Fn(T, &[u8]) -> bool) {
+        let absent: Vec<bool> = {
+            let layers = self.read();
+            writes
+                .iter()
+                .map(|(t, key, value)| {
+                    value.is_some()
+                        && layers.active.get(t, key).is_none()
+                        && layers
+                            .frozen
+                            .as_ref()
+                            .is_none_or(|frozen| frozen.get(t, key).is_none())
+                        && !in_sled(t, key)
+                })
+                .collect()
+        };
         let mut layers = self.write();
-        layers.active.absorb(writes);
+        for ((t, key, value), fresh) in writes.into_iter().zip(absent) {
+            let tree = &mut layers.active.trees[t as usize];
+            match tree.get_mut(&key) {
+                Some(slot) if slot.fresh && value.is_none() => {
+                    tree.remove(&key);
+                }
+                Some(slot) => slot.value = value,
+                None => {
+                    tree.insert(key, Slot { value, fresh });
+                }
+            }
+        }
         layers.active_lsn = layers.active_lsn.max(lsn);
     }
 
@@ -218,7 +286,7 @@ mod tests {
         first.put(T::Sessions, b"a".to_vec(), ivec("1"));
         first.put(T::Sessions, b"b".to_vec(), ivec("1"));
         first.put(T::Sessions, b"c".to_vec(), ivec("1"));
-        overlay.apply(first, 5);
+        overlay.apply(first, 5, |_, _| false);
         let frozen = overlay.freeze().unwrap();
         assert_eq!(frozen.lsn, 5);
         assert!(frozen.fresh);
@@ -231,7 +299,7 @@ mod tests {
         let mut second = Writes::default();
         second.put(T::Sessions, b"b".to_vec(), None);
         second.put(T::Sessions, b"d".to_vec(), ivec("2"));
-        overlay.apply(second, 6);
+        overlay.apply(second, 6, |_, _| false);
         assert_eq!(overlay.get(T::Sessions, b"a"), Some(ivec("1")));
         assert_eq!(overlay.get(T::Sessions, b"b"), Some(None));
         assert_eq!(overlay.get(T::Sessions, b"z"), None);
@@ -255,5 +323,39 @@ mod tests {
         overlay.release_frozen();
         assert_eq!(overlay.get(T::Sessions, b"a"), None);
         assert_eq!(overlay.active_len(), 2);
+    }
+
+    #[test]
+    fn a_key_made_and_removed_above_an_empty_base_leaves_no_tombstone() {
+        let overlay = Overlay::default();
+        let in_sled = |_: T, key: &[u8]| key == b"old";
+        let mut made = Writes::default();
+        made.put(T::OutboxDue, b"new".to_vec(), ivec("1"));
+        made.put(T::OutboxDue, b"old".to_vec(), ivec("1"));
+        overlay.apply(made, 1, in_sled);
+        let mut removed = Writes::default();
+        removed.put(T::OutboxDue, b"new".to_vec(), None);
+        removed.put(T::OutboxDue, b"old".to_vec(), None);
+        removed.put(T::OutboxDue, b"gone".to_vec(), None);
+        overlay.apply(removed, 2, in_sled);
+        assert_eq!(overlay.get(T::OutboxDue, b"new"), None, "no entry at all");
+        assert_eq!(
+            overlay.get(T::OutboxDue, b"old"),
+            Some(None),
+            "sled's key is hidden"
+        );
+        assert_eq!(overlay.get(T::OutboxDue, b"gone"), Some(None));
+        // Above a frozen layer that holds the key, a removal must hide the frozen value.
+        let mut again = Writes::default();
+        again.put(T::Outbox, b"k".to_vec(), ivec("1"));
+        overlay.apply(again, 3, in_sled);
+        overlay.freeze().unwrap();
+        let mut put = Writes::default();
+        put.put(T::Outbox, b"k".to_vec(), ivec("2"));
+        overlay.apply(put, 4, in_sled);
+        let mut del = Writes::default();
+        del.put(T::Outbox, b"k".to_vec(), None);
+        overlay.apply(del, 5, in_sled);
+        assert_eq!(overlay.get(T::Outbox, b"k"), Some(None));
     }
 }

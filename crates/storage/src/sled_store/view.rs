@@ -274,7 +274,7 @@ mod tests {
         writes.put(T::Outbox, b"a5".to_vec(), Some(IVec::from(&b"new"[..])));
         writes.put(T::Outbox, b"a6".to_vec(), Some(IVec::from(&b"mem"[..])));
         writes.put(T::Sessions, b"a4".to_vec(), Some(IVec::from(&b"other"[..])));
-        base.overlay.apply(writes, 1);
+        base.overlay.apply(writes, 1, |_, _| true);
         let got = keys(base.scan_prefix(T::Outbox, b"a"));
         let want: Vec<(Vec<u8>, Vec<u8>)> =
             [("a1", "sled"), ("a2", "mem"), ("a5", "new"), ("a6", "mem")]
@@ -303,7 +303,7 @@ mod tests {
                 writes.put(T::Sessions, key, Some(IVec::from(&b"m"[..])));
             }
         }
-        base.overlay.apply(writes, 1);
+        base.overlay.apply(writes, 1, |_, _| true);
         let got = keys(base.iter(T::Sessions));
         let expected: usize = (0..(CHUNK as u32 * 3 + 7))
             .filter(|i| i % 2 == 0 || i % 3 == 0)
