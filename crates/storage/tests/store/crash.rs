@@ -24,22 +24,22 @@ const TOPIC_NAME: &str = "Crash topic";
 static SELF_ENDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A small deterministic generator (xorshift64*), so the test needs no extra dependency.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -84,12 +84,19 @@ fn crash_child_writer() {
         },
     )
     .unwrap();
-    let topic = crash_topic(&store);
-    let mut rng = Rng(seed());
-    let mut journaled: Vec<(Psid, EventId)> = Vec::new();
     println!("READY");
     // Bounded: the parent kills the child long before this ends.
-    for i in 0..200_000u64 {
+    write_round(&store, round, 200_000, &mut |line| println!("{line}"));
+}
+
+/// The writes of one round (`steps` random operations), each acknowledged through `ack` once
+/// it is durable: `J event`, `C psid n event token queued`, `S id`, `B ids` (a batch that is
+/// all or nothing), `N queued`.
+pub(crate) fn write_round(store: &SledStore, round: u64, steps: u64, ack: &mut dyn FnMut(String)) {
+    let topic = crash_topic(store);
+    let mut rng = Rng(seed());
+    let mut journaled: Vec<(Psid, EventId)> = Vec::new();
+    for i in 0..steps {
         let now = 1_000 + round * 1_000_000 + i;
         match rng.below(10) {
             0..=2 => {
@@ -107,7 +114,7 @@ fn crash_child_writer() {
                     .collect();
                 store.journal_append_batch(&events).unwrap();
                 for e in events {
-                    println!("J {}", e.event);
+                    ack(format!("J {}", e.event));
                     journaled.push((e.psid, e.event));
                 }
             }
@@ -138,30 +145,42 @@ fn crash_child_writer() {
                         },
                     });
                 }
-                let committed = store
-                    .commit_step(StepCommit {
-                        page: page(),
-                        psid: p.clone(),
-                        event: event.clone(),
-                        session,
-                        outbound,
-                        tokens_added: tokens_added.clone(),
-                        now_ms: now,
-                        durable: true,
-                    })
-                    .unwrap();
+                let committed = match store.commit_step(StepCommit {
+                    page: page(),
+                    psid: p.clone(),
+                    event: event.clone(),
+                    session,
+                    outbound,
+                    tokens_added: tokens_added.clone(),
+                    now_ms: now,
+                    durable: true,
+                }) {
+                    Ok(committed) => committed,
+                    // A token send without a usable token: the step is refused, nothing is
+                    // written and its event waits for the next step.
+                    Err(StoreError::TokenGone { .. }) => {
+                        if let Some(event) = event {
+                            journaled.insert(0, (p, event));
+                        }
+                        continue;
+                    }
+                    Err(err) => panic!("step commit failed: {err}"),
+                };
                 let event = event.map(|e| e.0).unwrap_or_else(|| "-".into());
                 let token = tokens_added
                     .first()
                     .map_or("-".to_owned(), |t| t.token.clone());
-                println!("C {p} {n} {event} {token} {}", committed.outbox_ids.len());
+                ack(format!(
+                    "C {p} {n} {event} {token} {}",
+                    committed.outbox_ids.len()
+                ));
             }
             8 if rng.below(2) == 0 => {
                 if let Some(head) = store.due_outbound(now, 1).unwrap().first() {
                     store
                         .mark_sent(head.id, &format!("m.{}", head.id), now)
                         .unwrap();
-                    println!("S {}", head.id);
+                    ack(format!("S {}", head.id));
                 }
             }
             8 => {
@@ -181,16 +200,16 @@ fn crash_child_writer() {
                 let ids: Vec<String> = heads.iter().map(|m| m.id.0.to_string()).collect();
                 if heads.iter().any(|m| m.token.is_some()) {
                     for id in &ids {
-                        println!("S {id}");
+                        ack(format!("S {id}"));
                     }
                 } else if !ids.is_empty() {
-                    println!("B {}", ids.join(","));
+                    ack(format!("B {}", ids.join(",")));
                 }
             }
             _ => {
                 let body_for = |p: &Psid| json!({"notify": p.as_str()});
-                let outcome = notify_text(&store, &topic, &body_for, now).unwrap();
-                println!("N {}", outcome.queued);
+                let outcome = notify_text(store, &topic, &body_for, now).unwrap();
+                ack(format!("N {}", outcome.queued));
                 if rng.below(4) == 0 {
                     store.expire_tokens(now).unwrap();
                 }
@@ -201,17 +220,17 @@ fn crash_child_writer() {
 
 /// What the child acknowledged in one round.
 #[derive(Debug, Default)]
-struct Acks {
+pub(crate) struct Acks {
     journaled: Vec<String>,
     /// psid → (n, event, token) of each acknowledged commit.
     commits: BTreeMap<String, Vec<(u64, String, String)>>,
     sent: Vec<u64>,
     /// Non-durable batches of sent marks: each must be wholly there or wholly absent.
     batches: Vec<Vec<u64>>,
-    lines: usize,
+    pub(crate) lines: usize,
 }
 
-fn parse_acks(lines: &[String]) -> Acks {
+pub(crate) fn parse_acks(lines: &[String]) -> Acks {
     let mut acks = Acks::default();
     for line in lines {
         let parts: Vec<&str> = line.split(' ').collect();
@@ -303,7 +322,7 @@ fn run_child(dir: &Path, round: u64, rng: &mut Rng) -> Vec<String> {
     Arc::try_unwrap(lines).unwrap().into_inner().unwrap()
 }
 
-fn check_round(store: &SledStore, acks: &Acks, round: u64) {
+pub(crate) fn check_round(store: &SledStore, acks: &Acks, round: u64) {
     // Every acknowledged journal append is still there (a redelivery is a duplicate).
     for event in &acks.journaled {
         let outcome = store

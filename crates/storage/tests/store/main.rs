@@ -9,6 +9,7 @@ mod model;
 mod notifications;
 mod outbox;
 mod outcomes;
+mod power_loss;
 mod recurring;
 mod retention;
 mod token_race;
