@@ -194,22 +194,29 @@ impl Dispatcher {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.settings.poll) => {}
             }
-            self.tracking().finished.clear();
+            let skip: HashSet<OutboxId> = {
+                let mut tracking = self.tracking();
+                tracking.finished.clear();
+                tracking.in_flight.clone()
+            };
             let now = self.clock.now_ms();
-            // In-flight heads are listed again until their outcome is recorded: read past them.
-            // Read as many fresh ones as send tasks may start (not only free Send API slots): one
-            // read and one flush then cover more sends.
-            let limit = self.tracking().in_flight.len() + self.alive.available_permits() + 16;
+            // In-flight heads stay due until their outcome is recorded: the store passes over
+            // them unread. Read as many fresh ones as send tasks may start (not only free Send
+            // API slots): one read and one flush then cover more sends.
+            let limit = self.alive.available_permits() + 16;
             let store = Arc::clone(&self.store);
-            let due =
-                match tokio::task::spawn_blocking(move || store.due_outbound(now, limit)).await {
-                    Ok(Ok(due)) => due,
-                    Ok(Err(error)) => {
-                        tracing::error!(%error, "cannot read the outbox");
-                        continue;
-                    }
-                    Err(_) => continue,
-                };
+            let due = match tokio::task::spawn_blocking(move || {
+                store.due_outbound_skipping(now, limit, &|id| skip.contains(&id))
+            })
+            .await
+            {
+                Ok(Ok(due)) => due,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "cannot read the outbox");
+                    continue;
+                }
+                Err(_) => continue,
+            };
             let fresh: Vec<OutboundMessage> = {
                 let mut tracking = self.tracking();
                 due.into_iter()

@@ -24,6 +24,10 @@
 //! per webhook), e.g. under `perf record`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+/// The allocator of the `botflow` binary, so the bench measures what production runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;

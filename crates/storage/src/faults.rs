@@ -429,8 +429,13 @@ impl Store for FaultyStore {
             .notify_topic_recurring(page, topic, pass, body_for, now_ms)
     }
 
-    fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {
-        self.inner.due_outbound(now_ms, limit)
+    fn due_outbound_skipping(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        skip: &dyn Fn(OutboxId) -> bool,
+    ) -> StoreResult<Vec<OutboundMessage>> {
+        self.inner.due_outbound_skipping(now_ms, limit, skip)
     }
 
     fn outbound(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>> {

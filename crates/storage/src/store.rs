@@ -343,7 +343,17 @@ pub trait Store: Send + Sync {
     /// Pending messages due at `now_ms`, at most `limit`, only the head of each subscriber's
     /// queue (so sending them keeps per-subscriber order), earliest due first. Not a lease: the
     /// caller tracks what it has in flight.
-    fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>>;
+    fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {
+        self.due_outbound_skipping(now_ms, limit, &|_| false)
+    }
+    /// [`Store::due_outbound`] passing over the heads `skip` names (the caller's sends in flight)
+    /// without reading them: `limit` counts only the messages returned.
+    fn due_outbound_skipping(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        skip: &dyn Fn(OutboxId) -> bool,
+    ) -> StoreResult<Vec<OutboundMessage>>;
     /// One outbound message.
     fn outbound(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>>;
     /// Records that the Send API accepted the message. Durable.

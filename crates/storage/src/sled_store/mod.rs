@@ -166,8 +166,11 @@ impl Core {
     /// Applies logged writes to the overlay.
     fn apply(&self, writes: overlay::Writes, lsn: u64) {
         self.base.overlay.apply(writes, lsn, |t, key| {
-            // A failed read counts as present: the removal then keeps its tombstone.
-            self.base.sled_tree(t).contains_key(key).unwrap_or(true)
+            // Only the scanned indexes whose entries come and go within seconds are worth a
+            // sled read to drop a tombstone; elsewhere (and on a failed read) the key counts as
+            // present and a removal keeps its tombstone.
+            !matches!(t, T::OutboxDue | T::TimersDue | T::NotificationMessages)
+                || self.base.sled_tree(t).contains_key(key).unwrap_or(true)
         });
     }
 
@@ -790,8 +793,13 @@ impl Store for SledStore {
         self.recurring_notify(page, topic, pass, body_for, now_ms)
     }
 
-    fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {
-        self.outbox_due(now_ms, limit)
+    fn due_outbound_skipping(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        skip: &dyn Fn(OutboxId) -> bool,
+    ) -> StoreResult<Vec<OutboundMessage>> {
+        self.outbox_due(now_ms, limit, skip)
     }
 
     fn outbound(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>> {

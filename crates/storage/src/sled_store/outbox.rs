@@ -249,14 +249,21 @@ impl SledStore {
         &self,
         now_ms: u64,
         limit: usize,
+        skip: &dyn Fn(OutboxId) -> bool,
     ) -> StoreResult<Vec<OutboundMessage>> {
         let end = Key::new().u64(now_ms.saturating_add(1)).finish();
         let mut due = Vec::new();
-        for item in self.tree(T::OutboxDue).range(..end).take(limit) {
+        for item in self.tree(T::OutboxDue).range(..end) {
+            if due.len() >= limit {
+                break;
+            }
             let (key, _) = item?;
             let mut reader = KeyReader::new(&key);
             let _due = reader.u64()?;
             let id = OutboxId(reader.u64()?);
+            if skip(id) {
+                continue;
+            }
             if let Some(message) = self.read::<OutboundMessage>(T::Outbox, &outbox_key(id))? {
                 due.push(message);
             }

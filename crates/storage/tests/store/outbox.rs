@@ -112,6 +112,29 @@ fn only_the_head_of_each_queue_is_due_and_order_is_kept() {
 }
 
 #[test]
+fn due_heads_in_flight_are_passed_over_and_the_limit_counts_the_others() {
+    let (_dir, store) = temp_store();
+    let heads: Vec<_> = (1..=4)
+        .map(|p| queue(&store, &psid(p), &[u64::from(p)], 100 + u64::from(p))[0])
+        .collect();
+    let in_flight = [heads[0], heads[2]];
+    let due: Vec<_> = store
+        .due_outbound_skipping(1_000, 1, &|id| in_flight.contains(&id))
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(due, vec![heads[1]]);
+    let due: Vec<_> = store
+        .due_outbound_skipping(1_000, 10, &|id| in_flight.contains(&id))
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(due, vec![heads[1], heads[3]]);
+}
+
+#[test]
 fn pending_messages_and_timers_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let timer = Timer {
