@@ -20,7 +20,8 @@
 //! process and the two cores). The run ends with one line per round:
 //! `one-reply flow: N events/s = P% of the relay ceiling; p99 webhook->send at half load: X ms`.
 //! With the defaults a run takes about three minutes; `BOTFLOW_BENCH_SECONDS=2` makes a quick one,
-//! and `BOTFLOW_BENCH_ONLY=one-reply` runs the one-reply phase alone (16 connections, one event
+//! `BOTFLOW_BENCH_ONLY=open-loop` runs the fixed-rate phase alone at `BOTFLOW_BENCH_RATE`
+//! events/s (default 1,000), and `BOTFLOW_BENCH_ONLY=one-reply` runs the one-reply phase alone (16 connections, one event
 //! per webhook), e.g. under `perf record`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -125,6 +126,24 @@ struct PhaseResult {
     cpu: Option<Duration>,
     /// Per webhook, scheduled send -> first reply of the webhook at the fake (sorted).
     latencies: Vec<Duration>,
+    /// Bytes in the data directory after botflow stopped (sled and the log).
+    data_bytes: u64,
+}
+
+/// Bytes of the files under `path`, recursively.
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+                    Ok(meta) => meta.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 impl PhaseResult {
@@ -496,6 +515,19 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
         Running::Axum(handle) => handle.abort(),
         Running::Botflow(server) => server.shutdown().await.unwrap(),
     }
+    // The store closes (with a last checkpoint) when the server's last handle goes.
+    let data_bytes = {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut bytes = dir_bytes(data.path());
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = dir_bytes(data.path());
+            if now == bytes || Instant::now() > deadline {
+                break now;
+            }
+            bytes = now;
+        }
+    };
     PhaseResult {
         acknowledged,
         failed: driven.failed,
@@ -503,6 +535,7 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
         elapsed,
         cpu,
         latencies,
+        data_bytes,
     }
 }
 
@@ -527,8 +560,15 @@ fn print_phase(label: &str, load: Load, result: &PhaseResult, replies: usize) {
             percentile(&result.latencies, 0.99).as_secs_f64() * 1e3
         ),
     };
+    let disk = match result.data_bytes {
+        0 => String::new(),
+        bytes => format!(
+            ", data dir {:.1} KB per event",
+            bytes as f64 / 1e3 / result.acknowledged.max(1) as f64
+        ),
+    };
     println!(
-        "  {label:<36} {load:>11} {:>8.0} answered events/s ({} acknowledged, {} failed, {} answered{cpu}){latency}",
+        "  {label:<36} {load:>11} {:>8.0} answered events/s ({} acknowledged, {} failed, {} answered{cpu}{disk}){latency}",
         result.answered_per_second(),
         result.acknowledged,
         result.failed,
@@ -591,12 +631,24 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    if std::env::var("BOTFLOW_BENCH_ONLY").as_deref() == Ok("one-reply") {
-        // One phase alone (for a profiler): the one-reply flow, 16 connections, 1 event each.
-        let load = Load::Closed { connections: 16 };
-        let result = runtime.block_on(phase(Target::OneReply, load, duration, 1));
-        print_phase(Target::OneReply.label(), load, &result, 1);
-        return;
+    match std::env::var("BOTFLOW_BENCH_ONLY").as_deref() {
+        Ok("one-reply") => {
+            // One phase alone (for a profiler): the one-reply flow, 16 connections, 1 event each.
+            let load = Load::Closed { connections: 16 };
+            let result = runtime.block_on(phase(Target::OneReply, load, duration, 1));
+            print_phase(Target::OneReply.label(), load, &result, 1);
+            return;
+        }
+        Ok("open-loop") => {
+            // The latency phase alone, at `BOTFLOW_BENCH_RATE` events/s (default 1,000).
+            let load = Load::Open {
+                events_per_second: env_number("BOTFLOW_BENCH_RATE", 1_000) as f64,
+            };
+            let result = runtime.block_on(phase(Target::OneReply, load, duration, 1));
+            print_phase("botflow, one-reply flow, fixed rate", load, &result, 1);
+            return;
+        }
+        _ => {}
     }
     runtime.block_on(async {
         println!(

@@ -166,11 +166,13 @@ impl Core {
     /// Applies logged writes to the overlay.
     fn apply(&self, writes: overlay::Writes, lsn: u64) {
         self.base.overlay.apply(writes, lsn, |t, key| {
-            // Only the scanned indexes whose entries come and go within seconds are worth a
+            // Only the queues and indexes whose entries come and go within seconds are worth a
             // sled read to drop a tombstone; elsewhere (and on a failed read) the key counts as
             // present and a removal keeps its tombstone.
-            !matches!(t, T::OutboxDue | T::TimersDue | T::NotificationMessages)
-                || self.base.sled_tree(t).contains_key(key).unwrap_or(true)
+            !matches!(
+                t,
+                T::OutboxDue | T::SubQueue | T::TimersDue | T::NotificationMessages
+            ) || self.base.sled_tree(t).contains_key(key).unwrap_or(true)
         });
     }
 
