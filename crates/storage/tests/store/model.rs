@@ -14,7 +14,7 @@ const PSIDS: u8 = 3;
 const TOPICS: u8 = 2;
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(crate) enum Op {
     AddToken { psid: u8, topic: u8, ttl: u64 },
     Send { psid: u8, topic: u8 },
     Invalidate { pick: usize },
@@ -27,7 +27,7 @@ enum Op {
     Restart,
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(crate) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..PSIDS, 0..TOPICS, 1..400u64).prop_map(|(psid, topic, ttl)| Op::AddToken { psid, topic, ttl }),
         3 => (0..PSIDS, 0..TOPICS).prop_map(|(psid, topic)| Op::Send { psid, topic }),
