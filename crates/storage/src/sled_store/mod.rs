@@ -100,7 +100,7 @@ impl Default for StoreOptions {
             version_cache_entries: 1_024,
             log_dir: None,
             log_segment_bytes: LogOptions::default().segment_bytes,
-            checkpoint_every_ms: Some(1_000),
+            checkpoint_every_ms: Some(250),
             checkpoint_keys: 100_000,
         }
     }
