@@ -1,5 +1,6 @@
 //! A failed `fdatasync` of the event log: the webhook answers 500 (Messenger redelivers), the
-//! server reports the fatal error so `botflow serve` exits, and a restart recovers.
+//! server reports the fatal error so `botflow serve` exits, and a restart recovers. A hanging
+//! `fdatasync`: nothing is acknowledged and nothing is sent until it returns.
 
 use crate::support::{APP_SECRET, PAGE_ID, message_delivery, test_config};
 use botflow_messenger::fake::FakeGraphApi;
@@ -118,4 +119,51 @@ async fn a_failed_fdatasync_answers_500_reports_a_fatal_error_and_a_restart_reco
         deliver(&url, &message_delivery("8", "m-3", "later")).await,
         StatusCode::OK
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_fdatasync_hangs_nothing_is_acknowledged_and_nothing_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGraphApi::start().await;
+    let sim = SimDir::new();
+    let store = open_store(dir.path(), &sim);
+    let restock = botflow_flow::parse_flow(&crate::support::example_flow_text("restock")).unwrap();
+    store.publish_document(&PAGE_ID.into(), restock, 1).unwrap();
+    // An event journaled (synced) before the server starts: the runtime picks it up at start,
+    // steps it and queues the flow's reply, all while the log cannot sync.
+    let body = message_delivery("7", "m-1", "restock");
+    let webhook = botflow_messenger::parse_webhook(body.as_bytes()).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let record =
+        botflow_server::ingest::journal_record(&webhook.entries[0].messaging[0], now_ms).unwrap();
+    store.journal_append_batch(&[record]).unwrap();
+    sim.hold_syncs(true);
+    let (_state, url, _stop, _task) = serve(store.clone(), dir.path(), &fake).await;
+    let acknowledged = tokio::spawn({
+        let url = url.clone();
+        async move { deliver(&url, &message_delivery("8", "m-2", "restock")).await }
+    });
+    // Long enough for the step, its commit and the dispatcher to have run many times over.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (answered_early, sent_early) = (acknowledged.is_finished(), fake.sent_messages());
+    // Released before asserting: a failed assertion must not leave threads waiting forever.
+    sim.hold_syncs(false);
+    assert!(
+        !answered_early,
+        "a webhook was acknowledged before its fdatasync"
+    );
+    assert!(
+        sent_early.is_empty(),
+        "a message left before the commit that queued it was durable: {sent_early:?}"
+    );
+    assert_eq!(acknowledged.await.unwrap(), StatusCode::OK);
+    crate::support::eventually("both subscribers' first replies", || async {
+        let sent = fake.sent_messages();
+        let to = |psid: &str| sent.iter().any(|m| m.psid == psid);
+        (to("7") && to("8")).then_some(())
+    })
+    .await;
 }
