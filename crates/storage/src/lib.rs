@@ -105,6 +105,9 @@ pub mod log;
 pub mod notification;
 pub mod outbox;
 pub mod outcome;
+mod pg_store;
+#[cfg(feature = "test-support")]
+pub mod pg_test;
 pub mod recurring;
 pub mod retention;
 pub mod session;
@@ -131,6 +134,7 @@ pub use notification::{
 };
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
+pub use pg_store::{PgOptions, PgStore};
 pub use recurring::{
     RECURRING_CAP_MS, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin,
     RecurringPass, RecurringSkip, RecurringStatus, RecurringToken,

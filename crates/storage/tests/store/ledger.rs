@@ -53,7 +53,7 @@ fn notify(store: &SledStore, t: &TopicId, at: u64) -> Vec<botflow_storage::Outbo
 
 #[test]
 fn an_opt_in_is_issued_and_usable_and_a_redelivery_or_unknown_topic_is_not_counted() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic(&store);
     assert_eq!(counts(&ledger(&store, &t, T0)), [0; 6]);
 
@@ -82,7 +82,7 @@ fn an_opt_in_is_issued_and_usable_and_a_redelivery_or_unknown_topic_is_not_count
 
 #[test]
 fn a_send_spends_and_its_outcome_can_leave_it_delivered_unconfirmed_or_invalid() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic(&store);
     for n in 1..=3 {
         opt_in(&store, n, &t, &format!("tok-{n}"), T0);
@@ -119,7 +119,7 @@ fn a_send_spends_and_its_outcome_can_leave_it_delivered_unconfirmed_or_invalid()
 
 #[test]
 fn marking_by_hand_spends_or_invalidates_and_a_second_mark_counts_nothing() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic(&store);
     opt_in(&store, 1, &t, "tok-1", T0);
     opt_in(&store, 2, &t, "tok-2", T0);
@@ -148,7 +148,7 @@ fn marking_by_hand_spends_or_invalidates_and_a_second_mark_counts_nothing() {
 
 #[test]
 fn a_token_past_its_expiry_counts_as_expired_before_and_after_the_sweep() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic(&store);
     store
         .add_token(&page(), &psid(1), token(&t, "short", T0, T0 + 100), T0)
@@ -163,7 +163,7 @@ fn a_token_past_its_expiry_counts_as_expired_before_and_after_the_sweep() {
 
 #[test]
 fn a_forced_delete_invalidates_the_usable_tokens_and_the_topic_keeps_its_final_ledger() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic(&store);
     opt_in(&store, 1, &t, "tok-1", T0);
     opt_in(&store, 2, &t, "tok-2", T0);
@@ -177,7 +177,7 @@ fn a_forced_delete_invalidates_the_usable_tokens_and_the_topic_keeps_its_final_l
 
 #[test]
 fn the_daily_series_has_thirty_utc_days_ending_today() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic(&store);
     let now = T0 + 40 * DAY_MS + 5;
     // One opt-in 31 days ago (outside), two 29 days ago (the oldest day shown), one today.

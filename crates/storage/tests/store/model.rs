@@ -76,7 +76,7 @@ impl Model {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let topics: Vec<TopicId> = (0..TOPICS)
         .map(|i| {
             store

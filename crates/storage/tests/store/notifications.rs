@@ -70,7 +70,7 @@ fn started(id: OutboxId, at: u64) -> Outcome {
 
 #[test]
 fn totals_and_state_move_with_each_outcome_to_done() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic_with_holders(&store, 4);
     let (id, ids) = notify(&store, &t, T0 + 10);
     assert_eq!(ids.len(), 4);
@@ -139,7 +139,7 @@ fn totals_and_state_move_with_each_outcome_to_done() {
 
 #[test]
 fn a_notification_without_holders_is_done_at_once_and_counts_no_token_and_expired() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic_with_holders(&store, 0);
     store
         .add_token(&page(), &psid(9), token(&t, "old", T0, T0 + 5), T0)
@@ -153,7 +153,7 @@ fn a_notification_without_holders_is_done_at_once_and_counts_no_token_and_expire
 
 #[test]
 fn cancel_removes_unsent_messages_and_gives_their_tokens_back() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic_with_holders(&store, 5);
     let (id, ids) = notify(&store, &t, T0 + 10);
     // One message sent, one whose send started (it may reach Messenger: it finishes normally).
@@ -236,7 +236,7 @@ fn cancel_removes_unsent_messages_and_gives_their_tokens_back() {
 
 #[test]
 fn cancel_of_an_unknown_notification_is_not_found() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     topic_with_holders(&store, 0);
     let err = store
         .cancel_notification(&page(), NotificationId(424_242), T0)
@@ -305,7 +305,7 @@ fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
 
 #[test]
 fn flow_run_messages_attached_later_count_their_outcomes() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic_with_holders(&store, 2);
     let record_ = store
         .create_notification(
@@ -361,7 +361,7 @@ fn flow_run_messages_attached_later_count_their_outcomes() {
 
 #[test]
 fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic_with_holders(&store, 2);
     let record_ = store
         .create_notification(
@@ -398,7 +398,7 @@ fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
 
 #[test]
 fn finished_notifications_are_swept_after_the_history_window_running_ones_never() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic_with_holders(&store, 2);
     let (done, ids) = notify(&store, &t, T0 + 10);
     for m in &ids {

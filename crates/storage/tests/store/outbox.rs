@@ -3,7 +3,7 @@
 use super::*;
 use botflow_storage::{OutboundStatus, StoreError, Timer, TimerKind};
 
-fn queue(store: &SledStore, p: &Psid, ns: &[u64], now: u64) -> Vec<botflow_storage::OutboxId> {
+fn queue(store: &dyn Store, p: &Psid, ns: &[u64], now: u64) -> Vec<botflow_storage::OutboxId> {
     store
         .commit_step(StepCommit {
             outbound: ns.iter().map(|&n| text_message(n)).collect(),
@@ -13,11 +13,10 @@ fn queue(store: &SledStore, p: &Psid, ns: &[u64], now: u64) -> Vec<botflow_stora
         .outbox_ids
 }
 
-#[test]
 fn only_the_head_of_each_queue_is_due_and_order_is_kept() {
     let (_dir, store) = temp_store();
-    let a = queue(&store, &psid(1), &[1, 2, 3], 100);
-    let b = queue(&store, &psid(2), &[4], 150);
+    let a = queue(&*store, &psid(1), &[1, 2, 3], 100);
+    let b = queue(&*store, &psid(2), &[4], 150);
     let due: Vec<_> = store
         .due_outbound(1_000, 10)
         .unwrap()
@@ -156,7 +155,6 @@ fn pending_messages_and_timers_survive_a_reopen() {
     assert_consistent(&store);
 }
 
-#[test]
 fn a_non_durable_commit_is_visible_at_once() {
     let (_dir, store) = temp_store();
     let commit = StepCommit {
@@ -168,3 +166,8 @@ fn a_non_durable_commit_is_visible_at_once() {
     assert_eq!(store.due_outbound(1, 10).unwrap().len(), 1);
     store.flush().unwrap();
 }
+
+on_both_backends!(
+    only_the_head_of_each_queue_is_due_and_order_is_kept,
+    a_non_durable_commit_is_visible_at_once,
+);

@@ -65,7 +65,7 @@ fn pending_tokens(store: &SledStore, p: &Psid) -> Vec<String> {
 
 #[test]
 fn a_recurring_token_pays_once_per_period_and_is_never_spent() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = store.create_topic(&page(), "Weekly deals", 1).unwrap().id;
     let (a, b) = (psid(1), psid(2));
     let change = optin(&t, "rec-a", Frequency::Weekly, 10);
@@ -117,7 +117,7 @@ fn a_recurring_token_pays_once_per_period_and_is_never_spent() {
 
 #[test]
 fn stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = store.create_topic(&page(), "News", 1).unwrap().id;
     let a = psid(1);
     store
@@ -169,7 +169,7 @@ fn stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token() {
 
 #[test]
 fn a_permanent_send_error_or_the_expiry_retires_the_token() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = store.create_topic(&page(), "Alerts", 1).unwrap().id;
     let (a, b) = (psid(1), psid(2));
     store
@@ -225,7 +225,7 @@ fn a_permanent_send_error_or_the_expiry_retires_the_token() {
 
 #[test]
 fn an_optin_for_a_missing_topic_or_a_stop_of_an_unknown_token_stores_nothing() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let a = psid(1);
     let missing = TopicId::from("no-such-topic");
     assert_eq!(
@@ -273,7 +273,7 @@ proptest::proptest! {
         frequency in proptest::sample::select(vec![Frequency::Daily, Frequency::Weekly, Frequency::Monthly]),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        let (_dir, store) = temp_store();
+        let (_dir, store) = temp_sled();
         let t = store.create_topic(&page(), "Prop", 1).unwrap().id;
         let a = psid(1);
         store.recurring_change(&page(), &a, &optin(&t, "rp", frequency, 1), 1).unwrap();
@@ -350,7 +350,7 @@ fn notify_text_both(
 
 #[test]
 fn one_notification_holds_both_passes_and_a_cancel_gives_the_recurring_period_back() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t0 = 1_000;
     store.ensure_page(&page(), t0).unwrap();
     let t = store.create_topic(&page(), "Deals", t0).unwrap().id;
@@ -458,7 +458,7 @@ fn recurring_message(topic: &TopicId) -> NewOutbound {
 
 #[test]
 fn a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_since_the_read() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = store.create_topic(&page(), "Weekly deals", 1).unwrap().id;
     let (a, b) = (psid(1), psid(2));
     store

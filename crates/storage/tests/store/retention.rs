@@ -61,7 +61,7 @@ fn sweep_all(store: &SledStore, now: u64) -> botflow_storage::SweepReport {
 
 #[test]
 fn a_redelivery_inside_the_dedup_window_is_a_duplicate_and_after_it_is_new() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t0 = 1_000 * DAY;
     journal_and_process(&store, 1, t0);
 
@@ -83,7 +83,7 @@ fn a_redelivery_inside_the_dedup_window_is_a_duplicate_and_after_it_is_new() {
 
 #[test]
 fn unprocessed_events_and_their_dedup_records_are_never_swept() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t0 = 1_000 * DAY;
     store.journal_append_batch(&[event(1, t0)]).unwrap();
     let report = sweep_all(&store, t0 + 365 * DAY);
@@ -95,7 +95,7 @@ fn unprocessed_events_and_their_dedup_records_are_never_swept() {
 
 #[test]
 fn finished_messages_go_after_the_history_window_and_pending_ones_stay() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t0 = 1_000 * DAY;
     let p = psid(1);
     let ids = store
@@ -127,7 +127,7 @@ fn finished_messages_go_after_the_history_window_and_pending_ones_stay() {
 
 #[test]
 fn used_up_tokens_go_after_the_history_window_and_needed_ones_stay() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t0 = 1_000 * DAY;
     let topic = store.create_topic(&page(), "Restock", t0).unwrap().id;
     let p = psid(1);
@@ -191,7 +191,7 @@ fn used_up_tokens_go_after_the_history_window_and_needed_ones_stay() {
 
 #[test]
 fn each_sweep_removes_at_most_its_limit_and_says_when_more_is_due() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t0 = 1_000 * DAY;
     for n in 0..10 {
         journal_and_process(&store, n, t0 + u64::from(n));

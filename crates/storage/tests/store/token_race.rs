@@ -62,7 +62,7 @@ proptest! {
         start_tokens in 0usize..3,
         rounds in prop::collection::vec(prop::collection::vec(interference(), 0..3), 1..6),
     ) {
-        let (_dir, store) = temp_store();
+        let (_dir, store) = temp_sled();
         let p = psid(1);
         let other = psid(2);
         let mut topic = store.create_topic(&page(), "Restock", 1).unwrap().id;

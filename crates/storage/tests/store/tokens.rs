@@ -5,14 +5,13 @@ use botflow_storage::{
     OutboundStatus, StoreError, TokenAdded, TokenMark, TokenSendOutcome, TokenState,
 };
 
-fn topic(store: &SledStore, name: &str) -> TopicId {
+fn topic(store: &dyn Store, name: &str) -> TopicId {
     store.create_topic(&page(), name, 1).unwrap().id
 }
 
-#[test]
 fn a_token_send_takes_the_oldest_usable_token_in_the_same_commit() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "Restock");
+    let t = topic(&*store, "Restock");
     let p = psid(1);
     // Created out of order; "young" expires last, "old" first but still usable at 1_000.
     store
@@ -99,10 +98,9 @@ fn a_token_send_takes_the_oldest_usable_token_in_the_same_commit() {
     assert_consistent(&store);
 }
 
-#[test]
 fn an_opt_in_and_a_send_in_one_step_use_the_new_token() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "Restock");
+    let t = topic(&*store, "Restock");
     let committed = store
         .commit_step(StepCommit {
             tokens_added: vec![token(&t, "fresh", 10, 10_000), token(&t, "gone", 10, 5)],
@@ -120,10 +118,9 @@ fn an_opt_in_and_a_send_in_one_step_use_the_new_token() {
     assert_consistent(&store);
 }
 
-#[test]
 fn marks_and_expiry_remove_tokens_from_use() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "T");
+    let t = topic(&*store, "T");
     for (i, value) in ["a", "b", "c"].iter().enumerate() {
         store
             .add_token(
@@ -168,7 +165,7 @@ fn marks_and_expiry_remove_tokens_from_use() {
 
 #[test]
 fn a_notification_queues_one_message_per_holder_and_spends_one_token_each() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t = topic(&store, "Restock");
     let other = topic(&store, "Other");
     store
@@ -215,10 +212,9 @@ fn a_notification_queues_one_message_per_holder_and_spends_one_token_each() {
     assert_consistent(&store);
 }
 
-#[test]
 fn a_permanent_failure_of_a_token_send_invalidates_the_token() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "Restock");
+    let t = topic(&*store, "Restock");
     store
         .add_token(&page(), &psid(1), token(&t, "tok", 1, 10_000), 1)
         .unwrap();
@@ -241,3 +237,10 @@ fn a_permanent_failure_of_a_token_send_invalidates_the_token() {
     ));
     assert_consistent(&store);
 }
+
+on_both_backends!(
+    a_token_send_takes_the_oldest_usable_token_in_the_same_commit,
+    an_opt_in_and_a_send_in_one_step_use_the_new_token,
+    marks_and_expiry_remove_tokens_from_use,
+    a_permanent_failure_of_a_token_send_invalidates_the_token,
+);

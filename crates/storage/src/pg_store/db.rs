@@ -1,0 +1,275 @@
+//! The PostgreSQL connection pool, the transaction runner (serializable, retried on conflicts)
+//! and the mapping of driver errors to [`StoreError::Postgres`].
+
+use crate::error::StoreError;
+use crate::store::StoreResult;
+use postgres::error::SqlState;
+use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use std::sync::{Mutex, PoisonError};
+
+/// How many times a transaction is run again after a serialization failure or deadlock.
+const CONFLICT_ATTEMPTS: u32 = 50;
+/// Connections kept open between calls.
+const IDLE_CONNECTIONS: usize = 16;
+
+/// What a transaction body fails with: a database error (retried when it is a conflict) or a
+/// store refusal (returned as it is, the transaction rolled back).
+pub(super) enum Fail {
+    /// The driver's error.
+    Db(postgres::Error),
+    /// A refusal or a decoding problem.
+    Store(StoreError),
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(err: postgres::Error) -> Self {
+        Self::Db(err)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+/// Result of a transaction body.
+pub(super) type TxResult<T> = Result<T, Fail>;
+
+/// Whether an error is worth retrying the transaction for at once (a conflict with another
+/// transaction).
+fn is_conflict(err: &postgres::Error) -> bool {
+    matches!(
+        err.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// Whether the database may answer later: connection problems, a server shutting down or out of
+/// connections, conflicts.
+fn is_transient(err: &postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    match err.code() {
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08")
+                || c.starts_with("57P")
+                || c == "53300"
+                || c == "40001"
+                || c == "40P01"
+        }
+        // no SQLSTATE: the connection itself failed (refused, reset, timed out)
+        None => err.as_db_error().is_none(),
+    }
+}
+
+/// Converts a driver error, naming what was being done.
+pub(super) fn db_error(what: &str, err: &postgres::Error) -> StoreError {
+    let detail = match err.as_db_error() {
+        Some(db) => format!(
+            "{} (SQLSTATE {}{})",
+            db.message(),
+            db.code().code(),
+            db.table()
+                .map(|t| format!(", table {t}"))
+                .unwrap_or_default()
+        ),
+        None => {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    };
+    StoreError::Postgres {
+        what: what.to_owned(),
+        detail,
+        transient: is_transient(err),
+    }
+}
+
+/// Runs blocking driver code from any thread: on a Tokio multi-thread worker it moves out of
+/// the worker with `block_in_place` (the driver runs its own runtime, which may not start
+/// inside another); on a current-thread runtime it refuses clearly instead of panicking.
+pub(super) fn off_runtime<T>(what: &str, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    match tokio::runtime::Handle::try_current() {
+        Err(_) => f(),
+        Ok(handle) => match handle.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+            _ => Err(StoreError::Postgres {
+                what: what.to_owned(),
+                detail: "the PostgreSQL store blocks, and was called on a Tokio current-thread \
+                         runtime; call it from tokio::task::spawn_blocking (or a multi-thread runtime)"
+                    .to_owned(),
+                transient: false,
+            }),
+        },
+    }
+}
+
+/// A small pool of blocking clients.
+pub(super) struct Pool {
+    config: postgres::Config,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl Pool {
+    /// A pool connecting with `config` (no connection is made yet).
+    pub(super) fn new(config: postgres::Config) -> Self {
+        Self {
+            config,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A new connection.
+    pub(super) fn connect(&self, what: &str) -> StoreResult<Client> {
+        self.config
+            .connect(NoTls)
+            .map_err(|err| db_error(&format!("{what}: connecting"), &err))
+    }
+
+    fn take(&self, what: &str) -> StoreResult<Client> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(client) if !client.is_closed() => Ok(client),
+            _ => self.connect(what),
+        }
+    }
+
+    fn give_back(&self, client: Client) {
+        if client.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(client);
+        }
+    }
+
+    /// Runs `body` with a pooled connection (no transaction: single statements).
+    pub(super) fn read<T>(
+        &self,
+        what: &'static str,
+        body: impl FnOnce(&mut Client) -> TxResult<T>,
+    ) -> StoreResult<T> {
+        off_runtime(what, || {
+            let mut client = self.take(what)?;
+            let result = body(&mut client);
+            self.give_back(client);
+            result.map_err(|fail| match fail {
+                Fail::Db(err) => db_error(what, &err),
+                Fail::Store(err) => err,
+            })
+        })
+    }
+
+    /// Runs `body` in one serializable transaction, again (bounded) when it conflicts with
+    /// another; `durable: false` commits with `synchronous_commit = off` (atomic and visible at
+    /// once; a server crash may lose it).
+    pub(super) fn write<T>(
+        &self,
+        what: &'static str,
+        durable: bool,
+        mut body: impl FnMut(&mut Transaction<'_>) -> TxResult<T>,
+    ) -> StoreResult<T> {
+        off_runtime(what, || {
+            let mut client = self.take(what)?;
+            let mut attempt = 0;
+            let result = loop {
+                attempt += 1;
+                let outcome = (|| -> TxResult<T> {
+                    let mut tx = client
+                        .build_transaction()
+                        .isolation_level(IsolationLevel::Serializable)
+                        .start()?;
+                    if !durable {
+                        tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+                    }
+                    let value = body(&mut tx)?;
+                    tx.commit()?;
+                    Ok(value)
+                })();
+                match outcome {
+                    Err(Fail::Db(err)) if is_conflict(&err) && attempt < CONFLICT_ATTEMPTS => {
+                        continue;
+                    }
+                    Err(Fail::Db(err)) => break Err(db_error(what, &err)),
+                    Err(Fail::Store(err)) => break Err(err),
+                    Ok(value) => break Ok(value),
+                }
+            };
+            self.give_back(client);
+            result
+        })
+    }
+}
+
+/// A `u64` as PostgreSQL `bigint` (values above `i64::MAX` are clamped: times and ids in
+/// botflow stay far below).
+pub(super) fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A `bigint` read back as `u64` (negative values, which botflow never writes, read as 0).
+pub(super) fn unbig(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Decodes a `jsonb` record into one of the storage types.
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    value: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_json::from_value(value).map_err(|err| StoreError::Corrupt {
+        what,
+        detail: err.to_string(),
+    })
+}
+
+/// Encodes a record as `jsonb`.
+pub(super) fn encode<T: serde::Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|err| StoreError::Encode {
+        what,
+        detail: err.to_string(),
+    })
+}
+
+/// The shard of a Page: FNV-1a 64 of its id modulo the shard count. Stable across releases and
+/// platforms (it is stored in every per-Page row); `std`'s hasher is not.
+pub(super) fn shard_of(page: &str) -> i32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in page.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i32::try_from(hash % super::SHARDS).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_hash_is_fnv1a_and_stable() {
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c (the published test vector).
+        assert_eq!(
+            shard_of("a"),
+            i32::try_from(0xaf63_dc4c_8601_ec8c_u64 % 256).unwrap()
+        );
+        assert_eq!(shard_of("1234567890"), shard_of("1234567890"));
+    }
+}

@@ -1,0 +1,583 @@
+//! The PostgreSQL backend of [`Store`]: one node on tables of its own (SCALE-OUT.md §3.2),
+//! plain SQL checked by the shared storage suite, embedded migrations.
+//!
+//! Every write is one serializable transaction (run again, bounded, when it conflicts with
+//! another), so the sled store's guarantees hold with several connections: a step commit is
+//! all or nothing, a token pays for one message (`UNIQUE (page_id, token)` on `outbox` as
+//! well), an event is processed once (`UNIQUE (page_id, event_id)` on `journal`), and a
+//! subscriber's queue is in commit order (every transaction about a subscriber writes its
+//! `subscribers` row first). Durable calls commit with `synchronous_commit = on` (the server's
+//! WAL flush); non-durable step commits and normal outcomes commit asynchronously and
+//! [`Store::flush`] makes them durable.
+//!
+//! Not yet implemented here (they return [`StoreError::Unsupported`]): topic notifications,
+//! recurring notification tokens, the topic ledger and the retention sweep.
+
+mod db;
+mod flows;
+mod journal;
+mod migrate;
+mod outbox;
+mod steps;
+mod tokens;
+mod topics;
+
+use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
+use crate::error::StoreError;
+use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
+use crate::ids::{EventId, OutboxId, PageId, Psid};
+use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::ledger::TopicLedger;
+use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
+use crate::outbox::{OutboundMessage, OutboundStatus};
+use crate::outcome::Outcome;
+use crate::recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
+};
+use crate::retention::{RetentionPolicy, SweepReport};
+use crate::session::Session;
+use crate::store::{BodyFor, Store, StoreResult};
+use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
+use crate::topic::{DeletedTopic, Topic, TopicSummary};
+use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
+use db::Pool;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Virtual shards a Page hashes to (stored in `meta` by the first migration; never changed).
+const SHARDS: u64 = 256;
+
+/// The backend's name in errors.
+const BACKEND: &str = "postgres";
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// A `postgres://user:password@host:port/database` URL (key=value connection strings work
+    /// too). Plain TCP or a unix socket directory as `host`; TLS is not supported.
+    pub url: String,
+    /// The schema botflow's tables live in (`search_path`), created when missing; `None` uses
+    /// the server's default (`public`). The tests give each test its own.
+    pub schema: Option<String>,
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    /// Published versions are immutable: ready-to-run flows are cached.
+    valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+fn config(options: &PgOptions) -> StoreResult<postgres::Config> {
+    let mut config: postgres::Config =
+        options
+            .url
+            .parse()
+            .map_err(|err: postgres::Error| StoreError::Postgres {
+                what: "reading the database URL (BOTFLOW_DATABASE_URL / database_url)".to_owned(),
+                detail: format!("{err}; expected postgres://user:password@host:port/database"),
+                transient: false,
+            })?;
+    if config.get_application_name().is_none() {
+        config.application_name("botflow");
+    }
+    if let Some(schema) = &options.schema {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || schema.is_empty()
+        {
+            return Err(StoreError::Postgres {
+                what: "choosing the schema".to_owned(),
+                detail: format!(
+                    "schema name {schema:?} must be lowercase ASCII letters, digits and _"
+                ),
+                transient: false,
+            });
+        }
+        config.options(&format!("-c search_path={schema}"));
+    }
+    Ok(config)
+}
+
+impl PgStore {
+    /// Connects to `url`, applies pending migrations and returns the store.
+    pub fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(&PgOptions {
+            url: url.to_owned(),
+            schema: None,
+        })
+    }
+
+    /// Connects with `options` (creating the schema when one is named), applies pending
+    /// migrations and returns the store.
+    pub fn connect_with(options: &PgOptions) -> StoreResult<Self> {
+        Self::migrate_with(options)?;
+        Ok(Self {
+            pool: Pool::new(config(options)?),
+            valid_flows: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Applies the migrations the database at `url` lacks, under an advisory lock; returns
+    /// the ones applied, as `(version, name)` (empty when the schema was current).
+    pub fn migrate(url: &str) -> StoreResult<Vec<(i32, &'static str)>> {
+        Self::migrate_with(&PgOptions {
+            url: url.to_owned(),
+            schema: None,
+        })
+    }
+
+    /// [`PgStore::migrate`] with options (a schema).
+    pub fn migrate_with(options: &PgOptions) -> StoreResult<Vec<(i32, &'static str)>> {
+        if let Some(schema) = &options.schema {
+            let plain = PgOptions {
+                url: options.url.clone(),
+                schema: None,
+            };
+            let pool = Pool::new(config(&plain)?);
+            config(options)?; // checks the name before it reaches SQL
+            db::off_runtime("creating the schema", || {
+                let mut client = pool.connect("creating the schema")?;
+                client
+                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .map_err(|e| db::db_error("creating the schema", &e))
+            })?;
+        }
+        migrate::run(&Pool::new(config(options)?))
+    }
+
+    /// The schema version this release migrates to.
+    pub fn schema_version() -> i32 {
+        migrate::latest()
+    }
+
+    /// Cross-checks what constraints cannot: each subscriber's queue head is its oldest pending
+    /// message, and every pending token send's token is spent on it. One line per problem.
+    pub fn verify_integrity(&self) -> StoreResult<Vec<String>> {
+        self.pool.read("verify_integrity", |c| {
+            let mut problems = Vec::new();
+            for row in c.query(
+                "SELECT p.page_id, p.psid, p.first, h.head_id FROM
+                   (SELECT page_id, psid, min(id) AS first FROM outbox WHERE status = 0
+                    GROUP BY page_id, psid) p
+                 FULL JOIN outbox_heads h ON h.page_id = p.page_id AND h.psid = p.psid
+                 WHERE p.first IS DISTINCT FROM h.head_id",
+                &[],
+            )? {
+                problems.push(format!(
+                    "queue head of {:?}/{:?}: oldest pending {:?}, head {:?}",
+                    row.get::<_, Option<String>>(0),
+                    row.get::<_, Option<String>>(1),
+                    row.get::<_, Option<i64>>(2),
+                    row.get::<_, Option<i64>>(3)
+                ));
+            }
+            for row in c.query(
+                "SELECT o.id, o.token FROM outbox o
+                 LEFT JOIN tokens t ON t.page_id = o.page_id AND t.token = o.token
+                 WHERE o.status = 0 AND o.token IS NOT NULL
+                   AND (t.token IS NULL OR t.state NOT IN (1, 2))",
+                &[],
+            )? {
+                problems.push(format!(
+                    "pending message {} pays with token {:?}, which is not spent",
+                    row.get::<_, i64>(0),
+                    row.get::<_, Option<String>>(1)
+                ));
+            }
+            Ok(problems)
+        })
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for health checks.
+    pub fn ping(&self) -> StoreResult<()> {
+        self.pool.read("ping", |c| {
+            c.query_one("SELECT 1", &[])?;
+            Ok(())
+        })
+    }
+}
+
+fn unsupported<T>(what: &'static str) -> StoreResult<T> {
+    Err(StoreError::Unsupported {
+        what,
+        backend: BACKEND,
+    })
+}
+
+impl Store for PgStore {
+    fn ensure_page(&self, page: &PageId, now_ms: u64) -> StoreResult<bool> {
+        self.page_ensure(page, now_ms)
+    }
+    fn page_exists(&self, page: &PageId) -> StoreResult<bool> {
+        self.page_known(page)
+    }
+    fn list_pages(&self) -> StoreResult<Vec<PageId>> {
+        self.pages_list()
+    }
+    fn create_topic(&self, page: &PageId, name: &str, now_ms: u64) -> StoreResult<Topic> {
+        self.topic_create(page, name, now_ms)
+    }
+    fn get_topic(&self, page: &PageId, topic: &TopicId) -> StoreResult<Option<Topic>> {
+        self.topic_get(page, topic)
+    }
+    fn find_topic_by_name(&self, page: &PageId, name: &str) -> StoreResult<Option<Topic>> {
+        self.topic_by_name(page, name)
+    }
+    fn list_topics(&self, page: &PageId, now_ms: u64) -> StoreResult<Vec<TopicSummary>> {
+        self.topic_list(page, now_ms)
+    }
+    fn topic_ledger(
+        &self,
+        _page: &PageId,
+        _topic: &TopicId,
+        _now_ms: u64,
+    ) -> StoreResult<Option<TopicLedger>> {
+        unsupported("topic_ledger")
+    }
+    fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic> {
+        self.topic_rename(page, topic, name)
+    }
+    fn delete_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        force: bool,
+        now_ms: u64,
+    ) -> StoreResult<DeletedTopic> {
+        self.topic_delete(page, topic, force, now_ms)
+    }
+    fn save_draft(&self, page: &PageId, source: DraftSource, now_ms: u64) -> StoreResult<Draft> {
+        self.draft_save(page, source, now_ms)
+    }
+    fn draft(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<Draft>> {
+        self.draft_get(page, flow)
+    }
+    fn publish(&self, page: &PageId, flow: &FlowId, now_ms: u64) -> StoreResult<Published> {
+        self.flow_publish(page, flow, now_ms)
+    }
+    fn publish_document(
+        &self,
+        page: &PageId,
+        document: FlowDocument,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        self.flow_publish_document(page, document, now_ms)
+    }
+    fn rollback(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        self.flow_rollback(page, flow, version, now_ms)
+    }
+    fn list_flows(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>> {
+        self.flow_list(page)
+    }
+    fn flow_versions(&self, page: &PageId, flow: &FlowId) -> StoreResult<Vec<FlowVersion>> {
+        self.versions_of(page, flow)
+    }
+    fn flow_version(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<FlowVersion>> {
+        self.version_get(page, flow, version)
+    }
+    fn valid_flow(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<Arc<ValidFlow>>> {
+        self.flow_valid(page, flow, version)
+    }
+    fn active_version(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<u32>> {
+        Ok(self.flow_head(page, flow)?.map(|h| h.active))
+    }
+    fn active_flows(&self, page: &PageId) -> StoreResult<ActiveFlows> {
+        self.flow_active_all(page)
+    }
+    fn live_trigger_conflicts(
+        &self,
+        page: &PageId,
+        document: &FlowDocument,
+    ) -> StoreResult<Vec<botflow_flow::Diagnostic>> {
+        self.flow_trigger_conflicts(page, document)
+    }
+    fn load_session(&self, page: &PageId, psid: &Psid) -> StoreResult<Option<Session>> {
+        self.session_load(page, psid)
+    }
+    fn list_subscribers(&self, page: &PageId) -> StoreResult<Vec<Psid>> {
+        self.subscribers_list(page)
+    }
+    fn add_token(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        token: NewToken,
+        now_ms: u64,
+    ) -> StoreResult<TokenAdded> {
+        self.pool.write("add_token", true, |tx| {
+            tokens::add(tx, page, psid, &token, now_ms)
+        })
+    }
+    fn get_token(&self, page: &PageId, token: &str) -> StoreResult<Option<OtnToken>> {
+        self.token_get(page, token)
+    }
+    fn usable_tokens(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Vec<OtnToken>> {
+        self.tokens_usable(page, psid, topic, now_ms)
+    }
+    fn usable_token_counts(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        now_ms: u64,
+    ) -> StoreResult<BTreeMap<TopicId, u64>> {
+        self.tokens_counts(page, psid, now_ms)
+    }
+    fn topic_holders(&self, page: &PageId, topic: &TopicId, now_ms: u64) -> StoreResult<Vec<Psid>> {
+        self.holders(page, topic, now_ms)
+    }
+    fn mark_token(
+        &self,
+        page: &PageId,
+        token: &str,
+        mark: TokenMark,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        self.pool.write("mark_token", true, |tx| {
+            tokens::mark(tx, page, token, &mark, now_ms)
+        })
+    }
+    fn expire_tokens(&self, now_ms: u64) -> StoreResult<u64> {
+        self.pool
+            .write("expire_tokens", true, |tx| tokens::expire(tx, now_ms))
+    }
+    fn journal_append(
+        &self,
+        page: &PageId,
+        event: &EventId,
+        psid: &Psid,
+        payload: &serde_json::Value,
+        received_ms: u64,
+    ) -> StoreResult<Appended> {
+        let event = NewJournalEvent {
+            page: page.clone(),
+            event: event.clone(),
+            psid: psid.clone(),
+            payload: payload.clone(),
+            received_ms,
+        };
+        let mut outcomes = self.journal_append_all(std::slice::from_ref(&event))?;
+        outcomes.pop().ok_or_else(|| StoreError::Postgres {
+            what: "journal_append".to_owned(),
+            detail: "the append returned no outcome".to_owned(),
+            transient: false,
+        })
+    }
+    fn journal_append_batch(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>> {
+        self.journal_append_all(events)
+    }
+    fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>> {
+        self.journal_unprocessed()
+    }
+    fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
+        let durable = commit.durable;
+        self.pool
+            .write("commit_step", durable, |tx| steps::apply_step(tx, &commit))?
+    }
+    fn commit_steps(
+        &self,
+        commits: Vec<StepCommit>,
+    ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
+        let durable = commits.iter().any(|c| c.durable);
+        self.pool.write("commit_steps", durable, |tx| {
+            steps::apply_steps(tx, &commits)
+        })
+    }
+    fn notify_topic(
+        &self,
+        _page: &PageId,
+        _topic: &TopicId,
+        _notification: NotificationId,
+        _body_for: BodyFor<'_>,
+        _now_ms: u64,
+    ) -> StoreResult<NotifyOutcome> {
+        unsupported("notify_topic")
+    }
+    fn recurring_change(
+        &self,
+        _page: &PageId,
+        _psid: &Psid,
+        _change: &RecurringChange,
+        _now_ms: u64,
+    ) -> StoreResult<RecurringChanged> {
+        unsupported("recurring_change")
+    }
+    fn recurring_token(&self, _page: &PageId, _token: &str) -> StoreResult<Option<RecurringToken>> {
+        unsupported("recurring_token")
+    }
+    fn recurring_held(
+        &self,
+        _page: &PageId,
+        _psid: &Psid,
+        _topic: &TopicId,
+    ) -> StoreResult<Option<RecurringToken>> {
+        unsupported("recurring_held")
+    }
+    fn recurring_topic_holders(
+        &self,
+        _page: &PageId,
+        _topic: &TopicId,
+    ) -> StoreResult<Vec<RecurringToken>> {
+        unsupported("recurring_topic_holders")
+    }
+    fn notify_topic_recurring(
+        &self,
+        _page: &PageId,
+        _topic: &TopicId,
+        _pass: &RecurringPass<'_>,
+        _body_for: BodyFor<'_>,
+        _now_ms: u64,
+    ) -> StoreResult<RecurringNotifyOutcome> {
+        unsupported("notify_topic_recurring")
+    }
+    fn create_notification(
+        &self,
+        _page: &PageId,
+        _topic: &TopicId,
+        _content: &NotificationContent,
+        _now_ms: u64,
+    ) -> StoreResult<Notification> {
+        unsupported("create_notification")
+    }
+    fn attach_to_notification(
+        &self,
+        _page: &PageId,
+        _id: NotificationId,
+        _outbox: &[OutboxId],
+        _no_token: u64,
+        _expired: u64,
+    ) -> StoreResult<()> {
+        unsupported("attach_to_notification")
+    }
+    fn close_notification_queuing(
+        &self,
+        _page: &PageId,
+        _id: NotificationId,
+        _now_ms: u64,
+    ) -> StoreResult<Notification> {
+        unsupported("close_notification_queuing")
+    }
+    fn notification(
+        &self,
+        _page: &PageId,
+        _id: NotificationId,
+    ) -> StoreResult<Option<Notification>> {
+        unsupported("notification")
+    }
+    fn notifications(
+        &self,
+        _page: &PageId,
+        _topic: Option<&TopicId>,
+    ) -> StoreResult<Vec<Notification>> {
+        unsupported("notifications")
+    }
+    fn cancel_notification(
+        &self,
+        _page: &PageId,
+        _id: NotificationId,
+        _now_ms: u64,
+    ) -> StoreResult<NotificationCancel> {
+        unsupported("cancel_notification")
+    }
+    fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {
+        self.outbox_due(now_ms, limit)
+    }
+    fn outbound(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>> {
+        self.outbox_get(id)
+    }
+    fn mark_sent(&self, id: OutboxId, message_id: &str, at_ms: u64) -> StoreResult<()> {
+        let status = OutboundStatus::Sent {
+            message_id: message_id.to_owned(),
+            at_ms,
+        };
+        self.pool.write("mark_sent", true, |tx| {
+            outbox::finish(tx, id, &status).map(|_| ())
+        })
+    }
+    fn mark_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
+        self.pool.write("mark_retry", true, |tx| {
+            outbox::retry(tx, id, due_ms, error).map(|_| ())
+        })
+    }
+    fn mark_failed(&self, id: OutboxId, error: &str, at_ms: u64) -> StoreResult<()> {
+        let status = OutboundStatus::Failed {
+            error: error.to_owned(),
+            at_ms,
+        };
+        self.pool.write("mark_failed", true, |tx| {
+            outbox::finish(tx, id, &status).map(|_| ())
+        })
+    }
+    fn mark_refused(&self, id: OutboxId, reason: &str, at_ms: u64) -> StoreResult<()> {
+        let status = OutboundStatus::RefusedByPolicy {
+            reason: reason.to_owned(),
+            at_ms,
+        };
+        self.pool.write("mark_refused", true, |tx| {
+            outbox::finish(tx, id, &status).map(|_| ())
+        })
+    }
+    fn mark_delivered_unconfirmed(&self, id: OutboxId, at_ms: u64) -> StoreResult<()> {
+        let status = OutboundStatus::DeliveredUnconfirmed { at_ms };
+        self.pool.write("mark_delivered_unconfirmed", true, |tx| {
+            outbox::finish(tx, id, &status).map(|_| ())
+        })
+    }
+    fn mark_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<Vec<StoreResult<()>>> {
+        self.outcomes_mark(outcomes)
+    }
+    fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        self.stats()
+    }
+    fn messages_for(&self, page: &PageId, psid: &Psid) -> StoreResult<Vec<OutboundMessage>> {
+        self.outbox_messages_for(page, psid)
+    }
+    fn due_timers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
+        self.timers_due(now_ms, limit)
+    }
+    fn sweep_retention(
+        &self,
+        _now_ms: u64,
+        _policy: &RetentionPolicy,
+        _max_records: usize,
+    ) -> StoreResult<SweepReport> {
+        unsupported("sweep_retention")
+    }
+    fn flush(&self) -> StoreResult<()> {
+        // A synchronous commit of a transaction with an xid waits for the WAL flush up to its
+        // commit record, which covers every earlier asynchronous commit.
+        self.pool.write("flush", true, |tx| {
+            tx.query_one("SELECT txid_current()", &[])?;
+            Ok(())
+        })
+    }
+}
