@@ -5,6 +5,7 @@ use crate::error::StoreError;
 use crate::store::StoreResult;
 use postgres::error::SqlState;
 use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// How many times a transaction is run again after a serialization failure or deadlock.
@@ -117,6 +118,8 @@ pub(super) fn off_runtime<T>(what: &str, f: impl FnOnce() -> StoreResult<T>) -> 
 pub(super) struct Pool {
     config: postgres::Config,
     idle: Mutex<Vec<Client>>,
+    /// Calls that failed with a database error (not refusals), for metrics.
+    errors: AtomicU64,
 }
 
 impl Pool {
@@ -125,7 +128,20 @@ impl Pool {
         Self {
             config,
             idle: Mutex::new(Vec::new()),
+            errors: AtomicU64::new(0),
         }
+    }
+
+    /// Calls that failed with a database error so far.
+    pub(super) fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    fn counted<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        if let Err(StoreError::Postgres { .. }) = &result {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     /// A new connection.
@@ -163,7 +179,7 @@ impl Pool {
         what: &'static str,
         body: impl FnOnce(&mut Client) -> TxResult<T>,
     ) -> StoreResult<T> {
-        off_runtime(what, || {
+        self.counted(off_runtime(what, || {
             let mut client = self.take(what)?;
             let result = body(&mut client);
             self.give_back(client);
@@ -171,7 +187,7 @@ impl Pool {
                 Fail::Db(err) => db_error(what, &err),
                 Fail::Store(err) => err,
             })
-        })
+        }))
     }
 
     /// Runs `body` in one serializable transaction, again (bounded) when it conflicts with
@@ -183,7 +199,7 @@ impl Pool {
         durable: bool,
         mut body: impl FnMut(&mut Transaction<'_>) -> TxResult<T>,
     ) -> StoreResult<T> {
-        off_runtime(what, || {
+        self.counted(off_runtime(what, || {
             let mut client = self.take(what)?;
             let mut attempt = 0;
             let result = loop {
@@ -211,7 +227,28 @@ impl Pool {
             };
             self.give_back(client);
             result
-        })
+        }))
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner));
+        if idle.is_empty() {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            drop(idle);
+            return;
+        }
+        // Closing a client blocks on the driver's own runtime, which may not run on a Tokio
+        // thread (the last holder of the store may be a task): close them on a plain thread.
+        let closing = std::thread::Builder::new()
+            .name("pg-pool-close".into())
+            .spawn(move || drop(idle));
+        if let Ok(handle) = closing {
+            let _ = handle.join();
+        }
     }
 }
 

@@ -196,6 +196,12 @@ impl PgStore {
         })
     }
 
+    /// How many calls failed with a database error (unreachable, refused, conflicts beyond the
+    /// retries) since the store was opened.
+    pub fn database_errors(&self) -> u64 {
+        self.pool.errors()
+    }
+
     /// Checks that the database answers (`SELECT 1`), for health checks.
     pub fn ping(&self) -> StoreResult<()> {
         self.pool.read("ping", |c| {
