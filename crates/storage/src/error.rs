@@ -22,14 +22,6 @@ pub enum StoreError {
         /// deadlocks, a server shutting down or out of connections.
         transient: bool,
     },
-    /// The backend does not implement this call (yet); nothing was done.
-    #[error("{what} is not supported by the {backend} backend yet")]
-    Unsupported {
-        /// The store call.
-        what: &'static str,
-        /// The backend.
-        backend: &'static str,
-    },
     /// The event log failed: it could not be opened, or a write or `fdatasync` failed and the
     /// log is poisoned ([`StoreError::is_fatal`]: only a restart recovers).
     #[error("event log: {action}: {source}")]

@@ -61,8 +61,18 @@ fn is_transient(err: &postgres::Error) -> bool {
                 || c == "40001"
                 || c == "40P01"
         }
-        // no SQLSTATE: the connection itself failed (refused, reset, timed out)
-        None => err.as_db_error().is_none(),
+        // no SQLSTATE: transient when the connection itself failed (refused, reset, timed
+        // out), not when a value could not be converted
+        None => {
+            let mut source = std::error::Error::source(err);
+            while let Some(s) = source {
+                if s.is::<std::io::Error>() {
+                    return true;
+                }
+                source = s.source();
+            }
+            false
+        }
     }
 }
 

@@ -13,11 +13,18 @@ struct Migration {
 }
 
 /// Every migration, oldest first; a new one is a new numbered file added here.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "notifications_recurring_ledger_retention",
+        sql: include_str!("migrations/0002_notifications_recurring_ledger_retention.sql"),
+    },
+];
 
 /// The advisory lock key (class, object) guarding migrations; the object is the hash of the
 /// schema in use, so databases with several botflow schemas (the tests) migrate them in parallel.

@@ -9,15 +9,16 @@
 //! `subscribers` row first). Durable calls commit with `synchronous_commit = on` (the server's
 //! WAL flush); non-durable step commits and normal outcomes commit asynchronously and
 //! [`Store::flush`] makes them durable.
-//!
-//! Not yet implemented here (they return [`StoreError::Unsupported`]): topic notifications,
-//! recurring notification tokens, the topic ledger and the retention sweep.
 
 mod db;
 mod flows;
 mod journal;
+mod ledger;
 mod migrate;
+mod notifications;
 mod outbox;
+mod recurring;
+mod retention;
 mod steps;
 mod tokens;
 mod topics;
@@ -47,9 +48,6 @@ use std::sync::{Arc, Mutex};
 /// Virtual shards a Page hashes to (stored in `meta` by the first migration; never changed).
 const SHARDS: u64 = 256;
 
-/// The backend's name in errors.
-const BACKEND: &str = "postgres";
-
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
@@ -66,11 +64,28 @@ pub struct PgStore {
     pool: Pool,
     /// Published versions are immutable: ready-to-run flows are cached.
     valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
+    /// Outcomes recorded since the store was opened (`pending` unused: counted in SQL).
+    finished: Mutex<OutboxStats>,
 }
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Gives one message its final status, durably, and counts it.
+    fn finish_one(
+        &self,
+        what: &'static str,
+        id: OutboxId,
+        status: &OutboundStatus,
+    ) -> StoreResult<()> {
+        self.pool
+            .write(what, true, |tx| outbox::finish(tx, id, status).map(|_| ()))?;
+        self.count_outcomes(std::iter::once(status));
+        Ok(())
     }
 }
 
@@ -119,10 +134,13 @@ impl PgStore {
     /// migrations and returns the store.
     pub fn connect_with(options: &PgOptions) -> StoreResult<Self> {
         Self::migrate_with(options)?;
-        Ok(Self {
+        let store = Self {
             pool: Pool::new(config(options)?),
             valid_flows: Mutex::new(HashMap::new()),
-        })
+            finished: Mutex::new(OutboxStats::default()),
+        };
+        store.notifications_resume()?;
+        Ok(store)
     }
 
     /// Applies the migrations the database at `url` lacks, under an advisory lock; returns
@@ -211,13 +229,6 @@ impl PgStore {
     }
 }
 
-fn unsupported<T>(what: &'static str) -> StoreResult<T> {
-    Err(StoreError::Unsupported {
-        what,
-        backend: BACKEND,
-    })
-}
-
 impl Store for PgStore {
     fn ensure_page(&self, page: &PageId, now_ms: u64) -> StoreResult<bool> {
         self.page_ensure(page, now_ms)
@@ -242,11 +253,11 @@ impl Store for PgStore {
     }
     fn topic_ledger(
         &self,
-        _page: &PageId,
-        _topic: &TopicId,
-        _now_ms: u64,
+        page: &PageId,
+        topic: &TopicId,
+        now_ms: u64,
     ) -> StoreResult<Option<TopicLedger>> {
-        unsupported("topic_ledger")
+        self.ledger_read(page, topic, now_ms)
     }
     fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic> {
         self.topic_rename(page, topic, name)
@@ -420,99 +431,95 @@ impl Store for PgStore {
     }
     fn notify_topic(
         &self,
-        _page: &PageId,
-        _topic: &TopicId,
-        _notification: NotificationId,
-        _body_for: BodyFor<'_>,
-        _now_ms: u64,
+        page: &PageId,
+        topic: &TopicId,
+        notification: NotificationId,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
     ) -> StoreResult<NotifyOutcome> {
-        unsupported("notify_topic")
+        self.topic_notify(page, topic, notification, body_for, now_ms)
     }
     fn recurring_change(
         &self,
-        _page: &PageId,
-        _psid: &Psid,
-        _change: &RecurringChange,
-        _now_ms: u64,
+        page: &PageId,
+        psid: &Psid,
+        change: &RecurringChange,
+        now_ms: u64,
     ) -> StoreResult<RecurringChanged> {
-        unsupported("recurring_change")
+        self.recurring_apply(page, psid, change, now_ms)
     }
-    fn recurring_token(&self, _page: &PageId, _token: &str) -> StoreResult<Option<RecurringToken>> {
-        unsupported("recurring_token")
+    fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>> {
+        self.recurring_get(page, token)
     }
     fn recurring_held(
         &self,
-        _page: &PageId,
-        _psid: &Psid,
-        _topic: &TopicId,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
     ) -> StoreResult<Option<RecurringToken>> {
-        unsupported("recurring_held")
+        self.recurring_of(page, psid, topic)
     }
     fn recurring_topic_holders(
         &self,
-        _page: &PageId,
-        _topic: &TopicId,
+        page: &PageId,
+        topic: &TopicId,
     ) -> StoreResult<Vec<RecurringToken>> {
-        unsupported("recurring_topic_holders")
+        self.recurring_holders(page, topic)
     }
     fn notify_topic_recurring(
         &self,
-        _page: &PageId,
-        _topic: &TopicId,
-        _pass: &RecurringPass<'_>,
-        _body_for: BodyFor<'_>,
-        _now_ms: u64,
+        page: &PageId,
+        topic: &TopicId,
+        pass: &RecurringPass<'_>,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
     ) -> StoreResult<RecurringNotifyOutcome> {
-        unsupported("notify_topic_recurring")
+        self.recurring_notify(page, topic, pass, body_for, now_ms)
     }
     fn create_notification(
         &self,
-        _page: &PageId,
-        _topic: &TopicId,
-        _content: &NotificationContent,
-        _now_ms: u64,
+        page: &PageId,
+        topic: &TopicId,
+        content: &NotificationContent,
+        now_ms: u64,
     ) -> StoreResult<Notification> {
-        unsupported("create_notification")
+        self.notification_create(page, topic, content, now_ms)
     }
     fn attach_to_notification(
         &self,
-        _page: &PageId,
-        _id: NotificationId,
-        _outbox: &[OutboxId],
-        _no_token: u64,
-        _expired: u64,
+        page: &PageId,
+        id: NotificationId,
+        outbox: &[OutboxId],
+        no_token: u64,
+        expired: u64,
     ) -> StoreResult<()> {
-        unsupported("attach_to_notification")
+        self.notification_attach(page, id, outbox, no_token, expired)
     }
     fn close_notification_queuing(
         &self,
-        _page: &PageId,
-        _id: NotificationId,
-        _now_ms: u64,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
     ) -> StoreResult<Notification> {
-        unsupported("close_notification_queuing")
+        self.notification_close_queuing(page, id, now_ms)
     }
-    fn notification(
-        &self,
-        _page: &PageId,
-        _id: NotificationId,
-    ) -> StoreResult<Option<Notification>> {
-        unsupported("notification")
+    fn notification(&self, page: &PageId, id: NotificationId) -> StoreResult<Option<Notification>> {
+        self.notification_get(page, id)
     }
     fn notifications(
         &self,
-        _page: &PageId,
-        _topic: Option<&TopicId>,
+        page: &PageId,
+        topic: Option<&TopicId>,
     ) -> StoreResult<Vec<Notification>> {
-        unsupported("notifications")
+        self.notification_list(page, topic)
     }
     fn cancel_notification(
         &self,
-        _page: &PageId,
-        _id: NotificationId,
-        _now_ms: u64,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
     ) -> StoreResult<NotificationCancel> {
-        unsupported("cancel_notification")
+        self.notification_cancel(page, id, now_ms)
     }
     fn due_outbound(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<OutboundMessage>> {
         self.outbox_due(now_ms, limit)
@@ -525,9 +532,7 @@ impl Store for PgStore {
             message_id: message_id.to_owned(),
             at_ms,
         };
-        self.pool.write("mark_sent", true, |tx| {
-            outbox::finish(tx, id, &status).map(|_| ())
-        })
+        self.finish_one("mark_sent", id, &status)
     }
     fn mark_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
         self.pool.write("mark_retry", true, |tx| {
@@ -539,24 +544,18 @@ impl Store for PgStore {
             error: error.to_owned(),
             at_ms,
         };
-        self.pool.write("mark_failed", true, |tx| {
-            outbox::finish(tx, id, &status).map(|_| ())
-        })
+        self.finish_one("mark_failed", id, &status)
     }
     fn mark_refused(&self, id: OutboxId, reason: &str, at_ms: u64) -> StoreResult<()> {
         let status = OutboundStatus::RefusedByPolicy {
             reason: reason.to_owned(),
             at_ms,
         };
-        self.pool.write("mark_refused", true, |tx| {
-            outbox::finish(tx, id, &status).map(|_| ())
-        })
+        self.finish_one("mark_refused", id, &status)
     }
     fn mark_delivered_unconfirmed(&self, id: OutboxId, at_ms: u64) -> StoreResult<()> {
         let status = OutboundStatus::DeliveredUnconfirmed { at_ms };
-        self.pool.write("mark_delivered_unconfirmed", true, |tx| {
-            outbox::finish(tx, id, &status).map(|_| ())
-        })
+        self.finish_one("mark_delivered_unconfirmed", id, &status)
     }
     fn mark_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<Vec<StoreResult<()>>> {
         self.outcomes_mark(outcomes)
@@ -572,11 +571,11 @@ impl Store for PgStore {
     }
     fn sweep_retention(
         &self,
-        _now_ms: u64,
-        _policy: &RetentionPolicy,
-        _max_records: usize,
+        now_ms: u64,
+        policy: &RetentionPolicy,
+        max_records: usize,
     ) -> StoreResult<SweepReport> {
-        unsupported("sweep_retention")
+        self.retention_sweep(now_ms, policy, max_records)
     }
     fn flush(&self) -> StoreResult<()> {
         // A synchronous commit of a transaction with an xid waits for the WAL flush up to its

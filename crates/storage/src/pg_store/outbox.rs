@@ -3,7 +3,7 @@
 
 use super::PgStore;
 use super::db::{Fail, TxResult, big, decode, encode, shard_of, unbig};
-use super::tokens;
+use super::{ledger, notifications, recurring, tokens};
 use crate::commit::OutboxStats;
 use crate::error::StoreError;
 use crate::ids::{OutboxId, PageId, Psid};
@@ -74,7 +74,10 @@ pub(super) fn enqueue(
             &page.as_str(),
             &psid.as_str(),
             &shard,
-            &message.token,
+            // only a one-time token pays for one message; a recurring one pays once a period
+            &matches!(message.kind, OutboundKind::OtnToken { .. })
+                .then_some(message.token.as_deref())
+                .flatten(),
             &encode("outbox", &message)?,
         ],
     )?;
@@ -112,16 +115,46 @@ fn load_pending(tx: &mut Transaction<'_>, id: OutboxId) -> TxResult<OutboundMess
     Ok(message)
 }
 
-fn save(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxResult<()> {
+/// When a message finished (any status but pending), for the retention sweep.
+pub(super) fn finished_ms(status: &OutboundStatus) -> Option<u64> {
+    match status {
+        OutboundStatus::Pending => None,
+        OutboundStatus::Sent { at_ms, .. }
+        | OutboundStatus::Failed { at_ms, .. }
+        | OutboundStatus::RefusedByPolicy { at_ms, .. }
+        | OutboundStatus::DeliveredUnconfirmed { at_ms } => Some(*at_ms),
+    }
+}
+
+/// Writes a message back (record and the columns queries use).
+pub(super) fn save(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxResult<()> {
     tx.execute(
-        "UPDATE outbox SET status = $2, rec = $3 WHERE id = $1",
+        "UPDATE outbox SET status = $2, rec = $3, finished_ms = $4, notification_id = $5
+         WHERE id = $1",
         &[
             &big(message.id.0),
             &status_code(&message.status),
             &encode("outbox", message)?,
+            &finished_ms(&message.status).map(big),
+            &message.notification.map(|n| big(n.0)),
         ],
     )?;
     Ok(())
+}
+
+/// Removes a pending message whose send never started (a cancelled notification's).
+pub(super) fn remove_pending(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxResult<()> {
+    advance_head(tx, message)?;
+    tx.execute("DELETE FROM outbox WHERE id = $1", &[&big(message.id.0)])?;
+    Ok(())
+}
+
+/// One message (locked), if it exists.
+pub(super) fn load_for_update(
+    tx: &mut Transaction<'_>,
+    id: OutboxId,
+) -> TxResult<Option<OutboundMessage>> {
+    load(tx, id)
 }
 
 /// After a message left the pending state: when it was the head, the next pending message of
@@ -177,6 +210,22 @@ pub(super) fn finish(
             Err(err) => return Err(err),
         }
     }
+    if let (
+        OutboundStatus::Failed { error, at_ms },
+        OutboundKind::RecurringToken { .. },
+        Some(token),
+    ) = (status, &message.kind, &message.token)
+    {
+        recurring::retire(tx, &message.page, token, error, *at_ms)?;
+    }
+    if let (OutboundStatus::DeliveredUnconfirmed { .. }, OutboundKind::OtnToken { topic }) =
+        (status, &message.kind)
+    {
+        ledger::note_delivered_unconfirmed(tx, &message.page, topic)?;
+    }
+    if let Some(at_ms) = finished_ms(status) {
+        notifications::note_outcome(tx, &message, status, at_ms)?;
+    }
     message.status = status.clone();
     save(tx, &message)?;
     advance_head(tx, &message)?;
@@ -192,6 +241,9 @@ pub(super) fn retry(
 ) -> TxResult<bool> {
     let mut message = load_pending(tx, id)?;
     let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
+    if message.attempts == 0 {
+        notifications::note_attempt(tx, &message, due_ms)?;
+    }
     message.attempts += 1;
     message.due_ms = due_ms;
     message.last_error = Some(error.to_owned());
@@ -206,6 +258,30 @@ pub(super) fn retry(
         ],
     )?;
     Ok(token_send)
+}
+
+/// The final status an outcome gives its message (`None` for a retry).
+fn final_status(outcome: &Outcome) -> Option<OutboundStatus> {
+    match outcome {
+        Outcome::Sent {
+            message_id, at_ms, ..
+        } => Some(OutboundStatus::Sent {
+            message_id: message_id.clone(),
+            at_ms: *at_ms,
+        }),
+        Outcome::Retry { .. } => None,
+        Outcome::Failed { error, at_ms, .. } => Some(OutboundStatus::Failed {
+            error: error.clone(),
+            at_ms: *at_ms,
+        }),
+        Outcome::Refused { reason, at_ms, .. } => Some(OutboundStatus::RefusedByPolicy {
+            reason: reason.clone(),
+            at_ms: *at_ms,
+        }),
+        Outcome::DeliveredUnconfirmed { at_ms, .. } => {
+            Some(OutboundStatus::DeliveredUnconfirmed { at_ms: *at_ms })
+        }
+    }
 }
 
 /// One outcome with the effect of its single `mark_*` call; whether it was a token send.
@@ -253,7 +329,7 @@ impl PgStore {
         // Token sends are known before the transaction (their kind never changes), so the
         // commit is synchronous exactly when one of them is in the batch.
         let durable = self.any_token_send(outcomes)?;
-        self.pool.write("mark_outcomes", durable, |tx| {
+        let results = self.pool.write("mark_outcomes", durable, |tx| {
             let mut results = Vec::with_capacity(outcomes.len());
             for outcome in outcomes {
                 // each outcome in a savepoint, so a refused one changes nothing and fails alone
@@ -271,7 +347,15 @@ impl PgStore {
                 }
             }
             Ok(results)
-        })
+        })?;
+        let finals: Vec<OutboundStatus> = outcomes
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .filter_map(|(outcome, _)| final_status(outcome))
+            .collect();
+        self.count_outcomes(finals.iter());
+        Ok(results)
     }
 
     fn any_token_send(&self, outcomes: &[Outcome]) -> StoreResult<bool> {
@@ -327,20 +411,37 @@ impl PgStore {
         })
     }
 
+    /// Queue figures: pending counted in the database, outcomes counted since the store was
+    /// opened (as the sled store does; the retention sweep changes neither).
     pub(super) fn stats(&self) -> StoreResult<OutboxStats> {
-        self.pool.read("outbox_stats", |c| {
-            let mut stats = OutboxStats::default();
-            for row in c.query("SELECT status, count(*) FROM outbox GROUP BY status", &[])? {
-                let n = unbig(row.get(1));
-                match row.get::<_, i16>(0) {
-                    0 => stats.pending = n,
-                    1 => stats.sent = n,
-                    2 => stats.failed = n,
-                    3 => stats.refused = n,
-                    _ => stats.delivered_unconfirmed = n,
-                }
+        let pending = self.pool.read("outbox_stats", |c| {
+            Ok(unbig(
+                c.query_one("SELECT count(*) FROM outbox WHERE status = 0", &[])?
+                    .get(0),
+            ))
+        })?;
+        let mut stats = *self
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stats.pending = pending;
+        Ok(stats)
+    }
+
+    /// Counts outcomes that committed.
+    pub(super) fn count_outcomes<'a>(&self, statuses: impl Iterator<Item = &'a OutboundStatus>) {
+        let mut stats = self
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for status in statuses {
+            match status {
+                OutboundStatus::Pending => {}
+                OutboundStatus::Sent { .. } => stats.sent += 1,
+                OutboundStatus::Failed { .. } => stats.failed += 1,
+                OutboundStatus::RefusedByPolicy { .. } => stats.refused += 1,
+                OutboundStatus::DeliveredUnconfirmed { .. } => stats.delivered_unconfirmed += 1,
             }
-            Ok(stats)
-        })
+        }
     }
 }

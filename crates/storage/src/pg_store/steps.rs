@@ -5,11 +5,12 @@ use super::PgStore;
 use super::db::{TxResult, big, decode, encode, shard_of};
 use super::journal::{is_processed, lock_subscriber, mark_processed};
 use super::outbox::{enqueue, reserve_id};
-use super::tokens;
+use super::{recurring, tokens};
 use crate::commit::{DueTimer, StepCommit, StepCommitted, TokenSendOutcome};
 use crate::error::StoreError;
 use crate::ids::{PageId, Psid};
 use crate::outbox::{NewOutbound, OutboundKind};
+use crate::recurring::RECURRING_CAP_MS;
 use crate::session::Session;
 use crate::store::StoreResult;
 use botflow_flow::TopicId;
@@ -112,24 +113,35 @@ fn missing_token(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult<Opti
     Ok(None)
 }
 
+/// The topic of a recurring token send whose token may not pay now (or a second send of one
+/// topic in the step), if any.
+fn recurring_gone(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult<Option<TopicId>> {
+    let mut seen: Vec<&TopicId> = Vec::new();
+    for message in &commit.outbound {
+        if let OutboundKind::RecurringToken { topic } = &message.kind {
+            let (page, psid, now) = (&commit.page, &commit.psid, commit.now_ms);
+            if seen.contains(&topic)
+                || recurring::may_send(tx, page, psid, topic, RECURRING_CAP_MS, now)?.is_err()
+            {
+                return Ok(Some(topic.clone()));
+            }
+            seen.push(topic);
+        }
+    }
+    Ok(None)
+}
+
 /// One step, refused whole with `TokenGone` when a token send would find no token.
 pub(super) fn apply_step(
     tx: &mut Transaction<'_>,
     commit: &StepCommit,
 ) -> TxResult<StoreResult<StepCommitted>> {
-    if commit
-        .outbound
-        .iter()
-        .any(|m| matches!(m.kind, OutboundKind::RecurringToken { .. }))
-    {
-        return Err(StoreError::Unsupported {
-            what: "a step commit with a recurring token send",
-            backend: super::BACKEND,
-        }
-        .into());
-    }
     lock_subscriber(tx, &commit.page, &commit.psid)?;
-    if let Some(topic) = missing_token(tx, commit)? {
+    let gone = match missing_token(tx, commit)? {
+        Some(topic) => Some(topic),
+        None => recurring_gone(tx, commit)?,
+    };
+    if let Some(topic) = gone {
         return Ok(Err(StoreError::TokenGone {
             page: commit.page.clone(),
             psid: commit.psid.clone(),
@@ -175,9 +187,24 @@ fn apply_checked_step(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult
                 token_sends.push(outcome);
             }
             OutboundKind::RecurringToken { topic } => {
-                token_sends.push(TokenSendOutcome::NoToken {
-                    topic: topic.clone(),
-                });
+                let queued = recurring::queue_recurring_send(
+                    tx,
+                    page,
+                    psid,
+                    topic,
+                    message,
+                    RECURRING_CAP_MS,
+                    *now_ms,
+                )?;
+                match queued {
+                    Some(Ok((outbox, token))) => {
+                        outbox_ids.push(outbox);
+                        token_sends.push(TokenSendOutcome::RecurringQueued { outbox, token });
+                    }
+                    Some(Err(_)) | None => token_sends.push(TokenSendOutcome::NoToken {
+                        topic: topic.clone(),
+                    }),
+                }
             }
         }
     }
@@ -225,7 +252,7 @@ impl PgStore {
         self.pool.read("list_subscribers", |c| {
             let rows = c.query(
                 "SELECT psid FROM subscribers WHERE page_id = $1 AND session IS NOT NULL
-                 ORDER BY psid",
+                 ORDER BY octet_length(psid), psid",
                 &[&page.as_str()],
             )?;
             Ok(rows.iter().map(|r| Psid(r.get(0))).collect())

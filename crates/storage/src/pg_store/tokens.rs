@@ -3,6 +3,7 @@
 
 use super::PgStore;
 use super::db::{TxResult, big, decode, encode, shard_of, unbig};
+use super::ledger;
 use super::topics::live_topic;
 use crate::error::StoreError;
 use crate::ids::{OutboxId, PageId, Psid};
@@ -26,16 +27,28 @@ fn record(row: &postgres::Row) -> Result<OtnToken, StoreError> {
     decode("tokens", row.get("rec"))
 }
 
-/// Writes a token's new state (record and column).
+/// When a token was used up (spent, invalid or expired), for the retention sweep.
+fn used_ms(state: &TokenState) -> Option<i64> {
+    match state {
+        TokenState::Usable => None,
+        TokenState::Spent { at_ms, .. }
+        | TokenState::Invalid { at_ms, .. }
+        | TokenState::Expired { at_ms } => Some(big(*at_ms)),
+    }
+}
+
+/// Writes a token's new state (record and columns) and moves the ledger with it.
 fn set_state(tx: &mut Transaction<'_>, token: &mut OtnToken, state: TokenState) -> TxResult<()> {
-    token.state = state;
+    let from = std::mem::replace(&mut token.state, state);
+    ledger::note_token_change(tx, &token.page, &token.topic, &from, &token.state)?;
     tx.execute(
-        "UPDATE tokens SET state = $3, rec = $4 WHERE page_id = $1 AND token = $2",
+        "UPDATE tokens SET state = $3, rec = $4, used_ms = $5 WHERE page_id = $1 AND token = $2",
         &[
             &token.page.as_str(),
             &token.token,
             &state_code(&token.state),
             &encode("tokens", &*token)?,
+            &used_ms(&token.state),
         ],
     )?;
     Ok(())
@@ -80,9 +93,13 @@ pub(super) fn add(
         expires_ms: new.expires_ms,
         state,
     };
+    if outcome != TokenAdded::TopicMissing {
+        ledger::note_opt_in(tx, page, &new.topic, &token.state, new.created_ms)?;
+    }
     tx.execute(
-        "INSERT INTO tokens (page_id, token, psid, topic_id, shard, created_ms, expires_ms, state, rec)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO tokens
+           (page_id, token, psid, topic_id, shard, created_ms, expires_ms, state, rec, used_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
             &page.as_str(),
             &token.token,
@@ -93,6 +110,7 @@ pub(super) fn add(
             &big(token.expires_ms),
             &state_code(&token.state),
             &encode("tokens", &token)?,
+            &used_ms(&token.state),
         ],
     )?;
     Ok(outcome)
@@ -257,7 +275,6 @@ pub(super) fn expire(tx: &mut Transaction<'_>, now_ms: u64) -> TxResult<u64> {
 
 /// Puts a token spent on `outbox` back (its message was removed before any send attempt):
 /// usable again, or expired when its time or topic is gone; whether it is usable.
-#[allow(dead_code)] // used by notification cancels, which this backend does not have yet
 pub(super) fn restore(
     tx: &mut Transaction<'_>,
     page: &PageId,
@@ -273,9 +290,17 @@ pub(super) fn restore(
         return Ok(false);
     };
     let mut token = record(&row)?;
-    if !matches!(token.state, TokenState::Spent { outbox: Some(paid), .. } if paid == outbox) {
+    let TokenState::Spent {
+        outbox: Some(paid),
+        at_ms: spent_ms,
+    } = token.state
+    else {
+        return Ok(false);
+    };
+    if paid != outbox {
         return Ok(false);
     }
+    ledger::note_send_undone(tx, page, &token.topic.clone(), spent_ms)?;
     let usable = live_topic(tx, page, &token.topic)?.is_some() && now_ms < token.expires_ms;
     let state = if usable {
         TokenState::Usable
@@ -366,9 +391,9 @@ pub(super) fn holders_in(
         return Ok(Vec::new());
     }
     let rows = c.query(
-        "SELECT DISTINCT psid FROM tokens WHERE page_id = $1 AND topic_id = $2 AND state = 0
-         AND expires_ms > $3 ORDER BY psid",
+        "SELECT DISTINCT octet_length(psid), psid FROM tokens WHERE page_id = $1
+         AND topic_id = $2 AND state = 0 AND expires_ms > $3 ORDER BY 1, 2",
         &[&page.as_str(), &topic.as_str(), &big(now_ms)],
     )?;
-    Ok(rows.iter().map(|r| Psid(r.get(0))).collect())
+    Ok(rows.iter().map(|r| Psid(r.get(1))).collect())
 }
