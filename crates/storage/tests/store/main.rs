@@ -34,6 +34,7 @@ mod model;
 mod notifications;
 mod outbox;
 mod outcomes;
+mod postgres;
 mod recurring;
 mod retention;
 mod token_race;
@@ -60,12 +61,14 @@ pub(crate) enum Backend {
 }
 
 thread_local! {
-    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Sled) };
+    /// The backend [`temp_store`] opens on this test thread.
+    pub(crate) static BACKEND_FOR_TEST: std::cell::Cell<Backend> =
+        const { std::cell::Cell::new(Backend::Sled) };
 }
 
 /// Runs a test body with [`temp_store`] giving stores of `backend`.
 pub(crate) fn run_on(backend: Backend, body: fn()) {
-    BACKEND.set(backend);
+    BACKEND_FOR_TEST.set(backend);
     body();
 }
 
@@ -95,7 +98,7 @@ impl std::ops::Deref for TestStore {
 
 /// A fresh store of the backend the running test body is on.
 pub(crate) fn temp_store() -> (Guard, TestStore) {
-    match BACKEND.get() {
+    match BACKEND_FOR_TEST.get() {
         Backend::Sled => {
             let dir = tempfile::tempdir().unwrap();
             let store = open(dir.path());

@@ -75,8 +75,9 @@ impl Model {
     }
 }
 
-fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let (_dir, store) = temp_sled();
+fn run(backend: Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    BACKEND_FOR_TEST.set(backend);
+    let (_dir, store) = temp_store();
     let topics: Vec<TopicId> = (0..TOPICS)
         .map(|i| {
             store
@@ -169,7 +170,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Notify { topic } => {
                 let outcome =
-                    notify_text(&store, &topics[topic as usize], &body_for, model.now).unwrap();
+                    notify_text(&*store, &topics[topic as usize], &body_for, model.now).unwrap();
                 let (mut queued, mut no_token, mut expired) = (0, 0, 0);
                 for p in 0..PSIDS {
                     let holder = model.tokens.holds(&(p, topic));
@@ -273,17 +274,35 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             .collect();
         expected_due.sort_unstable();
         prop_assert_eq!(due, expected_due);
-        let problems = store.verify_integrity().unwrap();
+        let problems = store.problems();
         prop_assert!(problems.is_empty(), "after {:?}: {:?}", step, problems);
     }
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+mod sled_backend {
+    use super::*;
 
-    #[test]
-    fn tokens_and_outbox_agree_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
-        run(ops)?;
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn tokens_and_outbox_agree_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+            run(Backend::Sled, ops)?;
+        }
+    }
+}
+
+/// Fewer cases on PostgreSQL: each case is a fresh schema and a few hundred round trips.
+mod pg_backend {
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        #[test]
+        fn tokens_and_outbox_agree_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+            run(Backend::Pg, ops)?;
+        }
     }
 }
