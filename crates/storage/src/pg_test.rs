@@ -268,6 +268,71 @@ pub fn shared_url() -> String {
         .clone()
 }
 
+/// A database of one test on the shared server (for a real `botflow serve`, which uses the
+/// database's default schema), dropped when this guard drops.
+#[derive(Debug)]
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// Creates a new empty database on the shared server.
+    pub fn new() -> Self {
+        let admin_url = shared_url();
+        let name = format!("e2e_{}", uuid::Uuid::new_v4().simple());
+        let config: postgres::Config = admin_url
+            .parse()
+            .unwrap_or_else(|e| panic!("{TEST_DATABASE_URL} is not a postgres URL: {e}"));
+        let create = format!("CREATE DATABASE {name}");
+        std::thread::spawn(move || {
+            let mut client = config
+                .connect(postgres::NoTls)
+                .unwrap_or_else(|e| panic!("connecting to the test server: {e}"));
+            client
+                .batch_execute(&create)
+                .unwrap_or_else(|e| panic!("{create}: {e}"));
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("creating the test database failed"));
+        let url = match admin_url.rsplit_once('/') {
+            Some((server, _database)) => format!("{server}/{name}"),
+            None => panic!("{admin_url} names no database"),
+        };
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Default for TestDatabase {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(config) = self.admin_url.parse::<postgres::Config>() {
+            let drop_sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut client) = config.connect(postgres::NoTls) {
+                    let _ = client.batch_execute(&drop_sql);
+                }
+            })
+            .join();
+        }
+    }
+}
+
 /// A schema of one test, dropped (with everything in it) when this guard drops.
 #[derive(Debug)]
 pub struct TestSchema {
