@@ -70,6 +70,11 @@ async fn a_database_outage_answers_503_and_the_node_recovers_by_itself() {
         "{health}"
     );
     assert!(server.metric("botflow_database_errors_total").await >= 1.0);
+    let (status, body) = server
+        .json(server.get(&format!("/api/pages/{PAGE_ID}/topics")))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
 
     let restarting = tokio::task::spawn_blocking(move || {
         cluster.restart();
