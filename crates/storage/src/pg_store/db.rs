@@ -105,20 +105,29 @@ pub(super) fn db_error(what: &str, err: &postgres::Error) -> StoreError {
     }
 }
 
-/// Runs blocking driver code from any thread: on a Tokio multi-thread worker it moves out of
-/// the worker with `block_in_place` (the driver runs its own runtime, which may not start
-/// inside another); on a current-thread runtime it refuses clearly instead of panicking.
-pub(super) fn off_runtime<T>(what: &str, f: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+/// Runs blocking driver code from any thread. The driver blocks on a runtime of its own, which
+/// may not start on a thread that is driving Tokio tasks: on a multi-thread runtime the call
+/// moves out of the worker with `block_in_place`; on a current-thread runtime it runs on a
+/// short-lived plain thread (blocking the caller, which is what a blocking store call does).
+pub(super) fn off_runtime<T: Send>(
+    what: &str,
+    f: impl FnOnce() -> StoreResult<T> + Send,
+) -> StoreResult<T> {
     match tokio::runtime::Handle::try_current() {
         Err(_) => f(),
         Ok(handle) => match handle.runtime_flavor() {
             tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-            _ => Err(StoreError::Postgres {
-                what: what.to_owned(),
-                detail: "the PostgreSQL store blocks, and was called on a Tokio current-thread \
-                         runtime; call it from tokio::task::spawn_blocking (or a multi-thread runtime)"
-                    .to_owned(),
-                transient: false,
+            _ => std::thread::scope(|scope| {
+                std::thread::Builder::new()
+                    .name("botflow-pg-call".into())
+                    .spawn_scoped(scope, f)
+                    .map_err(|err| StoreError::Postgres {
+                        what: what.to_owned(),
+                        detail: format!("cannot start a thread for the blocking call: {err}"),
+                        transient: true,
+                    })?
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             }),
         },
     }
@@ -184,10 +193,10 @@ impl Pool {
     }
 
     /// Runs `body` with a pooled connection (no transaction: single statements).
-    pub(super) fn read<T>(
+    pub(super) fn read<T: Send>(
         &self,
         what: &'static str,
-        body: impl FnOnce(&mut Client) -> TxResult<T>,
+        body: impl FnOnce(&mut Client) -> TxResult<T> + Send,
     ) -> StoreResult<T> {
         self.counted(off_runtime(what, || {
             let mut client = self.take(what)?;
@@ -203,11 +212,11 @@ impl Pool {
     /// Runs `body` in one serializable transaction, again (bounded) when it conflicts with
     /// another; `durable: false` commits with `synchronous_commit = off` (atomic and visible at
     /// once; a server crash may lose it).
-    pub(super) fn write<T>(
+    pub(super) fn write<T: Send>(
         &self,
         what: &'static str,
         durable: bool,
-        mut body: impl FnMut(&mut Transaction<'_>) -> TxResult<T>,
+        mut body: impl FnMut(&mut Transaction<'_>) -> TxResult<T> + Send,
     ) -> StoreResult<T> {
         self.counted(off_runtime(what, || {
             let mut client = self.take(what)?;
