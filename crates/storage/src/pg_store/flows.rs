@@ -21,6 +21,9 @@ use postgres::{GenericClient, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError};
 
+/// Ready-to-run versions kept in memory at most (as many as the sled store's cache).
+const VALID_FLOWS_CACHED: usize = 1_024;
+
 /// A flow's head row.
 #[derive(Debug, Clone)]
 pub(super) struct FlowHead {
@@ -488,10 +491,15 @@ impl PgStore {
             return Ok(None);
         };
         let valid = Arc::new(ValidFlow::published(stored.document));
-        self.valid_flows
+        let mut cache = self
+            .valid_flows
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, valid.clone());
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= VALID_FLOWS_CACHED {
+            // bounded: start over (versions are immutable, so any entry can be read again)
+            cache.clear();
+        }
+        cache.insert(key, valid.clone());
         Ok(Some(valid))
     }
 
