@@ -4,7 +4,9 @@
 use crate::error::StoreError;
 use crate::store::StoreResult;
 use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row, Statement, Transaction};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -44,6 +46,15 @@ fn is_conflict(err: &postgres::Error) -> bool {
         err.code(),
         Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
     )
+}
+
+/// Whether a cached statement went stale (a migration changed a table it reads): the cache
+/// is dropped and the call made again.
+fn is_stale_statement(err: &postgres::Error) -> bool {
+    err.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+        && err
+            .as_db_error()
+            .is_some_and(|db| db.message().contains("cached plan"))
 }
 
 /// Whether the database may answer later: connection problems, a server shutting down or out of
@@ -133,10 +144,82 @@ pub(super) fn off_runtime<T: Send>(
     }
 }
 
+/// A connection with the statements prepared on it, by query text.
+pub(super) struct Connection {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// A connection or transaction with its connection's statement cache: each query text is
+/// prepared once per connection, after which a statement is one round trip, not two.
+pub(super) struct Cached<'a, C> {
+    /// The connection or transaction.
+    pub(super) inner: &'a mut C,
+    /// The connection's prepared statements.
+    pub(super) statements: &'a mut HashMap<String, Statement>,
+}
+
+/// A transaction of [`Pool::write`].
+pub(super) type Tx<'a, 'b> = Cached<'a, Transaction<'b>>;
+
+/// A connection of [`Pool::read`].
+pub(super) type Conn<'a> = Cached<'a, Client>;
+
+impl<C: GenericClient> Cached<'_, C> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.inner.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Runs a query, returning its rows.
+    pub(super) fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.inner.query(&statement, params)
+    }
+
+    /// Runs a query that returns exactly one row.
+    pub(super) fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.inner.query_one(&statement, params)
+    }
+
+    /// Runs a query that returns at most one row.
+    pub(super) fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.inner.query_opt(&statement, params)
+    }
+
+    /// Runs a statement, returning the number of rows it changed.
+    pub(super) fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.inner.execute(&statement, params)
+    }
+}
+
 /// A small pool of blocking clients.
 pub(super) struct Pool {
     config: postgres::Config,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Connection>>,
     /// Calls that failed with a database error (not refusals), for metrics.
     errors: AtomicU64,
 }
@@ -170,38 +253,53 @@ impl Pool {
             .map_err(|err| db_error(&format!("{what}: connecting"), &err))
     }
 
-    fn take(&self, what: &str) -> StoreResult<Client> {
+    fn take(&self, what: &str) -> StoreResult<Connection> {
         let idle = self
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
         match idle {
-            Some(client) if !client.is_closed() => Ok(client),
-            _ => self.connect(what),
+            Some(connection) if !connection.client.is_closed() => Ok(connection),
+            _ => Ok(Connection {
+                client: self.connect(what)?,
+                statements: HashMap::new(),
+            }),
         }
     }
 
-    fn give_back(&self, client: Client) {
-        if client.is_closed() {
+    fn give_back(&self, connection: Connection) {
+        if connection.client.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < IDLE_CONNECTIONS {
-            idle.push(client);
+            idle.push(connection);
         }
     }
 
-    /// Runs `body` with a pooled connection (no transaction: single statements).
+    /// Runs `body` with a pooled connection (no transaction: single statements; run again once
+    /// when a cached statement went stale).
     pub(super) fn read<T: Send>(
         &self,
         what: &'static str,
-        body: impl FnOnce(&mut Client) -> TxResult<T> + Send,
+        mut body: impl FnMut(&mut Conn<'_>) -> TxResult<T> + Send,
     ) -> StoreResult<T> {
         self.counted(off_runtime(what, || {
-            let mut client = self.take(what)?;
-            let result = body(&mut client);
-            self.give_back(client);
+            let mut connection = self.take(what)?;
+            let mut result = body(&mut Cached {
+                inner: &mut connection.client,
+                statements: &mut connection.statements,
+            });
+            if matches!(&result, Err(Fail::Db(err)) if is_stale_statement(err)) {
+                // prepared before a migration changed the table: prepare again, once
+                connection.statements.clear();
+                result = body(&mut Cached {
+                    inner: &mut connection.client,
+                    statements: &mut connection.statements,
+                });
+            }
+            self.give_back(connection);
             result.map_err(|fail| match fail {
                 Fail::Db(err) => db_error(what, &err),
                 Fail::Store(err) => err,
@@ -216,14 +314,15 @@ impl Pool {
         &self,
         what: &'static str,
         durable: bool,
-        mut body: impl FnMut(&mut Transaction<'_>) -> TxResult<T> + Send,
+        mut body: impl FnMut(&mut Tx<'_, '_>) -> TxResult<T> + Send,
     ) -> StoreResult<T> {
         self.counted(off_runtime(what, || {
-            let mut client = self.take(what)?;
+            let mut connection = self.take(what)?;
             let mut attempt = 0;
             let result = loop {
                 attempt += 1;
                 let outcome = (|| -> TxResult<T> {
+                    let Connection { client, statements } = &mut connection;
                     let mut tx = client
                         .build_transaction()
                         .isolation_level(IsolationLevel::Serializable)
@@ -231,7 +330,10 @@ impl Pool {
                     if !durable {
                         tx.batch_execute("SET LOCAL synchronous_commit = off")?;
                     }
-                    let value = body(&mut tx)?;
+                    let value = body(&mut Cached {
+                        inner: &mut tx,
+                        statements,
+                    })?;
                     tx.commit()?;
                     Ok(value)
                 })();
@@ -239,12 +341,18 @@ impl Pool {
                     Err(Fail::Db(err)) if is_conflict(&err) && attempt < CONFLICT_ATTEMPTS => {
                         continue;
                     }
+                    Err(Fail::Db(err))
+                        if is_stale_statement(&err) && attempt < CONFLICT_ATTEMPTS =>
+                    {
+                        connection.statements.clear();
+                        continue;
+                    }
                     Err(Fail::Db(err)) => break Err(db_error(what, &err)),
                     Err(Fail::Store(err)) => break Err(err),
                     Ok(value) => break Ok(value),
                 }
             };
-            self.give_back(client);
+            self.give_back(connection);
             result
         }))
     }

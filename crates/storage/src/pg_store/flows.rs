@@ -3,7 +3,7 @@
 //! same transaction.
 
 use super::PgStore;
-use super::db::{TxResult, decode, encode, shard_of};
+use super::db::{Cached, Tx, TxResult, decode, encode, shard_of};
 use super::topics::{insert_topic, live_topic, topic_named};
 use crate::error::StoreError;
 use crate::flows::{
@@ -17,7 +17,7 @@ use botflow_flow::{
     Diagnostic, FlowDocument, FlowId, TopicId, TopicRef, ValidFlow, check_text_with_topics,
     trigger_conflicts_with_live, validate_with_topics, visit_topic_refs,
 };
-use postgres::{GenericClient, Transaction};
+use postgres::GenericClient;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError};
 
@@ -55,7 +55,7 @@ pub(super) fn topic_refs(doc: &FlowDocument) -> Vec<(TopicRef, String)> {
 }
 
 fn version_in(
-    c: &mut impl GenericClient,
+    c: &mut Cached<'_, impl GenericClient>,
     page: &PageId,
     flow: &FlowId,
     version: u32,
@@ -67,7 +67,7 @@ fn version_in(
     Ok(row.map(|r| decode("versions", r.get(0))).transpose()?)
 }
 
-fn heads_in(c: &mut impl GenericClient, page: &PageId) -> TxResult<Vec<FlowHead>> {
+fn heads_in(c: &mut Cached<'_, impl GenericClient>, page: &PageId) -> TxResult<Vec<FlowHead>> {
     let rows = c.query(
         "SELECT flow_id, name, latest, active FROM flow_heads WHERE page_id = $1
          ORDER BY octet_length(flow_id), flow_id",
@@ -78,7 +78,7 @@ fn heads_in(c: &mut impl GenericClient, page: &PageId) -> TxResult<Vec<FlowHead>
 
 /// Resolves topic references by name to ids (creating missing topics) inside the transaction.
 fn resolve_topics(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     source: &FlowDocument,
     now_ms: u64,
@@ -132,7 +132,7 @@ fn resolve_topics(
 }
 
 fn conflicts_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     document: &FlowDocument,
 ) -> TxResult<Vec<Diagnostic>> {

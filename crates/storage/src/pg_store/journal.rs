@@ -3,19 +3,14 @@
 //! event processed once.
 
 use super::PgStore;
-use super::db::{TxResult, big, shard_of, unbig};
+use super::db::{Tx, TxResult, big, shard_of, unbig};
 use crate::error::StoreError;
 use crate::ids::{EventId, PageId, Psid};
 use crate::journal::{Appended, JournalEntry, NewJournalEvent};
 use crate::store::StoreResult;
-use postgres::Transaction;
 
 /// Writes the subscriber's row first, so transactions about one subscriber serialize.
-pub(super) fn lock_subscriber(
-    tx: &mut Transaction<'_>,
-    page: &PageId,
-    psid: &Psid,
-) -> TxResult<()> {
+pub(super) fn lock_subscriber(tx: &mut Tx<'_, '_>, page: &PageId, psid: &Psid) -> TxResult<()> {
     tx.execute(
         "INSERT INTO subscribers (page_id, psid, shard) VALUES ($1, $2, $3)
          ON CONFLICT (page_id, psid) DO UPDATE SET shard = EXCLUDED.shard",
@@ -25,11 +20,7 @@ pub(super) fn lock_subscriber(
 }
 
 /// Whether the event was processed.
-pub(super) fn is_processed(
-    tx: &mut Transaction<'_>,
-    page: &PageId,
-    event: &EventId,
-) -> TxResult<bool> {
+pub(super) fn is_processed(tx: &mut Tx<'_, '_>, page: &PageId, event: &EventId) -> TxResult<bool> {
     let row = tx.query_opt(
         "SELECT processed_ms IS NOT NULL FROM journal WHERE page_id = $1 AND event_id = $2",
         &[&page.as_str(), &event.as_str()],
@@ -40,7 +31,7 @@ pub(super) fn is_processed(
 /// Marks an event processed, refusing one processed before; an event the journal never saw
 /// gets a processed dedup row (so a later delivery of it is a duplicate).
 pub(super) fn mark_processed(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     event: &EventId,

@@ -2,7 +2,7 @@
 //! the transactions that change tokens (so they survive the retention sweep), and its reading.
 
 use super::PgStore;
-use super::db::{TxResult, big, shard_of, unbig};
+use super::db::{Tx, TxResult, big, shard_of, unbig};
 use super::topics::live_topic;
 use crate::ids::PageId;
 use crate::ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, RecurringLedger, TopicLedger};
@@ -10,7 +10,6 @@ use crate::recurring::RecurringStatus;
 use crate::store::StoreResult;
 use crate::token::TokenState;
 use botflow_flow::TopicId;
-use postgres::Transaction;
 
 /// The ledger column counting tokens in a state.
 fn state_column(state: &TokenState) -> &'static str {
@@ -33,7 +32,7 @@ fn recurring_column(status: &RecurringStatus) -> &'static str {
 
 /// Adds `deltas` (column, amount; columns are constants of this module) to the topic's totals.
 fn add(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     deltas: &[(&'static str, i64)],
@@ -58,7 +57,7 @@ fn add(
 
 /// Adds `delta` to one column of the topic's day row of `at_ms`.
 fn add_to_day(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     at_ms: u64,
@@ -84,7 +83,7 @@ fn add_to_day(
 
 /// A token stored from an opt-in (usable or already expired).
 pub(super) fn note_opt_in(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     state: &TokenState,
@@ -96,7 +95,7 @@ pub(super) fn note_opt_in(
 
 /// A token moved from one state to another (a first spend counts as that day's send).
 pub(super) fn note_token_change(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     from: &TokenState,
@@ -117,7 +116,7 @@ pub(super) fn note_token_change(
 
 /// A spend given back (a cancelled notification's message never left).
 pub(super) fn note_send_undone(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     spent_ms: u64,
@@ -127,7 +126,7 @@ pub(super) fn note_send_undone(
 
 /// A token send ended delivered-unconfirmed.
 pub(super) fn note_delivered_unconfirmed(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
 ) -> TxResult<()> {
@@ -136,7 +135,7 @@ pub(super) fn note_delivered_unconfirmed(
 
 /// A recurring opt-in stored.
 pub(super) fn note_recurring_optin(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     created_ms: u64,
@@ -152,7 +151,7 @@ pub(super) fn note_recurring_optin(
 
 /// A recurring token changed status.
 pub(super) fn note_recurring_change(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     from: &RecurringStatus,
@@ -168,7 +167,7 @@ pub(super) fn note_recurring_change(
 
 /// A recurring token paid for a message (`delta` 1), or that payment was given back (-1).
 pub(super) fn note_recurring_send(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     at_ms: u64,

@@ -3,7 +3,7 @@
 //! holder's oldest token); cancel, which removes what has not been attempted and gives tokens back.
 
 use super::PgStore;
-use super::db::{TxResult, big, decode, encode, shard_of, unbig};
+use super::db::{Tx, TxResult, big, decode, encode, shard_of, unbig};
 use super::outbox::{load_for_update, remove_pending, save as save_message};
 use super::steps::queue_token_send;
 use super::{recurring, tokens};
@@ -17,13 +17,12 @@ use crate::notification::{
 use crate::outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 use crate::store::{BodyFor, StoreResult};
 use botflow_flow::TopicId;
-use postgres::Transaction;
 
 /// Holders queued per transaction by the OTN pass.
 const CHUNK: usize = 64;
 
 fn load_opt(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     id: NotificationId,
 ) -> TxResult<Option<Notification>> {
@@ -34,7 +33,7 @@ fn load_opt(
     Ok(row.map(|r| decode("notifications", r.get(0))).transpose()?)
 }
 
-fn load(tx: &mut Transaction<'_>, page: &PageId, id: NotificationId) -> TxResult<Notification> {
+fn load(tx: &mut Tx<'_, '_>, page: &PageId, id: NotificationId) -> TxResult<Notification> {
     Ok(
         load_opt(tx, page, id)?.ok_or_else(|| StoreError::NotificationNotFound {
             page: page.clone(),
@@ -43,7 +42,7 @@ fn load(tx: &mut Transaction<'_>, page: &PageId, id: NotificationId) -> TxResult
     )
 }
 
-fn save(tx: &mut Transaction<'_>, record: &Notification) -> TxResult<()> {
+fn save(tx: &mut Tx<'_, '_>, record: &Notification) -> TxResult<()> {
     tx.execute(
         "UPDATE notifications SET rec = $3, finished_ms = $4 WHERE page_id = $1 AND id = $2",
         &[
@@ -83,7 +82,7 @@ fn count_final(totals: &mut NotificationTotals, status: &OutboundStatus) {
 /// Makes messages the notification's own and moves its totals; a cancelled notification
 /// removes them at once. Returns how many were removed.
 pub(super) fn attach(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     id: NotificationId,
     outbox: &[OutboxId],
@@ -120,7 +119,7 @@ pub(super) fn attach(
 
 /// The first attempt of one of its messages: the notification is sending.
 pub(super) fn note_attempt(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     message: &OutboundMessage,
     at_ms: u64,
 ) -> TxResult<()> {
@@ -139,7 +138,7 @@ pub(super) fn note_attempt(
 
 /// One of its messages finished.
 pub(super) fn note_outcome(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     message: &OutboundMessage,
     status: &OutboundStatus,
     at_ms: u64,
@@ -159,7 +158,7 @@ pub(super) fn note_outcome(
 /// Removes the candidates still pending and never attempted, giving their tokens back; returns
 /// (removed, tokens given back).
 fn cancel_messages(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     id: NotificationId,
     candidates: &[OutboxId],
@@ -191,7 +190,7 @@ fn cancel_messages(
 }
 
 fn close_queuing(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     id: NotificationId,
     now_ms: u64,

@@ -2,7 +2,7 @@
 //! the dispatcher polls, outcomes (one or many per transaction), stats.
 
 use super::PgStore;
-use super::db::{Fail, TxResult, big, decode, encode, shard_of, unbig};
+use super::db::{Cached, Fail, Tx, TxResult, big, decode, encode, shard_of, unbig};
 use super::{ledger, notifications, recurring, tokens};
 use crate::commit::OutboxStats;
 use crate::error::StoreError;
@@ -11,7 +11,6 @@ use crate::outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 use crate::outcome::Outcome;
 use crate::store::StoreResult;
 use crate::token::TokenMark;
-use postgres::Transaction;
 
 /// The `status` column of a status.
 fn status_code(status: &OutboundStatus) -> i16 {
@@ -35,7 +34,7 @@ fn status_word(status: &OutboundStatus) -> &'static str {
 }
 
 /// A new outbox id (increasing).
-pub(super) fn reserve_id(tx: &mut Transaction<'_>) -> TxResult<OutboxId> {
+pub(super) fn reserve_id(tx: &mut Tx<'_, '_>) -> TxResult<OutboxId> {
     let row = tx.query_one("SELECT nextval('outbox_ids')", &[])?;
     Ok(OutboxId(unbig(row.get(0))))
 }
@@ -43,7 +42,7 @@ pub(super) fn reserve_id(tx: &mut Transaction<'_>) -> TxResult<OutboxId> {
 /// Queues a message behind the subscriber's pending ones (it becomes the head of an empty
 /// queue, due at once).
 pub(super) fn enqueue(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     id: OutboxId,
     page: &PageId,
     psid: &Psid,
@@ -95,7 +94,7 @@ pub(super) fn enqueue(
     Ok(id)
 }
 
-fn load(tx: &mut Transaction<'_>, id: OutboxId) -> TxResult<Option<OutboundMessage>> {
+fn load(tx: &mut Tx<'_, '_>, id: OutboxId) -> TxResult<Option<OutboundMessage>> {
     let row = tx.query_opt(
         "SELECT rec FROM outbox WHERE id = $1 FOR UPDATE",
         &[&big(id.0)],
@@ -103,7 +102,7 @@ fn load(tx: &mut Transaction<'_>, id: OutboxId) -> TxResult<Option<OutboundMessa
     Ok(row.map(|r| decode("outbox", r.get(0))).transpose()?)
 }
 
-fn load_pending(tx: &mut Transaction<'_>, id: OutboxId) -> TxResult<OutboundMessage> {
+fn load_pending(tx: &mut Tx<'_, '_>, id: OutboxId) -> TxResult<OutboundMessage> {
     let message = load(tx, id)?.ok_or(StoreError::OutboundNotFound(id))?;
     if !message.status.is_pending() {
         return Err(StoreError::OutboundNotPending {
@@ -127,7 +126,7 @@ pub(super) fn finished_ms(status: &OutboundStatus) -> Option<u64> {
 }
 
 /// Writes a message back (record and the columns queries use).
-pub(super) fn save(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxResult<()> {
+pub(super) fn save(tx: &mut Tx<'_, '_>, message: &OutboundMessage) -> TxResult<()> {
     tx.execute(
         "UPDATE outbox SET status = $2, rec = $3, finished_ms = $4, notification_id = $5
          WHERE id = $1",
@@ -143,7 +142,7 @@ pub(super) fn save(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxRes
 }
 
 /// Removes a pending message whose send never started (a cancelled notification's).
-pub(super) fn remove_pending(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxResult<()> {
+pub(super) fn remove_pending(tx: &mut Tx<'_, '_>, message: &OutboundMessage) -> TxResult<()> {
     advance_head(tx, message)?;
     tx.execute("DELETE FROM outbox WHERE id = $1", &[&big(message.id.0)])?;
     Ok(())
@@ -151,7 +150,7 @@ pub(super) fn remove_pending(tx: &mut Transaction<'_>, message: &OutboundMessage
 
 /// One message (locked), if it exists.
 pub(super) fn load_for_update(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     id: OutboxId,
 ) -> TxResult<Option<OutboundMessage>> {
     load(tx, id)
@@ -159,7 +158,7 @@ pub(super) fn load_for_update(
 
 /// After a message left the pending state: when it was the head, the next pending message of
 /// the subscriber becomes the head (or the queue has none).
-fn advance_head(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxResult<()> {
+fn advance_head(tx: &mut Tx<'_, '_>, message: &OutboundMessage) -> TxResult<()> {
     let (page, psid) = (message.page.as_str(), message.psid.as_str());
     let head = tx.query_opt(
         "SELECT head_id FROM outbox_heads WHERE page_id = $1 AND psid = $2 FOR UPDATE",
@@ -192,11 +191,7 @@ fn advance_head(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxResult
 }
 
 /// Gives a pending message its final status; whether it was a token send.
-pub(super) fn finish(
-    tx: &mut Transaction<'_>,
-    id: OutboxId,
-    status: &OutboundStatus,
-) -> TxResult<bool> {
+pub(super) fn finish(tx: &mut Tx<'_, '_>, id: OutboxId, status: &OutboundStatus) -> TxResult<bool> {
     let mut message = load_pending(tx, id)?;
     let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
     if let (OutboundStatus::Failed { error, at_ms }, OutboundKind::OtnToken { .. }, Some(token)) =
@@ -233,12 +228,7 @@ pub(super) fn finish(
 }
 
 /// Records a failed attempt; the message stays at its queue's head, due at `due_ms`.
-pub(super) fn retry(
-    tx: &mut Transaction<'_>,
-    id: OutboxId,
-    due_ms: u64,
-    error: &str,
-) -> TxResult<bool> {
+pub(super) fn retry(tx: &mut Tx<'_, '_>, id: OutboxId, due_ms: u64, error: &str) -> TxResult<bool> {
     let mut message = load_pending(tx, id)?;
     let token_send = matches!(message.kind, OutboundKind::OtnToken { .. });
     if message.attempts == 0 {
@@ -285,7 +275,7 @@ fn final_status(outcome: &Outcome) -> Option<OutboundStatus> {
 }
 
 /// One outcome with the effect of its single `mark_*` call; whether it was a token send.
-fn apply_outcome(tx: &mut Transaction<'_>, outcome: &Outcome) -> TxResult<bool> {
+fn apply_outcome(tx: &mut Tx<'_, '_>, outcome: &Outcome) -> TxResult<bool> {
     match outcome {
         Outcome::Sent {
             id,
@@ -333,8 +323,15 @@ impl PgStore {
             let mut results = Vec::with_capacity(outcomes.len());
             for outcome in outcomes {
                 // each outcome in a savepoint, so a refused one changes nothing and fails alone
-                let mut sub = tx.transaction()?;
-                match apply_outcome(&mut sub, outcome) {
+                let mut sub = tx.inner.transaction()?;
+                let applied = apply_outcome(
+                    &mut Cached {
+                        inner: &mut sub,
+                        statements: &mut *tx.statements,
+                    },
+                    outcome,
+                );
+                match applied {
                     Ok(_) => {
                         sub.commit()?;
                         results.push(Ok(()));

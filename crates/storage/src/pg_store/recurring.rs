@@ -3,7 +3,7 @@
 //! (its period checked by [`RecurringToken::check_send`]), and giving a send back on cancel.
 
 use super::PgStore;
-use super::db::{TxResult, decode, encode, shard_of};
+use super::db::{Cached, Tx, TxResult, decode, encode, shard_of};
 use super::ledger;
 use super::notifications;
 use super::outbox::{enqueue, reserve_id};
@@ -17,12 +17,16 @@ use crate::recurring::{
 };
 use crate::store::{BodyFor, StoreResult};
 use botflow_flow::TopicId;
-use postgres::{GenericClient, Transaction};
+use postgres::GenericClient;
 
 /// Recurring holders queued per transaction by a recurring pass.
 const CHUNK: usize = 64;
 
-fn get(c: &mut impl GenericClient, page: &PageId, token: &str) -> TxResult<Option<RecurringToken>> {
+fn get(
+    c: &mut Cached<'_, impl GenericClient>,
+    page: &PageId,
+    token: &str,
+) -> TxResult<Option<RecurringToken>> {
     let row = c.query_opt(
         "SELECT rec FROM recurring_tokens WHERE page_id = $1 AND token = $2",
         &[&page.as_str(), &token],
@@ -31,7 +35,7 @@ fn get(c: &mut impl GenericClient, page: &PageId, token: &str) -> TxResult<Optio
 }
 
 fn held_value(
-    c: &mut impl GenericClient,
+    c: &mut Cached<'_, impl GenericClient>,
     page: &PageId,
     topic: &TopicId,
     psid: &Psid,
@@ -43,7 +47,7 @@ fn held_value(
     Ok(row.map(|r| r.get(0)))
 }
 
-fn put(tx: &mut Transaction<'_>, token: &RecurringToken) -> TxResult<()> {
+fn put(tx: &mut Tx<'_, '_>, token: &RecurringToken) -> TxResult<()> {
     tx.execute(
         "INSERT INTO recurring_tokens (page_id, token, psid, topic_id, shard, rec)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -61,7 +65,7 @@ fn put(tx: &mut Transaction<'_>, token: &RecurringToken) -> TxResult<()> {
 }
 
 fn put_changed(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     token: &RecurringToken,
     from: &RecurringStatus,
 ) -> TxResult<()> {
@@ -71,7 +75,7 @@ fn put_changed(
 
 /// Retires a token (it no longer pays, and its holder no longer holds it); whether it changed.
 pub(super) fn retire(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     token: &str,
     reason: &str,
@@ -105,7 +109,7 @@ pub(super) fn retire(
 }
 
 fn apply_change(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     change: &RecurringChange,
@@ -174,7 +178,7 @@ fn apply_change(
 
 /// Whether the subscriber's recurring token of the topic may pay now.
 pub(super) fn may_send(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     topic: &TopicId,
@@ -193,7 +197,7 @@ pub(super) fn may_send(
 /// Queues a message the subscriber's recurring token pays for, recording the send on it;
 /// `None` when no token is held, the skip reason when it may not pay now.
 pub(super) fn queue_recurring_send(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     topic: &TopicId,
@@ -224,7 +228,7 @@ pub(super) fn queue_recurring_send(
 }
 
 /// Gives back the send a removed message recorded on its token; whether it did.
-pub(super) fn undo_send(tx: &mut Transaction<'_>, message: &OutboundMessage) -> TxResult<bool> {
+pub(super) fn undo_send(tx: &mut Tx<'_, '_>, message: &OutboundMessage) -> TxResult<bool> {
     let (OutboundKind::RecurringToken { topic }, Some(value)) = (&message.kind, &message.token)
     else {
         return Ok(false);

@@ -2,7 +2,7 @@
 //! messages with their tokens, all in one transaction), sessions and due timers.
 
 use super::PgStore;
-use super::db::{TxResult, big, decode, encode, shard_of};
+use super::db::{Tx, TxResult, big, decode, encode, shard_of};
 use super::journal::{is_processed, lock_subscriber, mark_processed};
 use super::outbox::{enqueue, reserve_id};
 use super::{recurring, tokens};
@@ -14,11 +14,10 @@ use crate::recurring::RECURRING_CAP_MS;
 use crate::session::Session;
 use crate::store::StoreResult;
 use botflow_flow::TopicId;
-use postgres::Transaction;
 
 /// Replaces the subscriber's session and its timers.
 fn write_session(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     session: &Session,
@@ -61,7 +60,7 @@ fn write_session(
 
 /// Queues a token send: spends the oldest usable token of the topic on a new message.
 pub(super) fn queue_token_send(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     topic: &TopicId,
@@ -89,7 +88,7 @@ pub(super) fn queue_token_send(
 
 /// The topic of a token send that would find no usable token (counting the step's own new
 /// tokens), if any.
-fn missing_token(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult<Option<TopicId>> {
+fn missing_token(tx: &mut Tx<'_, '_>, commit: &StepCommit) -> TxResult<Option<TopicId>> {
     let mut needed: Vec<(&TopicId, usize)> = Vec::new();
     for message in &commit.outbound {
         if let OutboundKind::OtnToken { topic } = &message.kind {
@@ -115,7 +114,7 @@ fn missing_token(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult<Opti
 
 /// The topic of a recurring token send whose token may not pay now (or a second send of one
 /// topic in the step), if any.
-fn recurring_gone(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult<Option<TopicId>> {
+fn recurring_gone(tx: &mut Tx<'_, '_>, commit: &StepCommit) -> TxResult<Option<TopicId>> {
     let mut seen: Vec<&TopicId> = Vec::new();
     for message in &commit.outbound {
         if let OutboundKind::RecurringToken { topic } = &message.kind {
@@ -133,7 +132,7 @@ fn recurring_gone(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult<Opt
 
 /// One step, refused whole with `TokenGone` when a token send would find no token.
 pub(super) fn apply_step(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     commit: &StepCommit,
 ) -> TxResult<StoreResult<StepCommitted>> {
     lock_subscriber(tx, &commit.page, &commit.psid)?;
@@ -151,7 +150,7 @@ pub(super) fn apply_step(
     apply_checked_step(tx, commit).map(Ok)
 }
 
-fn apply_checked_step(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult<StepCommitted> {
+fn apply_checked_step(tx: &mut Tx<'_, '_>, commit: &StepCommit) -> TxResult<StepCommitted> {
     let StepCommit {
         page,
         psid,
@@ -217,7 +216,7 @@ fn apply_checked_step(tx: &mut Transaction<'_>, commit: &StepCommit) -> TxResult
 
 /// Several steps in one transaction; a replayed event fails alone.
 pub(super) fn apply_steps(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     commits: &[StepCommit],
 ) -> TxResult<Vec<StoreResult<StepCommitted>>> {
     let mut results = Vec::with_capacity(commits.len());

@@ -2,7 +2,7 @@
 //! ones met on the way are marked expired), mark, expire, invalidate, and the read queries.
 
 use super::PgStore;
-use super::db::{TxResult, big, decode, encode, shard_of, unbig};
+use super::db::{Cached, Tx, TxResult, big, decode, encode, shard_of, unbig};
 use super::ledger;
 use super::topics::live_topic;
 use crate::error::StoreError;
@@ -10,7 +10,7 @@ use crate::ids::{OutboxId, PageId, Psid};
 use crate::store::StoreResult;
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark, TokenState};
 use botflow_flow::TopicId;
-use postgres::{GenericClient, Transaction};
+use postgres::GenericClient;
 use std::collections::BTreeMap;
 
 /// The `state` column of a token state.
@@ -38,7 +38,7 @@ fn used_ms(state: &TokenState) -> Option<i64> {
 }
 
 /// Writes a token's new state (record and columns) and moves the ledger with it.
-fn set_state(tx: &mut Transaction<'_>, token: &mut OtnToken, state: TokenState) -> TxResult<()> {
+fn set_state(tx: &mut Tx<'_, '_>, token: &mut OtnToken, state: TokenState) -> TxResult<()> {
     let from = std::mem::replace(&mut token.state, state);
     ledger::note_token_change(tx, &token.page, &token.topic, &from, &token.state)?;
     tx.execute(
@@ -56,7 +56,7 @@ fn set_state(tx: &mut Transaction<'_>, token: &mut OtnToken, state: TokenState) 
 
 /// Stores a token from an opt-in.
 pub(super) fn add(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     new: &NewToken,
@@ -118,7 +118,7 @@ pub(super) fn add(
 
 /// The subscriber's tokens of the topic still marked usable, oldest first, locked.
 fn usable_rows(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     topic: &TopicId,
@@ -133,7 +133,7 @@ fn usable_rows(
 
 /// How many of the subscriber's tokens of a live topic are usable at `now_ms`.
 pub(super) fn usable_count(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     topic: &TopicId,
@@ -166,7 +166,7 @@ pub(super) struct Taken {
 /// Spends the subscriber's oldest usable token of a live topic on outbox message `outbox`,
 /// marking the expired ones met on the way.
 pub(super) fn take_oldest(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     topic: &TopicId,
@@ -198,7 +198,7 @@ pub(super) fn take_oldest(
 
 /// Marks a token spent or invalid; whether it was usable before.
 pub(super) fn mark(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     value: &str,
     mark: &TokenMark,
@@ -237,7 +237,7 @@ pub(super) fn mark(
 
 /// Invalidates every token of a topic still marked usable; how many.
 pub(super) fn invalidate_topic(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     topic: &TopicId,
     reason: &str,
@@ -261,7 +261,7 @@ pub(super) fn invalidate_topic(
 }
 
 /// Marks every usable token with `expires_ms <= now_ms` expired.
-pub(super) fn expire(tx: &mut Transaction<'_>, now_ms: u64) -> TxResult<u64> {
+pub(super) fn expire(tx: &mut Tx<'_, '_>, now_ms: u64) -> TxResult<u64> {
     let rows = tx.query(
         "SELECT rec FROM tokens WHERE state = 0 AND expires_ms <= $1 FOR UPDATE",
         &[&big(now_ms)],
@@ -276,7 +276,7 @@ pub(super) fn expire(tx: &mut Transaction<'_>, now_ms: u64) -> TxResult<u64> {
 /// Puts a token spent on `outbox` back (its message was removed before any send attempt):
 /// usable again, or expired when its time or topic is gone; whether it is usable.
 pub(super) fn restore(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     page: &PageId,
     value: &str,
     outbox: OutboxId,
@@ -382,7 +382,7 @@ impl PgStore {
 
 /// The subscribers holding a usable token of a live topic at `now_ms`, in psid order.
 pub(super) fn holders_in(
-    c: &mut impl GenericClient,
+    c: &mut Cached<'_, impl GenericClient>,
     page: &PageId,
     topic: &TopicId,
     now_ms: u64,

@@ -2,7 +2,7 @@
 //! usable tokens invalidated in the same transaction), lists with usable token counts.
 
 use super::PgStore;
-use super::db::{Fail, TxResult, big, shard_of, unbig};
+use super::db::{Cached, Fail, TxResult, big, shard_of, unbig};
 use super::tokens;
 use crate::error::StoreError;
 use crate::ids::PageId;
@@ -22,7 +22,7 @@ fn topic_from(row: &postgres::Row) -> Topic {
 
 /// The live (not deleted) topic, inside a transaction or not.
 pub(super) fn live_topic(
-    c: &mut impl GenericClient,
+    c: &mut Cached<'_, impl GenericClient>,
     page: &PageId,
     topic: &TopicId,
 ) -> TxResult<Option<Topic>> {
@@ -36,7 +36,7 @@ pub(super) fn live_topic(
 
 /// The live topic with this name key.
 pub(super) fn topic_named(
-    c: &mut impl GenericClient,
+    c: &mut Cached<'_, impl GenericClient>,
     page: &PageId,
     key: &str,
 ) -> TxResult<Option<Topic>> {
@@ -50,7 +50,7 @@ pub(super) fn topic_named(
 
 /// Creates a topic (name rules and uniqueness checked) inside a transaction.
 pub(super) fn insert_topic(
-    c: &mut impl GenericClient,
+    c: &mut Cached<'_, impl GenericClient>,
     page: &PageId,
     name: &str,
     now_ms: u64,
@@ -107,10 +107,13 @@ impl PgStore {
 
     pub(super) fn pages_list(&self) -> StoreResult<Vec<PageId>> {
         self.pool.read("list_pages", |c| {
-            Ok(c.query("SELECT page_id FROM pages ORDER BY page_id", &[])?
-                .iter()
-                .map(|r| PageId::from(r.get::<_, String>(0).as_str()))
-                .collect())
+            Ok(c.query(
+                "SELECT page_id FROM pages ORDER BY octet_length(page_id), page_id",
+                &[],
+            )?
+            .iter()
+            .map(|r| PageId::from(r.get::<_, String>(0).as_str()))
+            .collect())
         })
     }
 

@@ -172,3 +172,31 @@ fn schemas_are_isolated_from_each_other() {
     first.ensure_page(&page(), 1).unwrap();
     assert!(second.list_pages().unwrap().is_empty());
 }
+
+#[test]
+fn prepared_statements_outlive_a_migration_that_changes_their_table() {
+    let schema = TestSchema::new();
+    let store = schema.store();
+    let topic = store.create_topic(&page(), "Restock", 1).unwrap();
+    // read and write once, so both statement kinds are prepared on the pooled connection
+    assert_eq!(
+        store.get_topic(&page(), &topic.id).unwrap(),
+        Some(topic.clone())
+    );
+    store.rename_topic(&page(), &topic.id, "Restocked").unwrap();
+    // what a later migration may do: a column's type changes under the prepared statements
+    let mut client = ::postgres::Client::connect(&shared_url(), ::postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {}.topics ALTER COLUMN name TYPE varchar(200)",
+            schema.name()
+        ))
+        .unwrap();
+    let found = store.get_topic(&page(), &topic.id).unwrap().unwrap();
+    assert_eq!(found.name, "Restocked");
+    assert_eq!(
+        store.rename_topic(&page(), &topic.id, "Back").unwrap().name,
+        "Back"
+    );
+    assert_eq!(store.database_errors(), 0);
+}
