@@ -201,14 +201,13 @@ fn the_daily_series_has_thirty_utc_days_ending_today() {
     assert_eq!(ledger(&*store, &t, now).issued, 4);
 }
 
-#[test]
 fn the_ledger_survives_the_retention_sweep_and_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let t = topic(&store);
-    opt_in(&store, 1, &t, "tok-1", T0);
-    opt_in(&store, 2, &t, "tok-2", T0);
-    let ids = notify(&store, &t, T0 + 1);
+    let dir = temp_location();
+    let store = reopen(&dir);
+    let t = topic(&*store);
+    opt_in(&*store, 1, &t, "tok-1", T0);
+    opt_in(&*store, 2, &t, "tok-2", T0);
+    let ids = notify(&*store, &t, T0 + 1);
     let results = store
         .mark_outcomes(&[
             Outcome::DeliveredUnconfirmed {
@@ -223,7 +222,7 @@ fn the_ledger_survives_the_retention_sweep_and_a_reopen() {
         ])
         .unwrap();
     assert!(results.iter().all(Result::is_ok));
-    let before = ledger(&store, &t, T0 + 2);
+    let before = ledger(&*store, &t, T0 + 2);
     assert_eq!(counts(&before), [2, 0, 2, 0, 0, 1]);
 
     let later = T0 + 60 * DAY_MS;
@@ -234,12 +233,12 @@ fn the_ledger_survives_the_retention_sweep_and_a_reopen() {
     let report = store.sweep_retention(later, &policy, 1_000).unwrap();
     assert_eq!((report.messages, report.tokens), (2, 2));
     assert_eq!(store.get_token(&page(), "tok-1").unwrap(), None);
-    assert_eq!(counts(&ledger(&store, &t, later)), counts(&before));
+    assert_eq!(counts(&ledger(&*store, &t, later)), counts(&before));
     drop(store);
 
-    let store = open(dir.path());
-    assert_eq!(ledger(&store, &t, T0 + 2), before);
-    assert_eq!(counts(&ledger(&store, &t, later)), counts(&before));
+    let store = reopen(&dir);
+    assert_eq!(ledger(&*store, &t, T0 + 2), before);
+    assert_eq!(counts(&ledger(&*store, &t, later)), counts(&before));
 }
 
 #[test]
@@ -298,6 +297,7 @@ fn a_database_written_before_the_ledger_gets_it_built_from_its_tokens_at_open() 
 }
 
 on_both_backends!(
+    the_ledger_survives_the_retention_sweep_and_a_reopen,
     an_opt_in_is_issued_and_usable_and_a_redelivery_or_unknown_topic_is_not_counted,
     a_send_spends_and_its_outcome_can_leave_it_delivered_unconfirmed_or_invalid,
     marking_by_hand_spends_or_invalidates_and_a_second_mark_counts_nothing,

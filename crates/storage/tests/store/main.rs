@@ -6,11 +6,22 @@
 //! from the installed server binaries; see `botflow_storage::pg_test`). `cargo test -p
 //! botflow-storage --test store pg_backend` runs the PostgreSQL half.
 //!
-//! Tests still marked `#[test]` are sled-only: by nature (`crash.rs`'s child-process kill,
-//! reopening a sled directory, `raw_db` record surgery, the event log's power-loss and
-//! `fdatasync` tests, sled `StoreOptions`) or because the PostgreSQL backend does not have the
-//! feature yet (topic notifications, recurring tokens, the ledger, retention: their files, and
-//! the tests that notify).
+//! Tests that close the store and open it again use [`temp_location`] and [`reopen`] (sled
+//! reopens its directory, PostgreSQL connects to the schema again).
+//!
+//! Tests still marked `#[test]` are sled-only, by nature:
+//! - `crash.rs`: a child process writing through sled SIGKILLed at random moments;
+//! - `journal.rs`: the event log (`HotLog`) — concurrent appends sharing `fdatasync`s, power
+//!   loss of the log directory, a failed `fdatasync`, segment deletion, moving an older
+//!   release's sled journal into the log, a damaged index entry (`raw_db`);
+//! - `flows.rs`: the two tests that rewrite a stored version record (`raw_db`);
+//! - `ledger.rs` and `retention.rs`: building the ledger and the retention index at open for a
+//!   database written by an older release, the sweep's index backlog
+//!   (`SledStore::retention_backlog`), the version cache's capacity (sled `StoreOptions`).
+//!
+//! `postgres.rs` holds what only the PostgreSQL backend has (migrations, connection errors,
+//! async callers, racing connections, statements outliving a migration); `model.rs` and
+//! `token_race.rs` run their proptests on both (fewer cases on PostgreSQL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 /// Emits `sled_backend::<name>` and `pg_backend::<name>` tests running the body `<name>` (a
@@ -73,7 +84,6 @@ pub(crate) fn run_on(backend: Backend, body: fn()) {
 }
 
 /// What keeps a test store's data alive: its temp dir or its schema (dropped at the end).
-#[allow(dead_code)]
 pub(crate) enum Guard {
     Dir(TempDir),
     Schema(TestSchema),
@@ -109,6 +119,24 @@ pub(crate) fn temp_store() -> (Guard, TestStore) {
             let store = schema.store();
             (Guard::Schema(schema), TestStore::Pg(store))
         }
+    }
+}
+
+/// Where a store of the running test body's backend lives (a temp dir or a new schema), for
+/// tests that close the store and open it again ([`reopen`]).
+pub(crate) fn temp_location() -> Guard {
+    match BACKEND_FOR_TEST.get() {
+        Backend::Sled => Guard::Dir(tempfile::tempdir().unwrap()),
+        Backend::Pg => Guard::Schema(TestSchema::new()),
+    }
+}
+
+/// Opens (again) the store at `location`: sled reopens its directory, PostgreSQL connects to
+/// its schema again.
+pub(crate) fn reopen(location: &Guard) -> TestStore {
+    match location {
+        Guard::Dir(dir) => TestStore::Sled(open(dir.path())),
+        Guard::Schema(schema) => TestStore::Pg(schema.store()),
     }
 }
 

@@ -249,16 +249,15 @@ fn cancel_of_an_unknown_notification_is_not_found() {
     );
 }
 
-#[test]
 fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_location();
     let (id, ids, t) = {
-        let store = open(dir.path());
-        let t = topic_with_holders(&store, 3);
-        let (id, ids) = notify(&store, &t, T0 + 10);
-        record(&store, &[started(ids[0], T0 + 20)]);
+        let store = reopen(&dir);
+        let t = topic_with_holders(&*store, 3);
+        let (id, ids) = notify(&*store, &t, T0 + 10);
+        record(&*store, &[started(ids[0], T0 + 20)]);
         record(
-            &store,
+            &*store,
             &[Outcome::Sent {
                 id: ids[0],
                 message_id: "m0".into(),
@@ -268,8 +267,8 @@ fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
         store.flush().unwrap();
         (id, ids, t)
     };
-    let store = open(dir.path());
-    let n = get(&store, id);
+    let store = reopen(&dir);
+    let n = get(&*store, id);
     assert_eq!(n.state, NotificationState::Sending);
     assert_eq!(
         (n.totals.queued, n.totals.sent, n.totals.pending()),
@@ -284,9 +283,9 @@ fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
             .is_empty()
     );
     for m in &ids[1..] {
-        record(&store, &[started(*m, T0 + 30)]);
+        record(&*store, &[started(*m, T0 + 30)]);
         record(
-            &store,
+            &*store,
             &[Outcome::Sent {
                 id: *m,
                 message_id: "m".into(),
@@ -294,9 +293,9 @@ fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
             }],
         );
     }
-    let n = get(&store, id);
+    let n = get(&*store, id);
     assert_eq!((n.state, n.totals.sent), (NotificationState::Done, 3));
-    assert_eq!(ledger(&store, &t, T0 + 40).spent, 3);
+    assert_eq!(ledger(&*store, &t, T0 + 40).spent, 3);
 }
 
 fn flow_run_messages_attached_later_count_their_outcomes() {
@@ -426,6 +425,7 @@ fn finished_notifications_are_swept_after_the_history_window_running_ones_never(
 }
 
 on_both_backends!(
+    totals_survive_a_reopen_and_the_rest_drains_to_done,
     totals_and_state_move_with_each_outcome_to_done,
     a_notification_without_holders_is_done_at_once_and_counts_no_token_and_expired,
     cancel_removes_unsent_messages_and_gives_their_tokens_back,

@@ -110,9 +110,8 @@ fn only_the_head_of_each_queue_is_due_and_order_is_kept() {
     assert_consistent(&store);
 }
 
-#[test]
 fn pending_messages_and_timers_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_location();
     let timer = Timer {
         id: 7,
         due_ms: 9_000,
@@ -122,7 +121,7 @@ fn pending_messages_and_timers_survive_a_reopen() {
         kind: TimerKind::Delay,
     };
     let ids = {
-        let store = open(dir.path());
+        let store = reopen(&dir);
         let session = Session {
             timers: vec![timer.clone()],
             ..Session::default()
@@ -135,7 +134,7 @@ fn pending_messages_and_timers_survive_a_reopen() {
             .unwrap()
             .outbox_ids
     };
-    let store = open(dir.path());
+    let store = reopen(&dir);
     let due = store.due_outbound(100, 10).unwrap();
     assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[0]]);
     assert!(store.due_timers(8_999, 10).unwrap().is_empty());
@@ -168,6 +167,7 @@ fn a_non_durable_commit_is_visible_at_once() {
 }
 
 on_both_backends!(
+    pending_messages_and_timers_survive_a_reopen,
     only_the_head_of_each_queue_is_due_and_order_is_kept,
     a_non_durable_commit_is_visible_at_once,
 );

@@ -278,12 +278,11 @@ fn an_empty_batch_records_nothing() {
     assert_eq!(store.outbox_stats().unwrap().pending, 4);
 }
 
-#[test]
 fn recorded_outcomes_are_there_after_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_location();
     let (a, b, c) = {
-        let store = open(dir.path());
-        let (a, b, c, _) = setup(&store);
+        let store = reopen(&dir);
+        let (a, b, c, _) = setup(&*store);
         store
             .mark_outcomes(&[
                 Outcome::Sent {
@@ -300,7 +299,7 @@ fn recorded_outcomes_are_there_after_a_reopen() {
             .unwrap();
         (a, b, c)
     };
-    let store = open(dir.path());
+    let store = reopen(&dir);
     for id in [a[0], c[0]] {
         assert!(
             matches!(
@@ -310,11 +309,12 @@ fn recorded_outcomes_are_there_after_a_reopen() {
             "{id}"
         );
     }
-    assert_eq!(due_ids(&store, u64::MAX), vec![a[1], b[0]]);
+    assert_eq!(due_ids(&*store, u64::MAX), vec![a[1], b[0]]);
     assert_consistent(&store);
 }
 
 on_both_backends!(
+    recorded_outcomes_are_there_after_a_reopen,
     a_batch_has_the_effects_of_the_single_calls_and_moves_queues_on,
     an_outcome_for_an_unknown_or_finished_message_fails_alone,
     a_permanent_failure_of_a_token_send_invalidates_its_token_and_a_success_spends_it,

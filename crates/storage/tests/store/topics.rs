@@ -164,14 +164,13 @@ fn delete_is_allowed_once_the_flow_no_longer_uses_the_topic() {
     ));
 }
 
-#[test]
 fn topics_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_location();
     let created = {
-        let store = open(dir.path());
+        let store = reopen(&dir);
         store.create_topic(&page(), "Durable", 1).unwrap()
     };
-    let store = open(dir.path());
+    let store = reopen(&dir);
     assert_eq!(
         store.get_topic(&page(), &created.id).unwrap(),
         Some(created)
@@ -179,6 +178,7 @@ fn topics_survive_a_reopen() {
 }
 
 on_both_backends!(
+    topics_survive_a_reopen,
     names_are_unique_per_page_ignoring_case_and_spaces,
     rename_keeps_id_and_checks_the_name,
     list_counts_only_unused_unexpired_tokens,
