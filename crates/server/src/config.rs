@@ -658,6 +658,39 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_selects_postgres_from_the_file_or_the_environment() {
+        assert_eq!(load(None, &FULL_ENV, false).unwrap().database_url, None);
+        let file = r#"database_url = "postgres://botflow:file-secret@db:5432/botflow""#;
+        let from_file = load(Some(file), &FULL_ENV, false).unwrap();
+        assert_eq!(
+            from_file.database_url.as_deref(),
+            Some("postgres://botflow:file-secret@db:5432/botflow")
+        );
+        assert!(
+            !format!("{from_file:?}").contains("file-secret"),
+            "the URL's password stays out of Debug"
+        );
+        let mut env = FULL_ENV.to_vec();
+        env.push(("BOTFLOW_DATABASE_URL", "postgresql://botflow@other/botflow"));
+        let from_env = load(Some(file), &env, false).unwrap();
+        assert_eq!(
+            from_env.database_url.as_deref(),
+            Some("postgresql://botflow@other/botflow")
+        );
+        env.pop();
+        env.push(("BOTFLOW_DATABASE_URL", "mysql://root:hunter2@db/botflow"));
+        let err = load(None, &env, false).unwrap_err().to_string();
+        assert!(
+            err.contains("BOTFLOW_DATABASE_URL") && err.contains("postgres://"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hunter2"),
+            "the password stays out of the message: {err}"
+        );
+    }
+
+    #[test]
     fn demo_requires_nothing() {
         let config = load(None, &[], true).unwrap();
         assert!(config.demo);
