@@ -4,7 +4,7 @@
 
 use super::*;
 use botflow_storage::pg_test::{TestSchema, shared_url};
-use botflow_storage::{StoreError, TokenSendOutcome};
+use botflow_storage::{EventId, StoreError, TokenSendOutcome};
 use std::sync::Arc;
 
 #[test]
@@ -199,4 +199,55 @@ fn prepared_statements_outlive_a_migration_that_changes_their_table() {
         "Back"
     );
     assert_eq!(store.database_errors(), 0);
+}
+
+#[test]
+fn durable_calls_and_a_flush_survive_a_crash_of_the_server() {
+    // a cluster of this test's own, since it is crashed (`pg_ctl stop -m immediate`)
+    let mut cluster = botflow_storage::pg_test::TestCluster::start();
+    let schema = TestSchema::on(&cluster.url());
+    let store = schema.store();
+    let (durable, flushed) = (psid(1), psid(2));
+    let mut session = Session::default();
+    session.tags.insert("kept".into());
+    store
+        .commit_step(bare_commit(&durable, session.clone(), 10))
+        .unwrap();
+    let appended = store
+        .journal_append(
+            &page(),
+            &EventId::from("m-1"),
+            &durable,
+            &serde_json::json!({}),
+            12,
+        )
+        .unwrap();
+    assert!(matches!(appended, botflow_storage::Appended::New { .. }));
+    store
+        .commit_step(StepCommit {
+            durable: false,
+            ..bare_commit(&flushed, session.clone(), 11)
+        })
+        .unwrap();
+    // not durable by itself (asynchronous commit): the flush makes it so
+    store.flush().unwrap();
+
+    cluster.stop();
+    let err = store.load_session(&page(), &durable).unwrap_err();
+    assert!(err.is_transient(), "the server is down: {err}");
+    cluster.restart();
+
+    // the same store reconnects by itself and finds everything acknowledged
+    assert_eq!(
+        store.load_session(&page(), &durable).unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        store.load_session(&page(), &flushed).unwrap(),
+        Some(session)
+    );
+    let events = store.unprocessed_events().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, EventId::from("m-1"));
+    assert!(store.database_errors() >= 1);
 }
