@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "notifications_recurring_ledger_retention",
         sql: include_str!("migrations/0002_notifications_recurring_ledger_retention.sql"),
     },
+    Migration {
+        version: 3,
+        name: "flush_marks",
+        sql: include_str!("migrations/0003_flush_marks.sql"),
+    },
 ];
 
 /// The advisory lock key (class, object) guarding migrations; the object is the hash of the
