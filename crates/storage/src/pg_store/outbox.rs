@@ -371,16 +371,50 @@ impl PgStore {
         now_ms: u64,
         limit: usize,
     ) -> StoreResult<Vec<OutboundMessage>> {
+        self.outbox_due_skipping(now_ms, limit, &|_| false)
+    }
+
+    /// The due heads, earliest first, passing over those `skip` names (the caller's sends in
+    /// flight) without reading their messages; `limit` counts only the messages returned.
+    pub(super) fn outbox_due_skipping(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        skip: &(dyn Fn(OutboxId) -> bool + Sync),
+    ) -> StoreResult<Vec<OutboundMessage>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         self.pool.read("due_outbound", |c| {
-            let rows = c.query(
-                "SELECT o.rec FROM outbox_heads h JOIN outbox o ON o.id = h.head_id
-                 WHERE h.due_ms <= $1 ORDER BY h.due_ms, h.head_id LIMIT $2",
-                &[&big(now_ms), &big(limit as u64)],
-            )?;
-            Ok(rows
+            // heads in pages (keyset by due time and id), so skipped ones cost an index row
+            let page = big(limit.saturating_add(64) as u64);
+            let mut after: (i64, i64) = (i64::MIN, i64::MIN);
+            let mut wanted: Vec<i64> = Vec::new();
+            loop {
+                let heads = c.query(
+                    "SELECT due_ms, head_id FROM outbox_heads
+                     WHERE due_ms <= $1 AND (due_ms, head_id) > ($2, $3)
+                     ORDER BY due_ms, head_id LIMIT $4",
+                    &[&big(now_ms), &after.0, &after.1, &page],
+                )?;
+                let fetched = heads.len();
+                for row in &heads {
+                    after = (row.get(0), row.get(1));
+                    if wanted.len() < limit && !skip(OutboxId(unbig(after.1))) {
+                        wanted.push(after.1);
+                    }
+                }
+                if wanted.len() >= limit || i64::try_from(fetched).unwrap_or(0) < page {
+                    break;
+                }
+            }
+            let rows = c.query("SELECT rec FROM outbox WHERE id = ANY($1)", &[&wanted])?;
+            let mut messages: Vec<OutboundMessage> = rows
                 .iter()
                 .map(|r| decode("outbox", r.get(0)))
-                .collect::<Result<_, _>>()?)
+                .collect::<Result<_, _>>()?;
+            messages.sort_by_key(|m| wanted.iter().position(|id| unbig(*id) == m.id.0));
+            Ok(messages)
         })
     }
 
