@@ -380,42 +380,52 @@ impl PgStore {
         &self,
         now_ms: u64,
         limit: usize,
-        skip: &(dyn Fn(OutboxId) -> bool + Sync),
+        skip: &dyn Fn(OutboxId) -> bool,
     ) -> StoreResult<Vec<OutboundMessage>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.pool.read("due_outbound", |c| {
-            // heads in pages (keyset by due time and id), so skipped ones cost an index row
-            let page = big(limit.saturating_add(64) as u64);
-            let mut after: (i64, i64) = (i64::MIN, i64::MIN);
-            let mut wanted: Vec<i64> = Vec::new();
-            loop {
-                let heads = c.query(
+        // heads in pages (keyset by due time and id), so a skipped one costs an index row
+        let page = big(limit.saturating_add(64) as u64);
+        let mut after: (i64, i64) = (i64::MIN, i64::MIN);
+        let mut wanted: Vec<i64> = Vec::new();
+        loop {
+            let heads: Vec<(i64, i64)> = self.pool.read("due_outbound", |c| {
+                let rows = c.query(
                     "SELECT due_ms, head_id FROM outbox_heads
                      WHERE due_ms <= $1 AND (due_ms, head_id) > ($2, $3)
                      ORDER BY due_ms, head_id LIMIT $4",
                     &[&big(now_ms), &after.0, &after.1, &page],
                 )?;
-                let fetched = heads.len();
-                for row in &heads {
-                    after = (row.get(0), row.get(1));
-                    if wanted.len() < limit && !skip(OutboxId(unbig(after.1))) {
-                        wanted.push(after.1);
-                    }
-                }
-                if wanted.len() >= limit || i64::try_from(fetched).unwrap_or(0) < page {
-                    break;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })?;
+            for &(due, id) in &heads {
+                after = (due, id);
+                if wanted.len() < limit && !skip(OutboxId(unbig(id))) {
+                    wanted.push(id);
                 }
             }
+            if wanted.len() >= limit || i64::try_from(heads.len()).unwrap_or(0) < page {
+                break;
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut messages: Vec<OutboundMessage> = self.pool.read("due_outbound", |c| {
             let rows = c.query("SELECT rec FROM outbox WHERE id = ANY($1)", &[&wanted])?;
-            let mut messages: Vec<OutboundMessage> = rows
+            Ok(rows
                 .iter()
                 .map(|r| decode("outbox", r.get(0)))
-                .collect::<Result<_, _>>()?;
-            messages.sort_by_key(|m| wanted.iter().position(|id| unbig(*id) == m.id.0));
-            Ok(messages)
-        })
+                .collect::<Result<_, _>>()?)
+        })?;
+        let order: std::collections::HashMap<u64, usize> = wanted
+            .iter()
+            .enumerate()
+            .map(|(at, id)| (unbig(*id), at))
+            .collect();
+        messages.sort_by_key(|m| order.get(&m.id.0).copied().unwrap_or(usize::MAX));
+        Ok(messages)
     }
 
     pub(super) fn outbox_get(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>> {
