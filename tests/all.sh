@@ -4,6 +4,8 @@
 # skipping when it cannot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# PostgreSQL server binaries for the PostgreSQL backend's tests (installed when missing).
+bash tests/postgres.sh
 cargo test --workspace
 # The builder UI: type check, bundle rebuilt and compared with the committed one, and the
 # Playwright suite in Debian's Chromium against the real `botflow serve --demo`.

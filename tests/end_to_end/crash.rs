@@ -1,12 +1,13 @@
 //! SIGKILL of `botflow serve` during a stream of webhooks and while a topic notification drains:
 //! after a restart every event that got a 200 is processed, every queued token message goes out,
-//! and no token pays for two messages.
+//! and no token pays for two messages; on the embedded store and on PostgreSQL.
 
 use crate::support::{
     APP_SECRET, PAGE_ID, ServerProcess, opt_in_restock, wait_until, workspace_root,
 };
 use botflow_messenger::fake::FakeGraphApi;
 use botflow_server::delivery::signature;
+use botflow_storage::pg_test::TestDatabase;
 use reqwest::Method;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -30,11 +31,28 @@ fn sent_per_psid(fake: &FakeGraphApi) -> BTreeMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
+    sigkill_story(&PACE).await;
+}
+
+/// The same on PostgreSQL (`BOTFLOW_DATABASE_URL`, a fresh database): a 200 means the journal
+/// row committed synchronously, and `UNIQUE (page_id, token)` holds through the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_on_postgres_loses_no_acknowledged_event_and_spends_no_token_twice() {
+    let database = tokio::task::spawn_blocking(TestDatabase::new)
+        .await
+        .unwrap();
+    sigkill_story(&[PACE[0], ("BOTFLOW_DATABASE_URL", database.url())]).await;
+    tokio::task::spawn_blocking(move || drop(database))
+        .await
+        .unwrap();
+}
+
+async fn sigkill_story(env: &[(&str, &str)]) {
     let fake = FakeGraphApi::start().await;
     let data = tempfile::tempdir().unwrap();
     let flows = workspace_root().join("flows");
     let mut server =
-        ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), &PACE).await;
+        ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), env).await;
 
     // Subscribers who opted in to the restock topic, each holding one token.
     let psids: Vec<String> = (0..OPTED_IN).map(|i| format!("66000{i}")).collect();
@@ -98,7 +116,7 @@ async fn sigkill_loses_no_acknowledged_event_and_spends_no_token_twice() {
 
     // Restart on the same data: everything acknowledged before the kill gets done.
     let server =
-        ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), &PACE).await;
+        ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), env).await;
     wait_until("an answer to every acknowledged event", WAIT, || {
         let sent = sent_per_psid(&fake);
         let missing = acknowledged

@@ -1,11 +1,12 @@
 //! The One-Time Notification story of the product brief, over HTTP against the real `botflow serve`
 //! and a fake Graph API: topic by API, a flow that creates another topic inline, a user message,
 //! the OTN request reaching Messenger, the opt-in, one notification sending exactly one message
-//! with the token, and a second notification sending none.
+//! with the token, and a second notification sending none; on the embedded store and on PostgreSQL.
 
 use crate::support::{PAGE_ID, ServerProcess, example_flow, now_ms, sent_matching, wait_until};
 use botflow_messenger::fake::FakeGraphApi;
 use botflow_server::delivery::{envelope, otn_optin, text_message};
+use botflow_storage::pg_test::TestDatabase;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -29,9 +30,34 @@ async fn topic_named(server: &ServerProcess, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_otn_story_end_to_end() {
+    otn_story(&[]).await;
+}
+
+/// The same story with `BOTFLOW_DATABASE_URL` set: the binary runs on PostgreSQL (a fresh
+/// database on the tests' server, see `botflow_storage::pg_test`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_otn_story_end_to_end_on_postgres() {
+    let database = tokio::task::spawn_blocking(TestDatabase::new)
+        .await
+        .unwrap();
+    otn_story(&[("BOTFLOW_DATABASE_URL", database.url())]).await;
+    tokio::task::spawn_blocking(move || drop(database))
+        .await
+        .unwrap();
+}
+
+async fn otn_story(extra_env: &[(&str, &str)]) {
     let fake = FakeGraphApi::start().await;
     let data = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(data.path(), fake.base_url(), None).await;
+    let server = ServerProcess::start_with_env(data.path(), fake.base_url(), None, extra_env).await;
+    let (status, health) = server.api_json(Method::GET, "/healthz", None).await;
+    assert_eq!(status, 200, "{health}");
+    let expected = if extra_env.is_empty() {
+        "sled"
+    } else {
+        "postgres"
+    };
+    assert_eq!(health["database"], expected, "{health}");
 
     // A topic created by API, listed with no opt-ins yet.
     let (status, created) = server

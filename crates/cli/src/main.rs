@@ -3,6 +3,7 @@
 mod admin_api;
 mod client;
 mod flows;
+mod migrate;
 mod notifications;
 mod notify;
 mod openapi;
@@ -44,6 +45,8 @@ enum Command {
     Topics(topics::TopicsArgs),
     /// List flows, their versions, roll back, or pull a live version's source.
     Flows(flows::FlowsArgs),
+    /// Apply the PostgreSQL schema migrations (BOTFLOW_DATABASE_URL) and say what was applied.
+    Migrate(migrate::MigrateArgs),
     /// Send one message to every subscriber waiting on a topic.
     Notify(notify::NotifyArgs),
     /// List, show or cancel topic notifications (state, totals, time left).
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Push(args) => push::run(&args),
         Command::Topics(args) => topics::run(&args),
         Command::Flows(args) => flows::run(&args),
+        Command::Migrate(args) => migrate::run(&args),
         Command::Notify(args) => notify::run(&args),
         Command::Notifications(args) => notifications::run(&args),
     }

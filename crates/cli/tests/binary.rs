@@ -18,6 +18,7 @@ fn help_lists_every_command() {
     assert!(out.status.success(), "{text}");
     for command in [
         "validate", "schema", "openapi", "simulate", "serve", "push", "topics", "flows", "notify",
+        "migrate",
     ] {
         assert!(
             text.contains(command),
@@ -42,4 +43,42 @@ fn schema_is_json_schema_2020_12() {
 fn unknown_subcommands_and_missing_paths_are_usage_errors() {
     assert_eq!(botflow(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(botflow(&["validate"]).status.code(), Some(2));
+}
+
+fn migrate(env: &[(&str, &str)]) -> (std::process::Output, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_botflow"))
+        .arg("migrate")
+        .env_remove("BOTFLOW_DATABASE_URL")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+#[test]
+fn migrate_applies_the_schema_once_and_says_what_it_did() {
+    let database = botflow_storage::pg_test::TestDatabase::new();
+    let url = [("BOTFLOW_DATABASE_URL", database.url())];
+    let (out, stdout, stderr) = migrate(&url);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("applied migration 0001_init"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "schema is at version {}",
+            botflow_storage::PgStore::schema_version()
+        )),
+        "{stdout}"
+    );
+    let (out, stdout, _) = migrate(&url);
+    assert!(out.status.success());
+    assert!(stdout.contains("up to date"), "{stdout}");
+
+    let (out, _, stderr) = migrate(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("BOTFLOW_DATABASE_URL"), "{stderr}");
+    let (out, _, stderr) = migrate(&[("BOTFLOW_DATABASE_URL", "mysql://db/botflow")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("not a postgres:// URL"), "{stderr}");
 }

@@ -10,7 +10,7 @@ use botflow_messenger::{ClientConfig, SendClient};
 use botflow_runtime::{
     LatencyHook, PageClients, RetentionSweeper, Runtime, RuntimeConfig, SystemClock,
 };
-use botflow_storage::{PageId, SledStore, Store, StoreError, StoreOptions};
+use botflow_storage::{PageId, PgStore, SledStore, Store, StoreError, StoreOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -24,6 +24,12 @@ pub enum ServeError {
     OpenStore {
         /// The data directory.
         path: String,
+        /// What the store reported.
+        source: StoreError,
+    },
+    /// The PostgreSQL database could not be reached or migrated.
+    #[error("cannot open the PostgreSQL database (BOTFLOW_DATABASE_URL): {source}")]
+    OpenDatabase {
         /// What the store reported.
         source: StoreError,
     },
@@ -131,17 +137,30 @@ pub async fn start(
         .iter()
         .map(|p| PageId::from(p.id.as_str()))
         .collect();
-    let (store, published) = tokio::task::spawn_blocking(move || {
-        let store = SledStore::open(&data_dir, StoreOptions::default()).map_err(|source| {
-            ServeError::OpenStore {
-                path: data_dir.display().to_string(),
-                source,
+    let database_url = config.database_url.clone();
+    let (store, database, published) = tokio::task::spawn_blocking(move || {
+        let (store, database): (Arc<dyn Store>, Option<Arc<PgStore>>) = match &database_url {
+            Some(url) => {
+                let pg = Arc::new(
+                    PgStore::connect(url).map_err(|source| ServeError::OpenDatabase { source })?,
+                );
+                (pg.clone(), Some(pg))
             }
-        })?;
+            None => {
+                let sled =
+                    SledStore::open(&data_dir, StoreOptions::default()).map_err(|source| {
+                        ServeError::OpenStore {
+                            path: data_dir.display().to_string(),
+                            source,
+                        }
+                    })?;
+                (Arc::new(sled), None)
+            }
+        };
         let now = now_ms();
-        startup::register_pages(&store, &pages, now)?;
-        let published = startup::publish_flows(&store, &pages, &flows, now)?;
-        Ok::<_, ServeError>((store, published))
+        startup::register_pages(&*store, &pages, now)?;
+        let published = startup::publish_flows(&*store, &pages, &flows, now)?;
+        Ok::<_, ServeError>((store, database, published))
     })
     .await
     .map_err(|err| ServeError::Task(err.to_string()))??;
@@ -156,7 +175,6 @@ pub async fn start(
         );
     }
 
-    let store: Arc<dyn Store> = Arc::new(store);
     let metrics = Arc::new(ServerMetrics::default());
     let runtime = Arc::new(start_runtime(&config, store.clone(), &metrics).await?);
     let retention = RetentionSweeper::start(
@@ -166,7 +184,7 @@ pub async fn start(
         Arc::clone(&metrics.retention),
     );
     let listen = config.listen;
-    let state = Arc::new(AppState::new(config, store, runtime, metrics));
+    let state = Arc::new(AppState::new(config, store, runtime, metrics).with_database(database));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {

@@ -65,8 +65,11 @@ impl fmt::Debug for PageConfig {
 pub struct ServerConfig {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
-    /// Directory of the sled database.
+    /// Directory of the sled database (unused when `database_url` is set).
     pub data_dir: PathBuf,
+    /// A `postgres://` URL selecting the PostgreSQL store instead of the embedded sled one
+    /// (`BOTFLOW_DATABASE_URL`, file key `database_url`); `None` keeps sled.
+    pub database_url: Option<String>,
     /// Base URL of the Graph API, version included (e.g. `https://graph.facebook.com/v23.0`);
     /// without a trailing `/vN.M` segment the messenger crate's pinned version is used.
     pub graph_api_url: String,
@@ -99,6 +102,10 @@ impl fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("graph_api_url", &self.graph_api_url)
             .field("pages", &self.pages)
             .field("app_secret", &"<redacted>")
@@ -203,6 +210,7 @@ const PAGE_ACCESS_TOKEN: MissingSetting = MissingSetting {
 struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
     graph_api_url: Option<String>,
     app_secret: Option<String>,
     verify_token: Option<String>,
@@ -271,6 +279,7 @@ impl ServerConfig {
             .map(PathBuf::from)
             .or(file_config.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = database_url(env("BOTFLOW_DATABASE_URL").or(file_config.database_url))?;
         let graph_api_url = env("BOTFLOW_GRAPH_API_URL")
             .or(file_config.graph_api_url)
             .unwrap_or_else(|| DEFAULT_GRAPH_API_URL.to_owned());
@@ -405,6 +414,7 @@ impl ServerConfig {
         Ok(Self {
             listen,
             data_dir,
+            database_url,
             graph_api_url,
             pages,
             app_secret,
@@ -418,6 +428,31 @@ impl ServerConfig {
             history_retention,
             demo,
         })
+    }
+
+    /// The database URL alone, from the same file and environment as [`ServerConfig::load`]
+    /// (for `botflow migrate`, which needs no secrets); `None` when the embedded store is used.
+    pub fn load_database_url(file: Option<&Path>) -> Result<Option<String>, ConfigError> {
+        let from_file = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|err| ConfigError::ParseFile {
+                        path: path.to_path_buf(),
+                        message: err.message().to_owned(),
+                    })?
+                    .database_url
+            }
+            None => None,
+        };
+        let env = std::env::var("BOTFLOW_DATABASE_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        database_url(env.or(from_file))
     }
 
     /// The retention sweeper's settings: the two windows, swept every tenth of the shorter
@@ -480,6 +515,24 @@ fn retention(
         });
     }
     Ok(duration)
+}
+
+/// Checks a database URL: only `postgres://` (or `postgresql://`) selects a database.
+fn database_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Some(url))
+        }
+        Some(url) => Err(ConfigError::Invalid {
+            setting: "BOTFLOW_DATABASE_URL",
+            message: format!(
+                "{:?} is not a postgres:// URL (like postgres://botflow:secret@db:5432/botflow); \
+                 leave it unset to use the embedded database in data_dir",
+                url.split('@').next_back().unwrap_or_default()
+            ),
+        }),
+    }
 }
 
 /// Adds the Page given by `BOTFLOW_PAGE_ID`/`BOTFLOW_PAGE_ACCESS_TOKEN` to the file's Pages; when
@@ -601,6 +654,39 @@ mod tests {
         assert_eq!(
             load(None, &one_missing, false).unwrap_err().to_string(),
             "missing required setting BOTFLOW_VERIFY_TOKEN (or `verify_token` in the config file)"
+        );
+    }
+
+    #[test]
+    fn a_database_url_selects_postgres_from_the_file_or_the_environment() {
+        assert_eq!(load(None, &FULL_ENV, false).unwrap().database_url, None);
+        let file = r#"database_url = "postgres://botflow:file-secret@db:5432/botflow""#;
+        let from_file = load(Some(file), &FULL_ENV, false).unwrap();
+        assert_eq!(
+            from_file.database_url.as_deref(),
+            Some("postgres://botflow:file-secret@db:5432/botflow")
+        );
+        assert!(
+            !format!("{from_file:?}").contains("file-secret"),
+            "the URL's password stays out of Debug"
+        );
+        let mut env = FULL_ENV.to_vec();
+        env.push(("BOTFLOW_DATABASE_URL", "postgresql://botflow@other/botflow"));
+        let from_env = load(Some(file), &env, false).unwrap();
+        assert_eq!(
+            from_env.database_url.as_deref(),
+            Some("postgresql://botflow@other/botflow")
+        );
+        env.pop();
+        env.push(("BOTFLOW_DATABASE_URL", "mysql://root:hunter2@db/botflow"));
+        let err = load(None, &env, false).unwrap_err().to_string();
+        assert!(
+            err.contains("BOTFLOW_DATABASE_URL") && err.contains("postgres://"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("hunter2"),
+            "the password stays out of the message: {err}"
         );
     }
 

@@ -119,6 +119,7 @@ impl From<StoreError> for ApiError {
             StoreError::FlowParse { diagnostics } | StoreError::FlowInvalid { diagnostics, .. } => {
                 Self::InvalidFlow(diagnostics)
             }
+            other if other.is_transient() => Self::Unavailable(other.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -81,6 +81,11 @@ impl AppState {
                 // Messenger redelivers after the 500; this process must restart to recover.
                 self.report_fatal(&err);
             }
+            if err.is_transient() {
+                // The database is unreachable for now: 503, Messenger redelivers later.
+                tracing::warn!(%err, "webhook answered 503: the database is unavailable");
+                return ApiError::Unavailable(format!("the database is unavailable: {err}"));
+            }
             ApiError::internal(err)
         })?;
         self.metrics.journal_append.observe(started.elapsed());

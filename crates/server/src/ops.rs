@@ -4,6 +4,7 @@ use crate::metrics::MetricsText;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use serde::Serialize;
@@ -16,21 +17,67 @@ pub(crate) const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; cha
 /// The answer of `/healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Health {
-    /// Always `ok`.
-    #[schema(value_type = String, pattern = "^ok$")]
+    /// `ok`, or `unavailable` when the database does not answer.
+    #[schema(value_type = String, pattern = "^(ok|unavailable)$")]
     status: &'static str,
+    /// The store in use: `sled` (embedded) or `postgres`.
+    #[schema(value_type = String, pattern = "^(sled|postgres)$")]
+    database: &'static str,
+    /// Why the database is unavailable (only then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
-/// `GET /healthz`: 200 with `{"status": "ok"}` while the server accepts requests.
+/// `GET /healthz`: 200 with `{"status": "ok", "database": ...}` while the server accepts
+/// requests and its database answers; 503 with `status: unavailable` when PostgreSQL does not.
 #[utoipa::path(
     get,
     path = "/healthz",
     operation_id = "healthz",
     tag = "ops",
-    responses((status = 200, description = "The server accepts requests.", body = Health))
+    responses(
+        (status = 200, description = "The server accepts requests and its database answers.", body = Health),
+        (status = 503, description = "The PostgreSQL database does not answer (webhooks are answered 503 meanwhile).", body = Health)
+    )
 )]
-pub(crate) async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+pub(crate) async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let Some(database) = state.database.clone() else {
+        return (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok",
+                database: "sled",
+                error: None,
+            }),
+        );
+    };
+    let ping = tokio::task::spawn_blocking(move || database.ping()).await;
+    match ping {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok",
+                database: "postgres",
+                error: None,
+            }),
+        ),
+        Ok(Err(err)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "unavailable",
+                database: "postgres",
+                error: Some(err.to_string()),
+            }),
+        ),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "unavailable",
+                database: "postgres",
+                error: Some(format!("the database check did not finish: {err}")),
+            }),
+        ),
+    }
 }
 
 /// `GET /metrics`: every counter, gauge and histogram in Prometheus text format.
@@ -109,6 +156,14 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         "Published flows whose live version cannot be read (the Page's other flows run).",
         i64::try_from(broken).unwrap_or(i64::MAX),
     );
+    if let Some(database) = &state.database {
+        text.counter(
+            "botflow_database_errors_total",
+            "PostgreSQL store calls that failed with a database error (unreachable, refused, \
+             conflicts beyond the retries).",
+            database.database_errors(),
+        );
+    }
     state.render_runtime_metrics(&mut text);
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text.finish())
 }

@@ -21,6 +21,9 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Keeps each subscriber's events in journal order on their way to the runtime.
     pub(crate) subscriber_locks: SubscriberLocks,
+    /// The PostgreSQL store when one is used (for `/healthz` and the database metrics); `None`
+    /// with the embedded sled store.
+    pub database: Option<Arc<botflow_storage::PgStore>>,
     /// Set once the store reported a fatal error (a poisoned event log): the process must exit
     /// so that a restart recovers (see [`AppState::fatal_error`]).
     fatal: tokio::sync::watch::Sender<Option<String>>,
@@ -50,8 +53,15 @@ impl AppState {
             store,
             runtime,
             subscriber_locks: SubscriberLocks::default(),
+            database: None,
             fatal: tokio::sync::watch::Sender::new(None),
         }
+    }
+
+    /// The state with the PostgreSQL store it runs on (see [`AppState::database`]).
+    pub fn with_database(mut self, database: Option<Arc<botflow_storage::PgStore>>) -> Self {
+        self.database = database;
+        self
     }
 
     /// Records a fatal store error (the first one is kept) and logs it.

@@ -103,6 +103,7 @@ pub(crate) struct DeliveryReceipt {
         (status = 400, description = "The body is not JSON, or has no string `object` or no `entry` array.", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature; nothing stored.", body = ErrorBody),
         (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
+        (status = 503, description = "The PostgreSQL database is unreachable; nothing stored (Messenger redelivers).", body = ErrorBody),
     )
 )]
 pub(crate) async fn receive(

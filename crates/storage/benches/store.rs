@@ -1,6 +1,9 @@
 //! Store benchmarks with raw sled doing the same flushes side by side: durable journal appends
 //! with 1, 16 and 256 writer threads, durable session+outbox commits, send outcomes one by one
 //! and batched (`mark_outcomes`), and the topic list with 1,000 topics and 1,000,000 tokens. Prints a table; every loop is bounded by time or count.
+//! `--pg` (or the section `pg`) compares the sled and PostgreSQL stores through the trait on the
+//! same operations (the tests' database: `BOTFLOW_TEST_DATABASE_URL`, or a throwaway cluster
+//! started with `fsync=off`, so its durable figures are an upper bound).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use botflow_flow::TopicId;
@@ -458,6 +461,86 @@ fn outcomes_batched(batch: usize, flush: bool) -> f64 {
     ids.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A fresh store of either backend through the trait, with what keeps it alive.
+fn backend_store(pg: bool) -> (Box<dyn std::any::Any>, Arc<dyn Store>) {
+    if pg {
+        let schema = botflow_storage::pg_test::TestSchema::new();
+        let store = Arc::new(schema.store());
+        (Box::new(schema), store)
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open_store(dir.path()));
+        (Box::new(dir), store)
+    }
+}
+
+/// The same operations on sled and PostgreSQL, through `Store`.
+fn pg_comparison() {
+    println!(
+        "{:<44} {:>14} {:>14} {:>8}",
+        "through the Store trait", "sled /s", "postgres /s", "sled/pg"
+    );
+    let line = |what: String, sled: f64, pg: f64| {
+        println!("{what:<44} {sled:>14.0} {pg:>14.0} {:>7.2}x", sled / pg);
+    };
+    let journal = |pg: bool, threads: usize| {
+        let (guard, store) = backend_store(pg);
+        let page = PageId::from("page-1");
+        let rate = throughput(threads, move |t, i| {
+            store
+                .journal_append(
+                    &page,
+                    &EventId(format!("m_{t}_{i}")),
+                    &Psid(format!("psid-{t}")),
+                    &webhook_event(t, i),
+                    i,
+                )
+                .unwrap();
+        });
+        drop(guard);
+        rate
+    };
+    for threads in [1, 16] {
+        line(
+            format!("durable journal appends, {threads} threads"),
+            journal(false, threads),
+            journal(true, threads),
+        );
+    }
+    let commits = |pg: bool, threads: usize| {
+        let (guard, store) = backend_store(pg);
+        let rate = throughput(threads, move |t, i| {
+            store.commit_step(step(t, i)).unwrap();
+        });
+        drop(guard);
+        rate
+    };
+    for threads in [1, 16] {
+        line(
+            format!("durable step commits, {threads} threads"),
+            commits(false, threads),
+            commits(true, threads),
+        );
+    }
+    let batched = |pg: bool| {
+        let (guard, store) = backend_store(pg);
+        let rate = throughput(1, move |t, i| {
+            let steps = (0..BATCH).map(|k| step(t, i * BATCH + k)).collect();
+            for result in store.commit_steps(steps).unwrap() {
+                result.unwrap();
+            }
+        }) * BATCH as f64;
+        drop(guard);
+        rate
+    };
+    line(
+        format!("durable steps, {BATCH} per commit_steps, 1 thread"),
+        batched(false),
+        batched(true),
+    );
+    println!();
+}
+
 fn ratio_line(what: String, store: f64, raw: f64) {
     println!("{what:<44} {store:>14.0} {raw:>14.0} {:>7.2}x", raw / store);
 }
@@ -476,6 +559,10 @@ fn main() {
     }
     // An optional argument picks one section: journal, commits, outcomes or topics.
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if std::env::args().any(|a| a == "--pg") || only.as_deref() == Some("pg") {
+        pg_comparison();
+        return;
+    }
     let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
     println!(
         "botflow-storage benchmarks ({} s per throughput run)\n",

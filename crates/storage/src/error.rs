@@ -11,6 +11,17 @@ pub enum StoreError {
     /// the backend's, so callers never depend on the backend's error type.
     #[error("database error: {0}")]
     Database(String),
+    /// PostgreSQL failed or could not be reached ([`crate::PgStore`]).
+    #[error("postgres: {what}: {detail}{}", if *transient { " (transient: the call can be retried once the database answers)" } else { "" })]
+    Postgres {
+        /// What was being done: the store call, and the query or table when known.
+        what: String,
+        /// The server's or driver's message, with the SQLSTATE when the server sent one.
+        detail: String,
+        /// Whether retrying may succeed: lost or refused connections, serialization failures,
+        /// deadlocks, a server shutting down or out of connections.
+        transient: bool,
+    },
     /// The event log failed: it could not be opened, or a write or `fdatasync` failed and the
     /// log is poisoned ([`StoreError::is_fatal`]: only a restart recovers).
     #[error("event log: {action}: {source}")]
@@ -199,6 +210,20 @@ impl StoreError {
             self,
             Self::Log {
                 source: crate::log::LogError::Poisoned { .. } | crate::log::LogError::Closed,
+                ..
+            }
+        )
+    }
+}
+
+impl StoreError {
+    /// Whether the failure is the database being unreachable or briefly refusing (a retry may
+    /// succeed): the server answers 503 to webhooks then, so Messenger redelivers.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Postgres {
+                transient: true,
                 ..
             }
         )

@@ -1,8 +1,8 @@
 //! Durable sled storage for botflow: flows, topics, subscribers, OTN tokens, the inbound event
 //! journal and the outbound queue, behind the typed [`Store`] trait scoped by Page.
 //!
-//! [`SledStore`] is the embedded implementation; callers hold an `Arc<dyn Store>` and never see
-//! sled trees or bytes, so a PostgreSQL backend can implement the same trait later.
+//! [`SledStore`] is the embedded implementation and [`PgStore`] the PostgreSQL one; callers hold
+//! an `Arc<dyn Store>` and never see trees, rows or bytes.
 //!
 //! ```no_run
 //! use botflow_storage::{PageId, SledStore, Store, StoreOptions};
@@ -89,6 +89,16 @@
 //! migrates by decoding older record versions. Keys are length-prefixed strings and big-endian
 //! integers, scoped by Page.
 //!
+//! # PostgreSQL
+//! [`PgStore::connect`] applies the embedded schema migrations (under an advisory lock) and
+//! keeps the same guarantees with plain SQL: every write is one serializable transaction (run
+//! again, bounded, on a serialization failure or deadlock), durable calls commit with
+//! `synchronous_commit = on` (the server's WAL flush before the call returns) and non-durable
+//! step commits and normal outcomes with `synchronous_commit = off` until [`Store::flush`]. The
+//! journal is a table (`UNIQUE (page_id, event_id)` is the dedup); there is no event log.
+//! Errors are [`StoreError::Postgres`] with what was being done and whether a retry may help
+//! ([`StoreError::is_transient`]).
+//!
 //! # Time
 //! No call reads the clock: every call where time matters takes `now_ms`, for determinism.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -105,6 +115,9 @@ pub mod log;
 pub mod notification;
 pub mod outbox;
 pub mod outcome;
+mod pg_store;
+#[cfg(feature = "test-support")]
+pub mod pg_test;
 pub mod recurring;
 pub mod retention;
 pub mod session;
@@ -131,6 +144,7 @@ pub use notification::{
 };
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
+pub use pg_store::{PgOptions, PgStore};
 pub use recurring::{
     RECURRING_CAP_MS, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin,
     RecurringPass, RecurringSkip, RecurringStatus, RecurringToken,

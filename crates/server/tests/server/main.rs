@@ -6,6 +6,7 @@ mod admin_api;
 mod document;
 mod pipeline;
 mod poisoned_log;
+mod postgres;
 mod retention;
 mod support;
 mod ui;

@@ -12,7 +12,7 @@ async fn healthz_metrics_and_openapi_need_no_token() {
     assert_eq!(health.status(), StatusCode::OK);
     assert_eq!(
         health.json::<Value>().await.unwrap(),
-        json!({"status": "ok"})
+        json!({"status": "ok", "database": "sled"})
     );
 
     let metrics = server.get("/metrics").send().await.unwrap();

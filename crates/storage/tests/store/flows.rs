@@ -14,7 +14,6 @@ fn topic_of(doc: &FlowDocument) -> TopicRef {
     }
 }
 
-#[test]
 fn a_draft_is_saved_only_if_it_parses_and_keeps_its_diagnostics() {
     let (_dir, store) = temp_store();
     let err = store
@@ -51,7 +50,6 @@ fn a_draft_is_saved_only_if_it_parses_and_keeps_its_diagnostics() {
     ));
 }
 
-#[test]
 fn publishing_creates_named_topics_once_and_stores_ids() {
     let (_dir, store) = temp_store();
     let text = serde_json::to_string(&otn_flow("a", json!({"name": "Restock"}))).unwrap();
@@ -87,7 +85,6 @@ fn publishing_creates_named_topics_once_and_stores_ids() {
     assert_eq!(store.list_topics(&page(), 3).unwrap().len(), 1);
 }
 
-#[test]
 fn an_unknown_topic_id_fails_the_whole_publish() {
     let (_dir, store) = temp_store();
     // Two requests: one by a new name, one by an unknown id. Nothing may be created.
@@ -125,7 +122,6 @@ fn an_unknown_topic_id_fails_the_whole_publish() {
     );
 }
 
-#[test]
 fn versions_are_immutable_and_rollback_republishes() {
     let (_dir, store) = temp_store();
     let flow = FlowId::from("greet");
@@ -170,7 +166,6 @@ fn versions_are_immutable_and_rollback_republishes() {
     ));
 }
 
-#[test]
 fn active_flows_are_listed_and_cached() {
     let (_dir, store) = temp_store();
     store
@@ -202,7 +197,6 @@ fn active_flows_are_listed_and_cached() {
     assert_eq!(old.document(), &plain_flow("b", "y"));
 }
 
-#[test]
 fn republishing_after_a_forced_topic_delete_creates_the_topic_again() {
     let (_dir, store) = temp_store();
     let flow = FlowId::from("promo");
@@ -254,7 +248,7 @@ fn rewrite_version(store: &SledStore, flow: &str, version: u32, change: impl Fn(
 
 #[test]
 fn a_live_version_that_todays_rules_reject_still_runs_and_a_fix_publishes() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     store
         .publish_document(&page(), plain_flow("old", "x"), 1)
         .unwrap();
@@ -310,7 +304,7 @@ fn a_live_version_that_todays_rules_reject_still_runs_and_a_fix_publishes() {
 
 #[test]
 fn an_unreadable_live_version_breaks_only_its_flow() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     store
         .publish_document(&page(), plain_flow("bad", "x"), 1)
         .unwrap();
@@ -350,7 +344,6 @@ fn an_unreadable_live_version_breaks_only_its_flow() {
     assert!(store.active_flows(&page()).unwrap().broken.is_empty());
 }
 
-#[test]
 fn publish_and_rollback_refuse_a_trigger_another_live_flow_claims() {
     let (_dir, store) = temp_store();
     store
@@ -392,7 +385,6 @@ fn publish_and_rollback_refuse_a_trigger_another_live_flow_claims() {
     );
 }
 
-#[test]
 fn concurrent_publishes_cannot_both_claim_a_trigger() {
     for round in 0..20 {
         let (_dir, store) = temp_store();
@@ -419,3 +411,14 @@ fn concurrent_publishes_cannot_both_claim_a_trigger() {
         assert_eq!(store.active_flows(&page()).unwrap().flows.len(), 1);
     }
 }
+
+on_both_backends!(
+    a_draft_is_saved_only_if_it_parses_and_keeps_its_diagnostics,
+    publishing_creates_named_topics_once_and_stores_ids,
+    an_unknown_topic_id_fails_the_whole_publish,
+    versions_are_immutable_and_rollback_republishes,
+    active_flows_are_listed_and_cached,
+    republishing_after_a_forced_topic_delete_creates_the_topic_again,
+    publish_and_rollback_refuse_a_trigger_another_live_flow_claims,
+    concurrent_publishes_cannot_both_claim_a_trigger,
+);

@@ -15,7 +15,6 @@ fn event(n: u32, p: u32) -> NewJournalEvent {
     }
 }
 
-#[test]
 fn redeliveries_are_duplicates_and_unprocessed_events_come_back_in_order() {
     let (_dir, store) = temp_store();
     let e1 = event(1, 1);
@@ -51,7 +50,6 @@ fn redeliveries_are_duplicates_and_unprocessed_events_come_back_in_order() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 }
 
-#[test]
 fn processing_is_committed_with_the_session_and_only_once() {
     let (_dir, store) = temp_store();
     let e = event(1, 1);
@@ -356,7 +354,6 @@ fn an_unprocessed_event_journaled_in_sled_by_an_older_release_moves_into_the_log
     assert!(store.unprocessed_events().unwrap().is_empty());
 }
 
-#[test]
 fn a_batch_of_steps_commits_together_and_isolates_a_replayed_event() {
     let (_dir, store) = temp_store();
     let t = store.create_topic(&page(), "Restock", 1).unwrap().id;
@@ -448,3 +445,9 @@ fn an_index_entry_without_its_event_is_skipped_and_dropped_at_open() {
     assert_eq!(store.unprocessed_events().unwrap().len(), 1);
     assert_consistent(&store);
 }
+
+on_both_backends!(
+    redeliveries_are_duplicates_and_unprocessed_events_come_back_in_order,
+    processing_is_committed_with_the_session_and_only_once,
+    a_batch_of_steps_commits_together_and_isolates_a_replayed_event,
+);

@@ -11,7 +11,7 @@ use botflow_storage::{
 const T0: u64 = 20_000 * DAY_MS;
 const YEAR: u64 = 365 * DAY_MS;
 
-fn ledger(store: &SledStore, topic: &TopicId, now_ms: u64) -> TopicLedger {
+fn ledger(store: &dyn Store, topic: &TopicId, now_ms: u64) -> TopicLedger {
     store.topic_ledger(&page(), topic, now_ms).unwrap().unwrap()
 }
 
@@ -28,19 +28,19 @@ fn counts(ledger: &TopicLedger) -> [u64; 6] {
     ]
 }
 
-fn topic(store: &SledStore) -> TopicId {
+fn topic(store: &dyn Store) -> TopicId {
     store.ensure_page(&page(), T0).unwrap();
     store.create_topic(&page(), "Restock", T0).unwrap().id
 }
 
-fn opt_in(store: &SledStore, n: u32, t: &TopicId, value: &str, at: u64) -> TokenAdded {
+fn opt_in(store: &dyn Store, n: u32, t: &TopicId, value: &str, at: u64) -> TokenAdded {
     store
         .add_token(&page(), &psid(n), token(t, value, at, at + YEAR), at)
         .unwrap()
 }
 
 /// Notifies the topic at `at`; returns the queued messages' ids.
-fn notify(store: &SledStore, t: &TopicId, at: u64) -> Vec<botflow_storage::OutboxId> {
+fn notify(store: &dyn Store, t: &TopicId, at: u64) -> Vec<botflow_storage::OutboxId> {
     let body_for = |_: &Psid| json!({"message": {"text": "back"}});
     notify_text(store, t, &body_for, at).unwrap();
     store
@@ -51,14 +51,13 @@ fn notify(store: &SledStore, t: &TopicId, at: u64) -> Vec<botflow_storage::Outbo
         .collect()
 }
 
-#[test]
 fn an_opt_in_is_issued_and_usable_and_a_redelivery_or_unknown_topic_is_not_counted() {
     let (_dir, store) = temp_store();
-    let t = topic(&store);
-    assert_eq!(counts(&ledger(&store, &t, T0)), [0; 6]);
+    let t = topic(&*store);
+    assert_eq!(counts(&ledger(&*store, &t, T0)), [0; 6]);
 
-    assert_eq!(opt_in(&store, 1, &t, "tok-1", T0), TokenAdded::New);
-    assert_eq!(opt_in(&store, 1, &t, "tok-1", T0), TokenAdded::Duplicate);
+    assert_eq!(opt_in(&*store, 1, &t, "tok-1", T0), TokenAdded::New);
+    assert_eq!(opt_in(&*store, 1, &t, "tok-1", T0), TokenAdded::Duplicate);
     let missing = TopicId::from("no-such-topic");
     let added = store
         .add_token(
@@ -75,21 +74,20 @@ fn an_opt_in_is_issued_and_usable_and_a_redelivery_or_unknown_topic_is_not_count
         .unwrap();
     assert_eq!(added, TokenAdded::Expired);
 
-    assert_eq!(counts(&ledger(&store, &t, T0)), [2, 1, 0, 1, 0, 0]);
+    assert_eq!(counts(&ledger(&*store, &t, T0)), [2, 1, 0, 1, 0, 0]);
     assert_eq!(store.topic_ledger(&page(), &missing, T0).unwrap(), None);
     assert_consistent(&store);
 }
 
-#[test]
 fn a_send_spends_and_its_outcome_can_leave_it_delivered_unconfirmed_or_invalid() {
     let (_dir, store) = temp_store();
-    let t = topic(&store);
+    let t = topic(&*store);
     for n in 1..=3 {
-        opt_in(&store, n, &t, &format!("tok-{n}"), T0);
+        opt_in(&*store, n, &t, &format!("tok-{n}"), T0);
     }
-    let ids = notify(&store, &t, T0 + 10);
+    let ids = notify(&*store, &t, T0 + 10);
     assert_eq!(ids.len(), 3);
-    assert_eq!(counts(&ledger(&store, &t, T0 + 10)), [3, 0, 3, 0, 0, 0]);
+    assert_eq!(counts(&ledger(&*store, &t, T0 + 10)), [3, 0, 3, 0, 0, 0]);
 
     let results = store
         .mark_outcomes(&[
@@ -111,18 +109,17 @@ fn a_send_spends_and_its_outcome_can_leave_it_delivered_unconfirmed_or_invalid()
         .unwrap();
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     // The failed send's token went from spent to invalidated; the unconfirmed one stays spent.
-    assert_eq!(counts(&ledger(&store, &t, T0 + 20)), [3, 0, 2, 0, 1, 1]);
-    let today = ledger(&store, &t, T0 + 20).days[LEDGER_DAYS - 1];
+    assert_eq!(counts(&ledger(&*store, &t, T0 + 20)), [3, 0, 2, 0, 1, 1]);
+    let today = ledger(&*store, &t, T0 + 20).days[LEDGER_DAYS - 1];
     assert_eq!((today.opt_ins, today.sends), (3, 3));
     assert_consistent(&store);
 }
 
-#[test]
 fn marking_by_hand_spends_or_invalidates_and_a_second_mark_counts_nothing() {
     let (_dir, store) = temp_store();
-    let t = topic(&store);
-    opt_in(&store, 1, &t, "tok-1", T0);
-    opt_in(&store, 2, &t, "tok-2", T0);
+    let t = topic(&*store);
+    opt_in(&*store, 1, &t, "tok-1", T0);
+    opt_in(&*store, 2, &t, "tok-2", T0);
     assert!(
         store
             .mark_token(&page(), "tok-1", TokenMark::Spent, T0 + 1)
@@ -142,53 +139,50 @@ fn marking_by_hand_spends_or_invalidates_and_a_second_mark_counts_nothing() {
             .mark_token(&page(), "tok-1", TokenMark::Spent, T0 + 2)
             .unwrap()
     );
-    assert_eq!(counts(&ledger(&store, &t, T0 + 2)), [2, 0, 1, 0, 1, 0]);
-    assert_eq!(ledger(&store, &t, T0 + 2).days[LEDGER_DAYS - 1].sends, 1);
+    assert_eq!(counts(&ledger(&*store, &t, T0 + 2)), [2, 0, 1, 0, 1, 0]);
+    assert_eq!(ledger(&*store, &t, T0 + 2).days[LEDGER_DAYS - 1].sends, 1);
 }
 
-#[test]
 fn a_token_past_its_expiry_counts_as_expired_before_and_after_the_sweep() {
     let (_dir, store) = temp_store();
-    let t = topic(&store);
+    let t = topic(&*store);
     store
         .add_token(&page(), &psid(1), token(&t, "short", T0, T0 + 100), T0)
         .unwrap();
-    opt_in(&store, 2, &t, "long", T0);
-    assert_eq!(counts(&ledger(&store, &t, T0 + 99)), [2, 2, 0, 0, 0, 0]);
+    opt_in(&*store, 2, &t, "long", T0);
+    assert_eq!(counts(&ledger(&*store, &t, T0 + 99)), [2, 2, 0, 0, 0, 0]);
     // Not swept yet: the ledger already shows it expired.
-    assert_eq!(counts(&ledger(&store, &t, T0 + 100)), [2, 1, 0, 1, 0, 0]);
+    assert_eq!(counts(&ledger(&*store, &t, T0 + 100)), [2, 1, 0, 1, 0, 0]);
     assert_eq!(store.expire_tokens(T0 + 100).unwrap(), 1);
-    assert_eq!(counts(&ledger(&store, &t, T0 + 100)), [2, 1, 0, 1, 0, 0]);
+    assert_eq!(counts(&ledger(&*store, &t, T0 + 100)), [2, 1, 0, 1, 0, 0]);
 }
 
-#[test]
 fn a_forced_delete_invalidates_the_usable_tokens_and_the_topic_keeps_its_final_ledger() {
     let (_dir, store) = temp_store();
-    let t = topic(&store);
-    opt_in(&store, 1, &t, "tok-1", T0);
-    opt_in(&store, 2, &t, "tok-2", T0);
+    let t = topic(&*store);
+    opt_in(&*store, 1, &t, "tok-1", T0);
+    opt_in(&*store, 2, &t, "tok-2", T0);
     store
         .mark_token(&page(), "tok-1", TokenMark::Spent, T0 + 1)
         .unwrap();
     let deleted = store.delete_topic(&page(), &t, true, T0 + 2).unwrap();
     assert_eq!(deleted.invalidated_tokens, 1);
-    assert_eq!(counts(&ledger(&store, &t, T0 + 2)), [2, 0, 1, 0, 1, 0]);
+    assert_eq!(counts(&ledger(&*store, &t, T0 + 2)), [2, 0, 1, 0, 1, 0]);
 }
 
-#[test]
 fn the_daily_series_has_thirty_utc_days_ending_today() {
     let (_dir, store) = temp_store();
-    let t = topic(&store);
+    let t = topic(&*store);
     let now = T0 + 40 * DAY_MS + 5;
     // One opt-in 31 days ago (outside), two 29 days ago (the oldest day shown), one today.
-    opt_in(&store, 1, &t, "old", now - 31 * DAY_MS);
-    opt_in(&store, 2, &t, "edge-a", now - 29 * DAY_MS);
-    opt_in(&store, 3, &t, "edge-b", now - 29 * DAY_MS);
+    opt_in(&*store, 1, &t, "old", now - 31 * DAY_MS);
+    opt_in(&*store, 2, &t, "edge-a", now - 29 * DAY_MS);
+    opt_in(&*store, 3, &t, "edge-b", now - 29 * DAY_MS);
     // Sends on the day before, then the opt-in of today.
-    notify(&store, &t, now - DAY_MS);
-    opt_in(&store, 4, &t, "today", now - 1);
+    notify(&*store, &t, now - DAY_MS);
+    opt_in(&*store, 4, &t, "today", now - 1);
 
-    let days = ledger(&store, &t, now).days;
+    let days = ledger(&*store, &t, now).days;
     assert_eq!(days.len(), LEDGER_DAYS);
     let today = now / DAY_MS;
     assert_eq!(days[0].day, today - 29);
@@ -204,17 +198,16 @@ fn the_daily_series_has_thirty_utc_days_ending_today() {
     want_sends[LEDGER_DAYS - 2] = 3;
     assert_eq!(opt_ins, want_opt_ins);
     assert_eq!(sends, want_sends);
-    assert_eq!(ledger(&store, &t, now).issued, 4);
+    assert_eq!(ledger(&*store, &t, now).issued, 4);
 }
 
-#[test]
 fn the_ledger_survives_the_retention_sweep_and_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let t = topic(&store);
-    opt_in(&store, 1, &t, "tok-1", T0);
-    opt_in(&store, 2, &t, "tok-2", T0);
-    let ids = notify(&store, &t, T0 + 1);
+    let dir = temp_location();
+    let store = reopen(&dir);
+    let t = topic(&*store);
+    opt_in(&*store, 1, &t, "tok-1", T0);
+    opt_in(&*store, 2, &t, "tok-2", T0);
+    let ids = notify(&*store, &t, T0 + 1);
     let results = store
         .mark_outcomes(&[
             Outcome::DeliveredUnconfirmed {
@@ -229,7 +222,7 @@ fn the_ledger_survives_the_retention_sweep_and_a_reopen() {
         ])
         .unwrap();
     assert!(results.iter().all(Result::is_ok));
-    let before = ledger(&store, &t, T0 + 2);
+    let before = ledger(&*store, &t, T0 + 2);
     assert_eq!(counts(&before), [2, 0, 2, 0, 0, 1]);
 
     let later = T0 + 60 * DAY_MS;
@@ -240,12 +233,12 @@ fn the_ledger_survives_the_retention_sweep_and_a_reopen() {
     let report = store.sweep_retention(later, &policy, 1_000).unwrap();
     assert_eq!((report.messages, report.tokens), (2, 2));
     assert_eq!(store.get_token(&page(), "tok-1").unwrap(), None);
-    assert_eq!(counts(&ledger(&store, &t, later)), counts(&before));
+    assert_eq!(counts(&ledger(&*store, &t, later)), counts(&before));
     drop(store);
 
-    let store = open(dir.path());
-    assert_eq!(ledger(&store, &t, T0 + 2), before);
-    assert_eq!(counts(&ledger(&store, &t, later)), counts(&before));
+    let store = reopen(&dir);
+    assert_eq!(ledger(&*store, &t, T0 + 2), before);
+    assert_eq!(counts(&ledger(&*store, &t, later)), counts(&before));
 }
 
 #[test]
@@ -302,3 +295,13 @@ fn a_database_written_before_the_ledger_gets_it_built_from_its_tokens_at_open() 
         OutboundStatus::DeliveredUnconfirmed { .. }
     ));
 }
+
+on_both_backends!(
+    the_ledger_survives_the_retention_sweep_and_a_reopen,
+    an_opt_in_is_issued_and_usable_and_a_redelivery_or_unknown_topic_is_not_counted,
+    a_send_spends_and_its_outcome_can_leave_it_delivered_unconfirmed_or_invalid,
+    marking_by_hand_spends_or_invalidates_and_a_second_mark_counts_nothing,
+    a_token_past_its_expiry_counts_as_expired_before_and_after_the_sweep,
+    a_forced_delete_invalidates_the_usable_tokens_and_the_topic_keeps_its_final_ledger,
+    the_daily_series_has_thirty_utc_days_ending_today,
+);

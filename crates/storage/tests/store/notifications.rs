@@ -11,7 +11,7 @@ const T0: u64 = 20_000 * DAY_MS;
 const YEAR: u64 = 365 * DAY_MS;
 
 /// A store-ready topic with one usable token for each of `holders` subscribers.
-fn topic_with_holders(store: &SledStore, holders: u32) -> TopicId {
+fn topic_with_holders(store: &dyn Store, holders: u32) -> TopicId {
     store.ensure_page(&page(), T0).unwrap();
     let t = store.create_topic(&page(), "Restock", T0).unwrap().id;
     for n in 0..holders {
@@ -24,7 +24,7 @@ fn topic_with_holders(store: &SledStore, holders: u32) -> TopicId {
 }
 
 /// Notifies the topic with a text at `at`; returns the notification's id and its queued ids.
-fn notify(store: &SledStore, t: &TopicId, at: u64) -> (NotificationId, Vec<OutboxId>) {
+fn notify(store: &dyn Store, t: &TopicId, at: u64) -> (NotificationId, Vec<OutboxId>) {
     let record = store
         .create_notification(&page(), t, &NotificationContent::Text, at)
         .unwrap();
@@ -46,15 +46,15 @@ fn notify(store: &SledStore, t: &TopicId, at: u64) -> (NotificationId, Vec<Outbo
     (record.id, ids)
 }
 
-fn get(store: &SledStore, id: NotificationId) -> Notification {
+fn get(store: &dyn Store, id: NotificationId) -> Notification {
     store.notification(&page(), id).unwrap().unwrap()
 }
 
-fn ledger(store: &SledStore, t: &TopicId, now: u64) -> TopicLedger {
+fn ledger(store: &dyn Store, t: &TopicId, now: u64) -> TopicLedger {
     store.topic_ledger(&page(), t, now).unwrap().unwrap()
 }
 
-fn record(store: &SledStore, outcomes: &[Outcome]) {
+fn record(store: &dyn Store, outcomes: &[Outcome]) {
     for result in store.mark_outcomes(outcomes).unwrap() {
         result.unwrap();
     }
@@ -68,13 +68,12 @@ fn started(id: OutboxId, at: u64) -> Outcome {
     }
 }
 
-#[test]
 fn totals_and_state_move_with_each_outcome_to_done() {
     let (_dir, store) = temp_store();
-    let t = topic_with_holders(&store, 4);
-    let (id, ids) = notify(&store, &t, T0 + 10);
+    let t = topic_with_holders(&*store, 4);
+    let (id, ids) = notify(&*store, &t, T0 + 10);
     assert_eq!(ids.len(), 4);
-    let n = get(&store, id);
+    let n = get(&*store, id);
     assert_eq!(
         (n.state, n.totals.queued, n.totals.pending()),
         (NotificationState::Queued, 4, 4)
@@ -82,15 +81,15 @@ fn totals_and_state_move_with_each_outcome_to_done() {
     assert!(n.all_queued);
     assert_eq!(n.started_ms, None);
 
-    record(&store, &[started(ids[0], T0 + 20)]);
-    let n = get(&store, id);
+    record(&*store, &[started(ids[0], T0 + 20)]);
+    let n = get(&*store, id);
     assert_eq!(
         (n.state, n.started_ms),
         (NotificationState::Sending, Some(T0 + 20))
     );
 
     record(
-        &store,
+        &*store,
         &[
             Outcome::Sent {
                 id: ids[0],
@@ -108,7 +107,7 @@ fn totals_and_state_move_with_each_outcome_to_done() {
             },
         ],
     );
-    let n = get(&store, id);
+    let n = get(&*store, id);
     assert_eq!(n.state, NotificationState::Sending);
     assert_eq!(
         (n.totals.sent, n.totals.failed, n.totals.unconfirmed),
@@ -117,14 +116,14 @@ fn totals_and_state_move_with_each_outcome_to_done() {
     assert_eq!(n.totals.pending(), 1);
 
     record(
-        &store,
+        &*store,
         &[Outcome::Refused {
             id: ids[3],
             reason: "policy".into(),
             at_ms: T0 + 40,
         }],
     );
-    let n = get(&store, id);
+    let n = get(&*store, id);
     assert_eq!(n.state, NotificationState::Done);
     assert_eq!(n.totals.refused, 1);
     assert_eq!(n.finished_ms, Some(T0 + 40));
@@ -137,39 +136,37 @@ fn totals_and_state_move_with_each_outcome_to_done() {
     assert_consistent(&store);
 }
 
-#[test]
 fn a_notification_without_holders_is_done_at_once_and_counts_no_token_and_expired() {
     let (_dir, store) = temp_store();
-    let t = topic_with_holders(&store, 0);
+    let t = topic_with_holders(&*store, 0);
     store
         .add_token(&page(), &psid(9), token(&t, "old", T0, T0 + 5), T0)
         .unwrap();
-    let (id, ids) = notify(&store, &t, T0 + 10);
+    let (id, ids) = notify(&*store, &t, T0 + 10);
     assert!(ids.is_empty());
-    let n = get(&store, id);
+    let n = get(&*store, id);
     assert_eq!(n.state, NotificationState::Done);
     assert_eq!((n.totals.queued, n.totals.expired), (0, 1));
 }
 
-#[test]
 fn cancel_removes_unsent_messages_and_gives_their_tokens_back() {
     let (_dir, store) = temp_store();
-    let t = topic_with_holders(&store, 5);
-    let (id, ids) = notify(&store, &t, T0 + 10);
+    let t = topic_with_holders(&*store, 5);
+    let (id, ids) = notify(&*store, &t, T0 + 10);
     // One message sent, one whose send started (it may reach Messenger: it finishes normally).
     record(
-        &store,
+        &*store,
         &[started(ids[0], T0 + 20), started(ids[1], T0 + 20)],
     );
     record(
-        &store,
+        &*store,
         &[Outcome::Sent {
             id: ids[0],
             message_id: "m0".into(),
             at_ms: T0 + 21,
         }],
     );
-    assert_eq!(ledger(&store, &t, T0 + 30).spent, 5);
+    assert_eq!(ledger(&*store, &t, T0 + 30).spent, 5);
 
     let cancel = store.cancel_notification(&page(), id, T0 + 30).unwrap();
     assert_eq!((cancel.removed, cancel.tokens_restored), (3, 3));
@@ -194,7 +191,7 @@ fn cancel_removes_unsent_messages_and_gives_their_tokens_back() {
         assert_eq!(store.outbound(*m).unwrap(), None);
     }
     // Tokens of the cancelled messages are usable again; the ledger moved them back.
-    let l = ledger(&store, &t, T0 + 30);
+    let l = ledger(&*store, &t, T0 + 30);
     assert_eq!((l.issued, l.usable, l.spent), (5, 3, 2));
     assert_eq!(l.days.last().unwrap().sends, 2);
     let holders = store.topic_holders(&page(), &t, T0 + 30).unwrap();
@@ -202,14 +199,14 @@ fn cancel_removes_unsent_messages_and_gives_their_tokens_back() {
 
     // The started one finishes normally and counts; the state stays cancelled.
     record(
-        &store,
+        &*store,
         &[Outcome::Sent {
             id: ids[1],
             message_id: "m1".into(),
             at_ms: T0 + 40,
         }],
     );
-    let n = get(&store, id);
+    let n = get(&*store, id);
     assert_eq!(
         (n.state, n.totals.sent, n.totals.pending()),
         (NotificationState::Cancelled, 2, 0)
@@ -227,17 +224,16 @@ fn cancel_removes_unsent_messages_and_gives_their_tokens_back() {
     );
 
     // A second notification reaches exactly the subscribers whose tokens came back.
-    let (second, again) = notify(&store, &t, T0 + 60);
+    let (second, again) = notify(&*store, &t, T0 + 60);
     assert_eq!(again.len(), 3);
-    assert_eq!(get(&store, second).totals.queued, 3);
-    assert_eq!(ledger(&store, &t, T0 + 60).usable, 0);
+    assert_eq!(get(&*store, second).totals.queued, 3);
+    assert_eq!(ledger(&*store, &t, T0 + 60).usable, 0);
     assert_consistent(&store);
 }
 
-#[test]
 fn cancel_of_an_unknown_notification_is_not_found() {
     let (_dir, store) = temp_store();
-    topic_with_holders(&store, 0);
+    topic_with_holders(&*store, 0);
     let err = store
         .cancel_notification(&page(), NotificationId(424_242), T0)
         .unwrap_err();
@@ -253,16 +249,15 @@ fn cancel_of_an_unknown_notification_is_not_found() {
     );
 }
 
-#[test]
 fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_location();
     let (id, ids, t) = {
-        let store = open(dir.path());
-        let t = topic_with_holders(&store, 3);
-        let (id, ids) = notify(&store, &t, T0 + 10);
-        record(&store, &[started(ids[0], T0 + 20)]);
+        let store = reopen(&dir);
+        let t = topic_with_holders(&*store, 3);
+        let (id, ids) = notify(&*store, &t, T0 + 10);
+        record(&*store, &[started(ids[0], T0 + 20)]);
         record(
-            &store,
+            &*store,
             &[Outcome::Sent {
                 id: ids[0],
                 message_id: "m0".into(),
@@ -272,8 +267,8 @@ fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
         store.flush().unwrap();
         (id, ids, t)
     };
-    let store = open(dir.path());
-    let n = get(&store, id);
+    let store = reopen(&dir);
+    let n = get(&*store, id);
     assert_eq!(n.state, NotificationState::Sending);
     assert_eq!(
         (n.totals.queued, n.totals.sent, n.totals.pending()),
@@ -288,9 +283,9 @@ fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
             .is_empty()
     );
     for m in &ids[1..] {
-        record(&store, &[started(*m, T0 + 30)]);
+        record(&*store, &[started(*m, T0 + 30)]);
         record(
-            &store,
+            &*store,
             &[Outcome::Sent {
                 id: *m,
                 message_id: "m".into(),
@@ -298,15 +293,14 @@ fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
             }],
         );
     }
-    let n = get(&store, id);
+    let n = get(&*store, id);
     assert_eq!((n.state, n.totals.sent), (NotificationState::Done, 3));
-    assert_eq!(ledger(&store, &t, T0 + 40).spent, 3);
+    assert_eq!(ledger(&*store, &t, T0 + 40).spent, 3);
 }
 
-#[test]
 fn flow_run_messages_attached_later_count_their_outcomes() {
     let (_dir, store) = temp_store();
-    let t = topic_with_holders(&store, 2);
+    let t = topic_with_holders(&*store, 2);
     let record_ = store
         .create_notification(
             &page(),
@@ -327,7 +321,7 @@ fn flow_run_messages_attached_later_count_their_outcomes() {
     let (a, b) = (queued(0), queued(1));
     // The first finished before the run reported it: its outcome is counted on attach.
     record(
-        &store,
+        &*store,
         &[Outcome::Sent {
             id: a[0],
             message_id: "m".into(),
@@ -349,20 +343,19 @@ fn flow_run_messages_attached_later_count_their_outcomes() {
         (2, 1, 1)
     );
     record(
-        &store,
+        &*store,
         &[Outcome::Sent {
             id: b[0],
             message_id: "m".into(),
             at_ms: T0 + 4,
         }],
     );
-    assert_eq!(get(&store, record_.id).state, NotificationState::Done);
+    assert_eq!(get(&*store, record_.id).state, NotificationState::Done);
 }
 
-#[test]
 fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
     let (_dir, store) = temp_store();
-    let t = topic_with_holders(&store, 2);
+    let t = topic_with_holders(&*store, 2);
     let record_ = store
         .create_notification(
             &page(),
@@ -387,23 +380,22 @@ fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
         .attach_to_notification(&page(), record_.id, &ids, 0, 0)
         .unwrap();
     assert_eq!(store.outbound(ids[0]).unwrap(), None);
-    let n = get(&store, record_.id);
+    let n = get(&*store, record_.id);
     assert_eq!(
         (n.state, n.totals.queued, n.totals.cancelled),
         (NotificationState::Cancelled, 1, 1)
     );
-    assert_eq!(ledger(&store, &t, T0 + 3).usable, 2);
+    assert_eq!(ledger(&*store, &t, T0 + 3).usable, 2);
     assert_consistent(&store);
 }
 
-#[test]
 fn finished_notifications_are_swept_after_the_history_window_running_ones_never() {
     let (_dir, store) = temp_store();
-    let t = topic_with_holders(&store, 2);
-    let (done, ids) = notify(&store, &t, T0 + 10);
+    let t = topic_with_holders(&*store, 2);
+    let (done, ids) = notify(&*store, &t, T0 + 10);
     for m in &ids {
         record(
-            &store,
+            &*store,
             &[Outcome::Sent {
                 id: *m,
                 message_id: "m".into(),
@@ -411,11 +403,11 @@ fn finished_notifications_are_swept_after_the_history_window_running_ones_never(
             }],
         );
     }
-    assert_eq!(get(&store, done).state, NotificationState::Done);
+    assert_eq!(get(&*store, done).state, NotificationState::Done);
     store
         .add_token(&page(), &psid(7), token(&t, "late", T0, T0 + YEAR), T0)
         .unwrap();
-    let (running, _) = notify(&store, &t, T0 + 30);
+    let (running, _) = notify(&*store, &t, T0 + 30);
     let policy = RetentionPolicy {
         dedup_ms: DAY_MS,
         history_ms: DAY_MS,
@@ -428,6 +420,17 @@ fn finished_notifications_are_swept_after_the_history_window_running_ones_never(
         .unwrap();
     assert_eq!(report.notifications, 1, "{report:?}");
     assert_eq!(store.notification(&page(), done).unwrap(), None);
-    assert_eq!(get(&store, running).state, NotificationState::Queued);
+    assert_eq!(get(&*store, running).state, NotificationState::Queued);
     assert_consistent(&store);
 }
+
+on_both_backends!(
+    totals_survive_a_reopen_and_the_rest_drains_to_done,
+    totals_and_state_move_with_each_outcome_to_done,
+    a_notification_without_holders_is_done_at_once_and_counts_no_token_and_expired,
+    cancel_removes_unsent_messages_and_gives_their_tokens_back,
+    cancel_of_an_unknown_notification_is_not_found,
+    flow_run_messages_attached_later_count_their_outcomes,
+    messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept,
+    finished_notifications_are_swept_after_the_history_window_running_ones_never,
+);

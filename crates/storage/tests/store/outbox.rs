@@ -3,7 +3,7 @@
 use super::*;
 use botflow_storage::{OutboundStatus, StoreError, Timer, TimerKind};
 
-fn queue(store: &SledStore, p: &Psid, ns: &[u64], now: u64) -> Vec<botflow_storage::OutboxId> {
+fn queue(store: &dyn Store, p: &Psid, ns: &[u64], now: u64) -> Vec<botflow_storage::OutboxId> {
     store
         .commit_step(StepCommit {
             outbound: ns.iter().map(|&n| text_message(n)).collect(),
@@ -13,11 +13,10 @@ fn queue(store: &SledStore, p: &Psid, ns: &[u64], now: u64) -> Vec<botflow_stora
         .outbox_ids
 }
 
-#[test]
 fn only_the_head_of_each_queue_is_due_and_order_is_kept() {
     let (_dir, store) = temp_store();
-    let a = queue(&store, &psid(1), &[1, 2, 3], 100);
-    let b = queue(&store, &psid(2), &[4], 150);
+    let a = queue(&*store, &psid(1), &[1, 2, 3], 100);
+    let b = queue(&*store, &psid(2), &[4], 150);
     let due: Vec<_> = store
         .due_outbound(1_000, 10)
         .unwrap()
@@ -111,11 +110,10 @@ fn only_the_head_of_each_queue_is_due_and_order_is_kept() {
     assert_consistent(&store);
 }
 
-#[test]
 fn due_heads_in_flight_are_passed_over_and_the_limit_counts_the_others() {
     let (_dir, store) = temp_store();
     let heads: Vec<_> = (1..=4)
-        .map(|p| queue(&store, &psid(p), &[u64::from(p)], 100 + u64::from(p))[0])
+        .map(|p| queue(&*store, &psid(p), &[u64::from(p)], 100 + u64::from(p))[0])
         .collect();
     let in_flight = [heads[0], heads[2]];
     let due: Vec<_> = store
@@ -134,9 +132,8 @@ fn due_heads_in_flight_are_passed_over_and_the_limit_counts_the_others() {
     assert_eq!(due, vec![heads[1], heads[3]]);
 }
 
-#[test]
 fn pending_messages_and_timers_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_location();
     let timer = Timer {
         id: 7,
         due_ms: 9_000,
@@ -146,7 +143,7 @@ fn pending_messages_and_timers_survive_a_reopen() {
         kind: TimerKind::Delay,
     };
     let ids = {
-        let store = open(dir.path());
+        let store = reopen(&dir);
         let session = Session {
             timers: vec![timer.clone()],
             ..Session::default()
@@ -159,7 +156,7 @@ fn pending_messages_and_timers_survive_a_reopen() {
             .unwrap()
             .outbox_ids
     };
-    let store = open(dir.path());
+    let store = reopen(&dir);
     let due = store.due_outbound(100, 10).unwrap();
     assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[0]]);
     assert!(store.due_timers(8_999, 10).unwrap().is_empty());
@@ -179,7 +176,6 @@ fn pending_messages_and_timers_survive_a_reopen() {
     assert_consistent(&store);
 }
 
-#[test]
 fn a_non_durable_commit_is_visible_at_once() {
     let (_dir, store) = temp_store();
     let commit = StepCommit {
@@ -191,3 +187,10 @@ fn a_non_durable_commit_is_visible_at_once() {
     assert_eq!(store.due_outbound(1, 10).unwrap().len(), 1);
     store.flush().unwrap();
 }
+
+on_both_backends!(
+    due_heads_in_flight_are_passed_over_and_the_limit_counts_the_others,
+    pending_messages_and_timers_survive_a_reopen,
+    only_the_head_of_each_queue_is_due_and_order_is_kept,
+    a_non_durable_commit_is_visible_at_once,
+);

@@ -4,7 +4,7 @@
 use super::*;
 use botflow_storage::{OutboundStatus, OutboxId, Outcome, StoreError, TokenState};
 
-fn queue(store: &SledStore, p: &Psid, messages: Vec<NewOutbound>, now: u64) -> Vec<OutboxId> {
+fn queue(store: &dyn Store, p: &Psid, messages: Vec<NewOutbound>, now: u64) -> Vec<OutboxId> {
     store
         .commit_step(StepCommit {
             outbound: messages,
@@ -14,7 +14,7 @@ fn queue(store: &SledStore, p: &Psid, messages: Vec<NewOutbound>, now: u64) -> V
         .outbox_ids
 }
 
-fn statuses(store: &SledStore, p: &Psid) -> Vec<OutboundStatus> {
+fn statuses(store: &dyn Store, p: &Psid) -> Vec<OutboundStatus> {
     store
         .messages_for(&page(), p)
         .unwrap()
@@ -23,7 +23,7 @@ fn statuses(store: &SledStore, p: &Psid) -> Vec<OutboundStatus> {
         .collect()
 }
 
-fn due_ids(store: &SledStore, now: u64) -> Vec<OutboxId> {
+fn due_ids(store: &dyn Store, now: u64) -> Vec<OutboxId> {
     store
         .due_outbound(now, 100)
         .unwrap()
@@ -34,7 +34,7 @@ fn due_ids(store: &SledStore, now: u64) -> Vec<OutboxId> {
 
 /// A store with a topic, one token for psid 3, and queued messages: psid 1 has two normal
 /// messages, psid 2 one, psid 3 a token send. Returns (a, b, c) ids per subscriber and the topic.
-fn setup(store: &SledStore) -> (Vec<OutboxId>, Vec<OutboxId>, Vec<OutboxId>, TopicId) {
+fn setup(store: &dyn Store) -> (Vec<OutboxId>, Vec<OutboxId>, Vec<OutboxId>, TopicId) {
     let topic = store.create_topic(&page(), "Restock", 1).unwrap().id;
     store
         .add_token(&page(), &psid(3), token(&topic, "tok-3", 1, 1_000_000), 1)
@@ -46,10 +46,9 @@ fn setup(store: &SledStore) -> (Vec<OutboxId>, Vec<OutboxId>, Vec<OutboxId>, Top
     (a, b, c, topic)
 }
 
-#[test]
 fn a_batch_has_the_effects_of_the_single_calls_and_moves_queues_on() {
     let (_dir, store) = temp_store();
-    let (a, b, c, _topic) = setup(&store);
+    let (a, b, c, _topic) = setup(&*store);
     let results = store
         .mark_outcomes(&[
             Outcome::Sent {
@@ -71,8 +70,8 @@ fn a_batch_has_the_effects_of_the_single_calls_and_moves_queues_on() {
         .unwrap();
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     // psid 1's second message is now its head; psid 3's token send waits for its retry time.
-    assert_eq!(due_ids(&store, 1_000), vec![a[1]]);
-    assert_eq!(due_ids(&store, 5_000), vec![a[1], c[0]]);
+    assert_eq!(due_ids(&*store, 1_000), vec![a[1]]);
+    assert_eq!(due_ids(&*store, 5_000), vec![a[1], c[0]]);
     let retried = store.outbound(c[0]).unwrap().unwrap();
     assert_eq!(
         (
@@ -83,7 +82,7 @@ fn a_batch_has_the_effects_of_the_single_calls_and_moves_queues_on() {
         (1, 5_000, Some("token send started"))
     );
     assert_eq!(
-        statuses(&store, &psid(1)),
+        statuses(&*store, &psid(1)),
         vec![
             OutboundStatus::Sent {
                 message_id: "m.a0".into(),
@@ -93,7 +92,7 @@ fn a_batch_has_the_effects_of_the_single_calls_and_moves_queues_on() {
         ]
     );
     assert_eq!(
-        statuses(&store, &psid(2)),
+        statuses(&*store, &psid(2)),
         vec![OutboundStatus::RefusedByPolicy {
             reason: "outside the window".into(),
             at_ms: 101
@@ -114,7 +113,7 @@ fn a_batch_has_the_effects_of_the_single_calls_and_moves_queues_on() {
         ])
         .unwrap();
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    assert!(due_ids(&store, u64::MAX).is_empty());
+    assert!(due_ids(&*store, u64::MAX).is_empty());
     let stats = store.outbox_stats().unwrap();
     assert_eq!(
         (
@@ -129,10 +128,9 @@ fn a_batch_has_the_effects_of_the_single_calls_and_moves_queues_on() {
     assert_consistent(&store);
 }
 
-#[test]
 fn an_outcome_for_an_unknown_or_finished_message_fails_alone() {
     let (_dir, store) = temp_store();
-    let (a, b, _c, _topic) = setup(&store);
+    let (a, b, _c, _topic) = setup(&*store);
     store.mark_sent(b[0], "m.b0", 50).unwrap();
     let results = store
         .mark_outcomes(&[
@@ -184,10 +182,9 @@ fn an_outcome_for_an_unknown_or_finished_message_fails_alone() {
     assert_consistent(&store);
 }
 
-#[test]
 fn a_permanent_failure_of_a_token_send_invalidates_its_token_and_a_success_spends_it() {
     let (_dir, store) = temp_store();
-    let (_a, _b, c, topic) = setup(&store);
+    let (_a, _b, c, topic) = setup(&*store);
     let taken = store.outbound(c[0]).unwrap().unwrap().token.unwrap();
     assert_eq!(taken, "tok-3");
     let results = store
@@ -213,13 +210,12 @@ fn a_permanent_failure_of_a_token_send_invalidates_its_token_and_a_success_spend
     assert_consistent(&store);
 }
 
-#[test]
 fn a_batch_matches_the_same_outcomes_recorded_one_by_one() {
     let (_dir1, batched) = temp_store();
     let (_dir2, single) = temp_store();
-    let (a, b, c, _) = setup(&batched);
+    let (a, b, c, _) = setup(&*batched);
     assert_eq!((a.clone(), b.clone(), c.clone()), {
-        let (a2, b2, c2, _) = setup(&single);
+        let (a2, b2, c2, _) = setup(&*single);
         (a2, b2, c2)
     });
     let outcomes = vec![
@@ -250,7 +246,7 @@ fn a_batch_matches_the_same_outcomes_recorded_one_by_one() {
     single.mark_delivered_unconfirmed(c[0], 402).unwrap();
     single.mark_sent(a[0], "m.a0", 403).unwrap();
     // Topic ids are random per store: compare everything else.
-    let view = |store: &SledStore, n: u32| -> Vec<_> {
+    let view = |store: &dyn Store, n: u32| -> Vec<_> {
         store
             .messages_for(&page(), &psid(n))
             .unwrap()
@@ -259,22 +255,21 @@ fn a_batch_matches_the_same_outcomes_recorded_one_by_one() {
             .collect()
     };
     for n in 1..=3 {
-        assert_eq!(view(&batched, n), view(&single, n), "psid {n}");
+        assert_eq!(view(&*batched, n), view(&*single, n), "psid {n}");
     }
-    let token_state = |store: &SledStore| store.get_token(&page(), "tok-3").unwrap().unwrap().state;
-    assert_eq!(token_state(&batched), token_state(&single));
+    let token_state = |store: &dyn Store| store.get_token(&page(), "tok-3").unwrap().unwrap().state;
+    assert_eq!(token_state(&*batched), token_state(&*single));
     assert_eq!(
         batched.outbox_stats().unwrap(),
         single.outbox_stats().unwrap()
     );
-    assert_eq!(due_ids(&batched, u64::MAX), due_ids(&single, u64::MAX));
+    assert_eq!(due_ids(&*batched, u64::MAX), due_ids(&*single, u64::MAX));
     assert_consistent(&batched);
 }
 
-#[test]
 fn an_empty_batch_records_nothing() {
     let (_dir, store) = temp_store();
-    let (a, _b, _c, _) = setup(&store);
+    let (a, _b, _c, _) = setup(&*store);
     assert!(store.mark_outcomes(&[]).unwrap().is_empty());
     assert_eq!(
         store.outbound(a[0]).unwrap().unwrap().status,
@@ -283,12 +278,11 @@ fn an_empty_batch_records_nothing() {
     assert_eq!(store.outbox_stats().unwrap().pending, 4);
 }
 
-#[test]
 fn recorded_outcomes_are_there_after_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_location();
     let (a, b, c) = {
-        let store = open(dir.path());
-        let (a, b, c, _) = setup(&store);
+        let store = reopen(&dir);
+        let (a, b, c, _) = setup(&*store);
         store
             .mark_outcomes(&[
                 Outcome::Sent {
@@ -305,7 +299,7 @@ fn recorded_outcomes_are_there_after_a_reopen() {
             .unwrap();
         (a, b, c)
     };
-    let store = open(dir.path());
+    let store = reopen(&dir);
     for id in [a[0], c[0]] {
         assert!(
             matches!(
@@ -315,6 +309,15 @@ fn recorded_outcomes_are_there_after_a_reopen() {
             "{id}"
         );
     }
-    assert_eq!(due_ids(&store, u64::MAX), vec![a[1], b[0]]);
+    assert_eq!(due_ids(&*store, u64::MAX), vec![a[1], b[0]]);
     assert_consistent(&store);
 }
+
+on_both_backends!(
+    recorded_outcomes_are_there_after_a_reopen,
+    a_batch_has_the_effects_of_the_single_calls_and_moves_queues_on,
+    an_outcome_for_an_unknown_or_finished_message_fails_alone,
+    a_permanent_failure_of_a_token_send_invalidates_its_token_and_a_success_spends_it,
+    a_batch_matches_the_same_outcomes_recorded_one_by_one,
+    an_empty_batch_records_nothing,
+);

@@ -30,7 +30,7 @@ fn body(psid: &Psid) -> Value {
 
 /// The recurring pass of a new text notification at `now`, skipping `reached`.
 fn notify(
-    store: &SledStore,
+    store: &dyn Store,
     topic: &TopicId,
     reached: &[Psid],
     now: u64,
@@ -53,7 +53,7 @@ fn notify(
     outcome
 }
 
-fn pending_tokens(store: &SledStore, p: &Psid) -> Vec<String> {
+fn pending_tokens(store: &dyn Store, p: &Psid) -> Vec<String> {
     store
         .messages_for(&page(), p)
         .unwrap()
@@ -63,7 +63,6 @@ fn pending_tokens(store: &SledStore, p: &Psid) -> Vec<String> {
         .collect()
 }
 
-#[test]
 fn a_recurring_token_pays_once_per_period_and_is_never_spent() {
     let (_dir, store) = temp_store();
     let t = store.create_topic(&page(), "Weekly deals", 1).unwrap().id;
@@ -83,22 +82,22 @@ fn a_recurring_token_pays_once_per_period_and_is_never_spent() {
         .unwrap();
 
     // b was reached by an OTN token in this notification: only a is paid by its recurring token.
-    let first = notify(&store, &t, std::slice::from_ref(&b), 1_000);
+    let first = notify(&*store, &t, std::slice::from_ref(&b), 1_000);
     assert_eq!((first.queued, first.skipped), (1, 1));
-    assert_eq!(pending_tokens(&store, &a), vec!["rec-a"]);
+    assert_eq!(pending_tokens(&*store, &a), vec!["rec-a"]);
     let stored = store.recurring_token(&page(), "rec-a").unwrap().unwrap();
     assert_eq!(stored.status, RecurringStatus::Active);
     assert_eq!(stored.last_sent_ms, Some(1_000));
 
     // Inside the week nothing goes to a; b (daily, never sent) gets its first message.
-    let second = notify(&store, &t, &[], 1_000 + 6 * 24 * HOUR);
+    let second = notify(&*store, &t, &[], 1_000 + 6 * 24 * HOUR);
     assert_eq!((second.queued, second.not_due), (1, 1));
-    assert_eq!(pending_tokens(&store, &a).len(), 1);
-    assert_eq!(pending_tokens(&store, &b), vec!["rec-b"]);
+    assert_eq!(pending_tokens(&*store, &a).len(), 1);
+    assert_eq!(pending_tokens(&*store, &b), vec!["rec-b"]);
     // Daily, but the 48 h cap holds b back one day later.
-    let third = notify(&store, &t, &[], 1_000 + 7 * 24 * HOUR);
+    let third = notify(&*store, &t, &[], 1_000 + 7 * 24 * HOUR);
     assert_eq!((third.queued, third.not_due), (1, 1));
-    assert_eq!(pending_tokens(&store, &a).len(), 2);
+    assert_eq!(pending_tokens(&*store, &a).len(), 2);
 
     let ledger = store
         .topic_ledger(&page(), &t, 1_000 + 7 * 24 * HOUR)
@@ -115,7 +114,6 @@ fn a_recurring_token_pays_once_per_period_and_is_never_spent() {
     assert_eq!((first_day.recurring_opt_ins, first_day.opt_ins), (2, 0));
 }
 
-#[test]
 fn stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token() {
     let (_dir, store) = temp_store();
     let t = store.create_topic(&page(), "News", 1).unwrap().id;
@@ -132,7 +130,7 @@ fn stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token() {
         store.recurring_change(&page(), &a, &stop, 7).unwrap(),
         RecurringChanged::Unchanged
     );
-    let stopped = notify(&store, &t, &[], 100);
+    let stopped = notify(&*store, &t, &[], 100);
     assert_eq!((stopped.queued, stopped.stopped), (0, 1));
     let ledger = store.topic_ledger(&page(), &t, 100).unwrap().unwrap();
     assert_eq!((ledger.recurring.active, ledger.recurring.stopped), (0, 1));
@@ -142,7 +140,7 @@ fn stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token() {
         store.recurring_change(&page(), &a, &resume, 200).unwrap(),
         RecurringChanged::Resumed
     );
-    assert_eq!(notify(&store, &t, &[], 300).queued, 1);
+    assert_eq!(notify(&*store, &t, &[], 300).queued, 1);
 
     // A newer opt-in of the same topic replaces (retires) the older token.
     store
@@ -154,8 +152,8 @@ fn stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token() {
         store.recurring_change(&page(), &a, &resume, 401).unwrap(),
         RecurringChanged::UnknownToken
     );
-    assert_eq!(notify(&store, &t, &[], 500).queued, 1);
-    assert_eq!(pending_tokens(&store, &a), vec!["r1", "r2"]);
+    assert_eq!(notify(&*store, &t, &[], 500).queued, 1);
+    assert_eq!(pending_tokens(&*store, &a), vec!["r1", "r2"]);
     let ledger = store.topic_ledger(&page(), &t, 500).unwrap().unwrap();
     assert_eq!(
         (
@@ -167,7 +165,6 @@ fn stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token() {
     );
 }
 
-#[test]
 fn a_permanent_send_error_or_the_expiry_retires_the_token() {
     let (_dir, store) = temp_store();
     let t = store.create_topic(&page(), "Alerts", 1).unwrap().id;
@@ -184,7 +181,7 @@ fn a_permanent_send_error_or_the_expiry_retires_the_token() {
     });
     store.recurring_change(&page(), &b, &expiring, 1).unwrap();
 
-    let outcome = notify(&store, &t, &[], 100);
+    let outcome = notify(&*store, &t, &[], 100);
     assert_eq!((outcome.queued, outcome.expired), (1, 1));
     let rb = store.recurring_token(&page(), "rb").unwrap().unwrap();
     assert!(
@@ -209,7 +206,7 @@ fn a_permanent_send_error_or_the_expiry_retires_the_token() {
     );
     // Retired tokens are no longer holders: a later notification reaches nobody.
     assert_eq!(
-        notify(&store, &t, &[], 10 * CAP),
+        notify(&*store, &t, &[], 10 * CAP),
         RecurringNotifyOutcome::default()
     );
     let ledger = store.topic_ledger(&page(), &t, 10 * CAP).unwrap().unwrap();
@@ -223,7 +220,6 @@ fn a_permanent_send_error_or_the_expiry_retires_the_token() {
     );
 }
 
-#[test]
 fn an_optin_for_a_missing_topic_or_a_stop_of_an_unknown_token_stores_nothing() {
     let (_dir, store) = temp_store();
     let a = psid(1);
@@ -273,7 +269,7 @@ proptest::proptest! {
         frequency in proptest::sample::select(vec![Frequency::Daily, Frequency::Weekly, Frequency::Monthly]),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        let (_dir, store) = temp_store();
+        let (_dir, store) = temp_sled();
         let t = store.create_topic(&page(), "Prop", 1).unwrap().id;
         let a = psid(1);
         store.recurring_change(&page(), &a, &optin(&t, "rp", frequency, 1), 1).unwrap();
@@ -312,7 +308,7 @@ proptest::proptest! {
 /// recurring pass for the holders it did not reach, then the queuing closed. Returns the
 /// notification's id and its pending messages' ids.
 fn notify_text_both(
-    store: &SledStore,
+    store: &dyn Store,
     topic: &TopicId,
     now: u64,
 ) -> (NotificationId, Vec<OutboxId>) {
@@ -348,7 +344,6 @@ fn notify_text_both(
     (record.id, ids)
 }
 
-#[test]
 fn one_notification_holds_both_passes_and_a_cancel_gives_the_recurring_period_back() {
     let (_dir, store) = temp_store();
     let t0 = 1_000;
@@ -370,7 +365,7 @@ fn one_notification_holds_both_passes_and_a_cancel_gives_the_recurring_period_ba
     }
 
     // Both messages belong to one notification, whose totals reach done with their outcomes.
-    let (first, ids) = notify_text_both(&store, &t, t0);
+    let (first, ids) = notify_text_both(&*store, &t, t0);
     assert_eq!(ids.len(), 2);
     let n = store.notification(&page(), first).unwrap().unwrap();
     assert_eq!(
@@ -405,7 +400,7 @@ fn one_notification_holds_both_passes_and_a_cancel_gives_the_recurring_period_ba
 
     // A week later the next notification is cancelled before anything is sent.
     let t1 = t0 + 7 * 24 * HOUR;
-    let (second, ids) = notify_text_both(&store, &t, t1);
+    let (second, ids) = notify_text_both(&*store, &t, t1);
     assert_eq!(ids.len(), 2);
     assert_eq!(
         store
@@ -438,12 +433,12 @@ fn one_notification_holds_both_passes_and_a_cancel_gives_the_recurring_period_ba
     assert_eq!((ledger.usable, ledger.recurring.sends), (1, 1));
 
     // So the next notification reaches both again, at once.
-    let (third, ids) = notify_text_both(&store, &t, t1 + 2);
+    let (third, ids) = notify_text_both(&*store, &t, t1 + 2);
     assert_eq!(ids.len(), 2);
     let n = store.notification(&page(), third).unwrap().unwrap();
     assert_eq!((n.totals.queued, n.totals.recurring), (2, 1));
-    assert_eq!(pending_tokens(&store, &rec), vec!["rec-1"]);
-    assert_eq!(pending_tokens(&store, &otn).len(), 1);
+    assert_eq!(pending_tokens(&*store, &rec), vec!["rec-1"]);
+    assert_eq!(pending_tokens(&*store, &otn).len(), 1);
     assert_consistent(&store);
 }
 
@@ -456,7 +451,6 @@ fn recurring_message(topic: &TopicId) -> NewOutbound {
     }
 }
 
-#[test]
 fn a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_since_the_read() {
     let (_dir, store) = temp_store();
     let t = store.create_topic(&page(), "Weekly deals", 1).unwrap().id;
@@ -479,7 +473,7 @@ fn a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_s
         &committed.token_sends[..],
         [TokenSendOutcome::RecurringQueued { token, .. }] if token == "rec-a"
     ));
-    assert_eq!(pending_tokens(&store, &a), vec!["rec-a"]);
+    assert_eq!(pending_tokens(&*store, &a), vec!["rec-a"]);
     let stored = store.recurring_token(&page(), "rec-a").unwrap().unwrap();
     assert_eq!(
         (stored.last_sent_ms, stored.status),
@@ -495,7 +489,7 @@ fn a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_s
         ..commit(&a, 2_000)
     });
     assert!(matches!(&again, Err(StoreError::TokenGone { topic, .. }) if topic == &t));
-    assert_eq!(pending_tokens(&store, &a).len(), 1);
+    assert_eq!(pending_tokens(&*store, &a).len(), 1);
     assert_eq!(
         store.load_session(&page(), &a).unwrap(),
         Some(Session::default())
@@ -514,7 +508,7 @@ fn a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_s
         .unwrap();
     let stopped = store.commit_step(commit(&b, 2_000));
     assert!(matches!(&stopped, Err(StoreError::TokenGone { topic, .. }) if topic == &t));
-    assert!(pending_tokens(&store, &b).is_empty());
+    assert!(pending_tokens(&*store, &b).is_empty());
     store
         .recurring_change(
             &page(),
@@ -532,8 +526,17 @@ fn a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_s
     });
     assert!(matches!(&twice, Err(StoreError::TokenGone { .. })));
     store.commit_step(commit(&b, 3_000)).unwrap();
-    assert_eq!(pending_tokens(&store, &b), vec!["rec-b"]);
+    assert_eq!(pending_tokens(&*store, &b), vec!["rec-b"]);
     let ledger = store.topic_ledger(&page(), &t, 3_000).unwrap().unwrap();
     assert_eq!(ledger.recurring.sends, 2);
     assert_consistent(&store);
 }
+
+on_both_backends!(
+    a_recurring_token_pays_once_per_period_and_is_never_spent,
+    stop_holds_sends_until_resume_and_a_newer_optin_replaces_the_token,
+    a_permanent_send_error_or_the_expiry_retires_the_token,
+    an_optin_for_a_missing_topic_or_a_stop_of_an_unknown_token_stores_nothing,
+    one_notification_holds_both_passes_and_a_cancel_gives_the_recurring_period_back,
+    a_step_pays_with_the_recurring_token_and_is_refused_when_it_stopped_or_paid_since_the_read,
+);

@@ -25,7 +25,7 @@ fn event(n: u32, received_ms: u64) -> NewJournalEvent {
 }
 
 /// Journals event `n` at `at` and processes it with a step commit at the same time.
-fn journal_and_process(store: &SledStore, n: u32, at: u64) {
+fn journal_and_process(store: &dyn Store, n: u32, at: u64) {
     let e = event(n, at);
     store
         .journal_append_batch(std::slice::from_ref(&e))
@@ -38,7 +38,7 @@ fn journal_and_process(store: &SledStore, n: u32, at: u64) {
         .unwrap();
 }
 
-fn redeliver(store: &SledStore, n: u32, at: u64) -> Appended {
+fn redeliver(store: &dyn Store, n: u32, at: u64) -> Appended {
     store
         .journal_append_batch(&[event(n, at)])
         .unwrap()
@@ -46,7 +46,7 @@ fn redeliver(store: &SledStore, n: u32, at: u64) -> Appended {
 }
 
 /// Sweeps until nothing more is due, returning the summed report.
-fn sweep_all(store: &SledStore, now: u64) -> botflow_storage::SweepReport {
+fn sweep_all(store: &dyn Store, now: u64) -> botflow_storage::SweepReport {
     let mut total = botflow_storage::SweepReport::default();
     loop {
         let report = store.sweep_retention(now, &policy(), 1_000).unwrap();
@@ -59,41 +59,38 @@ fn sweep_all(store: &SledStore, now: u64) -> botflow_storage::SweepReport {
     }
 }
 
-#[test]
 fn a_redelivery_inside_the_dedup_window_is_a_duplicate_and_after_it_is_new() {
     let (_dir, store) = temp_store();
     let t0 = 1_000 * DAY;
-    journal_and_process(&store, 1, t0);
+    journal_and_process(&*store, 1, t0);
 
     // Inside the window: the sweep keeps the record, the redelivery is recognised.
-    let report = sweep_all(&store, t0 + 3 * DAY - 1);
+    let report = sweep_all(&*store, t0 + 3 * DAY - 1);
     assert_eq!(report.dedup_records, 0);
-    assert_eq!(redeliver(&store, 1, t0 + 3 * DAY - 1), Appended::Duplicate);
+    assert_eq!(redeliver(&*store, 1, t0 + 3 * DAY - 1), Appended::Duplicate);
 
     // After the window: the record is gone and the same event is journaled as new.
-    let report = sweep_all(&store, t0 + 3 * DAY + 1);
+    let report = sweep_all(&*store, t0 + 3 * DAY + 1);
     assert_eq!(report.dedup_records, 1);
     assert!(matches!(
-        redeliver(&store, 1, t0 + 3 * DAY + 2),
+        redeliver(&*store, 1, t0 + 3 * DAY + 2),
         Appended::New { .. }
     ));
     assert_eq!(store.unprocessed_events().unwrap().len(), 1);
     assert_consistent(&store);
 }
 
-#[test]
 fn unprocessed_events_and_their_dedup_records_are_never_swept() {
     let (_dir, store) = temp_store();
     let t0 = 1_000 * DAY;
     store.journal_append_batch(&[event(1, t0)]).unwrap();
-    let report = sweep_all(&store, t0 + 365 * DAY);
+    let report = sweep_all(&*store, t0 + 365 * DAY);
     assert_eq!(report.removed(), 0);
     assert_eq!(store.unprocessed_events().unwrap().len(), 1);
-    assert_eq!(redeliver(&store, 1, t0 + 365 * DAY), Appended::Duplicate);
+    assert_eq!(redeliver(&*store, 1, t0 + 365 * DAY), Appended::Duplicate);
     assert_consistent(&store);
 }
 
-#[test]
 fn finished_messages_go_after_the_history_window_and_pending_ones_stay() {
     let (_dir, store) = temp_store();
     let t0 = 1_000 * DAY;
@@ -108,10 +105,10 @@ fn finished_messages_go_after_the_history_window_and_pending_ones_stay() {
     store.mark_sent(ids[0], "m.1", t0 + 10).unwrap();
     let stats = store.outbox_stats().unwrap();
 
-    assert_eq!(sweep_all(&store, t0 + 30 * DAY).messages, 0);
+    assert_eq!(sweep_all(&*store, t0 + 30 * DAY).messages, 0);
     assert!(store.outbound(ids[0]).unwrap().is_some());
 
-    let report = sweep_all(&store, t0 + 10 + 30 * DAY + 1);
+    let report = sweep_all(&*store, t0 + 10 + 30 * DAY + 1);
     assert_eq!(report.messages, 1);
     assert!(store.outbound(ids[0]).unwrap().is_none());
     let left = store.messages_for(&page(), &p).unwrap();
@@ -125,7 +122,6 @@ fn finished_messages_go_after_the_history_window_and_pending_ones_stay() {
     assert_consistent(&store);
 }
 
-#[test]
 fn used_up_tokens_go_after_the_history_window_and_needed_ones_stay() {
     let (_dir, store) = temp_store();
     let t0 = 1_000 * DAY;
@@ -167,7 +163,7 @@ fn used_up_tokens_go_after_the_history_window_and_needed_ones_stay() {
     let usable_before = store.list_topics(&page(), t0).unwrap()[0].usable_tokens;
 
     let later = t0 + 40 * DAY;
-    let report = sweep_all(&store, later);
+    let report = sweep_all(&*store, later);
     assert_eq!(report.tokens, 2, "{report:?}");
     assert!(store.get_token(&page(), "invalid").unwrap().is_none());
     assert!(store.get_token(&page(), "expiring").unwrap().is_none());
@@ -182,7 +178,7 @@ fn used_up_tokens_go_after_the_history_window_and_needed_ones_stay() {
 
     // Once its message is sent, the spent token and the message go a window later.
     store.mark_sent(message, "m.1", later).unwrap();
-    let report = sweep_all(&store, later + 31 * DAY);
+    let report = sweep_all(&*store, later + 31 * DAY);
     assert_eq!((report.messages, report.tokens), (1, 1), "{report:?}");
     assert!(store.get_token(&page(), "spent").unwrap().is_none());
     assert!(store.get_token(&page(), "usable").unwrap().is_some());
@@ -191,7 +187,7 @@ fn used_up_tokens_go_after_the_history_window_and_needed_ones_stay() {
 
 #[test]
 fn each_sweep_removes_at_most_its_limit_and_says_when_more_is_due() {
-    let (_dir, store) = temp_store();
+    let (_dir, store) = temp_sled();
     let t0 = 1_000 * DAY;
     for n in 0..10 {
         journal_and_process(&store, n, t0 + u64::from(n));
@@ -300,3 +296,10 @@ fn a_database_written_before_the_retention_index_is_indexed_at_open() {
     ));
     assert_consistent(&store);
 }
+
+on_both_backends!(
+    a_redelivery_inside_the_dedup_window_is_a_duplicate_and_after_it_is_new,
+    unprocessed_events_and_their_dedup_records_are_never_swept,
+    finished_messages_go_after_the_history_window_and_pending_ones_stay,
+    used_up_tokens_go_after_the_history_window_and_needed_ones_stay,
+);

@@ -5,14 +5,13 @@ use botflow_storage::{
     OutboundStatus, StoreError, TokenAdded, TokenMark, TokenSendOutcome, TokenState,
 };
 
-fn topic(store: &SledStore, name: &str) -> TopicId {
+fn topic(store: &dyn Store, name: &str) -> TopicId {
     store.create_topic(&page(), name, 1).unwrap().id
 }
 
-#[test]
 fn a_token_send_takes_the_oldest_usable_token_in_the_same_commit() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "Restock");
+    let t = topic(&*store, "Restock");
     let p = psid(1);
     // Created out of order; "young" expires last, "old" first but still usable at 1_000.
     store
@@ -99,10 +98,9 @@ fn a_token_send_takes_the_oldest_usable_token_in_the_same_commit() {
     assert_consistent(&store);
 }
 
-#[test]
 fn an_opt_in_and_a_send_in_one_step_use_the_new_token() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "Restock");
+    let t = topic(&*store, "Restock");
     let committed = store
         .commit_step(StepCommit {
             tokens_added: vec![token(&t, "fresh", 10, 10_000), token(&t, "gone", 10, 5)],
@@ -120,10 +118,9 @@ fn an_opt_in_and_a_send_in_one_step_use_the_new_token() {
     assert_consistent(&store);
 }
 
-#[test]
 fn marks_and_expiry_remove_tokens_from_use() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "T");
+    let t = topic(&*store, "T");
     for (i, value) in ["a", "b", "c"].iter().enumerate() {
         store
             .add_token(
@@ -166,11 +163,10 @@ fn marks_and_expiry_remove_tokens_from_use() {
     assert_consistent(&store);
 }
 
-#[test]
 fn a_notification_queues_one_message_per_holder_and_spends_one_token_each() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "Restock");
-    let other = topic(&store, "Other");
+    let t = topic(&*store, "Restock");
+    let other = topic(&*store, "Other");
     store
         .add_token(&page(), &psid(1), token(&t, "p1-a", 1, 10_000), 1)
         .unwrap();
@@ -188,7 +184,7 @@ fn a_notification_queues_one_message_per_holder_and_spends_one_token_each() {
         .unwrap();
 
     let body_for = |p: &Psid| json!({"message": {"text": format!("hi {p}")}});
-    let outcome = notify_text(&store, &t, &body_for, 100).unwrap();
+    let outcome = notify_text(&*store, &t, &body_for, 100).unwrap();
     assert_eq!(
         (outcome.queued, outcome.no_token, outcome.expired),
         (2, 1, 1)
@@ -200,25 +196,24 @@ fn a_notification_queues_one_message_per_holder_and_spends_one_token_each() {
     assert!(store.messages_for(&page(), &psid(4)).unwrap().is_empty());
 
     // A second notification reaches only the subscriber who had two tokens.
-    let outcome = notify_text(&store, &t, &body_for, 200).unwrap();
+    let outcome = notify_text(&*store, &t, &body_for, 200).unwrap();
     assert_eq!(
         (outcome.queued, outcome.no_token, outcome.expired),
         (1, 0, 0)
     );
-    let outcome = notify_text(&store, &t, &body_for, 300).unwrap();
+    let outcome = notify_text(&*store, &t, &body_for, 300).unwrap();
     assert_eq!(outcome.queued, 0);
     assert!(matches!(
-        notify_text(&store, &TopicId::from("nope"), &body_for, 300),
+        notify_text(&*store, &TopicId::from("nope"), &body_for, 300),
         Err(StoreError::TopicNotFound { .. })
     ));
     assert_eq!(store.outbox_stats().unwrap().pending, 3);
     assert_consistent(&store);
 }
 
-#[test]
 fn a_permanent_failure_of_a_token_send_invalidates_the_token() {
     let (_dir, store) = temp_store();
-    let t = topic(&store, "Restock");
+    let t = topic(&*store, "Restock");
     store
         .add_token(&page(), &psid(1), token(&t, "tok", 1, 10_000), 1)
         .unwrap();
@@ -241,3 +236,11 @@ fn a_permanent_failure_of_a_token_send_invalidates_the_token() {
     ));
     assert_consistent(&store);
 }
+
+on_both_backends!(
+    a_notification_queues_one_message_per_holder_and_spends_one_token_each,
+    a_token_send_takes_the_oldest_usable_token_in_the_same_commit,
+    an_opt_in_and_a_send_in_one_step_use_the_new_token,
+    marks_and_expiry_remove_tokens_from_use,
+    a_permanent_failure_of_a_token_send_invalidates_the_token,
+);

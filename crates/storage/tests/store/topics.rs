@@ -3,7 +3,6 @@
 use super::*;
 use botflow_storage::{StoreError, TokenAdded, TokenState};
 
-#[test]
 fn names_are_unique_per_page_ignoring_case_and_spaces() {
     let (_dir, store) = temp_store();
     let first = store.create_topic(&page(), "  Red Sneakers ", 10).unwrap();
@@ -36,7 +35,6 @@ fn names_are_unique_per_page_ignoring_case_and_spaces() {
     assert_eq!(store.get_topic(&page(), &first.id).unwrap(), Some(first));
 }
 
-#[test]
 fn rename_keeps_id_and_checks_the_name() {
     let (_dir, store) = temp_store();
     let a = store.create_topic(&page(), "Alpha", 1).unwrap();
@@ -60,7 +58,6 @@ fn rename_keeps_id_and_checks_the_name() {
     ));
 }
 
-#[test]
 fn list_counts_only_unused_unexpired_tokens() {
     let (_dir, store) = temp_store();
     let shoes = store.create_topic(&page(), "Shoes", 1).unwrap();
@@ -102,7 +99,6 @@ fn list_counts_only_unused_unexpired_tokens() {
     assert_consistent(&store);
 }
 
-#[test]
 fn delete_is_refused_while_an_active_flow_uses_the_topic_unless_forced() {
     let (_dir, store) = temp_store();
     let published = store
@@ -150,7 +146,6 @@ fn delete_is_refused_while_an_active_flow_uses_the_topic_unless_forced() {
     assert_consistent(&store);
 }
 
-#[test]
 fn delete_is_allowed_once_the_flow_no_longer_uses_the_topic() {
     let (_dir, store) = temp_store();
     let published = store
@@ -169,16 +164,24 @@ fn delete_is_allowed_once_the_flow_no_longer_uses_the_topic() {
     ));
 }
 
-#[test]
 fn topics_survive_a_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_location();
     let created = {
-        let store = open(dir.path());
+        let store = reopen(&dir);
         store.create_topic(&page(), "Durable", 1).unwrap()
     };
-    let store = open(dir.path());
+    let store = reopen(&dir);
     assert_eq!(
         store.get_topic(&page(), &created.id).unwrap(),
         Some(created)
     );
 }
+
+on_both_backends!(
+    topics_survive_a_reopen,
+    names_are_unique_per_page_ignoring_case_and_spaces,
+    rename_keeps_id_and_checks_the_name,
+    list_counts_only_unused_unexpired_tokens,
+    delete_is_refused_while_an_active_flow_uses_the_topic_unless_forced,
+    delete_is_allowed_once_the_flow_no_longer_uses_the_topic,
+);

@@ -1,0 +1,604 @@
+//! The PostgreSQL backend of [`Store`]: one node on tables of its own (SCALE-OUT.md §3.2),
+//! plain SQL checked by the shared storage suite, embedded migrations.
+//!
+//! Every write is one serializable transaction (run again, bounded, when it conflicts with
+//! another), so the sled store's guarantees hold with several connections: a step commit is
+//! all or nothing, a token pays for one message (`UNIQUE (page_id, token)` on `outbox` as
+//! well), an event is processed once (`UNIQUE (page_id, event_id)` on `journal`), and a
+//! subscriber's queue is in commit order (every transaction about a subscriber writes its
+//! `subscribers` row first). Durable calls commit with `synchronous_commit = on` (the server's
+//! WAL flush); non-durable step commits and normal outcomes commit asynchronously and
+//! [`Store::flush`] makes them durable.
+
+mod db;
+mod flows;
+mod journal;
+mod ledger;
+mod migrate;
+mod notifications;
+mod outbox;
+mod recurring;
+mod retention;
+mod steps;
+mod tokens;
+mod topics;
+
+use crate::commit::{DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted};
+use crate::error::StoreError;
+use crate::flows::{ActiveFlows, Draft, DraftSource, FlowSummary, FlowVersion, Published};
+use crate::ids::{EventId, OutboxId, PageId, Psid};
+use crate::journal::{Appended, JournalEntry, NewJournalEvent};
+use crate::ledger::TopicLedger;
+use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
+use crate::outbox::{OutboundMessage, OutboundStatus};
+use crate::outcome::Outcome;
+use crate::recurring::{
+    RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
+};
+use crate::retention::{RetentionPolicy, SweepReport};
+use crate::session::Session;
+use crate::store::{BodyFor, Store, StoreResult};
+use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
+use crate::topic::{DeletedTopic, Topic, TopicSummary};
+use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
+use db::Pool;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Virtual shards a Page hashes to (stored in `meta` by the first migration; never changed).
+const SHARDS: u64 = 256;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// A `postgres://user:password@host:port/database` URL (key=value connection strings work
+    /// too). Plain TCP or a unix socket directory as `host`; TLS is not supported.
+    pub url: String,
+    /// The schema botflow's tables live in (`search_path`), created when missing; `None` uses
+    /// the server's default (`public`). The tests give each test its own.
+    pub schema: Option<String>,
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    /// Published versions are immutable: ready-to-run flows are cached.
+    valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
+    /// Outcomes recorded since the store was opened (`pending` unused: counted in SQL).
+    finished: Mutex<OutboxStats>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Gives one message its final status, durably, and counts it.
+    fn finish_one(
+        &self,
+        what: &'static str,
+        id: OutboxId,
+        status: &OutboundStatus,
+    ) -> StoreResult<()> {
+        self.pool
+            .write(what, true, |tx| outbox::finish(tx, id, status).map(|_| ()))?;
+        self.count_outcomes(std::iter::once(status));
+        Ok(())
+    }
+}
+
+/// The `flush_marks` row this thread's flushes update.
+fn flush_slot() -> i16 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::thread::current().id().hash(&mut hasher);
+    i16::try_from(hasher.finish() % 16).unwrap_or(0)
+}
+
+fn config(options: &PgOptions) -> StoreResult<postgres::Config> {
+    let mut config: postgres::Config =
+        options
+            .url
+            .parse()
+            .map_err(|err: postgres::Error| StoreError::Postgres {
+                what: "reading the database URL (BOTFLOW_DATABASE_URL / database_url)".to_owned(),
+                detail: format!("{err}; expected postgres://user:password@host:port/database"),
+                transient: false,
+            })?;
+    if config.get_application_name().is_none() {
+        config.application_name("botflow");
+    }
+    if let Some(schema) = &options.schema {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || schema.is_empty()
+        {
+            return Err(StoreError::Postgres {
+                what: "choosing the schema".to_owned(),
+                detail: format!(
+                    "schema name {schema:?} must be lowercase ASCII letters, digits and _"
+                ),
+                transient: false,
+            });
+        }
+        config.options(&format!("-c search_path={schema}"));
+    }
+    Ok(config)
+}
+
+impl PgStore {
+    /// Connects to `url`, applies pending migrations and returns the store.
+    pub fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(&PgOptions {
+            url: url.to_owned(),
+            schema: None,
+        })
+    }
+
+    /// Connects with `options` (creating the schema when one is named), applies pending
+    /// migrations and returns the store.
+    pub fn connect_with(options: &PgOptions) -> StoreResult<Self> {
+        Self::migrate_with(options)?;
+        let store = Self {
+            pool: Pool::new(config(options)?),
+            valid_flows: Mutex::new(HashMap::new()),
+            finished: Mutex::new(OutboxStats::default()),
+        };
+        store.notifications_resume()?;
+        Ok(store)
+    }
+
+    /// Applies the migrations the database at `url` lacks, under an advisory lock; returns
+    /// the ones applied, as `(version, name)` (empty when the schema was current).
+    pub fn migrate(url: &str) -> StoreResult<Vec<(i32, &'static str)>> {
+        Self::migrate_with(&PgOptions {
+            url: url.to_owned(),
+            schema: None,
+        })
+    }
+
+    /// [`PgStore::migrate`] with options (a schema).
+    pub fn migrate_with(options: &PgOptions) -> StoreResult<Vec<(i32, &'static str)>> {
+        if let Some(schema) = &options.schema {
+            let plain = PgOptions {
+                url: options.url.clone(),
+                schema: None,
+            };
+            let pool = Pool::new(config(&plain)?);
+            config(options)?; // checks the name before it reaches SQL
+            db::off_runtime("creating the schema", || {
+                let mut client = pool.connect("creating the schema")?;
+                client
+                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .map_err(|e| db::db_error("creating the schema", &e))
+            })?;
+        }
+        migrate::run(&Pool::new(config(options)?))
+    }
+
+    /// The schema version this release migrates to.
+    pub fn schema_version() -> i32 {
+        migrate::latest()
+    }
+
+    /// Cross-checks what constraints cannot: each subscriber's queue head is its oldest pending
+    /// message, and every pending token send's token is spent on it. One line per problem.
+    pub fn verify_integrity(&self) -> StoreResult<Vec<String>> {
+        self.pool.read("verify_integrity", |c| {
+            let mut problems = Vec::new();
+            for row in c.query(
+                "SELECT p.page_id, p.psid, p.first, h.head_id FROM
+                   (SELECT page_id, psid, min(id) AS first FROM outbox WHERE status = 0
+                    GROUP BY page_id, psid) p
+                 FULL JOIN outbox_heads h ON h.page_id = p.page_id AND h.psid = p.psid
+                 WHERE p.first IS DISTINCT FROM h.head_id",
+                &[],
+            )? {
+                problems.push(format!(
+                    "queue head of {:?}/{:?}: oldest pending {:?}, head {:?}",
+                    row.get::<_, Option<String>>(0),
+                    row.get::<_, Option<String>>(1),
+                    row.get::<_, Option<i64>>(2),
+                    row.get::<_, Option<i64>>(3)
+                ));
+            }
+            for row in c.query(
+                "SELECT o.id, o.token FROM outbox o
+                 LEFT JOIN tokens t ON t.page_id = o.page_id AND t.token = o.token
+                 WHERE o.status = 0 AND o.token IS NOT NULL
+                   AND (t.token IS NULL OR t.state NOT IN (1, 2))",
+                &[],
+            )? {
+                problems.push(format!(
+                    "pending message {} pays with token {:?}, which is not spent",
+                    row.get::<_, i64>(0),
+                    row.get::<_, Option<String>>(1)
+                ));
+            }
+            Ok(problems)
+        })
+    }
+
+    /// How many calls failed with a database error (unreachable, refused, conflicts beyond the
+    /// retries) since the store was opened.
+    pub fn database_errors(&self) -> u64 {
+        self.pool.errors()
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for health checks.
+    pub fn ping(&self) -> StoreResult<()> {
+        self.pool.read("ping", |c| {
+            c.query_one("SELECT 1", &[])?;
+            Ok(())
+        })
+    }
+}
+
+impl Store for PgStore {
+    fn ensure_page(&self, page: &PageId, now_ms: u64) -> StoreResult<bool> {
+        self.page_ensure(page, now_ms)
+    }
+    fn page_exists(&self, page: &PageId) -> StoreResult<bool> {
+        self.page_known(page)
+    }
+    fn list_pages(&self) -> StoreResult<Vec<PageId>> {
+        self.pages_list()
+    }
+    fn create_topic(&self, page: &PageId, name: &str, now_ms: u64) -> StoreResult<Topic> {
+        self.topic_create(page, name, now_ms)
+    }
+    fn get_topic(&self, page: &PageId, topic: &TopicId) -> StoreResult<Option<Topic>> {
+        self.topic_get(page, topic)
+    }
+    fn find_topic_by_name(&self, page: &PageId, name: &str) -> StoreResult<Option<Topic>> {
+        self.topic_by_name(page, name)
+    }
+    fn list_topics(&self, page: &PageId, now_ms: u64) -> StoreResult<Vec<TopicSummary>> {
+        self.topic_list(page, now_ms)
+    }
+    fn topic_ledger(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Option<TopicLedger>> {
+        self.ledger_read(page, topic, now_ms)
+    }
+    fn rename_topic(&self, page: &PageId, topic: &TopicId, name: &str) -> StoreResult<Topic> {
+        self.topic_rename(page, topic, name)
+    }
+    fn delete_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        force: bool,
+        now_ms: u64,
+    ) -> StoreResult<DeletedTopic> {
+        self.topic_delete(page, topic, force, now_ms)
+    }
+    fn save_draft(&self, page: &PageId, source: DraftSource, now_ms: u64) -> StoreResult<Draft> {
+        self.draft_save(page, source, now_ms)
+    }
+    fn draft(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<Draft>> {
+        self.draft_get(page, flow)
+    }
+    fn publish(&self, page: &PageId, flow: &FlowId, now_ms: u64) -> StoreResult<Published> {
+        self.flow_publish(page, flow, now_ms)
+    }
+    fn publish_document(
+        &self,
+        page: &PageId,
+        document: FlowDocument,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        self.flow_publish_document(page, document, now_ms)
+    }
+    fn rollback(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+        now_ms: u64,
+    ) -> StoreResult<Published> {
+        self.flow_rollback(page, flow, version, now_ms)
+    }
+    fn list_flows(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>> {
+        self.flow_list(page)
+    }
+    fn flow_versions(&self, page: &PageId, flow: &FlowId) -> StoreResult<Vec<FlowVersion>> {
+        self.versions_of(page, flow)
+    }
+    fn flow_version(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<FlowVersion>> {
+        self.version_get(page, flow, version)
+    }
+    fn valid_flow(
+        &self,
+        page: &PageId,
+        flow: &FlowId,
+        version: u32,
+    ) -> StoreResult<Option<Arc<ValidFlow>>> {
+        self.flow_valid(page, flow, version)
+    }
+    fn active_version(&self, page: &PageId, flow: &FlowId) -> StoreResult<Option<u32>> {
+        Ok(self.flow_head(page, flow)?.map(|h| h.active))
+    }
+    fn active_flows(&self, page: &PageId) -> StoreResult<ActiveFlows> {
+        self.flow_active_all(page)
+    }
+    fn live_trigger_conflicts(
+        &self,
+        page: &PageId,
+        document: &FlowDocument,
+    ) -> StoreResult<Vec<botflow_flow::Diagnostic>> {
+        self.flow_trigger_conflicts(page, document)
+    }
+    fn load_session(&self, page: &PageId, psid: &Psid) -> StoreResult<Option<Session>> {
+        self.session_load(page, psid)
+    }
+    fn list_subscribers(&self, page: &PageId) -> StoreResult<Vec<Psid>> {
+        self.subscribers_list(page)
+    }
+    fn add_token(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        token: NewToken,
+        now_ms: u64,
+    ) -> StoreResult<TokenAdded> {
+        self.pool.write("add_token", true, |tx| {
+            tokens::add(tx, page, psid, &token, now_ms)
+        })
+    }
+    fn get_token(&self, page: &PageId, token: &str) -> StoreResult<Option<OtnToken>> {
+        self.token_get(page, token)
+    }
+    fn usable_tokens(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+        now_ms: u64,
+    ) -> StoreResult<Vec<OtnToken>> {
+        self.tokens_usable(page, psid, topic, now_ms)
+    }
+    fn usable_token_counts(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        now_ms: u64,
+    ) -> StoreResult<BTreeMap<TopicId, u64>> {
+        self.tokens_counts(page, psid, now_ms)
+    }
+    fn topic_holders(&self, page: &PageId, topic: &TopicId, now_ms: u64) -> StoreResult<Vec<Psid>> {
+        self.holders(page, topic, now_ms)
+    }
+    fn mark_token(
+        &self,
+        page: &PageId,
+        token: &str,
+        mark: TokenMark,
+        now_ms: u64,
+    ) -> StoreResult<bool> {
+        self.pool.write("mark_token", true, |tx| {
+            tokens::mark(tx, page, token, &mark, now_ms)
+        })
+    }
+    fn expire_tokens(&self, now_ms: u64) -> StoreResult<u64> {
+        self.pool
+            .write("expire_tokens", true, |tx| tokens::expire(tx, now_ms))
+    }
+    fn journal_append(
+        &self,
+        page: &PageId,
+        event: &EventId,
+        psid: &Psid,
+        payload: &serde_json::Value,
+        received_ms: u64,
+    ) -> StoreResult<Appended> {
+        let event = NewJournalEvent {
+            page: page.clone(),
+            event: event.clone(),
+            psid: psid.clone(),
+            payload: payload.clone(),
+            received_ms,
+        };
+        let mut outcomes = self.journal_append_all(std::slice::from_ref(&event))?;
+        outcomes.pop().ok_or_else(|| StoreError::Postgres {
+            what: "journal_append".to_owned(),
+            detail: "the append returned no outcome".to_owned(),
+            transient: false,
+        })
+    }
+    fn journal_append_batch(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>> {
+        self.journal_append_all(events)
+    }
+    fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>> {
+        self.journal_unprocessed()
+    }
+    fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
+        let durable = commit.durable;
+        self.pool
+            .write("commit_step", durable, |tx| steps::apply_step(tx, &commit))?
+    }
+    fn commit_steps(
+        &self,
+        commits: Vec<StepCommit>,
+    ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
+        let durable = commits.iter().any(|c| c.durable);
+        self.pool.write("commit_steps", durable, |tx| {
+            steps::apply_steps(tx, &commits)
+        })
+    }
+    fn notify_topic(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        notification: NotificationId,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<NotifyOutcome> {
+        self.topic_notify(page, topic, notification, body_for, now_ms)
+    }
+    fn recurring_change(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        change: &RecurringChange,
+        now_ms: u64,
+    ) -> StoreResult<RecurringChanged> {
+        self.recurring_apply(page, psid, change, now_ms)
+    }
+    fn recurring_token(&self, page: &PageId, token: &str) -> StoreResult<Option<RecurringToken>> {
+        self.recurring_get(page, token)
+    }
+    fn recurring_held(
+        &self,
+        page: &PageId,
+        psid: &Psid,
+        topic: &TopicId,
+    ) -> StoreResult<Option<RecurringToken>> {
+        self.recurring_of(page, psid, topic)
+    }
+    fn recurring_topic_holders(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+    ) -> StoreResult<Vec<RecurringToken>> {
+        self.recurring_holders(page, topic)
+    }
+    fn notify_topic_recurring(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        pass: &RecurringPass<'_>,
+        body_for: BodyFor<'_>,
+        now_ms: u64,
+    ) -> StoreResult<RecurringNotifyOutcome> {
+        self.recurring_notify(page, topic, pass, body_for, now_ms)
+    }
+    fn create_notification(
+        &self,
+        page: &PageId,
+        topic: &TopicId,
+        content: &NotificationContent,
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        self.notification_create(page, topic, content, now_ms)
+    }
+    fn attach_to_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        outbox: &[OutboxId],
+        no_token: u64,
+        expired: u64,
+    ) -> StoreResult<()> {
+        self.notification_attach(page, id, outbox, no_token, expired)
+    }
+    fn close_notification_queuing(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        self.notification_close_queuing(page, id, now_ms)
+    }
+    fn notification(&self, page: &PageId, id: NotificationId) -> StoreResult<Option<Notification>> {
+        self.notification_get(page, id)
+    }
+    fn notifications(
+        &self,
+        page: &PageId,
+        topic: Option<&TopicId>,
+    ) -> StoreResult<Vec<Notification>> {
+        self.notification_list(page, topic)
+    }
+    fn cancel_notification(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+        now_ms: u64,
+    ) -> StoreResult<NotificationCancel> {
+        self.notification_cancel(page, id, now_ms)
+    }
+    fn due_outbound_skipping(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        skip: &dyn Fn(OutboxId) -> bool,
+    ) -> StoreResult<Vec<OutboundMessage>> {
+        self.outbox_due_skipping(now_ms, limit, skip)
+    }
+    fn outbound(&self, id: OutboxId) -> StoreResult<Option<OutboundMessage>> {
+        self.outbox_get(id)
+    }
+    fn mark_sent(&self, id: OutboxId, message_id: &str, at_ms: u64) -> StoreResult<()> {
+        let status = OutboundStatus::Sent {
+            message_id: message_id.to_owned(),
+            at_ms,
+        };
+        self.finish_one("mark_sent", id, &status)
+    }
+    fn mark_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
+        self.pool.write("mark_retry", true, |tx| {
+            outbox::retry(tx, id, due_ms, error).map(|_| ())
+        })
+    }
+    fn mark_failed(&self, id: OutboxId, error: &str, at_ms: u64) -> StoreResult<()> {
+        let status = OutboundStatus::Failed {
+            error: error.to_owned(),
+            at_ms,
+        };
+        self.finish_one("mark_failed", id, &status)
+    }
+    fn mark_refused(&self, id: OutboxId, reason: &str, at_ms: u64) -> StoreResult<()> {
+        let status = OutboundStatus::RefusedByPolicy {
+            reason: reason.to_owned(),
+            at_ms,
+        };
+        self.finish_one("mark_refused", id, &status)
+    }
+    fn mark_delivered_unconfirmed(&self, id: OutboxId, at_ms: u64) -> StoreResult<()> {
+        let status = OutboundStatus::DeliveredUnconfirmed { at_ms };
+        self.finish_one("mark_delivered_unconfirmed", id, &status)
+    }
+    fn mark_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<Vec<StoreResult<()>>> {
+        self.outcomes_mark(outcomes)
+    }
+    fn outbox_stats(&self) -> StoreResult<OutboxStats> {
+        self.stats()
+    }
+    fn messages_for(&self, page: &PageId, psid: &Psid) -> StoreResult<Vec<OutboundMessage>> {
+        self.outbox_messages_for(page, psid)
+    }
+    fn due_timers(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
+        self.timers_due(now_ms, limit)
+    }
+    fn sweep_retention(
+        &self,
+        now_ms: u64,
+        policy: &RetentionPolicy,
+        max_records: usize,
+    ) -> StoreResult<SweepReport> {
+        self.retention_sweep(now_ms, policy, max_records)
+    }
+    fn flush(&self) -> StoreResult<()> {
+        // A synchronous commit waits for the WAL flush up to its commit record, which covers
+        // every earlier asynchronous commit, but only when the transaction wrote WAL before
+        // its commit record: it updates one of the `flush_marks` rows (by thread, so that
+        // concurrent flushes rarely meet on one row).
+        let slot = flush_slot();
+        self.pool.write("flush", true, |tx| {
+            tx.execute("UPDATE flush_marks SET n = n + 1 WHERE slot = $1", &[&slot])?;
+            Ok(())
+        })
+    }
+}
