@@ -171,8 +171,13 @@ impl PgStore {
             config(options)?; // checks the name before it reaches SQL
             db::off_runtime("creating the schema", || {
                 let mut client = pool.connect("creating the schema")?;
+                // `CREATE SCHEMA IF NOT EXISTS` is not safe against a concurrent one (a unique
+                // violation in `pg_namespace`): nodes starting together take turns.
                 client
-                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .batch_execute(&format!(
+                        "BEGIN; SELECT pg_advisory_xact_lock(hashtext('botflow create schema')); \
+                         CREATE SCHEMA IF NOT EXISTS {schema}; COMMIT;"
+                    ))
                     .map_err(|e| db::db_error("creating the schema", &e))
             })?;
         }
