@@ -127,3 +127,35 @@ pub struct ActiveFlows {
     /// Flows whose live version cannot be read.
     pub broken: Vec<BrokenFlow>,
 }
+
+/// Builds a draft from its source, checked against the Page's topics (`topic_exists`: an id the
+/// Page does not have is an `unknown-topic` error diagnostic); text that does not parse is
+/// refused with its diagnostics. Both backends store what this returns.
+pub(crate) fn checked_draft(
+    source: DraftSource,
+    topic_exists: &dyn botflow_flow::TopicLookup,
+    now_ms: u64,
+) -> Result<Draft, crate::error::StoreError> {
+    let (document, diagnostics) = match source {
+        DraftSource::Text(text) => {
+            let report = botflow_flow::check_text_with_topics(&text, topic_exists);
+            match report.document {
+                Some(document) => (document, report.diagnostics),
+                None => {
+                    return Err(crate::error::StoreError::FlowParse {
+                        diagnostics: report.diagnostics,
+                    });
+                }
+            }
+        }
+        DraftSource::Document(document) => {
+            let diagnostics = botflow_flow::validate_with_topics(&document, topic_exists);
+            (document, diagnostics)
+        }
+    };
+    Ok(Draft {
+        diagnostics,
+        document,
+        saved_ms: now_ms,
+    })
+}

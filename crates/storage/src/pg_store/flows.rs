@@ -14,8 +14,8 @@ use crate::ids::PageId;
 use crate::store::StoreResult;
 use crate::topic::{Topic, clean_topic_name, topic_name_key};
 use botflow_flow::{
-    Diagnostic, FlowDocument, FlowId, TopicId, TopicRef, ValidFlow, check_text_with_topics,
-    trigger_conflicts_with_live, validate_with_topics, visit_topic_refs,
+    Diagnostic, FlowDocument, FlowId, TopicId, TopicRef, ValidFlow, trigger_conflicts_with_live,
+    validate_with_topics, visit_topic_refs,
 };
 use postgres::GenericClient;
 use std::collections::{BTreeMap, HashMap};
@@ -170,29 +170,8 @@ impl PgStore {
         source: DraftSource,
         now_ms: u64,
     ) -> StoreResult<Draft> {
-        let (document, diagnostics) = match source {
-            DraftSource::Text(text) => {
-                let lookup = |id: &TopicId| matches!(self.topic_get(page, id), Ok(Some(_)));
-                let report = check_text_with_topics(&text, &lookup);
-                match report.document {
-                    Some(document) => (document, report.diagnostics),
-                    None => {
-                        return Err(StoreError::FlowParse {
-                            diagnostics: report.diagnostics,
-                        });
-                    }
-                }
-            }
-            DraftSource::Document(document) => {
-                let diagnostics = self.validate_on_page(page, &document);
-                (document, diagnostics)
-            }
-        };
-        let draft = Draft {
-            diagnostics,
-            document,
-            saved_ms: now_ms,
-        };
+        let topic_exists = |id: &TopicId| matches!(self.topic_get(page, id), Ok(Some(_)));
+        let draft = crate::flows::checked_draft(source, &topic_exists, now_ms)?;
         let rec = encode("drafts", &draft)?;
         self.pool.write("save_draft", true, |tx| {
             tx.execute(
