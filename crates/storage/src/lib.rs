@@ -1,4 +1,4 @@
-//! Durable sled storage for botflow: flows, topics, subscribers, OTN tokens, the inbound event
+//! Durable storage for botflow (embedded log + sled, or PostgreSQL): flows, topics, subscribers, OTN tokens, the inbound event
 //! journal and the outbound queue, behind the typed [`Store`] trait scoped by Page.
 //!
 //! [`SledStore`] is the embedded implementation and [`PgStore`] the PostgreSQL one; callers hold
@@ -18,15 +18,15 @@
 //!
 //! # The step commit
 //! The runtime processes one inbound event (or fired timer) of one subscriber and hands the
-//! result to [`Store::commit_step`]: in ONE sled transaction the event is marked processed, the
+//! result to [`Store::commit_step`]: in ONE transaction the event is marked processed, the
 //! session (with its timers) replaces the stored one, opt-in tokens are stored and the outbound
 //! messages are queued behind the subscriber's pending ones. A token send
 //! ([`OutboundKind::OtnToken`]) takes the subscriber's oldest usable token of the topic in that
 //! same transaction, so a token is spent exactly when its message is queued, and never twice.
 //! An event already processed makes the commit fail with [`StoreError::EventAlreadyProcessed`]
 //! and change nothing. [`Store::commit_steps`] commits many steps (of different subscribers) in
-//! one transaction and one flush — sled 0.34 writes its log buffer on every transaction, so
-//! batching is what makes high event rates possible; a replayed event fails alone.
+//! one transaction (one log record) and at most one wait for the disk; a replayed event fails
+//! alone.
 //! [`Store::notify_topic`] queues one message per subscriber holding a usable
 //! token of the topic (spending that subscriber's oldest token in the same transaction).
 //! [`Store::notify_topic_recurring`] is the recurring pass: one message per other holder of a
@@ -48,16 +48,22 @@
 //!
 //! # Durability contract
 //! "Durable" below means: when the call returns `Ok`, its effect survives a crash of the
-//! botflow process (panic, `kill -9`, OOM kill) — this is what the crash test proves, by
-//! SIGKILLing a writer at random moments and checking every acknowledged write after reopening.
+//! botflow process (panic, `kill -9`, OOM kill), a kernel crash and a power loss (on a disk
+//! that honours flushes) — the SIGKILL crash test and the simulated power-loss test check every
+//! acknowledged write after reopening.
+//!
+//! How the sled store gets there (`design/HOT-PATH.md`, log first): every commit is a `Redo`
+//! record (its physical writes) appended to the log ([`log::HotLog`] in `<path>/log`), and
+//! inbound events are `Event` records there; a durable call returns after the `fdatasync`
+//! covering its record (group commit: concurrent callers share one). Commits apply to an
+//! in-memory overlay that a background thread checkpoints into sled (a `flush`, then an
+//! `fdatasync` of sled's data file, before the log records it replaces are deleted); at open
+//! the redo records after the last checkpoint are replayed.
 //!
 //! - Journal appends ([`Store::journal_append`], [`Store::journal_append_batch`]; the webhook
-//!   answers 200 only after them) are stronger: each new event is a record in the event log
-//!   ([`log::HotLog`] in `<path>/log`) and the call returns after the `fdatasync` covering it, so
-//!   it also survives a kernel crash and a power loss. A failed `fdatasync` poisons the log:
-//!   every later append fails with [`StoreError::Log`] ([`StoreError::is_fatal`]) until the
-//!   process restarts. A log segment is deleted only once every event in it is processed and
-//!   sled has flushed the processed marks.
+//!   answers 200 only after them) are durable on return. A failed `fdatasync` poisons the log:
+//!   every later write fails with [`StoreError::Log`] ([`StoreError::is_fatal`]) until the
+//!   process restarts and recovers from what is on disk.
 //! - Durable on return: [`Store::commit_step`] with `durable: true`,
 //!   [`Store::commit_steps`] when any step has `durable: true`,
 //!   [`Store::notify_topic`], [`Store::notify_topic_recurring`], [`Store::recurring_change`]
@@ -66,21 +72,13 @@
 //!   publish, rollback), [`Store::ensure_page`] and [`Store::flush`].
 //! - [`Store::mark_outcomes`] (many outbox outcomes in one transaction) is durable on return
 //!   when any of its outcomes is about a token send; with normal messages only it is atomic and
-//!   visible at once but reaches the disk with the next flush, like a non-durable step commit
+//!   visible at once but reaches the disk with the next sync, like a non-durable step commit
 //!   (a lost sent mark means the message is sent again: at-least-once).
 //! - Reads that only look (lists, `load_session`, `due_outbound`, ...) are not flushes.
 //! - [`Store::commit_step`] with `durable: false` is atomic and visible at once, but may be lost
-//!   in a crash until the next durable call or sled's background flush; after a crash it is
-//!   either wholly there or wholly absent (sled recovers transactions atomically).
-//! - Group commit: a durable call waits for one sled `flush` that started after its write;
-//!   concurrent callers share flushes (the first waiter flushes for everyone queued behind it), so
-//!   durability costs one flush per batch of concurrent writes, not one per event.
-//! - What a flush buys: sled 0.34 writes its log and, on Linux, calls `sync_file_range`, which
-//!   puts the data in the kernel's hands: it survives a process crash. It does NOT promise to
-//!   survive a power loss or kernel crash on a disk with a volatile write cache: sled's background
-//!   thread issues a full `fsync` every [`StoreOptions::flush_every_ms`] (500 ms by default), so
-//!   on power loss the last such interval of acknowledged writes may be lost. A step commit lost
-//!   that way leaves its event unprocessed in the log, so it is processed again.
+//!   in a crash with everything logged after it, until the next durable call; after a crash it
+//!   is either wholly there or wholly absent (one log record under one checksum), and its event
+//!   is still unprocessed in the log, so it is processed again.
 //! - Reads see every committed write (durable or not) immediately.
 //!
 //! # Records and formats

@@ -420,6 +420,7 @@ pub trait Store: Send + Sync {
 
     // ---- durability ----
 
-    /// Flushes everything written so far to disk (group-committed with concurrent callers).
+    /// Makes everything committed so far durable (group-committed with concurrent callers: on
+    /// the sled store, a wait for the log's `fdatasync`).
     fn flush(&self) -> StoreResult<()>;
 }

@@ -59,7 +59,8 @@ pub const DATABASE_FORMAT: u32 = 1;
 /// Settings of a [`SledStore`].
 #[derive(Clone)]
 pub struct StoreOptions {
-    /// How often sled's background thread fsyncs (`None`: never; durable calls flush anyway).
+    /// How often sled's own background thread fsyncs (`None`: never). Durability does not rest
+    /// on it: commits are durable in the log, and checkpoints sync sled themselves.
     pub flush_every_ms: Option<u64>,
     /// sled's page cache size in bytes.
     pub cache_capacity_bytes: u64,
