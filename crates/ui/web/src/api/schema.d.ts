@@ -11,7 +11,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** `GET /healthz`: 200 with `{"status": "ok"}` while the server accepts requests. */
+        /**
+         * `GET /healthz`: 200 with `{"status": "ok", "database": ...}` while the server accepts
+         *     requests and its database answers; 503 with `status: unavailable` when PostgreSQL does not.
+         */
         get: operations["healthz"];
         put?: never;
         post?: never;
@@ -683,8 +686,12 @@ export interface components {
         Frequency: "daily" | "weekly" | "monthly";
         /** @description The answer of `/healthz`. */
         Health: {
-            /** @description Always `ok`. */
+            /** @description `ok`, or `unavailable` when the database does not answer. */
             status: string;
+            /** @description The store in use: `sled` (embedded) or `postgres`. */
+            database: string;
+            /** @description Why the database is unavailable (only then). */
+            error?: string | null;
         };
         /** @description The kind of answer a `wait_input` block accepts. */
         InputKind: "text" | "number" | "email" | "phone";
@@ -1410,8 +1417,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The server accepts requests. */
+            /** @description The server accepts requests and its database answers. */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description The PostgreSQL database does not answer (webhooks are answered 503 meanwhile). */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1532,6 +1548,15 @@ export interface operations {
             };
             /** @description The body is larger than the configured limit. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The PostgreSQL database is unreachable; nothing stored (Messenger redelivers). */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
