@@ -22,9 +22,9 @@
 //!   (`SledStore::retention_backlog`), the version cache's capacity (sled `StoreOptions`).
 //!
 //! `postgres.rs` holds what only the PostgreSQL backend has (migrations, connection errors,
-//! async callers, racing connections, statements outliving a migration); `token_race.rs` runs
-//! its proptest on both (fewer cases on PostgreSQL); `model.rs` is sled-only since its
-//! operations include checkpoints and restarts from the log.
+//! async callers, racing connections, statements outliving a migration); `model.rs` and
+//! `token_race.rs` run their proptests on both (fewer cases on PostgreSQL; the model's
+//! checkpoints and power-loss restarts are sled's, a restart on PostgreSQL reconnects).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 /// Emits `sled_backend::<name>` and `pg_backend::<name>` tests running the body `<name>` (a
