@@ -159,3 +159,80 @@ pub(crate) fn checked_draft(
         saved_ms: now_ms,
     })
 }
+
+/// The version pointers of a published flow (both backends store one per flow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FlowHead {
+    pub(crate) flow: FlowId,
+    pub(crate) name: String,
+    /// Highest version number.
+    pub(crate) latest: u32,
+    /// The version new runs start on (equal to `latest`: rollback republishes).
+    pub(crate) active: u32,
+}
+
+/// Reads the source of a flow's version (`None`: no such version).
+pub(crate) type LatestSource<'a> =
+    dyn FnMut(&FlowId, u32) -> Result<Option<FlowDocument>, crate::error::StoreError> + 'a;
+
+/// The Page's flow list from its published heads and its drafts: a flow's name is its draft's
+/// when it has one, and the draft counts as published when it equals the latest version's
+/// source (`latest_source`; a version record that cannot be read counts as different).
+pub(crate) fn flow_summaries(
+    heads: Vec<FlowHead>,
+    drafts: Vec<Draft>,
+    broken: &[BrokenFlow],
+    latest_source: &mut LatestSource<'_>,
+) -> Result<Vec<FlowSummary>, crate::error::StoreError> {
+    use crate::error::StoreError;
+    let mut flows: std::collections::BTreeMap<FlowId, FlowSummary> =
+        std::collections::BTreeMap::new();
+    for head in heads {
+        flows.insert(
+            head.flow.clone(),
+            FlowSummary {
+                broken: broken
+                    .iter()
+                    .find(|b| b.flow == head.flow)
+                    .map(|b| b.reason.clone()),
+                id: head.flow,
+                name: head.name,
+                latest_version: Some(head.latest),
+                active_version: Some(head.active),
+                draft: DraftState::None,
+            },
+        );
+    }
+    for draft in drafts {
+        let id = draft.document.id.clone();
+        let summary = flows.entry(id.clone()).or_insert_with(|| FlowSummary {
+            broken: None,
+            id: id.clone(),
+            name: draft.document.name.clone(),
+            latest_version: None,
+            active_version: None,
+            draft: DraftState::None,
+        });
+        summary.name = draft.document.name.clone();
+        let latest = match summary.latest_version {
+            // A broken live version (listed as such above) cannot equal the draft.
+            Some(v) => match latest_source(&id, v) {
+                Ok(source) => source,
+                Err(StoreError::Corrupt { .. } | StoreError::UnsupportedRecordVersion { .. }) => {
+                    None
+                }
+                Err(other) => return Err(other),
+            },
+            None => None,
+        };
+        summary.draft = if latest.as_ref() == Some(&draft.document) {
+            DraftState::Published
+        } else {
+            DraftState::Unpublished {
+                errors: draft.diagnostics.iter().filter(|d| d.is_error()).count(),
+                warnings: draft.diagnostics.iter().filter(|d| !d.is_error()).count(),
+            }
+        };
+    }
+    Ok(flows.into_values().collect())
+}

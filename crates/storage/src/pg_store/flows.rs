@@ -6,9 +6,9 @@ use super::PgStore;
 use super::db::{Cached, Tx, TxResult, decode, encode, shard_of};
 use super::topics::{insert_topic, live_topic, topic_named};
 use crate::error::StoreError;
+use crate::flows::FlowHead;
 use crate::flows::{
-    ActiveFlow, ActiveFlows, BrokenFlow, Draft, DraftSource, DraftState, FlowSummary, FlowVersion,
-    Published,
+    ActiveFlow, ActiveFlows, BrokenFlow, Draft, DraftSource, FlowSummary, FlowVersion, Published,
 };
 use crate::ids::PageId;
 use crate::store::StoreResult;
@@ -18,20 +18,11 @@ use botflow_flow::{
     validate_with_topics, visit_topic_refs,
 };
 use postgres::GenericClient;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
 /// Ready-to-run versions kept in memory at most (as many as the sled store's cache).
 const VALID_FLOWS_CACHED: usize = 1_024;
-
-/// A flow's head row.
-#[derive(Debug, Clone)]
-pub(super) struct FlowHead {
-    pub(super) flow: FlowId,
-    pub(super) name: String,
-    pub(super) latest: u32,
-    pub(super) active: u32,
-}
 
 fn head_from(row: &postgres::Row) -> FlowHead {
     FlowHead {
@@ -392,24 +383,7 @@ impl PgStore {
     }
 
     pub(super) fn flow_list(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>> {
-        let mut flows: BTreeMap<FlowId, FlowSummary> = BTreeMap::new();
         let broken = self.flow_active_all(page)?.broken;
-        for head in self.flow_heads(page)? {
-            flows.insert(
-                head.flow.clone(),
-                FlowSummary {
-                    broken: broken
-                        .iter()
-                        .find(|b| b.flow == head.flow)
-                        .map(|b| b.reason.clone()),
-                    id: head.flow,
-                    name: head.name,
-                    latest_version: Some(head.latest),
-                    active_version: Some(head.active),
-                    draft: DraftState::None,
-                },
-            );
-        }
         let drafts: Vec<Draft> = self.pool.read("list_flows", |c| {
             let rows = c.query(
                 "SELECT rec FROM drafts WHERE page_id = $1",
@@ -420,35 +394,9 @@ impl PgStore {
                 .map(|r| decode("drafts", r.get(0)))
                 .collect::<Result<_, _>>()?)
         })?;
-        for draft in drafts {
-            let id = draft.document.id.clone();
-            let summary = flows.entry(id.clone()).or_insert_with(|| FlowSummary {
-                broken: None,
-                id: id.clone(),
-                name: draft.document.name.clone(),
-                latest_version: None,
-                active_version: None,
-                draft: DraftState::None,
-            });
-            summary.name = draft.document.name.clone();
-            let latest_source = match summary.latest_version {
-                Some(v) => match self.version_get(page, &id, v) {
-                    Ok(version) => version.map(|v| v.source),
-                    Err(StoreError::Corrupt { .. }) => None,
-                    Err(other) => return Err(other),
-                },
-                None => None,
-            };
-            summary.draft = if latest_source.as_ref() == Some(&draft.document) {
-                DraftState::Published
-            } else {
-                DraftState::Unpublished {
-                    errors: draft.diagnostics.iter().filter(|d| d.is_error()).count(),
-                    warnings: draft.diagnostics.iter().filter(|d| !d.is_error()).count(),
-                }
-            };
-        }
-        Ok(flows.into_values().collect())
+        crate::flows::flow_summaries(self.flow_heads(page)?, drafts, &broken, &mut |id, v| {
+            Ok(self.version_get(page, id, v)?.map(|v| v.source))
+        })
     }
 
     pub(super) fn flow_valid(

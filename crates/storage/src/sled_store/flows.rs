@@ -5,9 +5,9 @@ use super::codec::Key;
 use super::topics::{insert_topic, live_topic, name_key};
 use super::trees::{T, Tx, TxResult};
 use crate::error::StoreError;
+use crate::flows::FlowHead;
 use crate::flows::{
-    ActiveFlow, ActiveFlows, BrokenFlow, Draft, DraftSource, DraftState, FlowSummary, FlowVersion,
-    Published,
+    ActiveFlow, ActiveFlows, BrokenFlow, Draft, DraftSource, FlowSummary, FlowVersion, Published,
 };
 use crate::ids::PageId;
 use crate::store::StoreResult;
@@ -16,20 +16,8 @@ use botflow_flow::{
     Diagnostic, FlowDocument, FlowId, TopicId, TopicRef, ValidFlow, trigger_conflicts_with_live,
     validate_with_topics, visit_topic_refs,
 };
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-
-/// The version pointers of a published flow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct FlowHead {
-    pub(super) flow: FlowId,
-    pub(super) name: String,
-    /// Highest version number.
-    pub(super) latest: u32,
-    /// The version new runs start on (equal to `latest`: rollback republishes).
-    pub(super) active: u32,
-}
 
 pub(super) fn flow_key(page: &PageId, flow: &FlowId) -> Vec<u8> {
     Key::new().str(page.as_str()).str(flow.as_str()).finish()
@@ -352,56 +340,11 @@ impl SledStore {
     }
 
     pub(super) fn flow_list(&self, page: &PageId) -> StoreResult<Vec<FlowSummary>> {
-        let mut flows: BTreeMap<FlowId, FlowSummary> = BTreeMap::new();
         let broken = self.flow_active_all(page)?.broken;
-        for head in self.flow_heads(page)? {
-            flows.insert(
-                head.flow.clone(),
-                FlowSummary {
-                    broken: broken
-                        .iter()
-                        .find(|b| b.flow == head.flow)
-                        .map(|b| b.reason.clone()),
-                    id: head.flow,
-                    name: head.name,
-                    latest_version: Some(head.latest),
-                    active_version: Some(head.active),
-                    draft: DraftState::None,
-                },
-            );
-        }
-        for draft in self.scan::<Draft>(T::Drafts, &Self::page_key(page))? {
-            let id = draft.document.id.clone();
-            let summary = flows.entry(id.clone()).or_insert_with(|| FlowSummary {
-                broken: None,
-                id: id.clone(),
-                name: draft.document.name.clone(),
-                latest_version: None,
-                active_version: None,
-                draft: DraftState::None,
-            });
-            summary.name = draft.document.name.clone();
-            let latest_source = match summary.latest_version {
-                // A broken live version (listed as such above) cannot equal the draft.
-                Some(v) => match self.flow_version_record(page, &id, v) {
-                    Ok(version) => version.map(|v| v.source),
-                    Err(
-                        StoreError::Corrupt { .. } | StoreError::UnsupportedRecordVersion { .. },
-                    ) => None,
-                    Err(other) => return Err(other),
-                },
-                None => None,
-            };
-            summary.draft = if latest_source.as_ref() == Some(&draft.document) {
-                DraftState::Published
-            } else {
-                DraftState::Unpublished {
-                    errors: draft.diagnostics.iter().filter(|d| d.is_error()).count(),
-                    warnings: draft.diagnostics.iter().filter(|d| !d.is_error()).count(),
-                }
-            };
-        }
-        Ok(flows.into_values().collect())
+        let drafts = self.scan::<Draft>(T::Drafts, &Self::page_key(page))?;
+        crate::flows::flow_summaries(self.flow_heads(page)?, drafts, &broken, &mut |id, v| {
+            Ok(self.flow_version_record(page, id, v)?.map(|v| v.source))
+        })
     }
 
     pub(super) fn flow_valid(
