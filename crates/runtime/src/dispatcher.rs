@@ -283,6 +283,9 @@ impl Dispatcher {
     }
 
     async fn flush_or_log(&self, store: Arc<dyn Store>) -> Result<(), RuntimeError> {
+        if let Some(durable) = store.flush_deferred() {
+            return durable.wait().await.map_err(RuntimeError::Store);
+        }
         tokio::task::spawn_blocking(move || store.flush())
             .await
             .map_err(|join| RuntimeError::Task(join.to_string()))?

@@ -127,12 +127,10 @@ impl Shards {
         let tasks = receivers
             .into_iter()
             .map(|rx| {
-                tokio::spawn(run_shard(
-                    rx,
-                    Arc::clone(&processor),
-                    Arc::clone(&shards),
-                    Arc::clone(&after),
-                ))
+                let processor = Arc::clone(&processor);
+                let shards = Arc::downgrade(&shards);
+                let after = Arc::clone(&after);
+                tokio::task::spawn_blocking(move || run_shard(rx, &processor, &shards, &after))
             })
             .collect();
         (shards, tasks)
@@ -209,16 +207,23 @@ impl Shards {
     }
 }
 
-/// Most work items one shard hands to a blocking thread at once (fewer thread hand-offs).
+/// Most work items one shard takes from its queue at once.
 const BATCH: usize = 32;
 
-async fn run_shard(
+/// A shard's loop, on a thread of its own (a long-lived blocking task): takes what is queued,
+/// processes it in order and reports each item, until the queue's senders are gone. Step and
+/// commit run right here, with no hand-off to another thread per batch. The shards are held
+/// weakly so dropping them (at shutdown, or a runtime dropped without one) ends the loop.
+fn run_shard(
     mut rx: mpsc::Receiver<Work>,
-    processor: Arc<Processor>,
-    shards: Arc<Shards>,
-    after: AfterWork,
+    processor: &Arc<Processor>,
+    shards: &std::sync::Weak<Shards>,
+    after: &AfterWork,
 ) {
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = rx.blocking_recv() {
+        let Some(shards) = shards.upgrade() else {
+            return;
+        };
         // Take what is already queued too; the batch is still processed strictly in order.
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -229,15 +234,16 @@ async fn run_shard(
         }
         shards.metrics.queue_depth.add(-(batch.len() as i64));
         let ids: Vec<WorkId> = batch.iter().map(Work::id).collect();
-        let p = Arc::clone(&processor);
-        let results = match tokio::task::spawn_blocking(move || process_batch(&p, batch)).await {
+        let results = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process_batch(processor, batch)
+        })) {
             Ok(results) => results,
-            Err(join) => {
+            Err(_) => {
                 // Panics inside a step are contained per item; this is one outside them (in a
                 // commit). The work is gone from memory, not from the store: release it so the
                 // journal follower and the timer loop offer it again.
                 processor.metrics.events_failed.inc();
-                tracing::error!(error = %join, items = ids.len(), "processing task failed");
+                tracing::error!(items = ids.len(), "processing a batch panicked");
                 for id in ids {
                     shards.finished(id);
                 }

@@ -19,6 +19,9 @@
 //! phase prints the process CPU per answered event (load generator, server and fake share the
 //! process and the two cores). The run ends with one line per round:
 //! `one-reply flow: N events/s = P% of the relay ceiling; p99 webhook->send at half load: X ms`.
+//! Each connection cycles through `BOTFLOW_BENCH_SUBSCRIBERS` (default 256) returning subscribers
+//! of its own; `0` makes every event come from a new subscriber (which botflow creates and
+//! whose profile it fetches: one more Graph call and step per event).
 //! With the defaults a run takes about three minutes; `BOTFLOW_BENCH_SECONDS=2` makes a quick one,
 //! `BOTFLOW_BENCH_ONLY=open-loop` runs the fixed-rate phase alone at `BOTFLOW_BENCH_RATE`
 //! events/s (default 1,000), and `BOTFLOW_BENCH_ONLY=one-reply` runs the one-reply phase alone (16 connections, one event
@@ -101,10 +104,44 @@ impl Target {
     }
 }
 
-/// One acknowledged webhook: its subscribers and when it was (or was scheduled to be) sent.
+/// One acknowledged webhook: its events (subscriber, and how many events that subscriber sent
+/// before this one) and when it was (or was scheduled to be) sent.
 struct Sample {
-    psids: Vec<String>,
+    events: Vec<(String, usize)>,
     sent_at: SystemTime,
+}
+
+/// Who sends the events: each load source cycles through `per_source` subscribers of its own
+/// (returning subscribers: only a subscriber's first event creates it and fetches its profile),
+/// or, with 0, every event comes from a new subscriber.
+#[derive(Clone, Copy)]
+struct Subscribers {
+    per_source: u64,
+}
+
+impl Subscribers {
+    fn from_env() -> Self {
+        Self {
+            per_source: env_number("BOTFLOW_BENCH_SUBSCRIBERS", 256),
+        }
+    }
+
+    /// The `n`th webhook's (from 1) subscriber slot, and how many webhooks used it before.
+    fn slot(self, n: u64) -> (u64, usize) {
+        match self.per_source {
+            0 => (n, 0),
+            pool => ((n - 1) % pool, ((n - 1) / pool) as usize),
+        }
+    }
+
+    fn describe(self) -> String {
+        match self.per_source {
+            0 => "a new subscriber per event".to_owned(),
+            pool => format!(
+                "{pool} returning subscribers per connection (a subscriber's first event creates it and fetches its profile)"
+            ),
+        }
+    }
 }
 
 /// What the load generator saw.
@@ -177,17 +214,31 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// A signed webhook of `batch` events from new subscribers `{tag}{n}…`, and those PSIDs.
-fn webhook_body(tag: &str, n: u64, batch: usize, text: &str) -> (String, Vec<String>) {
+/// The `n`th (from 1) signed webhook of a load source `tag`: `batch` events from subscribers
+/// `{tag}{slot}{k}`, and each event's subscriber with its earlier events.
+fn webhook_body(
+    tag: &str,
+    n: u64,
+    batch: usize,
+    text: &str,
+    subscribers: Subscribers,
+) -> (String, Vec<(String, usize)>) {
     let t = now_ms();
-    let mut psids = Vec::with_capacity(batch);
+    let (slot, earlier) = subscribers.slot(n);
+    let mut sample = Vec::with_capacity(batch);
     let mut events = Vec::with_capacity(batch);
     for k in 0..batch {
-        let psid = format!("{tag}{n:08}{k:03}");
-        events.push(text_message(PAGE, &psid, &format!("m-{psid}"), text, t));
-        psids.push(psid);
+        let psid = format!("{tag}{slot:08}{k:03}");
+        events.push(text_message(
+            PAGE,
+            &psid,
+            &format!("m-{tag}-{n}-{k}"),
+            text,
+            t,
+        ));
+        sample.push((psid, earlier));
     }
-    (envelope(PAGE, t, events).to_string(), psids)
+    (envelope(PAGE, t, events).to_string(), sample)
 }
 
 async fn post_webhook(client: &reqwest::Client, url: &str, body: String) -> bool {
@@ -212,6 +263,7 @@ async fn drive_closed(
     deadline: Instant,
     batch: usize,
     text: &'static str,
+    subscribers: Subscribers,
 ) -> Driven {
     let mut tasks = Vec::new();
     for connection in 0..connections {
@@ -225,10 +277,11 @@ async fn drive_closed(
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
-                let (body, psids) = webhook_body(&format!("{connection:03}"), n, batch, text);
+                let (body, events) =
+                    webhook_body(&format!("{connection:03}"), n, batch, text, subscribers);
                 let sent_at = SystemTime::now();
                 match post_webhook(&client, &url, body).await {
-                    true => driven.acknowledged.push(Sample { psids, sent_at }),
+                    true => driven.acknowledged.push(Sample { events, sent_at }),
                     false => driven.failed += batch,
                 }
             }
@@ -253,7 +306,12 @@ async fn drive_open(
     deadline: Instant,
     batch: usize,
     text: &'static str,
+    subscribers: Subscribers,
 ) -> Driven {
+    // As many subscribers as 16 closed-loop connections would use.
+    let subscribers = Subscribers {
+        per_source: subscribers.per_source * 16,
+    };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -271,14 +329,14 @@ async fn drive_open(
         }
         tokio::time::sleep_until(at.into()).await;
         n += 1;
-        let (body, psids) = webhook_body("900", n, batch, text);
+        let (body, events) = webhook_body("900", n, batch, text, subscribers);
         let client = client.clone();
         let url = url.to_owned();
         let sent_at = start_wall + offset;
         tasks.push(tokio::spawn(async move {
             (
                 post_webhook(&client, &url, body).await,
-                Sample { psids, sent_at },
+                Sample { events, sent_at },
             )
         }));
     }
@@ -446,6 +504,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Runs one phase on a fresh target, fake and data directory.
 async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> PhaseResult {
+    let subscribers = Subscribers::from_env();
     let fake = FakeGraphApi::start().await;
     let data = tempfile::tempdir().unwrap();
     let (url, running) = start(target, &fake, data.path()).await;
@@ -456,17 +515,17 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
     let deadline = start + duration;
     let driven = match load {
         Load::Closed { connections } => {
-            drive_closed(&url, connections, deadline, batch, text).await
+            drive_closed(&url, connections, deadline, batch, text, subscribers).await
         }
         Load::Open { events_per_second } => {
-            drive_open(&url, events_per_second, deadline, batch, text).await
+            drive_open(&url, events_per_second, deadline, batch, text, subscribers).await
         }
     };
     let elapsed = start.elapsed();
     let cpu = process_cpu_time()
         .zip(cpu_at_start)
         .map(|(end, start)| end.saturating_sub(start));
-    let acknowledged: usize = driven.acknowledged.iter().map(|s| s.psids.len()).sum();
+    let acknowledged: usize = driven.acknowledged.iter().map(|s| s.events.len()).sum();
     let replies = target.replies();
     let end_wall = start_wall + elapsed;
     // For the open-loop phase, wait (bounded) for the replies of every acknowledged event so the
@@ -478,20 +537,34 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let mut by_psid: HashMap<String, (usize, SystemTime, SystemTime)> = HashMap::new();
+    // Per subscriber, when its messages reached the fake, in order: botflow keeps each
+    // subscriber's order, so the `i`th event's replies are the `i`th group of `replies`.
+    let mut by_psid: HashMap<String, Vec<SystemTime>> = HashMap::new();
     for message in fake.sent_messages() {
-        let entry = by_psid
+        by_psid
             .entry(message.psid)
-            .or_insert((0, message.sent_at, message.sent_at));
-        entry.0 += 1;
-        entry.1 = entry.1.min(message.sent_at);
-        entry.2 = entry.2.max(message.sent_at);
+            .or_default()
+            .push(message.sent_at);
     }
+    for times in by_psid.values_mut() {
+        times.sort();
+    }
+    // The event's replies, when all of them arrived: (first, last).
+    let replies_of = |psid: &str, earlier: usize| -> Option<(SystemTime, SystemTime)> {
+        let times = by_psid.get(psid)?;
+        let first = *times.get(earlier * replies)?;
+        let last = *times.get((earlier + 1) * replies - 1)?;
+        Some((first, last))
+    };
     let answered = match replies {
         0 => acknowledged,
-        _ => by_psid
-            .values()
-            .filter(|(count, _, last)| *count >= replies && *last <= end_wall)
+        _ => driven
+            .acknowledged
+            .iter()
+            .flat_map(|sample| &sample.events)
+            .filter(|(psid, earlier)| {
+                replies_of(psid, *earlier).is_some_and(|(_, last)| last <= end_wall)
+            })
             .count(),
     };
     // A webhook with no reply yet counts with the time it has waited so far (a lower bound),
@@ -502,9 +575,14 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
         .iter()
         .map(|sample| {
             let first = sample
-                .psids
+                .events
                 .iter()
-                .filter_map(|psid| by_psid.get(psid).map(|entry| entry.1))
+                .filter_map(|(psid, earlier)| {
+                    by_psid
+                        .get(psid)
+                        .and_then(|times| times.get(earlier * replies.max(1)))
+                        .copied()
+                })
                 .min()
                 .unwrap_or(now);
             first.duration_since(sample.sent_at).unwrap_or_default()
@@ -652,7 +730,8 @@ fn main() {
     }
     runtime.block_on(async {
         println!(
-            "load: closed loop over loopback, {seconds} s per phase, a new subscriber per event, Send API pacing off; answered = every reply of the event reached the fake within the phase"
+            "load: closed loop over loopback, {seconds} s per phase, {}, Send API pacing off; answered = every reply of the event reached the fake within the phase",
+            Subscribers::from_env().describe()
         );
         let mut summaries = Vec::new();
         for batch in [1, batched] {

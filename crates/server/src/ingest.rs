@@ -70,12 +70,17 @@ impl AppState {
         let _in_order = self.subscriber_locks.lock(subscribers).await;
         let store = self.store.clone();
         let started = std::time::Instant::now();
+        // The append runs on a blocking thread; its `fdatasync` is awaited without one.
         let (records, appended) = tokio::task::spawn_blocking(move || {
-            let appended = store.journal_append_batch(&records);
+            let appended = store.journal_append_batch_deferred(&records);
             (records, appended)
         })
         .await
         .map_err(ApiError::internal)?;
+        let appended = match appended {
+            Ok((appended, durable)) => durable.wait().await.map(|()| appended),
+            Err(err) => Err(err),
+        };
         let appended = appended.map_err(|err| {
             if err.is_fatal() {
                 // Messenger redelivers after the 500; this process must restart to recover.

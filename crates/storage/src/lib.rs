@@ -150,6 +150,6 @@ pub use recurring::{
 pub use retention::{RetentionPolicy, SweepReport};
 pub use session::{FlowPosition, ProfileFetch, Session, Timer, TimerKind, WaitKind, Waiting};
 pub use sled_store::{CheckpointReport, DATABASE_FORMAT, SledStore, StoreOptions};
-pub use store::{BodyFor, Store, StoreResult};
+pub use store::{BodyFor, DurableWait, Store, StoreResult};
 pub use token::{NewToken, OtnToken, TokenAdded, TokenMark, TokenState};
 pub use topic::{DeletedTopic, MAX_TOPIC_NAME_CHARS, Topic, TopicSummary};

@@ -30,6 +30,40 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Builds the Send API body of a topic notification for one subscriber.
 pub type BodyFor<'a> = &'a (dyn Fn(&Psid) -> serde_json::Value + Sync);
 
+/// A wait for earlier commits to become durable that holds no thread: await [`DurableWait::wait`].
+/// Returned by the `*_deferred` calls of [`Store`].
+pub struct DurableWait(Option<std::pin::Pin<Box<dyn Future<Output = StoreResult<()>> + Send>>>);
+
+impl DurableWait {
+    /// Nothing to wait for (the call was durable when it returned).
+    pub fn ready() -> Self {
+        Self(None)
+    }
+
+    /// Waits on `future`.
+    pub fn on(future: impl Future<Output = StoreResult<()>> + Send + 'static) -> Self {
+        Self(Some(Box::pin(future)))
+    }
+
+    /// Resolves once the commits it covers are durable; an error means they may not be.
+    pub async fn wait(self) -> StoreResult<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(future) => future.await,
+        }
+    }
+}
+
+impl std::fmt::Debug for DurableWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "DurableWait(pending)"
+        } else {
+            "DurableWait(ready)"
+        })
+    }
+}
+
 /// Durable state of botflow: topics, flows, sessions, OTN tokens, the event journal and the outbox.
 ///
 /// Durability: calls documented as durable have their effect on disk (as far as the backend's
@@ -202,6 +236,17 @@ pub trait Store: Send + Sync {
     /// Journals a webhook batch, durable on return (one shared sync); one outcome per event, in
     /// order.
     fn journal_append_batch(&self, events: &[NewJournalEvent]) -> StoreResult<Vec<Appended>>;
+
+    /// [`Store::journal_append_batch`] whose durability is awaited apart: the answers are final
+    /// when it returns, but they hold (and may be acknowledged) only once the returned wait
+    /// resolves. Lets the webhook free its thread during the `fdatasync`. Default: the durable
+    /// call, with nothing left to wait for.
+    fn journal_append_batch_deferred(
+        &self,
+        events: &[NewJournalEvent],
+    ) -> StoreResult<(Vec<Appended>, DurableWait)> {
+        Ok((self.journal_append_batch(events)?, DurableWait::ready()))
+    }
     /// Every durably journaled event not yet processed, in arrival order.
     fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>>;
 
@@ -423,4 +468,12 @@ pub trait Store: Send + Sync {
     /// Makes everything committed so far durable (group-committed with concurrent callers: on
     /// the sled store, a wait for the log's `fdatasync`).
     fn flush(&self) -> StoreResult<()>;
+
+    /// Like [`Store::flush`] without blocking: returns at once with the wait for everything
+    /// committed so far to become durable, or `None` when the backend has no such wait (then
+    /// call `flush` on a blocking thread). The sled store returns a wait on its log's
+    /// `fdatasync` watermark.
+    fn flush_deferred(&self) -> Option<DurableWait> {
+        None
+    }
 }

@@ -227,15 +227,28 @@ impl HotLog {
 
     /// Waits (async) until every record up to `lsn` is durable.
     pub async fn wait_durable_async(&self, lsn: Lsn) -> Result<(), LogError> {
+        self.durable_waiter(lsn).await
+    }
+
+    /// A future, independent of `self`, that resolves once every record up to `lsn` is durable
+    /// (or fails when the log is poisoned or closed first): awaited by callers that must not
+    /// hold a thread while the `fdatasync` runs.
+    pub fn durable_waiter(
+        &self,
+        lsn: Lsn,
+    ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + 'static {
         let mut watch = self.shared.watch.subscribe();
-        let reached = watch
-            .wait_for(|w| w.durable >= lsn || w.poisoned)
-            .await
-            .map(|w| w.durable >= lsn);
-        match reached {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.shared.poison_error()),
-            Err(_) => Err(LogError::Closed),
+        let shared = Arc::clone(&self.shared);
+        async move {
+            let reached = watch
+                .wait_for(|w| w.durable >= lsn || w.poisoned)
+                .await
+                .map(|w| w.durable >= lsn);
+            match reached {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(shared.poison_error()),
+                Err(_) => Err(LogError::Closed),
+            }
         }
     }
 

@@ -218,6 +218,22 @@ impl SledStore {
         &self,
         events: &[NewJournalEvent],
     ) -> StoreResult<Vec<Appended>> {
+        let (outcomes, wait) = self.journal_append_pending(events)?;
+        if wait > 0 {
+            self.core
+                .log
+                .wait_durable(wait)
+                .map_err(log_error("wait for the event log's fdatasync"))?;
+        }
+        Ok(outcomes)
+    }
+
+    /// [`Self::journal_append_all`] with the wait left to the caller: the answers, and the LSN
+    /// that must be durable before they hold (0: none).
+    pub(super) fn journal_append_pending(
+        &self,
+        events: &[NewJournalEvent],
+    ) -> StoreResult<(Vec<Appended>, Lsn)> {
         let encoded = events
             .iter()
             .map(encode_event)
@@ -250,13 +266,7 @@ impl SledStore {
                 outcomes.push(Appended::New { seq: lsn });
             }
         }
-        if wait > 0 {
-            self.core
-                .log
-                .wait_durable(wait)
-                .map_err(log_error("wait for the event log's fdatasync"))?;
-        }
-        Ok(outcomes)
+        Ok((outcomes, wait))
     }
 
     /// Drops processed events from memory, after the transaction that marked them committed.

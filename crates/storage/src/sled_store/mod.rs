@@ -39,7 +39,7 @@ use crate::recurring::{
 };
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::session::Session;
-use crate::store::{BodyFor, Store, StoreResult};
+use crate::store::{BodyFor, DurableWait, Store, StoreResult};
 use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
 use botflow_flow::{Diagnostic, FlowDocument, FlowId, TopicId, ValidFlow};
@@ -388,6 +388,16 @@ impl SledStore {
             })
     }
 
+    /// The wait (holding no thread) until the log is durable through `lsn`.
+    fn durable_wait(&self, lsn: Lsn, action: &'static str) -> DurableWait {
+        let waiter = self.core.log.durable_waiter(lsn);
+        DurableWait::on(async move {
+            waiter
+                .await
+                .map_err(|source| StoreError::Log { action, source })
+        })
+    }
+
     /// Reads one record outside a transaction.
     fn read<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> StoreResult<Option<V>> {
         trees::read(&self.core.base, t, key)
@@ -673,6 +683,18 @@ impl Store for SledStore {
         self.journal_append_all(events)
     }
 
+    fn journal_append_batch_deferred(
+        &self,
+        events: &[NewJournalEvent],
+    ) -> StoreResult<(Vec<Appended>, DurableWait)> {
+        let (outcomes, lsn) = self.journal_append_pending(events)?;
+        let wait = match lsn {
+            0 => DurableWait::ready(),
+            lsn => self.durable_wait(lsn, "wait for the event log's fdatasync"),
+        };
+        Ok((outcomes, wait))
+    }
+
     fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>> {
         self.journal_unprocessed()
     }
@@ -877,5 +899,9 @@ impl Store for SledStore {
 
     fn flush(&self) -> StoreResult<()> {
         self.durable()
+    }
+
+    fn flush_deferred(&self) -> Option<DurableWait> {
+        Some(self.durable_wait(self.core.log.last_lsn(), "wait for the log's fdatasync"))
     }
 }
