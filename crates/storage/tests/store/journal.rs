@@ -203,6 +203,65 @@ fn an_acknowledged_batch_survives_a_power_loss_of_the_log() {
 }
 
 #[test]
+fn deferred_appends_and_flushes_resolve_only_once_the_log_is_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimDir::new();
+    let store = open_on(dir.path(), &sim, 64 * 1024 * 1024);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let pending = |wait: botflow_storage::DurableWait| {
+        runtime.block_on(async {
+            let mut wait = Box::pin(wait.wait());
+            match tokio::time::timeout(std::time::Duration::from_millis(100), &mut wait).await {
+                Ok(done) => Err(done),
+                Err(_) => Ok(wait),
+            }
+        })
+    };
+    sim.hold_syncs(true);
+    // The answers are final at once; their durability is what the wait stands for.
+    let (appended, durable) = store
+        .journal_append_batch_deferred(&[event(1, 1), event(2, 2)])
+        .unwrap();
+    assert!(appended.iter().all(|a| matches!(a, Appended::New { .. })));
+    let durable = pending(durable).expect("resolved while the fdatasync hangs");
+    let flushed = store
+        .flush_deferred()
+        .expect("the sled store waits without a thread");
+    let flushed = pending(flushed).expect("a deferred flush resolved while the fdatasync hangs");
+    // Power loss now: nothing the waits stand for may be counted on.
+    let lost = sim.crash(|| false);
+    sim.hold_syncs(false);
+    runtime.block_on(durable).unwrap();
+    runtime.block_on(flushed).unwrap();
+    assert!(
+        keys(
+            &open_on(tempfile::tempdir().unwrap().path(), &lost, 64 * 1024 * 1024)
+                .unprocessed_events()
+                .unwrap()
+        )
+        .is_empty()
+    );
+    // Nothing pending: the waits of a redelivery and of a flush resolve at once.
+    let (again, durable) = store.journal_append_batch_deferred(&[event(1, 1)]).unwrap();
+    assert_eq!(again, vec![Appended::Duplicate]);
+    sim.hold_syncs(true);
+    assert!(
+        pending(durable).is_err(),
+        "a redelivery of a synced event waits for nothing"
+    );
+    assert!(pending(store.flush_deferred().unwrap()).is_err());
+    sim.hold_syncs(false);
+    // A failed fdatasync fails the wait: the webhook must not be acknowledged.
+    sim.fail_next_syncs(1);
+    let (_, durable) = store.journal_append_batch_deferred(&[event(3, 1)]).unwrap();
+    let failed = runtime.block_on(durable.wait()).unwrap_err();
+    assert!(failed.is_fatal(), "{failed}");
+}
+
+#[test]
 fn a_failed_fdatasync_poisons_the_journal_and_a_reopen_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimDir::new();
