@@ -19,6 +19,11 @@
 //! phase prints the process CPU per answered event (load generator, server and fake share the
 //! process and the two cores). The run ends with one line per round:
 //! `one-reply flow: N events/s = P% of the relay ceiling; p99 webhook->send at half load: X ms`.
+//! A last round runs the one-reply flow on PostgreSQL, one node and then two nodes on one
+//! database (connections spread over them), beside sled and the relay ceiling in the same run:
+//! on `BOTFLOW_BENCH_DATABASE_URL`, or a throwaway cluster with `fsync` on (the server binaries
+//! must be installed); `BOTFLOW_BENCH_POSTGRES=0` leaves it out, `BOTFLOW_BENCH_ONLY=postgres`
+//! runs it alone.
 //! Each connection cycles through `BOTFLOW_BENCH_SUBSCRIBERS` (default 256) returning subscribers
 //! of its own; `0` makes every event come from a new subscriber (which botflow creates and
 //! whose profile it fetches: one more Graph call and step per event).
@@ -44,6 +49,7 @@ use botflow_messenger::{
 use botflow_server::ServerConfig;
 use botflow_server::delivery::{envelope, signature, text_message};
 use botflow_server::ingest::journal_record;
+use botflow_storage::pg_test::{TestCluster, TestDatabase};
 use botflow_storage::{SledStore, Store, StoreOptions};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,6 +78,8 @@ enum Target {
     OneReply,
     /// botflow with the restock flow (two messages per event).
     Restock,
+    /// botflow with the one-reply flow on PostgreSQL, this many nodes on one database.
+    PostgresOneReply { nodes: usize },
 }
 
 impl Target {
@@ -83,6 +91,8 @@ impl Target {
             Target::NoFlow => "botflow, no flow (journal + step)",
             Target::OneReply => "botflow, one-reply flow",
             Target::Restock => "botflow, restock flow (2 messages)",
+            Target::PostgresOneReply { nodes: 1 } => "PostgreSQL, one-reply flow, 1 node",
+            Target::PostgresOneReply { .. } => "PostgreSQL, one-reply flow, 2 nodes",
         }
     }
 
@@ -98,7 +108,7 @@ impl Target {
     fn replies(self) -> usize {
         match self {
             Target::Bare | Target::WebhookSteps | Target::NoFlow => 0,
-            Target::Relay | Target::OneReply => 1,
+            Target::Relay | Target::OneReply | Target::PostgresOneReply { .. } => 1,
             Target::Restock => 2,
         }
     }
@@ -258,7 +268,7 @@ async fn post_webhook(client: &reqwest::Client, url: &str, body: String) -> bool
 /// Closed loop: `connections` keep-alive connections each send the next webhook as soon as the
 /// previous one is answered, until `deadline`.
 async fn drive_closed(
-    url: &str,
+    urls: &[String],
     connections: usize,
     deadline: Instant,
     batch: usize,
@@ -267,7 +277,8 @@ async fn drive_closed(
 ) -> Driven {
     let mut tasks = Vec::new();
     for connection in 0..connections {
-        let url = url.to_owned();
+        // Connections spread over the nodes.
+        let url = urls[connection % urls.len()].clone();
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .pool_max_idle_per_host(1)
@@ -301,7 +312,7 @@ async fn drive_closed(
 /// (a shared keep-alive pool), so a slow answer never delays the next send; `sent_at` is the
 /// scheduled time.
 async fn drive_open(
-    url: &str,
+    urls: &[String],
     events_per_second: f64,
     deadline: Instant,
     batch: usize,
@@ -331,7 +342,7 @@ async fn drive_open(
         n += 1;
         let (body, events) = webhook_body("900", n, batch, text, subscribers);
         let client = client.clone();
-        let url = url.to_owned();
+        let url = urls[n as usize % urls.len()].clone();
         let sent_at = start_wall + offset;
         tasks.push(tokio::spawn(async move {
             (
@@ -414,21 +425,104 @@ async fn webhook_steps(
 /// A running target: its webhook URL and how to stop it.
 enum Running {
     Axum(tokio::task::JoinHandle<std::io::Result<()>>),
-    Botflow(botflow_server::app::RunningServer),
+    /// botflow nodes, and the PostgreSQL database they share (dropped after them).
+    Botflow(
+        Vec<botflow_server::app::RunningServer>,
+        Option<TestDatabase>,
+    ),
 }
 
-async fn serve(app: Router) -> (String, Running) {
+async fn serve(app: Router) -> (Vec<String>, Running) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhook", listener.local_addr().unwrap());
     (
-        url,
+        vec![url],
         Running::Axum(tokio::spawn(
             async move { axum::serve(listener, app).await },
         )),
     )
 }
 
-async fn start(target: Target, fake: &FakeGraphApi, data: &std::path::Path) -> (String, Running) {
+/// The PostgreSQL server of the PostgreSQL phases: `BOTFLOW_BENCH_DATABASE_URL` (a user that may
+/// create databases), or a throwaway cluster with `fsync` on, started on first use.
+fn bench_database_server() -> String {
+    static SERVER: std::sync::OnceLock<(String, Option<TestCluster>)> = std::sync::OnceLock::new();
+    SERVER
+        .get_or_init(|| match std::env::var("BOTFLOW_BENCH_DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => (url, None),
+            _ => {
+                let cluster = TestCluster::start_durable();
+                (cluster.url(), Some(cluster))
+            }
+        })
+        .0
+        .clone()
+}
+
+/// Starts `nodes` botflow servers on one store: sled in `data` (one node), or a new database on
+/// the bench's PostgreSQL server.
+async fn start_botflow(
+    target: Target,
+    fake: &FakeGraphApi,
+    data: &std::path::Path,
+    nodes: usize,
+    postgres: bool,
+) -> (Vec<String>, Running) {
+    let database = postgres.then(|| {
+        let server = bench_database_server();
+        // Creating a database talks to the server synchronously.
+        std::thread::spawn(move || TestDatabase::on(&server))
+            .join()
+            .unwrap()
+    });
+    let flows = match target {
+        Target::OneReply | Target::PostgresOneReply { .. } => {
+            vec![("hours.json".into(), ONE_REPLY_FLOW.into())]
+        }
+        Target::Restock => vec![(
+            "restock.json".into(),
+            include_str!("../../../flows/restock.json").into(),
+        )],
+        _ => Vec::new(),
+    };
+    let mut urls = Vec::new();
+    let mut servers = Vec::new();
+    for node in 0..nodes {
+        let mut env: HashMap<&str, String> = HashMap::from([
+            ("BOTFLOW_LISTEN", "127.0.0.1:0".to_owned()),
+            (
+                "BOTFLOW_DATA_DIR",
+                data.join(format!("node-{node}")).display().to_string(),
+            ),
+            ("BOTFLOW_GRAPH_API_URL", fake.base_url().to_owned()),
+            ("BOTFLOW_PAGE_ID", PAGE.to_owned()),
+            ("BOTFLOW_PAGE_ACCESS_TOKEN", "bench-token".to_owned()),
+            ("BOTFLOW_APP_SECRET", APP_SECRET.to_owned()),
+            ("BOTFLOW_VERIFY_TOKEN", "v".to_owned()),
+            ("BOTFLOW_ADMIN_TOKEN", "a".to_owned()),
+            ("BOTFLOW_NODE_ID", format!("bench-{node}")),
+            // Pacing off: the bench measures botflow, not the 250/s per-Page Send API budget.
+            ("BOTFLOW_SEND_RATE_PER_SECOND", "1000000".to_owned()),
+        ]);
+        if let Some(database) = &database {
+            env.insert("BOTFLOW_DATABASE_URL", database.url().to_owned());
+        }
+        let config =
+            ServerConfig::from_sources(None, |name| env.get(name).cloned(), false).unwrap();
+        let server = botflow_server::app::start(config, flows.clone())
+            .await
+            .unwrap();
+        urls.push(format!("http://{}/webhook", server.local_addr()));
+        servers.push(server);
+    }
+    (urls, Running::Botflow(servers, database))
+}
+
+async fn start(
+    target: Target,
+    fake: &FakeGraphApi,
+    data: &std::path::Path,
+) -> (Vec<String>, Running) {
     match target {
         Target::Bare => serve(Router::new().route("/webhook", post(parse_only))).await,
         Target::Relay => {
@@ -453,32 +547,9 @@ async fn start(target: Target, fake: &FakeGraphApi, data: &std::path::Path) -> (
             .await
         }
         Target::NoFlow | Target::OneReply | Target::Restock => {
-            let env: HashMap<&str, String> = HashMap::from([
-                ("BOTFLOW_LISTEN", "127.0.0.1:0".to_owned()),
-                ("BOTFLOW_DATA_DIR", data.display().to_string()),
-                ("BOTFLOW_GRAPH_API_URL", fake.base_url().to_owned()),
-                ("BOTFLOW_PAGE_ID", PAGE.to_owned()),
-                ("BOTFLOW_PAGE_ACCESS_TOKEN", "bench-token".to_owned()),
-                ("BOTFLOW_APP_SECRET", APP_SECRET.to_owned()),
-                ("BOTFLOW_VERIFY_TOKEN", "v".to_owned()),
-                ("BOTFLOW_ADMIN_TOKEN", "a".to_owned()),
-                // Pacing off: the bench measures botflow, not the 250/s per-Page Send API budget.
-                ("BOTFLOW_SEND_RATE_PER_SECOND", "1000000".to_owned()),
-            ]);
-            let config =
-                ServerConfig::from_sources(None, |name| env.get(name).cloned(), false).unwrap();
-            let flows = match target {
-                Target::OneReply => vec![("hours.json".into(), ONE_REPLY_FLOW.into())],
-                Target::Restock => vec![(
-                    "restock.json".into(),
-                    include_str!("../../../flows/restock.json").into(),
-                )],
-                _ => Vec::new(),
-            };
-            let server = botflow_server::app::start(config, flows).await.unwrap();
-            let url = format!("http://{}/webhook", server.local_addr());
-            (url, Running::Botflow(server))
+            start_botflow(target, fake, data, 1, false).await
         }
+        Target::PostgresOneReply { nodes } => start_botflow(target, fake, data, nodes, true).await,
     }
 }
 
@@ -507,7 +578,7 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
     let subscribers = Subscribers::from_env();
     let fake = FakeGraphApi::start().await;
     let data = tempfile::tempdir().unwrap();
-    let (url, running) = start(target, &fake, data.path()).await;
+    let (urls, running) = start(target, &fake, data.path()).await;
     let text = target.text();
     let cpu_at_start = process_cpu_time();
     let start = Instant::now();
@@ -515,10 +586,10 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
     let deadline = start + duration;
     let driven = match load {
         Load::Closed { connections } => {
-            drive_closed(&url, connections, deadline, batch, text, subscribers).await
+            drive_closed(&urls, connections, deadline, batch, text, subscribers).await
         }
         Load::Open { events_per_second } => {
-            drive_open(&url, events_per_second, deadline, batch, text, subscribers).await
+            drive_open(&urls, events_per_second, deadline, batch, text, subscribers).await
         }
     };
     let elapsed = start.elapsed();
@@ -591,7 +662,15 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
     latencies.sort();
     match running {
         Running::Axum(handle) => handle.abort(),
-        Running::Botflow(server) => server.shutdown().await.unwrap(),
+        Running::Botflow(servers, database) => {
+            for server in servers {
+                server.shutdown().await.unwrap();
+            }
+            // Dropping the database talks to the server synchronously.
+            tokio::task::spawn_blocking(move || drop(database))
+                .await
+                .unwrap();
+        }
     }
     // The store closes (with a last checkpoint) when the server's last handle goes.
     let data_bytes = {
@@ -661,44 +740,73 @@ struct Summary {
     p99_half_load: Duration,
 }
 
-async fn round(duration: Duration, batch: usize) -> Summary {
-    println!("{batch} event(s) per webhook:");
-    let mut best: HashMap<&str, f64> = HashMap::new();
-    let mut plan = vec![(Target::Bare, 16), (Target::Relay, 16), (Target::Relay, 64)];
-    if batch == 1 {
-        plan.extend([(Target::WebhookSteps, 16), (Target::NoFlow, 16)]);
-    }
-    plan.extend([
-        (Target::OneReply, 16),
-        (Target::OneReply, 64),
-        (Target::Restock, 16),
-    ]);
-    for (target, connections) in plan {
+/// The best closed-loop rate of `target` over `connections`, printing each phase.
+async fn best_rate(target: Target, connections: &[usize], duration: Duration, batch: usize) -> f64 {
+    let mut best = 0.0_f64;
+    for &connections in connections {
         let load = Load::Closed { connections };
         let result = phase(target, load, duration, batch).await;
         print_phase(target.label(), load, &result, target.replies());
-        let rate = best.entry(target.label()).or_default();
-        *rate = rate.max(result.answered_per_second());
+        best = best.max(result.answered_per_second());
     }
-    let relay = best[Target::Relay.label()];
-    let one_reply = best[Target::OneReply.label()];
-    let ratio = |target: Target| 100.0 * best[target.label()] / relay.max(1.0);
+    best
+}
+
+/// p99 webhook -> first reply of `target` at a fixed rate of half `max`, printing the phase.
+async fn half_load_p99(target: Target, max: f64, duration: Duration, batch: usize) -> Duration {
+    let load = Load::Open {
+        events_per_second: max / 2.0,
+    };
+    let half = phase(target, load, duration, batch).await;
+    print_phase(&format!("{}, half load", target.label()), load, &half, 1);
+    percentile(&half.latencies, 0.99)
+}
+
+async fn round(duration: Duration, batch: usize) -> Summary {
+    println!("{batch} event(s) per webhook:");
+    let bare = best_rate(Target::Bare, &[16], duration, batch).await;
+    let relay = best_rate(Target::Relay, &[16, 64], duration, batch).await;
+    if batch == 1 {
+        best_rate(Target::WebhookSteps, &[16], duration, batch).await;
+        best_rate(Target::NoFlow, &[16], duration, batch).await;
+    }
+    let one_reply = best_rate(Target::OneReply, &[16, 64], duration, batch).await;
+    let restock = best_rate(Target::Restock, &[16], duration, batch).await;
     println!(
         "  ratio to the relay ceiling (targets: one-reply >= 60%, restock >= 40%): one-reply {:.1}%, restock {:.1}%; relay ceiling = {:.1}% of the bare handler",
-        ratio(Target::OneReply),
-        ratio(Target::Restock),
-        100.0 * relay / best[Target::Bare.label()].max(1.0)
+        100.0 * one_reply / relay.max(1.0),
+        100.0 * restock / relay.max(1.0),
+        100.0 * relay / bare.max(1.0)
     );
-    let load = Load::Open {
-        events_per_second: one_reply / 2.0,
-    };
-    let half = phase(Target::OneReply, load, duration, batch).await;
-    print_phase("botflow, one-reply flow, half load", load, &half, 1);
+    let p99_half_load = half_load_p99(Target::OneReply, one_reply, duration, batch).await;
     Summary {
         one_reply,
         relay,
-        p99_half_load: percentile(&half.latencies, 0.99),
+        p99_half_load,
     }
+}
+
+/// The one-reply flow on PostgreSQL (one node, then two on one database) beside the same flow on
+/// sled and the relay ceiling, all measured in this run; one summary line per store.
+async fn postgres_round(duration: Duration) -> Vec<String> {
+    println!("PostgreSQL (fsync on), 1 event per webhook:");
+    let relay = best_rate(Target::Relay, &[16, 64], duration, 1).await;
+    let mut lines = Vec::new();
+    for target in [
+        Target::OneReply,
+        Target::PostgresOneReply { nodes: 1 },
+        Target::PostgresOneReply { nodes: 2 },
+    ] {
+        let best = best_rate(target, &[16, 64], duration, 1).await;
+        let p99 = half_load_p99(target, best, duration, 1).await;
+        lines.push(format!(
+            "{}: {best:.0} events/s = {:.1}% of the relay ceiling; p99 webhook->send at half load: {:.1} ms",
+            target.label(),
+            100.0 * best / relay.max(1.0),
+            p99.as_secs_f64() * 1e3
+        ));
+    }
+    lines
 }
 
 fn main() {
@@ -715,6 +823,13 @@ fn main() {
             let load = Load::Closed { connections: 16 };
             let result = runtime.block_on(phase(Target::OneReply, load, duration, 1));
             print_phase(Target::OneReply.label(), load, &result, 1);
+            return;
+        }
+        Ok("postgres") => {
+            // The PostgreSQL comparison alone.
+            for line in runtime.block_on(postgres_round(duration)) {
+                println!("{line}");
+            }
             return;
         }
         Ok("open-loop") => {
@@ -737,6 +852,10 @@ fn main() {
         for batch in [1, batched] {
             summaries.push(round(duration, batch).await);
         }
+        let postgres = match std::env::var("BOTFLOW_BENCH_POSTGRES").as_deref() {
+            Ok("0") => Vec::new(),
+            _ => postgres_round(duration).await,
+        };
         for summary in summaries {
             println!(
                 "one-reply flow: {:.0} events/s = {:.1}% of the relay ceiling; p99 webhook->send at half load: {:.1} ms",
@@ -744,6 +863,9 @@ fn main() {
                 100.0 * summary.one_reply / summary.relay.max(1.0),
                 summary.p99_half_load.as_secs_f64() * 1e3
             );
+        }
+        for line in postgres {
+            println!("{line}");
         }
     });
 }

@@ -19,6 +19,8 @@ pub struct TestCluster {
     bin: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// `fsync` on (benchmarks comparing durable commits); tests run with it off.
+    durable: bool,
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -68,6 +70,16 @@ impl TestCluster {
     /// Starts a new cluster (initdb into a temp dir, as the `postgres` user when running as
     /// root), on a free port; panics with what to install when the binaries are missing.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a cluster that syncs its WAL like a production server (`fsync` and full page
+    /// writes on), for benchmarks set against the sled store's `fdatasync`.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let Some(bin) = find_bin() else {
             missing("no initdb/pg_ctl was found in /usr/lib/postgresql/*/bin or on PATH")
         };
@@ -94,6 +106,7 @@ impl TestCluster {
             bin,
             port: 0,
             as_postgres,
+            durable,
         };
         let data = cluster.dir.join("data");
         let out = cluster
@@ -186,9 +199,10 @@ impl TestCluster {
                 .arg(self.dir.join("server.log"))
                 .args(["-w", "-t", "60", "-o"])
                 .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                     -c full_page_writes=off -c max_connections=300",
-                    self.dir.display()
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={sync} \
+                     -c full_page_writes={sync} -c max_connections=300",
+                    self.dir.display(),
+                    sync = if self.durable { "on" } else { "off" }
                 ))
                 .arg("start")
                 .output()
@@ -280,7 +294,13 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates a new empty database on the shared server.
     pub fn new() -> Self {
-        let admin_url = shared_url();
+        Self::on(&shared_url())
+    }
+
+    /// Creates a new empty database on the server of `admin_url` (a URL whose user may create
+    /// databases).
+    pub fn on(admin_url: &str) -> Self {
+        let admin_url = admin_url.to_owned();
         let name = format!("e2e_{}", uuid::Uuid::new_v4().simple());
         let config: postgres::Config = admin_url
             .parse()
