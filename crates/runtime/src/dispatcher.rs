@@ -205,17 +205,21 @@ impl Dispatcher {
             // API slots): one read and one flush then cover more sends.
             let limit = self.alive.available_permits() + 16;
             let store = Arc::clone(&self.store);
-            let due = match tokio::task::spawn_blocking(move || {
-                store.due_outbound_skipping(now, limit, &|id| skip.contains(&id))
-            })
-            .await
-            {
-                Ok(Ok(due)) => due,
-                Ok(Err(error)) => {
+            let read = move || store.due_outbound_skipping(now, limit, &|id| skip.contains(&id));
+            let due = if self.store.calls_are_local() {
+                read()
+            } else {
+                match tokio::task::spawn_blocking(read).await {
+                    Ok(read) => read,
+                    Err(_) => continue,
+                }
+            };
+            let due = match due {
+                Ok(due) => due,
+                Err(error) => {
                     tracing::error!(%error, "cannot read the outbox");
                     continue;
                 }
-                Err(_) => continue,
             };
             let fresh: Vec<OutboundMessage> = {
                 let mut tracking = self.tracking();

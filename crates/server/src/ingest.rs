@@ -70,13 +70,19 @@ impl AppState {
         let _in_order = self.subscriber_locks.lock(subscribers).await;
         let store = self.store.clone();
         let started = std::time::Instant::now();
-        // The append runs on a blocking thread; its `fdatasync` is awaited without one.
-        let (records, appended) = tokio::task::spawn_blocking(move || {
+        // The append runs in place when the store's calls are local (else on a blocking
+        // thread); its `fdatasync` is awaited without a thread.
+        let (records, appended) = if store.calls_are_local() {
             let appended = store.journal_append_batch_deferred(&records);
             (records, appended)
-        })
-        .await
-        .map_err(ApiError::internal)?;
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let appended = store.journal_append_batch_deferred(&records);
+                (records, appended)
+            })
+            .await
+            .map_err(ApiError::internal)?
+        };
         let appended = match appended {
             Ok((appended, durable)) => durable.wait().await.map(|()| appended),
             Err(err) => Err(err),

@@ -476,4 +476,13 @@ pub trait Store: Send + Sync {
     fn flush_deferred(&self) -> Option<DurableWait> {
         None
     }
+
+    /// Whether reads, non-durable commits and the `*_deferred` calls finish without waiting on
+    /// the network or a disk sync, so an async caller may make them in place instead of on a
+    /// blocking thread (a thread hand-off per call). True for the embedded sled store, whose
+    /// durability waits are deferred and whose data is in memory or the page cache; false for a
+    /// database over the network.
+    fn calls_are_local(&self) -> bool {
+        false
+    }
 }

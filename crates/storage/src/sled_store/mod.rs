@@ -901,6 +901,10 @@ impl Store for SledStore {
         self.durable()
     }
 
+    fn calls_are_local(&self) -> bool {
+        true
+    }
+
     fn flush_deferred(&self) -> Option<DurableWait> {
         Some(self.durable_wait(self.core.log.last_lsn(), "wait for the log's fdatasync"))
     }
