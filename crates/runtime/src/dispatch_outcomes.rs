@@ -95,8 +95,16 @@ async fn record_batches(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<R
 async fn record_batch(store: &Arc<dyn Store>, batch: Vec<Request>) {
     let (outcomes, replies): (Vec<Outcome>, Vec<_>) =
         batch.into_iter().map(|r| (r.outcome, r.done)).unzip();
-    let store = Arc::clone(store);
-    let recorded = tokio::task::spawn_blocking(move || store.mark_outcomes(&outcomes)).await;
+    let recorded = if store.calls_are_local() {
+        // In place, with the durability of token sends awaited without a thread.
+        match store.mark_outcomes_deferred(&outcomes) {
+            Ok((results, durable)) => Ok(durable.wait().await.map(|()| results)),
+            Err(error) => Ok(Err(error)),
+        }
+    } else {
+        let store = Arc::clone(store);
+        tokio::task::spawn_blocking(move || store.mark_outcomes(&outcomes)).await
+    };
     match recorded {
         Ok(Ok(results)) => {
             // A reply without a result (a backend returning too few) reports the recorder as
@@ -123,6 +131,12 @@ async fn record_batch(store: &Arc<dyn Store>, batch: Vec<Request>) {
 
 /// Flushes the store, logging a failure (the next flush covers the same writes).
 async fn flush(store: &Arc<dyn Store>) {
+    if let Some(durable) = store.flush_deferred() {
+        if let Err(error) = durable.wait().await {
+            tracing::error!(%error, "cannot flush recorded send outcomes");
+        }
+        return;
+    }
     let store = Arc::clone(store);
     match tokio::task::spawn_blocking(move || store.flush()).await {
         Ok(Ok(())) => {}

@@ -437,6 +437,17 @@ pub trait Store: Send + Sync {
             })
             .collect())
     }
+
+    /// [`Store::mark_outcomes`] whose durability is awaited apart: the results are final when it
+    /// returns, and the returned wait resolves once the batch is as durable as `mark_outcomes`
+    /// would have made it. Default: `mark_outcomes`, with nothing left to wait for.
+    fn mark_outcomes_deferred(
+        &self,
+        outcomes: &[Outcome],
+    ) -> StoreResult<(Vec<StoreResult<()>>, DurableWait)> {
+        Ok((self.mark_outcomes(outcomes)?, DurableWait::ready()))
+    }
+
     /// Queue figures for metrics.
     fn outbox_stats(&self) -> StoreResult<OutboxStats>;
     /// Every message queued for the subscriber (any status; finished ones until retention

@@ -69,21 +69,27 @@ async fn a_crash_loses_no_acknowledged_event_and_sends_no_token_twice() {
             done
         });
         if run < KILLED_RUNS {
-            // A pseudo-random moment: while journaling, processing or sending.
+            // A pseudo-random moment: while journaling, processing or sending — after a random
+            // time, or sooner once a random number of further events were acknowledged (so a
+            // fast child is still cut while work remains).
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let after = Duration::from_millis(40 + seed % 300);
             let deadline = Instant::now() + after;
-            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-                std::thread::sleep(Duration::from_millis(5));
+            let acked_target = acked.lock().unwrap().len() + 1 + (seed >> 20) as usize % 40;
+            while Instant::now() < deadline
+                && child.try_wait().unwrap().is_none()
+                && acked.lock().unwrap().len() < acked_target
+            {
+                std::thread::sleep(Duration::from_millis(2));
             }
             let _ = child.kill();
             child.wait().unwrap();
             reader.join().unwrap();
             let (journaled, sent) = (acked.lock().unwrap().len(), fake.sent_messages().len());
             eprintln!(
-                "run {run}: killed after {after:?}: {journaled} events acknowledged, {sent} messages sent"
+                "run {run}: killed within {after:?}: {journaled} events acknowledged, {sent} messages sent"
             );
             if sent < 3 * SUBSCRIBERS {
                 interrupted += 1;

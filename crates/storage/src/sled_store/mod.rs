@@ -873,6 +873,18 @@ impl Store for SledStore {
         self.outbox_record(outcomes)
     }
 
+    fn mark_outcomes_deferred(
+        &self,
+        outcomes: &[Outcome],
+    ) -> StoreResult<(Vec<StoreResult<()>>, DurableWait)> {
+        let (results, lsn) = self.outbox_record_pending(outcomes)?;
+        let wait = match lsn {
+            None => DurableWait::ready(),
+            Some(lsn) => self.durable_wait(lsn, "wait for the log's fdatasync"),
+        };
+        Ok((results, wait))
+    }
+
     fn outbox_stats(&self) -> StoreResult<OutboxStats> {
         Ok(*self
             .outbox_stats

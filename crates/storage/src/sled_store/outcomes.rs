@@ -5,6 +5,7 @@ use super::SledStore;
 use super::outbox::{finish, retry};
 use super::trees::{Tx, TxResult};
 use crate::error::StoreError;
+use crate::log::Lsn;
 use crate::outbox::OutboundStatus;
 use crate::outcome::Outcome;
 use crate::store::StoreResult;
@@ -59,6 +60,25 @@ fn is_own_error(err: &StoreError) -> bool {
 impl SledStore {
     /// Records outcomes in one transaction (see [`crate::Store::mark_outcomes`]).
     pub(super) fn outbox_record(&self, outcomes: &[Outcome]) -> StoreResult<Vec<StoreResult<()>>> {
+        let (results, wait) = self.outbox_record_pending(outcomes)?;
+        if let Some(lsn) = wait {
+            self.core
+                .log
+                .wait_durable(lsn)
+                .map_err(|source| StoreError::Log {
+                    action: "wait for the log's fdatasync",
+                    source,
+                })?;
+        }
+        Ok(results)
+    }
+
+    /// [`Self::outbox_record`] with the wait left to the caller: the results, and the LSN that
+    /// must be durable before they hold (`None`: no token send among them, nothing to wait for).
+    pub(super) fn outbox_record_pending(
+        &self,
+        outcomes: &[Outcome],
+    ) -> StoreResult<(Vec<StoreResult<()>>, Option<Lsn>)> {
         let statuses: Vec<Option<OutboundStatus>> = outcomes.iter().map(final_status).collect();
         let batch = self.transact(|tx| {
             let mut results = Vec::with_capacity(outcomes.len());
@@ -84,7 +104,7 @@ impl SledStore {
                 // Something beyond one message failed: record one by one (durably), so each
                 // outcome gets its own result.
                 tracing::warn!(%error, "batched outcomes failed; recording one by one");
-                return Ok(outcomes.iter().map(|o| self.record_one(o)).collect());
+                return Ok((outcomes.iter().map(|o| self.record_one(o)).collect(), None));
             }
         };
         for (result, status) in results.iter().zip(&statuses) {
@@ -92,10 +112,7 @@ impl SledStore {
                 self.count_final(status);
             }
         }
-        if token_send {
-            self.durable()?;
-        }
-        Ok(results)
+        Ok((results, token_send.then(|| self.core.log.last_lsn())))
     }
 
     /// Records one outcome with its durable single call.
