@@ -819,9 +819,11 @@ fn main() {
         .unwrap();
     match std::env::var("BOTFLOW_BENCH_ONLY").as_deref() {
         Ok("one-reply") => {
-            // One phase alone (for a profiler): the one-reply flow, 16 connections, 1 event each.
+            // One phase alone (for a profiler): the one-reply flow, 16 connections, 1 event per
+            // webhook unless `BOTFLOW_BENCH_BATCH` says otherwise.
             let load = Load::Closed { connections: 16 };
-            let result = runtime.block_on(phase(Target::OneReply, load, duration, 1));
+            let batch = env_number("BOTFLOW_BENCH_BATCH", 1) as usize;
+            let result = runtime.block_on(phase(Target::OneReply, load, duration, batch));
             print_phase(Target::OneReply.label(), load, &result, 1);
             return;
         }
