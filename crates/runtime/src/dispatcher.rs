@@ -433,6 +433,17 @@ impl Dispatcher {
                 Err(error) => return Err(error),
             }
         }
+        if !self
+            .store
+            .ownership()
+            .may_send(message.page.as_str(), std::time::Instant::now())
+        {
+            // self-fence: this node's lease of the Page's shard may have ended (the new owner
+            // sends it)
+            tracing::info!(outbox = %id, page = %message.page, "not sending: the Page's shard is not ours (any more)");
+            self.forget(id);
+            return Ok(None);
+        }
         let result = client.send(&request).await;
         drop(permit);
         let at = self.clock.now_ms();

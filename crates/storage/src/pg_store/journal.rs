@@ -38,9 +38,10 @@ pub(super) fn mark_processed(
     now_ms: u64,
 ) -> TxResult<()> {
     let row = tx.query_opt(
-        "INSERT INTO journal (page_id, event_id, psid, shard, processed_ms)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (page_id, event_id) DO UPDATE SET processed_ms = EXCLUDED.processed_ms
+        "INSERT INTO journal (page_id, event_id, psid, shard, processed_ms, processed_epoch)
+         VALUES ($1, $2, $3, $4, $5, (SELECT epoch FROM shard_leases WHERE shard = $4))
+         ON CONFLICT (page_id, event_id) DO UPDATE SET processed_ms = EXCLUDED.processed_ms,
+           processed_epoch = EXCLUDED.processed_epoch
            WHERE journal.processed_ms IS NULL
          RETURNING seq",
         &[
@@ -101,12 +102,16 @@ impl PgStore {
         })
     }
 
-    pub(super) fn journal_unprocessed(&self) -> StoreResult<Vec<JournalEntry>> {
+    pub(super) fn journal_unprocessed(&self, limit: usize) -> StoreResult<Vec<JournalEntry>> {
+        let shards = self.owned_shards();
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
         self.pool.read("unprocessed_events", |c| {
             let rows = c.query(
                 "SELECT seq, page_id, event_id, psid, payload, received_ms FROM journal
-                 WHERE processed_ms IS NULL ORDER BY seq",
-                &[],
+                 WHERE processed_ms IS NULL AND shard = ANY($1) ORDER BY seq LIMIT $2",
+                &[&shards, &big(limit as u64)],
             )?;
             Ok(rows
                 .iter()

@@ -13,6 +13,7 @@
 mod db;
 mod flows;
 mod journal;
+mod leases;
 mod ledger;
 mod migrate;
 mod notifications;
@@ -32,6 +33,7 @@ use crate::ledger::TopicLedger;
 use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::{OutboundMessage, OutboundStatus};
 use crate::outcome::Outcome;
+use crate::ownership::Ownership;
 use crate::recurring::{
     RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
 };
@@ -42,11 +44,10 @@ use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
 use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
 use db::Pool;
+pub use leases::DEFAULT_LEASE_TTL;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-
-/// Virtual shards a Page hashes to (stored in `meta` by the first migration; never changed).
-const SHARDS: u64 = 256;
+use std::time::Duration;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -57,6 +58,25 @@ pub struct PgOptions {
     /// The schema botflow's tables live in (`search_path`), created when missing; `None` uses
     /// the server's default (`public`). The tests give each test its own.
     pub schema: Option<String>,
+    /// This node's id among the nodes sharing the database (`BOTFLOW_NODE_ID`); `None`: a new
+    /// random UUID. A node restarted with the same id takes its leases back at once; with a
+    /// new one, the shards of the killed process wait for their leases to expire.
+    pub node_id: Option<String>,
+    /// How long a shard lease lasts without renewal (`BOTFLOW_SHARD_LEASE_MS`); renewed every
+    /// third of it. The failover time after a node dies is about this long.
+    pub lease_ttl: Duration,
+}
+
+impl PgOptions {
+    /// Options for `url`: the default schema, a random node id, the default lease TTL.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            schema: None,
+            node_id: None,
+            lease_ttl: DEFAULT_LEASE_TTL,
+        }
+    }
 }
 
 /// The PostgreSQL store.
@@ -66,6 +86,8 @@ pub struct PgStore {
     valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
     /// Outcomes recorded since the store was opened (`pending` unused: counted in SQL).
     finished: Mutex<OutboxStats>,
+    /// The shard leases of this node (dropped last: releases them).
+    leases: leases::LeaseManager,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -75,6 +97,34 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
+    /// The leases of this node.
+    fn owned(&self) -> &Arc<Ownership> {
+        self.leases.ownership()
+    }
+
+    /// The shards this node holds, for the work reads' filter.
+    fn owned_shards(&self) -> Vec<i32> {
+        self.owned()
+            .held()
+            .keys()
+            .map(|s| i32::try_from(*s).unwrap_or(i32::MAX))
+            .collect()
+    }
+
+    /// The shards this node may send for now (held, a graceful handover's pause over, the
+    /// lease not possibly expired).
+    fn dispatchable_shards(&self) -> Vec<i32> {
+        let now = std::time::Instant::now();
+        self.owned()
+            .held()
+            .iter()
+            .filter(|(_, l)| {
+                l.valid_until.is_none_or(|u| now < u) && l.dispatch_after.is_none_or(|a| now >= a)
+            })
+            .map(|(s, _)| i32::try_from(*s).unwrap_or(i32::MAX))
+            .collect()
+    }
+
     /// Gives one message its final status, durably, and counts it.
     fn finish_one(
         &self,
@@ -82,8 +132,10 @@ impl PgStore {
         id: OutboxId,
         status: &OutboundStatus,
     ) -> StoreResult<()> {
-        self.pool
-            .write(what, true, |tx| outbox::finish(tx, id, status).map(|_| ()))?;
+        self.pool.write(what, true, |tx| {
+            leases::fence_outbox(tx, self.owned(), &[id])?;
+            outbox::finish(tx, id, status).map(|_| ())
+        })?;
         self.count_outcomes(std::iter::once(status));
         Ok(())
     }
@@ -132,20 +184,24 @@ fn config(options: &PgOptions) -> StoreResult<postgres::Config> {
 impl PgStore {
     /// Connects to `url`, applies pending migrations and returns the store.
     pub fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_with(&PgOptions {
-            url: url.to_owned(),
-            schema: None,
-        })
+        Self::connect_with(&PgOptions::new(url))
     }
 
     /// Connects with `options` (creating the schema when one is named), applies pending
     /// migrations and returns the store.
     pub fn connect_with(options: &PgOptions) -> StoreResult<Self> {
         Self::migrate_with(options)?;
+        let node_id = options
+            .node_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut lease_config = config(options)?;
+        lease_config.application_name(&format!("botflow-leases-{node_id}"));
         let store = Self {
             pool: Pool::new(config(options)?),
             valid_flows: Mutex::new(HashMap::new()),
             finished: Mutex::new(OutboxStats::default()),
+            leases: leases::LeaseManager::start(lease_config, &node_id, options.lease_ttl)?,
         };
         store.notifications_resume()?;
         Ok(store)
@@ -154,19 +210,13 @@ impl PgStore {
     /// Applies the migrations the database at `url` lacks, under an advisory lock; returns
     /// the ones applied, as `(version, name)` (empty when the schema was current).
     pub fn migrate(url: &str) -> StoreResult<Vec<(i32, &'static str)>> {
-        Self::migrate_with(&PgOptions {
-            url: url.to_owned(),
-            schema: None,
-        })
+        Self::migrate_with(&PgOptions::new(url))
     }
 
     /// [`PgStore::migrate`] with options (a schema).
     pub fn migrate_with(options: &PgOptions) -> StoreResult<Vec<(i32, &'static str)>> {
         if let Some(schema) = &options.schema {
-            let plain = PgOptions {
-                url: options.url.clone(),
-                schema: None,
-            };
+            let plain = PgOptions::new(&options.url);
             let pool = Pool::new(config(&plain)?);
             config(options)?; // checks the name before it reaches SQL
             db::off_runtime("creating the schema", || {
@@ -231,6 +281,13 @@ impl PgStore {
     /// retries) since the store was opened.
     pub fn database_errors(&self) -> u64 {
         self.pool.errors()
+    }
+
+    /// Runs a round of this node's lease manager now (heartbeat, renewal, acquiring its fair
+    /// share, releasing a surplus) and waits for it; rounds otherwise run every third of the
+    /// lease TTL.
+    pub fn lease_round(&self) -> StoreResult<()> {
+        self.leases.round_now()
     }
 
     /// Checks that the database answers (`SELECT 1`), for health checks.
@@ -393,12 +450,15 @@ impl Store for PgStore {
         now_ms: u64,
     ) -> StoreResult<bool> {
         self.pool.write("mark_token", true, |tx| {
+            leases::fence(tx, self.owned(), &[db::shard_of(page.as_str())])?;
             tokens::mark(tx, page, token, &mark, now_ms)
         })
     }
     fn expire_tokens(&self, now_ms: u64) -> StoreResult<u64> {
-        self.pool
-            .write("expire_tokens", true, |tx| tokens::expire(tx, now_ms))
+        let shards = self.owned_shards();
+        self.pool.write("expire_tokens", true, |tx| {
+            tokens::expire(tx, &shards, now_ms)
+        })
     }
     fn journal_append(
         &self,
@@ -426,19 +486,30 @@ impl Store for PgStore {
         self.journal_append_all(events)
     }
     fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>> {
-        self.journal_unprocessed()
+        self.journal_unprocessed(usize::MAX)
+    }
+    fn poll_unprocessed(&self, limit: usize) -> StoreResult<Vec<JournalEntry>> {
+        self.journal_unprocessed(limit)
     }
     fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
         let durable = commit.durable;
-        self.pool
-            .write("commit_step", durable, |tx| steps::apply_step(tx, &commit))?
+        let shard = db::shard_of(commit.page.as_str());
+        self.pool.write("commit_step", durable, |tx| {
+            leases::fence(tx, self.owned(), &[shard])?;
+            steps::apply_step(tx, &commit)
+        })?
     }
     fn commit_steps(
         &self,
         commits: Vec<StepCommit>,
     ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
         let durable = commits.iter().any(|c| c.durable);
+        let shards: Vec<i32> = commits
+            .iter()
+            .map(|c| db::shard_of(c.page.as_str()))
+            .collect();
         self.pool.write("commit_steps", durable, |tx| {
+            leases::fence(tx, self.owned(), &shards)?;
             steps::apply_steps(tx, &commits)
         })
     }
@@ -554,6 +625,7 @@ impl Store for PgStore {
     }
     fn mark_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
         self.pool.write("mark_retry", true, |tx| {
+            leases::fence_outbox(tx, self.owned(), &[id])?;
             outbox::retry(tx, id, due_ms, error).map(|_| ())
         })
     }
@@ -594,6 +666,9 @@ impl Store for PgStore {
         max_records: usize,
     ) -> StoreResult<SweepReport> {
         self.retention_sweep(now_ms, policy, max_records)
+    }
+    fn ownership(&self) -> Arc<Ownership> {
+        Arc::clone(self.owned())
     }
     fn flush(&self) -> StoreResult<()> {
         // A synchronous commit waits for the WAL flush up to its commit record, which covers

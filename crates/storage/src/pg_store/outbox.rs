@@ -319,7 +319,9 @@ impl PgStore {
         // Token sends are known before the transaction (their kind never changes), so the
         // commit is synchronous exactly when one of them is in the batch.
         let durable = self.any_token_send(outcomes)?;
+        let ids: Vec<OutboxId> = outcomes.iter().map(Outcome::id).collect();
         let results = self.pool.write("mark_outcomes", durable, |tx| {
+            super::leases::fence_outbox(tx, self.leases.ownership(), &ids)?;
             let mut results = Vec::with_capacity(outcomes.len());
             for outcome in outcomes {
                 // each outcome in a savepoint, so a refused one changes nothing and fails alone
@@ -377,7 +379,12 @@ impl PgStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // heads in pages (keyset by due time and id), so a skipped one costs an index row
+        // heads in pages (keyset by due time and id), so a skipped one costs an index row;
+        // of the shards this node may send for
+        let shards = self.dispatchable_shards();
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
         let page = big(limit.saturating_add(64) as u64);
         let mut after: (i64, i64) = (i64::MIN, i64::MIN);
         let mut wanted: Vec<i64> = Vec::new();
@@ -385,9 +392,9 @@ impl PgStore {
             let heads: Vec<(i64, i64)> = self.pool.read("due_outbound", |c| {
                 let rows = c.query(
                     "SELECT due_ms, head_id FROM outbox_heads
-                     WHERE due_ms <= $1 AND (due_ms, head_id) > ($2, $3)
+                     WHERE due_ms <= $1 AND (due_ms, head_id) > ($2, $3) AND shard = ANY($5)
                      ORDER BY due_ms, head_id LIMIT $4",
-                    &[&big(now_ms), &after.0, &after.1, &page],
+                    &[&big(now_ms), &after.0, &after.1, &page, &shards],
                 )?;
                 Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
             })?;

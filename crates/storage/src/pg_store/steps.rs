@@ -259,11 +259,12 @@ impl PgStore {
     }
 
     pub(super) fn timers_due(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
+        let shards = self.owned_shards();
         self.pool.read("due_timers", |c| {
             let rows = c.query(
-                "SELECT rec FROM timers WHERE due_ms <= $1
+                "SELECT rec FROM timers WHERE due_ms <= $1 AND shard = ANY($3)
                  ORDER BY due_ms, page_id, psid, timer_id LIMIT $2",
-                &[&big(now_ms), &big(limit as u64)],
+                &[&big(now_ms), &big(limit as u64), &shards],
             )?;
             Ok(rows
                 .iter()
