@@ -256,8 +256,14 @@ impl Dispatcher {
                         Ok(None) => Ok(()),
                         Err(error) => Err(error),
                     };
-                    if let Err(error) = recorded {
-                        tracing::error!(%error, outbox = %id, "cannot record a send outcome");
+                    match recorded {
+                        Err(RuntimeError::Store(error)) if crate::ownership::is_lost(&error) => {
+                            tracing::info!(%error, outbox = %id, "send outcome not recorded: the Page's shard moved to another node");
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, outbox = %id, "cannot record a send outcome");
+                        }
+                        Ok(()) => {}
                     }
                     this.metrics.sends_in_flight.add(-1);
                     {

@@ -268,6 +268,11 @@ async fn run_shard(
                     } = work
                     {
                         let _ = reply.send(Err(error.to_string()));
+                    } else if let ProcessError::Store(error) = &error
+                        && crate::ownership::is_lost(error)
+                    {
+                        // the shard moved to another node, which does the work
+                        tracing::debug!(%error, "work dropped: its shard is not ours");
                     } else if let ProcessError::Store(_) = error {
                         // The event stays unprocessed in the journal; the follower offers it again.
                         processor.metrics.events_failed.inc();

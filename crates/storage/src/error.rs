@@ -190,9 +190,11 @@ pub enum StoreError {
     /// took it over, or it was released): nothing was written. Not an error to retry: the work
     /// belongs to the shard's new owner, which finds it in the store.
     #[error(
-        "this node lost the lease of shard {shard} (epoch {epoch}): nothing was written; the shard's owner does the work"
+        "node {node} does not hold the lease of shard {shard} (epoch {epoch}): nothing was written; the shard's owner does the work"
     )]
     OwnershipLost {
+        /// This node's id.
+        node: String,
         /// The shard.
         shard: u32,
         /// The epoch this node worked under (0: it held no lease of the shard).

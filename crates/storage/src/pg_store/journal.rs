@@ -38,10 +38,12 @@ pub(super) fn mark_processed(
     now_ms: u64,
 ) -> TxResult<()> {
     let row = tx.query_opt(
-        "INSERT INTO journal (page_id, event_id, psid, shard, processed_ms, processed_epoch)
-         VALUES ($1, $2, $3, $4, $5, (SELECT epoch FROM shard_leases WHERE shard = $4))
+        "INSERT INTO journal (page_id, event_id, psid, shard, processed_ms, processed_epoch,
+           processed_at)
+         VALUES ($1, $2, $3, $4, $5, (SELECT epoch FROM shard_leases WHERE shard = $4),
+           clock_timestamp())
          ON CONFLICT (page_id, event_id) DO UPDATE SET processed_ms = EXCLUDED.processed_ms,
-           processed_epoch = EXCLUDED.processed_epoch
+           processed_epoch = EXCLUDED.processed_epoch, processed_at = EXCLUDED.processed_at
            WHERE journal.processed_ms IS NULL
          RETURNING seq",
         &[

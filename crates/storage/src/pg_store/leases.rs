@@ -30,6 +30,7 @@ pub(super) fn fence(tx: &mut Tx<'_, '_>, ownership: &Ownership, shards: &[i32]) 
             Some(lease) => epochs.push(lease.epoch),
             None => {
                 return Err(StoreError::OwnershipLost {
+                    node: ownership.node_id().to_owned(),
                     shard: shard_u,
                     epoch: 0,
                 }
@@ -49,6 +50,7 @@ pub(super) fn fence(tx: &mut Tx<'_, '_>, ownership: &Ownership, shards: &[i32]) 
     for (shard, epoch) in wanted.iter().zip(epochs) {
         if held.get(shard).copied() != i64::try_from(epoch).ok() {
             return Err(StoreError::OwnershipLost {
+                node: ownership.node_id().to_owned(),
                 shard: u32::try_from(*shard).unwrap_or(u32::MAX),
                 epoch,
             }

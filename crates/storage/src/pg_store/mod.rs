@@ -504,14 +504,43 @@ impl Store for PgStore {
         commits: Vec<StepCommit>,
     ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
         let durable = commits.iter().any(|c| c.durable);
-        let shards: Vec<i32> = commits
-            .iter()
-            .map(|c| db::shard_of(c.page.as_str()))
-            .collect();
-        self.pool.write("commit_steps", durable, |tx| {
-            leases::fence(tx, self.owned(), &shards)?;
-            steps::apply_steps(tx, &commits)
-        })
+        // a step of a shard this node does not hold fails alone; the others are fenced together
+        let ownership = self.owned();
+        let lost = |c: &StepCommit| {
+            let shard = crate::ownership::shard_of(c.page.as_str());
+            ownership
+                .lease(shard)
+                .is_none()
+                .then(|| StoreError::OwnershipLost {
+                    node: ownership.node_id().to_owned(),
+                    shard,
+                    epoch: 0,
+                })
+        };
+        let (held, gone): (Vec<StepCommit>, Vec<(usize, StoreError)>) = {
+            let mut held = Vec::with_capacity(commits.len());
+            let mut gone = Vec::new();
+            for (i, commit) in commits.into_iter().enumerate() {
+                match lost(&commit) {
+                    Some(error) => gone.push((i, error)),
+                    None => held.push(commit),
+                }
+            }
+            (held, gone)
+        };
+        let shards: Vec<i32> = held.iter().map(|c| db::shard_of(c.page.as_str())).collect();
+        let mut results = if held.is_empty() {
+            Vec::new()
+        } else {
+            self.pool.write("commit_steps", durable, |tx| {
+                leases::fence(tx, ownership, &shards)?;
+                steps::apply_steps(tx, &held)
+            })?
+        };
+        for (i, error) in gone {
+            results.insert(i, Err(error));
+        }
+        Ok(results)
     }
     fn notify_topic(
         &self,

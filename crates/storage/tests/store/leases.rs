@@ -147,7 +147,9 @@ fn a_commit_under_a_stale_epoch_is_refused_and_changes_nothing() {
             .unwrap();
         let err = a.commit_step(event_commit("e1", 2)).unwrap_err();
         match err {
-            StoreError::OwnershipLost { shard: s, epoch } => {
+            StoreError::OwnershipLost {
+                shard: s, epoch, ..
+            } => {
                 assert_eq!((s, epoch), (shard_of(page().as_str()), before));
             }
             other => panic!("expected OwnershipLost, got {other}"),

@@ -20,8 +20,10 @@ CREATE TABLE shard_leases (
 INSERT INTO shard_leases (shard)
   SELECT generate_series(0, (SELECT (value #>> '{}')::int FROM meta WHERE key = 'shard_count') - 1);
 
--- the epoch of the lease each event was processed under (audits, the two-node test)
+-- the epoch of the lease each event was processed under and the database's clock when its
+-- step committed (audits, the two-node test: per shard, epochs never go back in time)
 ALTER TABLE journal ADD COLUMN processed_epoch bigint;
+ALTER TABLE journal ADD COLUMN processed_at timestamptz;
 
 -- work is read per owned shard
 CREATE INDEX journal_todo_shard ON journal (shard, seq) WHERE processed_ms IS NULL;
