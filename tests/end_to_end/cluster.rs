@@ -1,7 +1,8 @@
 //! Two `botflow serve` nodes on one PostgreSQL database (SCALE-OUT.md §4.2): signed webhooks
 //! for many subscribers of two Pages sent alternately to both nodes, OTN opt-ins and a text
 //! notification through node A, a delay flow so timers fire, and node B killed with SIGKILL
-//! mid-stream in several rounds (restarted each time). Then: every acknowledged event processed
+//! mid-stream (restarted) or paused with SIGSTOP (resumed after node A took its shards over), in
+//! several rounds. Then: every acknowledged event processed
 //! exactly once and in per-subscriber order, no token paid twice, no timer fired twice, the
 //! per-Page pace held in every 1-second window (failover included), and no commit under a stale
 //! lease (per shard, epochs never go back in commit order). Prints the failover times.
@@ -30,7 +31,9 @@ const OPTED_IN: usize = 20;
 const DELAYED: usize = 40;
 const RATE: u32 = 40;
 const LEASE_MS: u64 = 2_000;
-const KILL_ROUNDS: usize = 3;
+/// Rounds of failure of node b: SIGKILL (then a restart) in even rounds, SIGSTOP (a paused
+/// process, like a long GC pause or a netsplit: it resumes believing in its leases) in odd ones.
+const KILL_ROUNDS: usize = 4;
 const WAIT: Duration = Duration::from_secs(90);
 
 fn write_flows(dir: &Path) {
@@ -128,7 +131,7 @@ async fn post(client: &reqwest::Client, base: &str, body: &str) -> bool {
         .header("content-type", "application/json")
         .header("X-Hub-Signature-256", signature(APP_SECRET, body))
         .body(body.to_owned())
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(2))
         .send()
         .await;
     matches!(sent, Ok(r) if r.status() == 200)
@@ -240,37 +243,52 @@ async fn two_nodes_survive_sigkills_with_each_event_once_in_order_and_paced() {
         let pause = Duration::from_millis(300 + (seed >> 33) % 1_200);
         tokio::time::sleep(pause).await;
         let mut node = b.take().unwrap();
-        node.kill();
+        let paused = round % 2 == 1;
+        if paused {
+            node.signal("STOP");
+        } else {
+            node.kill();
+        }
         let killed_at = SystemTime::now();
-        timeline.push((killed_at, format!("round {round}: b killed")));
+        let what = if paused { "paused" } else { "killed" };
+        timeline.push((killed_at, format!("round {round}: b {what}")));
         // a takes over every shard once b's leases expired; then its first send for Page 1001
         wait_until("a holds every shard", WAIT, || async {
             (held(&a).await == 256.0).then_some(())
         })
         .await;
-        let first_send = wait_until("a send for the first Page after the kill", WAIT, || {
+        let takeover = killed_at.elapsed().unwrap_or_default();
+        let taken_at = SystemTime::now();
+        timeline.push((taken_at, format!("round {round}: a holds every shard")));
+        let first_send = wait_until("a send for the first Page after the takeover", WAIT, || {
             let found = fake
                 .requests()
                 .into_iter()
                 .filter(|r| r.query.get("access_token").map(String::as_str) == Some(TOKEN_A))
                 .map(|r| r.received_at)
-                .find(|at| *at > killed_at);
+                .find(|at| *at > taken_at);
             async move { found }
         })
         .await;
         let failover = first_send.duration_since(killed_at).unwrap_or_default();
         eprintln!(
-            "round {round}: killed b after {pause:?}; failover (kill to a's first send for Page {PAGE_ID}): {failover:?}"
+            "round {round}: {what} b after {pause:?}; a took its shards over after {takeover:?}; \
+             failover (to a's first send for Page {PAGE_ID}): {failover:?}"
         );
         failovers.push(failover);
-        timeline.push((
-            SystemTime::now(),
-            format!("round {round}: a holds every shard"),
-        ));
-        let restarted = start_node("b", dir.path(), &fake, &url).await;
-        timeline.push((SystemTime::now(), format!("round {round}: b restarted")));
-        bases.lock().unwrap()[1] = restarted.base_url.clone();
-        b = Some(restarted);
+        if paused {
+            // b resumes believing in its leases: its sends stop at the self-fence, its commits
+            // fail the fence, its next lease round finds the leases gone
+            node.signal("CONT");
+            timeline.push((SystemTime::now(), format!("round {round}: b resumed")));
+            b = Some(node);
+        } else {
+            drop(node);
+            let restarted = start_node("b", dir.path(), &fake, &url).await;
+            timeline.push((SystemTime::now(), format!("round {round}: b restarted")));
+            bases.lock().unwrap()[1] = restarted.base_url.clone();
+            b = Some(restarted);
+        }
     }
     for worker in workers {
         worker.await.unwrap();
