@@ -176,8 +176,31 @@ fn config(options: &PgOptions) -> StoreResult<postgres::Config> {
                 transient: false,
             });
         }
-        config.options(&format!("-c search_path={schema}"));
+        add_option(&mut config, &format!("-c search_path={schema}"));
     }
+    Ok(config)
+}
+
+/// Appends a server option (`-c name=value`) to the connection's startup options.
+fn add_option(config: &mut postgres::Config, option: &str) {
+    let options = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {option}"),
+        _ => option.to_owned(),
+    };
+    config.options(&options);
+}
+
+/// [`config`] for the store's own connections: a transaction left open by a node that stopped
+/// (a paused process, a frozen host) is ended by the server after one lease TTL, so the row
+/// locks it holds (a shard lease `FOR SHARE`, a subscriber) do not keep the shard from its next
+/// owner.
+fn session_config(options: &PgOptions) -> StoreResult<postgres::Config> {
+    let mut config = config(options)?;
+    let ms = options.lease_ttl.as_millis().max(1_000);
+    add_option(
+        &mut config,
+        &format!("-c idle_in_transaction_session_timeout={ms}"),
+    );
     Ok(config)
 }
 
@@ -195,10 +218,10 @@ impl PgStore {
             .node_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut lease_config = config(options)?;
+        let mut lease_config = session_config(options)?;
         lease_config.application_name(&format!("botflow-leases-{node_id}"));
         let store = Self {
-            pool: Pool::new(config(options)?),
+            pool: Pool::new(session_config(options)?),
             valid_flows: Mutex::new(HashMap::new()),
             finished: Mutex::new(OutboxStats::default()),
             leases: leases::LeaseManager::start(lease_config, &node_id, options.lease_ttl)?,
