@@ -228,6 +228,37 @@ async fn two_nodes_survive_sigkills_with_each_event_once_in_order_and_paced() {
         })
         .collect();
 
+    // what the database's sessions wait for during the load (sampled every 50 ms)
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (url, sampling) = (url.clone(), Arc::clone(&sampling));
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut waits: BTreeMap<String, u64> = BTreeMap::new();
+            let mut samples = 0u64;
+            for _ in 0..4_000 {
+                if !sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                samples += 1;
+                let rows = client
+                    .query(
+                        "SELECT wait_event_type || ':' || wait_event, count(*) FROM pg_stat_activity
+                         WHERE datname = current_database() AND state = 'active'
+                           AND wait_event_type IS NOT NULL AND pid <> pg_backend_pid()
+                         GROUP BY 1",
+                        &[],
+                    )
+                    .unwrap();
+                for row in rows {
+                    *waits.entry(row.get(0)).or_insert(0) += row.get::<_, i64>(1) as u64;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (samples, waits)
+        })
+    };
+
     // kill b in several rounds at random moments, restart it
     let mut b = Some(b);
     let mut failovers = Vec::new();
@@ -236,7 +267,7 @@ async fn two_nodes_survive_sigkills_with_each_event_once_in_order_and_paced() {
     for round in 0..KILL_ROUNDS {
         // b holds its share again (Page 1001's shard among it): kill it at a random moment
         wait_until("the shards shared", WAIT, || async {
-            (held(&a).await == 128.0 && held(&b.as_ref().unwrap()).await == 128.0).then_some(())
+            (held(&a).await == 128.0 && held(b.as_ref().unwrap()).await == 128.0).then_some(())
         })
         .await;
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -293,6 +324,21 @@ async fn two_nodes_survive_sigkills_with_each_event_once_in_order_and_paced() {
     for worker in workers {
         worker.await.unwrap();
     }
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (samples, waits) = sampler.await.unwrap();
+    let stats = query(
+        &url,
+        "SELECT xact_commit, xact_rollback, deadlocks FROM pg_stat_database
+         WHERE datname = current_database()",
+    )
+    .await;
+    eprintln!(
+        "database during the load: {samples} samples of pg_stat_activity, waits (sessions x samples): {waits:?}; \
+         commits {}, rollbacks {}, deadlocks {}",
+        stats[0].get::<_, i64>(0),
+        stats[0].get::<_, i64>(1),
+        stats[0].get::<_, i64>(2)
+    );
     let b = b.unwrap();
     wait_until("the shards shared again", WAIT, || async {
         (held(&a).await == 128.0 && held(&b).await == 128.0).then_some(())

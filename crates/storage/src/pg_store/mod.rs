@@ -87,7 +87,7 @@ pub struct PgStore {
     /// Outcomes recorded since the store was opened (`pending` unused: counted in SQL).
     finished: Mutex<OutboxStats>,
     /// The shard leases of this node (dropped last: releases them).
-    leases: leases::LeaseManager,
+    leases: Box<leases::LeaseManager>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -224,7 +224,11 @@ impl PgStore {
             pool: Pool::new(session_config(options)?),
             valid_flows: Mutex::new(HashMap::new()),
             finished: Mutex::new(OutboxStats::default()),
-            leases: leases::LeaseManager::start(lease_config, &node_id, options.lease_ttl)?,
+            leases: Box::new(leases::LeaseManager::start(
+                lease_config,
+                &node_id,
+                options.lease_ttl,
+            )?),
         };
         store.notifications_resume()?;
         Ok(store)
