@@ -540,6 +540,20 @@ async fn two_nodes_survive_sigkills_with_each_event_once_in_order_and_paced() {
         "failover times: {failovers:?}; whole test {:?}",
         started.elapsed()
     );
+    // a graceful stop hands b's leases over at once (a's next round), not after their TTL
+    let mut b = b;
+    let stopping = Instant::now();
+    assert!(b.terminate(), "b did not stop cleanly");
+    wait_until(
+        "a holds every shard after b's graceful stop",
+        WAIT,
+        || async { (held(&a).await == 256.0).then_some(()) },
+    )
+    .await;
+    let handover = stopping.elapsed();
+    eprintln!("graceful stop of b to a holding every shard: {handover:?}");
+    let released = query(&url, "SELECT count(*) FROM shard_leases WHERE owner = 'b'").await;
+    assert_eq!(released[0].get::<_, i64>(0), 0);
     drop((a, b));
     tokio::task::spawn_blocking(move || drop(database))
         .await

@@ -260,6 +260,12 @@ impl RunningServer {
             .await
             .map_err(|err| ServeError::Task(err.to_string()))?
             .map_err(ServeError::Flush)?;
+        if let Some(database) = self.state.database.clone() {
+            // hand the shard leases to the other nodes now, not after their TTL
+            tokio::task::spawn_blocking(move || database.leave())
+                .await
+                .map_err(|err| ServeError::Task(err.to_string()))?;
+        }
         tracing::info!("botflow stopped");
         Ok(())
     }

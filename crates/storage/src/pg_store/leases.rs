@@ -93,6 +93,8 @@ struct Signal {
     done: u64,
     /// The last round's error, as text.
     last_error: Option<String>,
+    /// The thread ended after releasing the leases (or failing to).
+    left: bool,
 }
 
 /// The lease manager's state on its thread.
@@ -358,6 +360,18 @@ impl LeaseManager {
         }
     }
 
+    /// Stops renewing and releases every lease (a graceful stop: other nodes take the shards
+    /// at their next round instead of after the TTL); waits (at most 10 s) until done.
+    pub(super) fn leave(&self) {
+        let (lock, cvar) = &*self.signal;
+        let mut signal = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        signal.stop = true;
+        cvar.notify_all();
+        let _ = cvar
+            .wait_timeout_while(signal, Duration::from_secs(10), |s| !s.left)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
     /// The leases this node holds.
     pub(super) fn ownership(&self) -> &Arc<Ownership> {
         &self.ownership
@@ -391,6 +405,8 @@ fn run(mut leaser: Leaser, signal: &(Mutex<Signal>, Condvar)) {
     if let Err(error) = leaser.release_all() {
         tracing::warn!(%error, "cannot release the shard leases; other nodes take them over after the lease TTL");
     }
+    lock.lock().unwrap_or_else(PoisonError::into_inner).left = true;
+    cvar.notify_all();
 }
 
 impl Drop for LeaseManager {

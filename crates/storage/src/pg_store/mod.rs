@@ -317,6 +317,16 @@ impl PgStore {
         self.leases.round_now()
     }
 
+    /// Leaves the cluster gracefully: stops renewing and releases every shard lease, so other
+    /// nodes take the shards over at their next round; the store refuses owner writes after it.
+    pub fn leave(&self) {
+        db::off_runtime("leaving", || {
+            self.leases.leave();
+            Ok(())
+        })
+        .unwrap_or(());
+    }
+
     /// Checks that the database answers (`SELECT 1`), for health checks.
     pub fn ping(&self) -> StoreResult<()> {
         self.pool.read("ping", |c| {
