@@ -111,6 +111,10 @@ struct Tracking {
     finished: HashSet<OutboxId>,
 }
 
+/// How late after its send slot a task may still send (timer resolution and scheduling under
+/// load); later, it takes a new slot.
+const PACE_LATE: Duration = Duration::from_millis(50);
+
 /// Most origins remembered for the latency hook (older ones are dropped, not leaked).
 const MAX_ORIGINS: usize = 200_000;
 
@@ -300,8 +304,9 @@ impl Dispatcher {
     }
 
     /// Waits for the Page's next send slot (default 250 sends per second per Page). A task
-    /// that wakes more than one interval after its slot (the process stalled) takes a new one:
-    /// sends never bunch up after a stall, so no 1-second window holds more than the rate + 1.
+    /// that wakes more than [`PACE_LATE`] (or one interval) after its slot (the process stalled)
+    /// takes a new one: sends never bunch up after a stall, so a 1-second window holds at most
+    /// the rate plus what fits in `PACE_LATE`.
     async fn pace(&self, page: &PageId) {
         let rate = self.settings.page_rate_per_sec.max(1);
         let interval = Duration::from_secs(1) / rate;
@@ -318,7 +323,7 @@ impl Dispatcher {
                 at
             };
             tokio::time::sleep_until(at).await;
-            if Instant::now().saturating_duration_since(at) <= interval {
+            if Instant::now().saturating_duration_since(at) <= interval.max(PACE_LATE) {
                 return;
             }
         }
