@@ -704,6 +704,35 @@ mod tests {
     }
 
     #[test]
+    fn node_id_and_shard_lease_come_from_the_file_or_the_environment_and_are_checked() {
+        let defaults = load(None, &FULL_ENV, false).unwrap();
+        assert_eq!(defaults.node_id, None);
+        assert_eq!(defaults.shard_lease_ms, DEFAULT_SHARD_LEASE_MS);
+        let file = "node_id = \"a\"\nshard_lease_ms = 2000";
+        let from_file = load(Some(file), &FULL_ENV, false).unwrap();
+        assert_eq!(
+            (from_file.node_id.as_deref(), from_file.shard_lease_ms),
+            (Some("a"), 2000)
+        );
+        let mut env = FULL_ENV.to_vec();
+        env.extend([("BOTFLOW_NODE_ID", "b"), ("BOTFLOW_SHARD_LEASE_MS", "3000")]);
+        let from_env = load(Some(file), &env, false).unwrap();
+        assert_eq!(
+            (from_env.node_id.as_deref(), from_env.shard_lease_ms),
+            (Some("b"), 3000)
+        );
+        for (value, expected) in [("soon", "not a number"), ("100", "too short")] {
+            let mut env = FULL_ENV.to_vec();
+            env.push(("BOTFLOW_SHARD_LEASE_MS", value));
+            let err = load(None, &env, false).unwrap_err().to_string();
+            assert!(
+                err.contains("BOTFLOW_SHARD_LEASE_MS") && err.contains(expected),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_database_url_selects_postgres_from_the_file_or_the_environment() {
         assert_eq!(load(None, &FULL_ENV, false).unwrap().database_url, None);
         let file = r#"database_url = "postgres://botflow:file-secret@db:5432/botflow""#;

@@ -148,6 +148,13 @@ impl Leaser {
                 &[&node],
             )
             .map_err(err("shard leases: heartbeat"))?;
+        // nodes gone for a day (killed with an id never used again) are forgotten
+        client
+            .execute(
+                "DELETE FROM nodes WHERE heartbeat_at < now() - interval '1 day'",
+                &[],
+            )
+            .map_err(err("shard leases: forgetting gone nodes"))?;
         if !releasing.is_empty() {
             let (shards, epochs): (Vec<i32>, Vec<i64>) = releasing.into_iter().unzip();
             client
