@@ -28,20 +28,20 @@ pub(super) fn is_processed(tx: &mut Tx<'_, '_>, page: &PageId, event: &EventId) 
     Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
 }
 
-/// Marks an event processed, refusing one processed before; an event the journal never saw
-/// gets a processed dedup row (so a later delivery of it is a duplicate).
+/// Marks an event processed under lease `epoch`, refusing one processed before; an event the
+/// journal never saw gets a processed dedup row (so a later delivery of it is a duplicate).
 pub(super) fn mark_processed(
     tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     event: &EventId,
     now_ms: u64,
+    epoch: i64,
 ) -> TxResult<()> {
     let row = tx.query_opt(
         "INSERT INTO journal (page_id, event_id, psid, shard, processed_ms, processed_epoch,
            processed_at)
-         VALUES ($1, $2, $3, $4, $5, (SELECT epoch FROM shard_leases WHERE shard = $4),
-           clock_timestamp())
+         VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp())
          ON CONFLICT (page_id, event_id) DO UPDATE SET processed_ms = EXCLUDED.processed_ms,
            processed_epoch = EXCLUDED.processed_epoch, processed_at = EXCLUDED.processed_at
            WHERE journal.processed_ms IS NULL
@@ -52,6 +52,7 @@ pub(super) fn mark_processed(
             &psid.as_str(),
             &shard_of(page.as_str()),
             &big(now_ms),
+            &epoch,
         ],
     )?;
     match row {

@@ -102,6 +102,14 @@ impl PgStore {
         self.leases.ownership()
     }
 
+    /// The epoch this node holds the Page's shard at (0 when it holds none: the fence refuses
+    /// the write then).
+    fn epoch_of(&self, page: &PageId) -> i64 {
+        self.owned()
+            .lease(crate::ownership::shard_of(page.as_str()))
+            .map_or(0, |l| i64::try_from(l.epoch).unwrap_or(i64::MAX))
+    }
+
     /// The shards this node holds, for the work reads' filter.
     fn owned_shards(&self) -> Vec<i32> {
         self.owned()
@@ -531,9 +539,10 @@ impl Store for PgStore {
     fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
         let durable = commit.durable;
         let shard = db::shard_of(commit.page.as_str());
+        let epoch = self.epoch_of(&commit.page);
         self.pool.write("commit_step", durable, |tx| {
             leases::fence(tx, self.owned(), &[shard])?;
-            steps::apply_step(tx, &commit)
+            steps::apply_step(tx, &commit, epoch)
         })?
     }
     fn commit_steps(
@@ -566,12 +575,13 @@ impl Store for PgStore {
             (held, gone)
         };
         let shards: Vec<i32> = held.iter().map(|c| db::shard_of(c.page.as_str())).collect();
+        let epochs: Vec<i64> = held.iter().map(|c| self.epoch_of(&c.page)).collect();
         let mut results = if held.is_empty() {
             Vec::new()
         } else {
             self.pool.write("commit_steps", durable, |tx| {
                 leases::fence(tx, ownership, &shards)?;
-                steps::apply_steps(tx, &held)
+                steps::apply_steps(tx, &held, &epochs)
             })?
         };
         for (i, error) in gone {
