@@ -88,6 +88,8 @@ pub struct PgStore {
     finished: Mutex<OutboxStats>,
     /// The shard leases of this node (dropped last: releases them).
     leases: Box<leases::LeaseManager>,
+    /// How long a lease lasts without renewal.
+    lease_ttl: Duration,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -237,6 +239,7 @@ impl PgStore {
                 &node_id,
                 options.lease_ttl,
             )?),
+            lease_ttl: options.lease_ttl,
         };
         store.notifications_resume()?;
         Ok(store)

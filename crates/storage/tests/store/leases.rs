@@ -283,3 +283,29 @@ fn a_takeover_waits_for_a_commit_in_flight_and_epochs_only_grow() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn a_starting_node_closes_the_queuing_of_a_gone_node_never_of_a_live_one() {
+    let schema = TestSchema::new();
+    std::thread::spawn(move || {
+        let a = node(&schema, "a", 60_000);
+        a.ensure_page(&page(), 1).unwrap();
+        let topic = a.create_topic(&page(), "Restock", 1).unwrap();
+        let content = botflow_storage::NotificationContent::Text;
+        let open = a
+            .create_notification(&page(), &topic.id, &content, 2)
+            .unwrap();
+        // a is still queuing it: a second node starting leaves it open
+        let b = node(&schema, "b", 60_000);
+        let seen = b.notification(&page(), open.id).unwrap().unwrap();
+        assert!(!seen.all_queued, "b closed a live node's queuing");
+        // a stops (gracefully, so it is gone at once): the next node to start closes it
+        drop(a);
+        let c = node(&schema, "c", 60_000);
+        let seen = c.notification(&page(), open.id).unwrap().unwrap();
+        assert!(seen.all_queued, "the queuing of a gone node stays open");
+        drop((b, c));
+    })
+    .join()
+    .unwrap();
+}

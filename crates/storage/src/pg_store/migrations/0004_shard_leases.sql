@@ -29,3 +29,7 @@ ALTER TABLE journal ADD COLUMN processed_at timestamptz;
 CREATE INDEX journal_todo_shard ON journal (shard, seq) WHERE processed_ms IS NULL;
 CREATE INDEX timers_due_shard ON timers (shard, due_ms);
 CREATE INDEX outbox_heads_due_shard ON outbox_heads (shard, due_ms, head_id);
+
+-- the node queuing a topic notification: a node starting closes the queuing cut short by its
+-- own stop or by a node that is gone, never a live node's
+ALTER TABLE notifications ADD COLUMN queued_by text COLLATE "C";
