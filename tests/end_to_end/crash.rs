@@ -41,7 +41,13 @@ async fn sigkill_on_postgres_loses_no_acknowledged_event_and_spends_no_token_twi
     let database = tokio::task::spawn_blocking(TestDatabase::new)
         .await
         .unwrap();
-    sigkill_story(&[PACE[0], ("BOTFLOW_DATABASE_URL", database.url())]).await;
+    // a stable node id: the restarted node takes its shard leases back at once
+    sigkill_story(&[
+        PACE[0],
+        ("BOTFLOW_DATABASE_URL", database.url()),
+        ("BOTFLOW_NODE_ID", "node-1"),
+    ])
+    .await;
     tokio::task::spawn_blocking(move || drop(database))
         .await
         .unwrap();

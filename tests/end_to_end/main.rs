@@ -3,6 +3,7 @@
 
 mod admin_client;
 mod architecture;
+mod cluster;
 mod crash;
 mod hangup;
 mod http;

@@ -224,6 +224,18 @@ impl ServerProcess {
             .unwrap_or(0.0)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([format!("-{signal}").as_str(), &pid])
+            .status();
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "kill -{signal} {pid} failed"
+        );
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();

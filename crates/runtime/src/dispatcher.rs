@@ -111,6 +111,10 @@ struct Tracking {
     finished: HashSet<OutboxId>,
 }
 
+/// How late after its send slot a task may still send (timer resolution and scheduling under
+/// load); later, it takes a new slot.
+const PACE_LATE: Duration = Duration::from_millis(50);
+
 /// Most origins remembered for the latency hook (older ones are dropped, not leaked).
 const MAX_ORIGINS: usize = 200_000;
 
@@ -260,8 +264,14 @@ impl Dispatcher {
                         Ok(None) => Ok(()),
                         Err(error) => Err(error),
                     };
-                    if let Err(error) = recorded {
-                        tracing::error!(%error, outbox = %id, "cannot record a send outcome");
+                    match recorded {
+                        Err(RuntimeError::Store(error)) if crate::ownership::is_lost(&error) => {
+                            tracing::info!(%error, outbox = %id, "send outcome not recorded: the Page's shard moved to another node");
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, outbox = %id, "cannot record a send outcome");
+                        }
+                        Ok(()) => {}
                     }
                     this.metrics.sends_in_flight.add(-1);
                     {
@@ -300,22 +310,30 @@ impl Dispatcher {
         self.tracking.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for the Page's next send slot (default 250 sends per second per Page).
+    /// Waits for the Page's next send slot (default 250 sends per second per Page). A task
+    /// that wakes more than [`PACE_LATE`] (or one interval) after its slot (the process stalled)
+    /// takes a new one: sends never bunch up after a stall, so a 1-second window holds at most
+    /// the rate plus what fits in `PACE_LATE`.
     async fn pace(&self, page: &PageId) {
         let rate = self.settings.page_rate_per_sec.max(1);
         let interval = Duration::from_secs(1) / rate;
-        let at = {
-            let mut slots = self
-                .next_slot
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            let slot = slots.entry(page.clone()).or_insert(now);
-            let at = (*slot).max(now);
-            *slot = at + interval;
-            at
-        };
-        tokio::time::sleep_until(at).await;
+        loop {
+            let at = {
+                let mut slots = self
+                    .next_slot
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                let slot = slots.entry(page.clone()).or_insert(now);
+                let at = (*slot).max(now);
+                *slot = at + interval;
+                at
+            };
+            tokio::time::sleep_until(at).await;
+            if Instant::now().saturating_duration_since(at) <= interval.max(PACE_LATE) {
+                return;
+            }
+        }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -439,6 +457,17 @@ impl Dispatcher {
                 }
                 Err(error) => return Err(error),
             }
+        }
+        if !self
+            .store
+            .ownership()
+            .may_send(message.page.as_str(), std::time::Instant::now())
+        {
+            // self-fence: this node's lease of the Page's shard may have ended (the new owner
+            // sends it)
+            tracing::info!(outbox = %id, page = %message.page, "not sending: the Page's shard is not ours (any more)");
+            self.forget(id);
+            return Ok(None);
         }
         let result = client.send(&request).await;
         drop(permit);

@@ -136,6 +136,7 @@ pub mod inbound;
 pub mod input_check;
 pub mod metrics;
 pub mod outbound;
+pub mod ownership;
 pub mod payload;
 mod process;
 pub mod profile;

@@ -34,6 +34,11 @@ impl Gauge {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Sets the value.
+    pub fn set(&self, n: i64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
     /// The current value.
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
@@ -75,6 +80,9 @@ pub struct RuntimeMetrics {
     pub queue_depth: Gauge,
     /// Send API requests in flight.
     pub sends_in_flight: Gauge,
+    /// Age in milliseconds of the oldest unprocessed journal entry of the owned shards at the
+    /// last journal poll (several nodes on one database; 0 otherwise).
+    pub journal_poll_lag_ms: Gauge,
 }
 
 /// Called with the time from a webhook's arrival to the Send API accepting a message it caused.

@@ -193,6 +193,10 @@ struct Inner {
     stop_timers: Arc<Notify>,
     wake_timers: Arc<Notify>,
     stop_follower: Arc<Notify>,
+    /// Wakes the journal poll (a store shared by several nodes: webhooks only wake it).
+    wake_follower: Arc<Notify>,
+    /// Whether other nodes share the store (see [`crate::ownership`]).
+    shared: bool,
     stop_dispatcher: Arc<Notify>,
     stop_profiles: Arc<Notify>,
 }
@@ -203,6 +207,8 @@ pub struct Runtime {
     shard_tasks: Mutex<Vec<JoinHandle<()>>>,
     timer_task: Mutex<Option<JoinHandle<()>>>,
     follower_task: Mutex<Option<JoinHandle<()>>>,
+    /// Wakes the loops when the owned shards change (several nodes); aborted at shutdown.
+    ownership_task: Mutex<Option<JoinHandle<()>>>,
     dispatcher_task: Mutex<Option<JoinHandle<()>>>,
     profile_task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -291,6 +297,8 @@ impl Runtime {
             stop_timers: Arc::new(Notify::new()),
             wake_timers: Arc::new(Notify::new()),
             stop_follower: Arc::new(Notify::new()),
+            wake_follower: Arc::new(Notify::new()),
+            shared: store.ownership().is_shared(),
             stop_dispatcher: Arc::new(Notify::new()),
             stop_profiles: Arc::new(Notify::new()),
         });
@@ -303,12 +311,40 @@ impl Runtime {
             config.profiles.concurrency,
             Arc::clone(&inner.stop_profiles),
         ));
-        let follower_task = tokio::spawn(follow_journal(
-            Arc::clone(&processor),
-            Arc::clone(&shards),
-            config.journal_poll,
-            Arc::clone(&inner.stop_follower),
-        ));
+        let mut ownership_task = None;
+        let follower_task = if inner.shared {
+            let wake = {
+                let inner = Arc::downgrade(&inner);
+                move || {
+                    if let Some(inner) = inner.upgrade() {
+                        inner.wake_follower.notify_one();
+                        inner.wake_timers.notify_one();
+                        inner.dispatcher.wake.notify_one();
+                    }
+                }
+            };
+            ownership_task = Some(tokio::spawn(crate::ownership::watch_ownership(
+                store.ownership(),
+                wake,
+                Arc::clone(&inner.metrics),
+            )));
+            tokio::spawn(crate::ownership::follow_shared_journal(
+                Arc::clone(&processor),
+                Arc::clone(&shards),
+                config
+                    .journal_poll
+                    .min(crate::ownership::SHARED_JOURNAL_POLL),
+                Arc::clone(&inner.stop_follower),
+                Arc::clone(&inner.wake_follower),
+            ))
+        } else {
+            tokio::spawn(follow_journal(
+                Arc::clone(&processor),
+                Arc::clone(&shards),
+                config.journal_poll,
+                Arc::clone(&inner.stop_follower),
+            ))
+        };
         let timer_task = tokio::spawn(run_timers(
             processor,
             shards,
@@ -322,6 +358,7 @@ impl Runtime {
             shard_tasks: Mutex::new(shard_tasks),
             timer_task: Mutex::new(Some(timer_task)),
             follower_task: Mutex::new(Some(follower_task)),
+            ownership_task: Mutex::new(ownership_task),
             dispatcher_task: Mutex::new(Some(dispatcher_task)),
             profile_task: Mutex::new(Some(profile_task)),
         };
@@ -347,6 +384,11 @@ impl Runtime {
     /// skipped. Waits while a queue is full (backpressure). Events never handed over (the caller
     /// failed in between) are found in the journal and queued within two `journal_poll`s.
     pub async fn submit(&self, events: Vec<JournalEntry>) -> Result<(), RuntimeError> {
+        if self.inner.shared {
+            // several nodes: the shard's owner queues it from the journal, in journal order
+            self.inner.wake_follower.notify_one();
+            return Ok(());
+        }
         for event in events {
             self.inner
                 .shards
@@ -646,6 +688,9 @@ impl Runtime {
         self.inner.stop_timers.notify_one();
         if let Some(task) = take(&self.timer_task) {
             task.await.map_err(|e| RuntimeError::Task(e.to_string()))?;
+        }
+        if let Some(task) = take(&self.ownership_task) {
+            task.abort();
         }
         self.inner.stop_follower.notify_one();
         if let Some(task) = take(&self.follower_task) {

@@ -11,7 +11,6 @@ use crate::process::{ProcessError, Processed, Processor, Work, WorkId};
 use botflow_storage::{JournalEntry, StoreError};
 use botflow_storage::{PageId, Psid};
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -92,11 +91,10 @@ impl<K: std::hash::Hash + Eq + Clone> InFlight<K> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
 
+/// The queue of a subscriber: a stable hash (FNV-1a, the store's shard hash) of Page and PSID.
 fn shard_index(page: &PageId, psid: &Psid, shards: usize) -> usize {
-    let mut hasher = DefaultHasher::new();
-    page.hash(&mut hasher);
-    psid.hash(&mut hasher);
-    (hasher.finish() % shards.max(1) as u64) as usize
+    let key = format!("{}\u{0}{}", page.as_str(), psid.as_str());
+    (botflow_storage::ownership::fnv1a(key.as_bytes()) % shards.max(1) as u64) as usize
 }
 
 impl Shards {
@@ -189,6 +187,11 @@ impl Shards {
         }
     }
 
+    /// Called before a new read of the journal (see [`InFlight::start_read`]).
+    pub(crate) fn start_event_read(&self) {
+        self.events().start_read();
+    }
+
     /// Records that a unit of work ended, whatever its outcome.
     fn finished(&self, id: WorkId) {
         match id {
@@ -271,6 +274,11 @@ fn run_shard(
                     } = work
                     {
                         let _ = reply.send(Err(error.to_string()));
+                    } else if let ProcessError::Store(error) = &error
+                        && crate::ownership::is_lost(error)
+                    {
+                        // the shard moved to another node, which does the work
+                        tracing::debug!(%error, "work dropped: its shard is not ours");
                     } else if let ProcessError::Store(_) = error {
                         // The event stays unprocessed in the journal; the follower offers it again.
                         processor.metrics.events_failed.inc();
@@ -310,7 +318,7 @@ fn process_batch(
             }
             let mut attempt = 1;
             while let Err(ProcessError::Store(error)) = &result {
-                if attempt >= STORE_ATTEMPTS {
+                if attempt >= STORE_ATTEMPTS || crate::ownership::is_lost(error) {
                     break;
                 }
                 if let StoreError::TokenGone { .. } = error {

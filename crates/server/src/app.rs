@@ -138,11 +138,18 @@ pub async fn start(
         .map(|p| PageId::from(p.id.as_str()))
         .collect();
     let database_url = config.database_url.clone();
+    let (node_id, lease_ms) = (config.node_id.clone(), config.shard_lease_ms);
     let (store, database, published) = tokio::task::spawn_blocking(move || {
         let (store, database): (Arc<dyn Store>, Option<Arc<PgStore>>) = match &database_url {
             Some(url) => {
+                let options = botflow_storage::PgOptions {
+                    node_id,
+                    lease_ttl: std::time::Duration::from_millis(lease_ms),
+                    ..botflow_storage::PgOptions::new(url)
+                };
                 let pg = Arc::new(
-                    PgStore::connect(url).map_err(|source| ServeError::OpenDatabase { source })?,
+                    PgStore::connect_with(&options)
+                        .map_err(|source| ServeError::OpenDatabase { source })?,
                 );
                 (pg.clone(), Some(pg))
             }
@@ -253,6 +260,12 @@ impl RunningServer {
             .await
             .map_err(|err| ServeError::Task(err.to_string()))?
             .map_err(ServeError::Flush)?;
+        if let Some(database) = self.state.database.clone() {
+            // hand the shard leases to the other nodes now, not after their TTL
+            tokio::task::spawn_blocking(move || database.leave())
+                .await
+                .map_err(|err| ServeError::Task(err.to_string()))?;
+        }
         tracing::info!("botflow stopped");
         Ok(())
     }

@@ -21,6 +21,10 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// Default longest admin API request, in milliseconds.
 pub const DEFAULT_ADMIN_TIMEOUT_MS: u64 = 30_000;
+/// Default shard lease TTL in milliseconds (several nodes on PostgreSQL).
+pub const DEFAULT_SHARD_LEASE_MS: u64 = 10_000;
+/// Shortest shard lease TTL accepted, in milliseconds.
+pub const MIN_SHARD_LEASE_MS: u64 = 300;
 /// Default Send API pace per Page (Messenger allows about 300 calls per second).
 pub const DEFAULT_SEND_RATE_PER_SECOND: u32 = 250;
 /// Send API pace per Page under `--demo` unless set: slow enough that a notification to the
@@ -70,6 +74,14 @@ pub struct ServerConfig {
     /// A `postgres://` URL selecting the PostgreSQL store instead of the embedded sled one
     /// (`BOTFLOW_DATABASE_URL`, file key `database_url`); `None` keeps sled.
     pub database_url: Option<String>,
+    /// This node's id among several nodes sharing the PostgreSQL database (`BOTFLOW_NODE_ID`,
+    /// file key `node_id`); `None`: a random UUID per start. Give each node a stable id: a
+    /// node restarted with its id takes its shard leases back at once.
+    pub node_id: Option<String>,
+    /// How long a shard lease lasts without renewal, in milliseconds
+    /// (`BOTFLOW_SHARD_LEASE_MS`, file key `shard_lease_ms`; default 10,000): the failover time
+    /// after a node dies is about this long. PostgreSQL only.
+    pub shard_lease_ms: u64,
     /// Base URL of the Graph API, version included (e.g. `https://graph.facebook.com/v23.0`);
     /// without a trailing `/vN.M` segment the messenger crate's pinned version is used.
     pub graph_api_url: String,
@@ -106,6 +118,8 @@ impl fmt::Debug for ServerConfig {
                 "database_url",
                 &self.database_url.as_ref().map(|_| "<redacted>"),
             )
+            .field("node_id", &self.node_id)
+            .field("shard_lease_ms", &self.shard_lease_ms)
             .field("graph_api_url", &self.graph_api_url)
             .field("pages", &self.pages)
             .field("app_secret", &"<redacted>")
@@ -211,6 +225,8 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    node_id: Option<String>,
+    shard_lease_ms: Option<u64>,
     graph_api_url: Option<String>,
     app_secret: Option<String>,
     verify_token: Option<String>,
@@ -280,6 +296,34 @@ impl ServerConfig {
             .or(file_config.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database_url = database_url(env("BOTFLOW_DATABASE_URL").or(file_config.database_url))?;
+        let node_id = env("BOTFLOW_NODE_ID")
+            .or(file_config.node_id)
+            .map(|id| id.trim().to_owned());
+        if let Some(id) = &node_id {
+            if id.len() > 200 || id.chars().any(char::is_control) {
+                return Err(ConfigError::Invalid {
+                    setting: "BOTFLOW_NODE_ID",
+                    message: format!(
+                        "{id:?} must be at most 200 characters without control characters"
+                    ),
+                });
+            }
+        }
+        let shard_lease_ms = match env("BOTFLOW_SHARD_LEASE_MS") {
+            Some(text) => text.trim().parse().map_err(|_| ConfigError::Invalid {
+                setting: "BOTFLOW_SHARD_LEASE_MS",
+                message: format!("{text:?} is not a number of milliseconds"),
+            })?,
+            None => file_config.shard_lease_ms.unwrap_or(DEFAULT_SHARD_LEASE_MS),
+        };
+        if shard_lease_ms < MIN_SHARD_LEASE_MS {
+            return Err(ConfigError::Invalid {
+                setting: "BOTFLOW_SHARD_LEASE_MS",
+                message: format!(
+                    "{shard_lease_ms} is too short: at least {MIN_SHARD_LEASE_MS} ms (renewed every third of it)"
+                ),
+            });
+        }
         let graph_api_url = env("BOTFLOW_GRAPH_API_URL")
             .or(file_config.graph_api_url)
             .unwrap_or_else(|| DEFAULT_GRAPH_API_URL.to_owned());
@@ -415,6 +459,8 @@ impl ServerConfig {
             listen,
             data_dir,
             database_url,
+            node_id,
+            shard_lease_ms,
             graph_api_url,
             pages,
             app_secret,
@@ -655,6 +701,35 @@ mod tests {
             load(None, &one_missing, false).unwrap_err().to_string(),
             "missing required setting BOTFLOW_VERIFY_TOKEN (or `verify_token` in the config file)"
         );
+    }
+
+    #[test]
+    fn node_id_and_shard_lease_come_from_the_file_or_the_environment_and_are_checked() {
+        let defaults = load(None, &FULL_ENV, false).unwrap();
+        assert_eq!(defaults.node_id, None);
+        assert_eq!(defaults.shard_lease_ms, DEFAULT_SHARD_LEASE_MS);
+        let file = "node_id = \"a\"\nshard_lease_ms = 2000";
+        let from_file = load(Some(file), &FULL_ENV, false).unwrap();
+        assert_eq!(
+            (from_file.node_id.as_deref(), from_file.shard_lease_ms),
+            (Some("a"), 2000)
+        );
+        let mut env = FULL_ENV.to_vec();
+        env.extend([("BOTFLOW_NODE_ID", "b"), ("BOTFLOW_SHARD_LEASE_MS", "3000")]);
+        let from_env = load(Some(file), &env, false).unwrap();
+        assert_eq!(
+            (from_env.node_id.as_deref(), from_env.shard_lease_ms),
+            (Some("b"), 3000)
+        );
+        for (value, expected) in [("soon", "not a number"), ("100", "too short")] {
+            let mut env = FULL_ENV.to_vec();
+            env.push(("BOTFLOW_SHARD_LEASE_MS", value));
+            let err = load(None, &env, false).unwrap_err().to_string();
+            assert!(
+                err.contains("BOTFLOW_SHARD_LEASE_MS") && err.contains(expected),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -150,6 +150,13 @@ impl MetricsText {
         self
     }
 
+    /// A gauge family with one unlabelled sample that is not a whole number (seconds).
+    pub fn gauge_f64(&mut self, name: &str, help: &str, value: f64) -> &mut Self {
+        self.header(name, help, "gauge");
+        let _ = writeln!(self.text, "{name} {value}");
+        self
+    }
+
     /// A gauge family with one sample per label value.
     pub fn labelled_gauge(
         &mut self,

@@ -163,6 +163,22 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
              conflicts beyond the retries).",
             database.database_errors(),
         );
+        let ownership = state.store.ownership();
+        text.gauge(
+            "botflow_shard_leases_held",
+            "Shard leases this node holds (of 256; several nodes share them).",
+            i64::try_from(ownership.held_count()).unwrap_or(i64::MAX),
+        );
+        text.counter(
+            "botflow_shard_lease_changes_total",
+            "Shard leases this node acquired or lost since it started.",
+            ownership.changes(),
+        );
+        text.gauge_f64(
+            "botflow_journal_poll_lag_seconds",
+            "Age of the oldest unprocessed journal entry of the owned shards at the last poll.",
+            state.runtime.metrics().journal_poll_lag_ms.get() as f64 / 1000.0,
+        );
     }
     state.render_runtime_metrics(&mut text);
     ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text.finish())

@@ -186,6 +186,20 @@ pub enum StoreError {
         /// Its current status, as a word.
         status: &'static str,
     },
+    /// This node does not hold the lease of the shard at the epoch it worked under (another node
+    /// took it over, or it was released): nothing was written. Not an error to retry: the work
+    /// belongs to the shard's new owner, which finds it in the store.
+    #[error(
+        "node {node} does not hold the lease of shard {shard} (epoch {epoch}): nothing was written; the shard's owner does the work"
+    )]
+    OwnershipLost {
+        /// This node's id.
+        node: String,
+        /// The shard.
+        shard: u32,
+        /// The epoch this node worked under (0: it held no lease of the shard).
+        epoch: u64,
+    },
     /// No OTN token with this value exists on the Page.
     #[error("OTN token not found on page {page}")]
     TokenNotFound {

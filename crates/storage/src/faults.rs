@@ -490,4 +490,12 @@ impl Store for FaultyStore {
     fn flush(&self) -> StoreResult<()> {
         self.inner.flush()
     }
+
+    fn poll_unprocessed(&self, limit: usize) -> StoreResult<Vec<JournalEntry>> {
+        self.inner.poll_unprocessed(limit)
+    }
+
+    fn ownership(&self) -> Arc<crate::ownership::Ownership> {
+        self.inner.ownership()
+    }
 }

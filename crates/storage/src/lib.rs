@@ -113,6 +113,7 @@ pub mod log;
 pub mod notification;
 pub mod outbox;
 pub mod outcome;
+pub mod ownership;
 mod pg_store;
 #[cfg(feature = "test-support")]
 pub mod pg_test;
@@ -142,7 +143,8 @@ pub use notification::{
 };
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
-pub use pg_store::{PgOptions, PgStore};
+pub use ownership::{Lease, Ownership, SHARD_COUNT, shard_of};
+pub use pg_store::{DEFAULT_LEASE_TTL, PgOptions, PgStore};
 pub use recurring::{
     RECURRING_CAP_MS, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin,
     RecurringPass, RecurringSkip, RecurringStatus, RecurringToken,

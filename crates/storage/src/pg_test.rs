@@ -376,9 +376,12 @@ impl TestSchema {
 
     /// How to connect to it.
     pub fn options(&self) -> PgOptions {
+        // one node id per schema: a reopen is the same node restarting (it takes its leases
+        // back at once)
         PgOptions {
-            url: self.url.clone(),
             schema: Some(self.name.clone()),
+            node_id: Some(self.name.clone()),
+            ..PgOptions::new(&self.url)
         }
     }
 

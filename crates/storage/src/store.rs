@@ -13,6 +13,7 @@ use crate::ledger::TopicLedger;
 use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::OutboundMessage;
 use crate::outcome::Outcome;
+use crate::ownership::Ownership;
 use crate::recurring::{
     RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
 };
@@ -69,6 +70,16 @@ impl std::fmt::Debug for DurableWait {
 /// Durability: calls documented as durable have their effect on disk (as far as the backend's
 /// flush guarantees, see the crate docs) when they return `Ok`.
 pub trait Store: Send + Sync {
+    // ---- ownership (several nodes on one database) ----
+
+    /// The shards this node may work on (see [`crate::ownership`]): a store shared by several
+    /// nodes processes, fires timers and sends only for the Pages whose shard lease it holds,
+    /// and refuses other writes about them with [`StoreError::OwnershipLost`]. The default is
+    /// a single node owning every shard forever (the sled store).
+    fn ownership(&self) -> Arc<Ownership> {
+        Ownership::everything()
+    }
+
     // ---- pages ----
 
     /// Registers a Page (idempotent); returns whether it was new. Durable.
@@ -249,6 +260,13 @@ pub trait Store: Send + Sync {
     }
     /// Every durably journaled event not yet processed, in arrival order.
     fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>>;
+    /// The oldest `limit` events of [`Store::unprocessed_events`] (a bounded poll: the journal
+    /// follower of a node sharing the database reads this often).
+    fn poll_unprocessed(&self, limit: usize) -> StoreResult<Vec<JournalEntry>> {
+        let mut events = self.unprocessed_events()?;
+        events.truncate(limit);
+        Ok(events)
+    }
 
     // ---- the step commit and notifications ----
 

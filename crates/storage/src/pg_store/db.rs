@@ -412,28 +412,7 @@ pub(super) fn encode<T: serde::Serialize>(
     })
 }
 
-/// The shard of a Page: FNV-1a 64 of its id modulo the shard count. Stable across releases and
-/// platforms (it is stored in every per-Page row); `std`'s hasher is not.
+/// The shard of a Page as the `shard` column stores it ([`crate::ownership::shard_of`]).
 pub(super) fn shard_of(page: &str) -> i32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in page.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    i32::try_from(hash % super::SHARDS).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_shard_hash_is_fnv1a_and_stable() {
-        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c (the published test vector).
-        assert_eq!(
-            shard_of("a"),
-            i32::try_from(0xaf63_dc4c_8601_ec8c_u64 % 256).unwrap()
-        );
-        assert_eq!(shard_of("1234567890"), shard_of("1234567890"));
-    }
+    i32::try_from(crate::ownership::shard_of(page)).unwrap_or(0)
 }

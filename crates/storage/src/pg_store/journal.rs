@@ -28,19 +28,22 @@ pub(super) fn is_processed(tx: &mut Tx<'_, '_>, page: &PageId, event: &EventId) 
     Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
 }
 
-/// Marks an event processed, refusing one processed before; an event the journal never saw
-/// gets a processed dedup row (so a later delivery of it is a duplicate).
+/// Marks an event processed under lease `epoch`, refusing one processed before; an event the
+/// journal never saw gets a processed dedup row (so a later delivery of it is a duplicate).
 pub(super) fn mark_processed(
     tx: &mut Tx<'_, '_>,
     page: &PageId,
     psid: &Psid,
     event: &EventId,
     now_ms: u64,
+    epoch: i64,
 ) -> TxResult<()> {
     let row = tx.query_opt(
-        "INSERT INTO journal (page_id, event_id, psid, shard, processed_ms)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (page_id, event_id) DO UPDATE SET processed_ms = EXCLUDED.processed_ms
+        "INSERT INTO journal (page_id, event_id, psid, shard, processed_ms, processed_epoch,
+           processed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp())
+         ON CONFLICT (page_id, event_id) DO UPDATE SET processed_ms = EXCLUDED.processed_ms,
+           processed_epoch = EXCLUDED.processed_epoch, processed_at = EXCLUDED.processed_at
            WHERE journal.processed_ms IS NULL
          RETURNING seq",
         &[
@@ -49,6 +52,7 @@ pub(super) fn mark_processed(
             &psid.as_str(),
             &shard_of(page.as_str()),
             &big(now_ms),
+            &epoch,
         ],
     )?;
     match row {
@@ -101,12 +105,16 @@ impl PgStore {
         })
     }
 
-    pub(super) fn journal_unprocessed(&self) -> StoreResult<Vec<JournalEntry>> {
+    pub(super) fn journal_unprocessed(&self, limit: usize) -> StoreResult<Vec<JournalEntry>> {
+        let shards = self.owned_shards();
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
         self.pool.read("unprocessed_events", |c| {
             let rows = c.query(
                 "SELECT seq, page_id, event_id, psid, payload, received_ms FROM journal
-                 WHERE processed_ms IS NULL ORDER BY seq",
-                &[],
+                 WHERE processed_ms IS NULL AND shard = ANY($1) ORDER BY seq LIMIT $2",
+                &[&shards, &big(limit as u64)],
             )?;
             Ok(rows
                 .iter()

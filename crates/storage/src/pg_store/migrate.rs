@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "flush_marks",
         sql: include_str!("migrations/0003_flush_marks.sql"),
     },
+    Migration {
+        version: 4,
+        name: "shard_leases",
+        sql: include_str!("migrations/0004_shard_leases.sql"),
+    },
 ];
 
 /// The advisory lock key (class, object) guarding migrations; the object is the hash of the

@@ -13,6 +13,7 @@
 mod db;
 mod flows;
 mod journal;
+mod leases;
 mod ledger;
 mod migrate;
 mod notifications;
@@ -32,6 +33,7 @@ use crate::ledger::TopicLedger;
 use crate::notification::{Notification, NotificationCancel, NotificationContent, NotificationId};
 use crate::outbox::{OutboundMessage, OutboundStatus};
 use crate::outcome::Outcome;
+use crate::ownership::Ownership;
 use crate::recurring::{
     RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringPass, RecurringToken,
 };
@@ -42,11 +44,10 @@ use crate::token::{NewToken, OtnToken, TokenAdded, TokenMark};
 use crate::topic::{DeletedTopic, Topic, TopicSummary};
 use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
 use db::Pool;
+pub use leases::DEFAULT_LEASE_TTL;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-
-/// Virtual shards a Page hashes to (stored in `meta` by the first migration; never changed).
-const SHARDS: u64 = 256;
+use std::time::Duration;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -57,6 +58,25 @@ pub struct PgOptions {
     /// The schema botflow's tables live in (`search_path`), created when missing; `None` uses
     /// the server's default (`public`). The tests give each test its own.
     pub schema: Option<String>,
+    /// This node's id among the nodes sharing the database (`BOTFLOW_NODE_ID`); `None`: a new
+    /// random UUID. A node restarted with the same id takes its leases back at once; with a
+    /// new one, the shards of the killed process wait for their leases to expire.
+    pub node_id: Option<String>,
+    /// How long a shard lease lasts without renewal (`BOTFLOW_SHARD_LEASE_MS`); renewed every
+    /// third of it. The failover time after a node dies is about this long.
+    pub lease_ttl: Duration,
+}
+
+impl PgOptions {
+    /// Options for `url`: the default schema, a random node id, the default lease TTL.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            schema: None,
+            node_id: None,
+            lease_ttl: DEFAULT_LEASE_TTL,
+        }
+    }
 }
 
 /// The PostgreSQL store.
@@ -66,6 +86,10 @@ pub struct PgStore {
     valid_flows: Mutex<HashMap<(PageId, FlowId, u32), Arc<ValidFlow>>>,
     /// Outcomes recorded since the store was opened (`pending` unused: counted in SQL).
     finished: Mutex<OutboxStats>,
+    /// The shard leases of this node (dropped last: releases them).
+    leases: Box<leases::LeaseManager>,
+    /// How long a lease lasts without renewal.
+    lease_ttl: Duration,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -75,6 +99,42 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
+    /// The leases of this node.
+    fn owned(&self) -> &Arc<Ownership> {
+        self.leases.ownership()
+    }
+
+    /// The epoch this node holds the Page's shard at (0 when it holds none: the fence refuses
+    /// the write then).
+    fn epoch_of(&self, page: &PageId) -> i64 {
+        self.owned()
+            .lease(crate::ownership::shard_of(page.as_str()))
+            .map_or(0, |l| i64::try_from(l.epoch).unwrap_or(i64::MAX))
+    }
+
+    /// The shards this node holds, for the work reads' filter.
+    fn owned_shards(&self) -> Vec<i32> {
+        self.owned()
+            .held()
+            .keys()
+            .map(|s| i32::try_from(*s).unwrap_or(i32::MAX))
+            .collect()
+    }
+
+    /// The shards this node may send for now (held, a graceful handover's pause over, the
+    /// lease not possibly expired).
+    fn dispatchable_shards(&self) -> Vec<i32> {
+        let now = std::time::Instant::now();
+        self.owned()
+            .held()
+            .iter()
+            .filter(|(_, l)| {
+                l.valid_until.is_none_or(|u| now < u) && l.dispatch_after.is_none_or(|a| now >= a)
+            })
+            .map(|(s, _)| i32::try_from(*s).unwrap_or(i32::MAX))
+            .collect()
+    }
+
     /// Gives one message its final status, durably, and counts it.
     fn finish_one(
         &self,
@@ -82,8 +142,10 @@ impl PgStore {
         id: OutboxId,
         status: &OutboundStatus,
     ) -> StoreResult<()> {
-        self.pool
-            .write(what, true, |tx| outbox::finish(tx, id, status).map(|_| ()))?;
+        self.pool.write(what, true, |tx| {
+            leases::fence_outbox(tx, self.owned(), &[id])?;
+            outbox::finish(tx, id, status).map(|_| ())
+        })?;
         self.count_outcomes(std::iter::once(status));
         Ok(())
     }
@@ -124,28 +186,60 @@ fn config(options: &PgOptions) -> StoreResult<postgres::Config> {
                 transient: false,
             });
         }
-        config.options(&format!("-c search_path={schema}"));
+        add_option(&mut config, &format!("-c search_path={schema}"));
     }
+    Ok(config)
+}
+
+/// Appends a server option (`-c name=value`) to the connection's startup options.
+fn add_option(config: &mut postgres::Config, option: &str) {
+    let options = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {option}"),
+        _ => option.to_owned(),
+    };
+    config.options(&options);
+}
+
+/// [`config`] for the store's own connections: a transaction left open by a node that stopped
+/// (a paused process, a frozen host) is ended by the server after one lease TTL, so the row
+/// locks it holds (a shard lease `FOR SHARE`, a subscriber) do not keep the shard from its next
+/// owner.
+fn session_config(options: &PgOptions) -> StoreResult<postgres::Config> {
+    let mut config = config(options)?;
+    let ms = options.lease_ttl.as_millis().max(1_000);
+    add_option(
+        &mut config,
+        &format!("-c idle_in_transaction_session_timeout={ms}"),
+    );
     Ok(config)
 }
 
 impl PgStore {
     /// Connects to `url`, applies pending migrations and returns the store.
     pub fn connect(url: &str) -> StoreResult<Self> {
-        Self::connect_with(&PgOptions {
-            url: url.to_owned(),
-            schema: None,
-        })
+        Self::connect_with(&PgOptions::new(url))
     }
 
     /// Connects with `options` (creating the schema when one is named), applies pending
     /// migrations and returns the store.
     pub fn connect_with(options: &PgOptions) -> StoreResult<Self> {
         Self::migrate_with(options)?;
+        let node_id = options
+            .node_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut lease_config = session_config(options)?;
+        lease_config.application_name(&format!("botflow-leases-{node_id}"));
         let store = Self {
-            pool: Pool::new(config(options)?),
+            pool: Pool::new(session_config(options)?),
             valid_flows: Mutex::new(HashMap::new()),
             finished: Mutex::new(OutboxStats::default()),
+            leases: Box::new(leases::LeaseManager::start(
+                lease_config,
+                &node_id,
+                options.lease_ttl,
+            )?),
+            lease_ttl: options.lease_ttl,
         };
         store.notifications_resume()?;
         Ok(store)
@@ -154,19 +248,13 @@ impl PgStore {
     /// Applies the migrations the database at `url` lacks, under an advisory lock; returns
     /// the ones applied, as `(version, name)` (empty when the schema was current).
     pub fn migrate(url: &str) -> StoreResult<Vec<(i32, &'static str)>> {
-        Self::migrate_with(&PgOptions {
-            url: url.to_owned(),
-            schema: None,
-        })
+        Self::migrate_with(&PgOptions::new(url))
     }
 
     /// [`PgStore::migrate`] with options (a schema).
     pub fn migrate_with(options: &PgOptions) -> StoreResult<Vec<(i32, &'static str)>> {
         if let Some(schema) = &options.schema {
-            let plain = PgOptions {
-                url: options.url.clone(),
-                schema: None,
-            };
+            let plain = PgOptions::new(&options.url);
             let pool = Pool::new(config(&plain)?);
             config(options)?; // checks the name before it reaches SQL
             db::off_runtime("creating the schema", || {
@@ -231,6 +319,23 @@ impl PgStore {
     /// retries) since the store was opened.
     pub fn database_errors(&self) -> u64 {
         self.pool.errors()
+    }
+
+    /// Runs a round of this node's lease manager now (heartbeat, renewal, acquiring its fair
+    /// share, releasing a surplus) and waits for it; rounds otherwise run every third of the
+    /// lease TTL.
+    pub fn lease_round(&self) -> StoreResult<()> {
+        self.leases.round_now()
+    }
+
+    /// Leaves the cluster gracefully: stops renewing and releases every shard lease, so other
+    /// nodes take the shards over at their next round; the store refuses owner writes after it.
+    pub fn leave(&self) {
+        db::off_runtime("leaving", || {
+            self.leases.leave();
+            Ok(())
+        })
+        .unwrap_or(());
     }
 
     /// Checks that the database answers (`SELECT 1`), for health checks.
@@ -393,12 +498,15 @@ impl Store for PgStore {
         now_ms: u64,
     ) -> StoreResult<bool> {
         self.pool.write("mark_token", true, |tx| {
+            leases::fence(tx, self.owned(), &[db::shard_of(page.as_str())])?;
             tokens::mark(tx, page, token, &mark, now_ms)
         })
     }
     fn expire_tokens(&self, now_ms: u64) -> StoreResult<u64> {
-        self.pool
-            .write("expire_tokens", true, |tx| tokens::expire(tx, now_ms))
+        let shards = self.owned_shards();
+        self.pool.write("expire_tokens", true, |tx| {
+            tokens::expire(tx, &shards, now_ms)
+        })
     }
     fn journal_append(
         &self,
@@ -426,21 +534,63 @@ impl Store for PgStore {
         self.journal_append_all(events)
     }
     fn unprocessed_events(&self) -> StoreResult<Vec<JournalEntry>> {
-        self.journal_unprocessed()
+        self.journal_unprocessed(usize::MAX)
+    }
+    fn poll_unprocessed(&self, limit: usize) -> StoreResult<Vec<JournalEntry>> {
+        self.journal_unprocessed(limit)
     }
     fn commit_step(&self, commit: StepCommit) -> StoreResult<StepCommitted> {
         let durable = commit.durable;
-        self.pool
-            .write("commit_step", durable, |tx| steps::apply_step(tx, &commit))?
+        let shard = db::shard_of(commit.page.as_str());
+        let epoch = self.epoch_of(&commit.page);
+        self.pool.write("commit_step", durable, |tx| {
+            leases::fence(tx, self.owned(), &[shard])?;
+            steps::apply_step(tx, &commit, epoch)
+        })?
     }
     fn commit_steps(
         &self,
         commits: Vec<StepCommit>,
     ) -> StoreResult<Vec<StoreResult<StepCommitted>>> {
         let durable = commits.iter().any(|c| c.durable);
-        self.pool.write("commit_steps", durable, |tx| {
-            steps::apply_steps(tx, &commits)
-        })
+        // a step of a shard this node does not hold fails alone; the others are fenced together
+        let ownership = self.owned();
+        let lost = |c: &StepCommit| {
+            let shard = crate::ownership::shard_of(c.page.as_str());
+            ownership
+                .lease(shard)
+                .is_none()
+                .then(|| StoreError::OwnershipLost {
+                    node: ownership.node_id().to_owned(),
+                    shard,
+                    epoch: 0,
+                })
+        };
+        let (held, gone): (Vec<StepCommit>, Vec<(usize, StoreError)>) = {
+            let mut held = Vec::with_capacity(commits.len());
+            let mut gone = Vec::new();
+            for (i, commit) in commits.into_iter().enumerate() {
+                match lost(&commit) {
+                    Some(error) => gone.push((i, error)),
+                    None => held.push(commit),
+                }
+            }
+            (held, gone)
+        };
+        let shards: Vec<i32> = held.iter().map(|c| db::shard_of(c.page.as_str())).collect();
+        let epochs: Vec<i64> = held.iter().map(|c| self.epoch_of(&c.page)).collect();
+        let mut results = if held.is_empty() {
+            Vec::new()
+        } else {
+            self.pool.write("commit_steps", durable, |tx| {
+                leases::fence(tx, ownership, &shards)?;
+                steps::apply_steps(tx, &held, &epochs)
+            })?
+        };
+        for (i, error) in gone {
+            results.insert(i, Err(error));
+        }
+        Ok(results)
     }
     fn notify_topic(
         &self,
@@ -554,6 +704,7 @@ impl Store for PgStore {
     }
     fn mark_retry(&self, id: OutboxId, due_ms: u64, error: &str) -> StoreResult<()> {
         self.pool.write("mark_retry", true, |tx| {
+            leases::fence_outbox(tx, self.owned(), &[id])?;
             outbox::retry(tx, id, due_ms, error).map(|_| ())
         })
     }
@@ -594,6 +745,9 @@ impl Store for PgStore {
         max_records: usize,
     ) -> StoreResult<SweepReport> {
         self.retention_sweep(now_ms, policy, max_records)
+    }
+    fn ownership(&self) -> Arc<Ownership> {
+        Arc::clone(self.owned())
     }
     fn flush(&self) -> StoreResult<()> {
         // A synchronous commit waits for the WAL flush up to its commit record, which covers

@@ -216,6 +216,7 @@ impl PgStore {
                 topic: topic.clone(),
             });
         }
+        let node = self.leases.ownership().node_id().to_owned();
         self.pool.write("create_notification", true, |tx| {
             let id = unbig(
                 tx.query_one("SELECT nextval('notification_ids')", &[])?
@@ -234,14 +235,15 @@ impl PgStore {
                 finished_ms: None,
             };
             tx.execute(
-                "INSERT INTO notifications (page_id, id, topic_id, shard, rec)
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO notifications (page_id, id, topic_id, shard, rec, queued_by)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
                     &page.as_str(),
                     &big(id),
                     &topic.as_str(),
                     &shard_of(page.as_str()),
                     &encode("notifications", &record)?,
+                    &node,
                 ],
             )?;
             Ok(record)
@@ -359,14 +361,20 @@ impl PgStore {
         })
     }
 
-    /// At start-up (one node): notifications whose queuing was cut short by a stop are closed,
-    /// as the sled store does when it opens.
+    /// At start-up: notifications whose queuing was cut short by a stop are closed, as the sled
+    /// store does when it opens; with several nodes, only those this node (its id) or a node
+    /// that is gone (no heartbeat for a lease TTL) was queuing, not another live node's.
     pub(super) fn notifications_resume(&self) -> StoreResult<()> {
+        let node = self.leases.ownership().node_id().to_owned();
+        let ttl_ms = f64::from(u32::try_from(self.lease_ttl.as_millis()).unwrap_or(u32::MAX));
         let open: Vec<Notification> = self.pool.read("resuming notifications", |c| {
             let rows = c.query(
                 "SELECT rec FROM notifications WHERE finished_ms IS NULL
-                 AND NOT (rec->>'all_queued')::boolean",
-                &[],
+                 AND NOT (rec->>'all_queued')::boolean
+                 AND (queued_by IS NULL OR queued_by = $1 OR queued_by NOT IN
+                   (SELECT node_id FROM nodes
+                    WHERE heartbeat_at > now() - $2::float8 * interval '1 millisecond'))",
+                &[&node, &ttl_ms],
             )?;
             Ok(rows
                 .iter()

@@ -160,6 +160,11 @@ pub(super) fn load_for_update(
 /// the subscriber becomes the head (or the queue has none).
 fn advance_head(tx: &mut Tx<'_, '_>, message: &OutboundMessage) -> TxResult<()> {
     let (page, psid) = (message.page.as_str(), message.psid.as_str());
+    // the subscriber's row first, as every transaction about a subscriber: a step commit
+    // queueing a message behind this one cannot interleave (its `ON CONFLICT DO NOTHING` on the
+    // head takes no predicate lock, so without this the head could be deleted while a new
+    // message went in behind it, and the next message jump the queue)
+    super::journal::lock_subscriber(tx, &message.page, &message.psid)?;
     let head = tx.query_opt(
         "SELECT head_id FROM outbox_heads WHERE page_id = $1 AND psid = $2 FOR UPDATE",
         &[&page, &psid],
@@ -319,9 +324,43 @@ impl PgStore {
         // Token sends are known before the transaction (their kind never changes), so the
         // commit is synchronous exactly when one of them is in the batch.
         let durable = self.any_token_send(outcomes)?;
+        let ids: Vec<i64> = outcomes.iter().map(|o| big(o.id().0)).collect();
+        let ownership = self.leases.ownership();
         let results = self.pool.write("mark_outcomes", durable, |tx| {
+            // an outcome of a shard this node no longer holds fails alone; the others are
+            // fenced together
+            let rows = tx.query("SELECT id, shard FROM outbox WHERE id = ANY($1)", &[&ids])?;
+            let shards: std::collections::HashMap<i64, i32> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let lost = |id: OutboxId| {
+                shards.get(&big(id.0)).and_then(|&shard| {
+                    let shard = u32::try_from(shard).unwrap_or(u32::MAX);
+                    ownership
+                        .lease(shard)
+                        .is_none()
+                        .then(|| StoreError::OwnershipLost {
+                            node: ownership.node_id().to_owned(),
+                            shard,
+                            epoch: 0,
+                        })
+                })
+            };
+            let held: Vec<i32> = shards
+                .values()
+                .copied()
+                .filter(|s| {
+                    ownership
+                        .lease(u32::try_from(*s).unwrap_or(u32::MAX))
+                        .is_some()
+                })
+                .collect();
+            super::leases::fence(tx, ownership, &held)?;
             let mut results = Vec::with_capacity(outcomes.len());
             for outcome in outcomes {
+                if let Some(error) = lost(outcome.id()) {
+                    results.push(Err(error));
+                    continue;
+                }
                 // each outcome in a savepoint, so a refused one changes nothing and fails alone
                 let mut sub = tx.inner.transaction()?;
                 let applied = apply_outcome(
@@ -377,7 +416,12 @@ impl PgStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // heads in pages (keyset by due time and id), so a skipped one costs an index row
+        // heads in pages (keyset by due time and id), so a skipped one costs an index row;
+        // of the shards this node may send for
+        let shards = self.dispatchable_shards();
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
         let page = big(limit.saturating_add(64) as u64);
         let mut after: (i64, i64) = (i64::MIN, i64::MIN);
         let mut wanted: Vec<i64> = Vec::new();
@@ -385,9 +429,9 @@ impl PgStore {
             let heads: Vec<(i64, i64)> = self.pool.read("due_outbound", |c| {
                 let rows = c.query(
                     "SELECT due_ms, head_id FROM outbox_heads
-                     WHERE due_ms <= $1 AND (due_ms, head_id) > ($2, $3)
+                     WHERE due_ms <= $1 AND (due_ms, head_id) > ($2, $3) AND shard = ANY($5)
                      ORDER BY due_ms, head_id LIMIT $4",
-                    &[&big(now_ms), &after.0, &after.1, &page],
+                    &[&big(now_ms), &after.0, &after.1, &page, &shards],
                 )?;
                 Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
             })?;

@@ -254,6 +254,7 @@ impl PgStore {
         now_ms: u64,
     ) -> StoreResult<RecurringChanged> {
         self.pool.write("recurring_change", true, |tx| {
+            super::leases::fence(tx, self.leases.ownership(), &[shard_of(page.as_str())])?;
             apply_change(tx, page, psid, change, now_ms)
         })
     }

@@ -130,10 +130,12 @@ fn recurring_gone(tx: &mut Tx<'_, '_>, commit: &StepCommit) -> TxResult<Option<T
     Ok(None)
 }
 
-/// One step, refused whole with `TokenGone` when a token send would find no token.
+/// One step, refused whole with `TokenGone` when a token send would find no token; its event
+/// records `epoch`, the lease epoch the node committed under.
 pub(super) fn apply_step(
     tx: &mut Tx<'_, '_>,
     commit: &StepCommit,
+    epoch: i64,
 ) -> TxResult<StoreResult<StepCommitted>> {
     lock_subscriber(tx, &commit.page, &commit.psid)?;
     let gone = match missing_token(tx, commit)? {
@@ -147,10 +149,14 @@ pub(super) fn apply_step(
             topic,
         }));
     }
-    apply_checked_step(tx, commit).map(Ok)
+    apply_checked_step(tx, commit, epoch).map(Ok)
 }
 
-fn apply_checked_step(tx: &mut Tx<'_, '_>, commit: &StepCommit) -> TxResult<StepCommitted> {
+fn apply_checked_step(
+    tx: &mut Tx<'_, '_>,
+    commit: &StepCommit,
+    epoch: i64,
+) -> TxResult<StepCommitted> {
     let StepCommit {
         page,
         psid,
@@ -162,7 +168,7 @@ fn apply_checked_step(tx: &mut Tx<'_, '_>, commit: &StepCommit) -> TxResult<Step
         durable: _,
     } = commit;
     if let Some(event) = event {
-        mark_processed(tx, page, psid, event, *now_ms)?;
+        mark_processed(tx, page, psid, event, *now_ms, epoch)?;
     }
     write_session(tx, page, psid, session)?;
     let mut token_adds = Vec::with_capacity(tokens_added.len());
@@ -214,13 +220,15 @@ fn apply_checked_step(tx: &mut Tx<'_, '_>, commit: &StepCommit) -> TxResult<Step
     })
 }
 
-/// Several steps in one transaction; a replayed event fails alone.
+/// Several steps in one transaction (each with the epoch its node committed it under); a
+/// replayed event fails alone.
 pub(super) fn apply_steps(
     tx: &mut Tx<'_, '_>,
     commits: &[StepCommit],
+    epochs: &[i64],
 ) -> TxResult<Vec<StoreResult<StepCommitted>>> {
     let mut results = Vec::with_capacity(commits.len());
-    for commit in commits {
+    for (commit, &epoch) in commits.iter().zip(epochs) {
         if let Some(event) = &commit.event {
             if is_processed(tx, &commit.page, event)? {
                 results.push(Err(StoreError::EventAlreadyProcessed {
@@ -230,7 +238,7 @@ pub(super) fn apply_steps(
                 continue;
             }
         }
-        results.push(apply_step(tx, commit)?);
+        results.push(apply_step(tx, commit, epoch)?);
     }
     Ok(results)
 }
@@ -259,11 +267,12 @@ impl PgStore {
     }
 
     pub(super) fn timers_due(&self, now_ms: u64, limit: usize) -> StoreResult<Vec<DueTimer>> {
+        let shards = self.owned_shards();
         self.pool.read("due_timers", |c| {
             let rows = c.query(
-                "SELECT rec FROM timers WHERE due_ms <= $1
+                "SELECT rec FROM timers WHERE due_ms <= $1 AND shard = ANY($3)
                  ORDER BY due_ms, page_id, psid, timer_id LIMIT $2",
-                &[&big(now_ms), &big(limit as u64)],
+                &[&big(now_ms), &big(limit as u64), &shards],
             )?;
             Ok(rows
                 .iter()

@@ -261,10 +261,11 @@ pub(super) fn invalidate_topic(
 }
 
 /// Marks every usable token with `expires_ms <= now_ms` expired.
-pub(super) fn expire(tx: &mut Tx<'_, '_>, now_ms: u64) -> TxResult<u64> {
+pub(super) fn expire(tx: &mut Tx<'_, '_>, shards: &[i32], now_ms: u64) -> TxResult<u64> {
     let rows = tx.query(
-        "SELECT rec FROM tokens WHERE state = 0 AND expires_ms <= $1 FOR UPDATE",
-        &[&big(now_ms)],
+        "SELECT rec FROM tokens WHERE state = 0 AND expires_ms <= $1 AND shard = ANY($2)
+         FOR UPDATE",
+        &[&big(now_ms), &shards],
     )?;
     for row in &rows {
         let mut token = record(row)?;

@@ -44,6 +44,7 @@ mod crash;
 mod differential;
 mod flows;
 mod journal;
+mod leases;
 mod ledger;
 mod model;
 mod notifications;
