@@ -56,7 +56,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const APP_SECRET: &str = "bench-secret";
-const PAGE: &str = "1001";
+/// The Pages the subscribers write to (a subscriber always to the same one): on PostgreSQL each
+/// Page's shard has one owner, so two nodes share the work only across Pages.
+const PAGES: [&str; 8] = [
+    "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008",
+];
 /// The one-reply flow: one keyword, one text.
 const ONE_REPLY_FLOW: &str = r#"{"format": 1, "id": "hours", "name": "Opening hours",
   "triggers": [{"type": "keyword", "words": ["hours"]}], "start": "answer",
@@ -235,12 +239,13 @@ fn webhook_body(
 ) -> (String, Vec<(String, usize)>) {
     let t = now_ms();
     let (slot, earlier) = subscribers.slot(n);
+    let page = PAGES[(slot % PAGES.len() as u64) as usize];
     let mut sample = Vec::with_capacity(batch);
     let mut events = Vec::with_capacity(batch);
     for k in 0..batch {
         let psid = format!("{tag}{slot:08}{k:03}");
         events.push(text_message(
-            PAGE,
+            page,
             &psid,
             &format!("m-{tag}-{n}-{k}"),
             text,
@@ -248,7 +253,7 @@ fn webhook_body(
         ));
         sample.push((psid, earlier));
     }
-    (envelope(PAGE, t, events).to_string(), sample)
+    (envelope(page, t, events).to_string(), sample)
 }
 
 async fn post_webhook(client: &reqwest::Client, url: &str, body: String) -> bool {
@@ -485,6 +490,11 @@ async fn start_botflow(
         )],
         _ => Vec::new(),
     };
+    // The other Pages (the first comes from the environment).
+    let pages_file: String = PAGES[1..]
+        .iter()
+        .map(|page| format!("[[pages]]\nid = \"{page}\"\naccess_token = \"bench-token\"\n"))
+        .collect();
     let mut urls = Vec::new();
     let mut servers = Vec::new();
     for node in 0..nodes {
@@ -495,7 +505,7 @@ async fn start_botflow(
                 data.join(format!("node-{node}")).display().to_string(),
             ),
             ("BOTFLOW_GRAPH_API_URL", fake.base_url().to_owned()),
-            ("BOTFLOW_PAGE_ID", PAGE.to_owned()),
+            ("BOTFLOW_PAGE_ID", PAGES[0].to_owned()),
             ("BOTFLOW_PAGE_ACCESS_TOKEN", "bench-token".to_owned()),
             ("BOTFLOW_APP_SECRET", APP_SECRET.to_owned()),
             ("BOTFLOW_VERIFY_TOKEN", "v".to_owned()),
@@ -507,15 +517,56 @@ async fn start_botflow(
         if let Some(database) = &database {
             env.insert("BOTFLOW_DATABASE_URL", database.url().to_owned());
         }
-        let config =
-            ServerConfig::from_sources(None, |name| env.get(name).cloned(), false).unwrap();
+        let config = ServerConfig::from_sources(
+            Some((std::path::Path::new("bench.toml"), &pages_file)),
+            |name| env.get(name).cloned(),
+            false,
+        )
+        .unwrap();
         let server = botflow_server::app::start(config, flows.clone())
             .await
             .unwrap();
         urls.push(format!("http://{}/webhook", server.local_addr()));
         servers.push(server);
     }
+    if nodes > 1 {
+        wait_for_balanced_leases(&servers).await;
+    }
     (urls, Running::Botflow(servers, database))
+}
+
+/// Waits (bounded) until every node holds shard leases and together they hold all of them, so
+/// the phase measures the nodes working, not the leases moving.
+async fn wait_for_balanced_leases(servers: &[botflow_server::app::RunningServer]) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut held = Vec::new();
+        for server in servers {
+            let url = format!("http://{}/metrics", server.local_addr());
+            let text = match client.get(&url).send().await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let leases = text
+                .lines()
+                .find_map(|line| line.strip_prefix("botflow_shard_leases_held "))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            held.push(leases);
+        }
+        let total: f64 = held.iter().sum();
+        if held.iter().all(|&h| h > 0.0)
+            && total >= f64::from(botflow_storage::ownership::SHARD_COUNT)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes did not share the shard leases within a minute: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn start(
