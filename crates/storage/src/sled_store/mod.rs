@@ -72,7 +72,7 @@ pub struct StoreOptions {
     pub log_dir: Option<Arc<dyn LogDir>>,
     /// Size of a log segment; checkpointed segments are deleted whole (64 MiB).
     pub log_segment_bytes: u64,
-    /// How often logged writes are checkpointed into sled (`None`: only when the overlay
+    /// How often logged writes are checkpointed into sled (100 ms; `None`: only when the overlay
     /// reaches `checkpoint_keys`, on [`SledStore::checkpoint`] and when the store closes).
     pub checkpoint_every_ms: Option<u64>,
     /// Checkpoint early once this many written keys wait in memory (100,000).
@@ -101,7 +101,9 @@ impl Default for StoreOptions {
             version_cache_entries: 1_024,
             log_dir: None,
             log_segment_bytes: LogOptions::default().segment_bytes,
-            checkpoint_every_ms: Some(250),
+            // Short bursts: at 2,800 events/s open loop, p99 webhook -> send was 30-68 ms with
+            // 250 ms checkpoints and 12-20 ms with 100 ms (the same CPU per event).
+            checkpoint_every_ms: Some(100),
             checkpoint_keys: 100_000,
         }
     }
