@@ -112,6 +112,18 @@ impl Ownership {
         self.read().get(&shard).copied()
     }
 
+    /// [`crate::StoreError::OwnershipLost`] for `shard` when this node holds no lease on it
+    /// (a write about it must fail alone); `None` while it does.
+    pub fn not_held(&self, shard: u32) -> Option<crate::StoreError> {
+        self.lease(shard)
+            .is_none()
+            .then(|| crate::StoreError::OwnershipLost {
+                node: self.node_id().to_owned(),
+                shard,
+                epoch: 0,
+            })
+    }
+
     /// Whether this node holds the lease of the Page's shard.
     pub fn owns(&self, page: &str) -> bool {
         self.lease(shard_of(page)).is_some()

@@ -555,17 +555,7 @@ impl Store for PgStore {
         let durable = commits.iter().any(|c| c.durable);
         // a step of a shard this node does not hold fails alone; the others are fenced together
         let ownership = self.owned();
-        let lost = |c: &StepCommit| {
-            let shard = crate::ownership::shard_of(c.page.as_str());
-            ownership
-                .lease(shard)
-                .is_none()
-                .then(|| StoreError::OwnershipLost {
-                    node: ownership.node_id().to_owned(),
-                    shard,
-                    epoch: 0,
-                })
-        };
+        let lost = |c: &StepCommit| ownership.not_held(crate::ownership::shard_of(c.page.as_str()));
         let (held, gone): (Vec<StepCommit>, Vec<(usize, StoreError)>) = {
             let mut held = Vec::with_capacity(commits.len());
             let mut gone = Vec::new();

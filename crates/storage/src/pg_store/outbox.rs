@@ -333,17 +333,9 @@ impl PgStore {
             let shards: std::collections::HashMap<i64, i32> =
                 rows.iter().map(|r| (r.get(0), r.get(1))).collect();
             let lost = |id: OutboxId| {
-                shards.get(&big(id.0)).and_then(|&shard| {
-                    let shard = u32::try_from(shard).unwrap_or(u32::MAX);
-                    ownership
-                        .lease(shard)
-                        .is_none()
-                        .then(|| StoreError::OwnershipLost {
-                            node: ownership.node_id().to_owned(),
-                            shard,
-                            epoch: 0,
-                        })
-                })
+                shards
+                    .get(&big(id.0))
+                    .and_then(|&shard| ownership.not_held(u32::try_from(shard).unwrap_or(u32::MAX)))
             };
             let held: Vec<i32> = shards
                 .values()
