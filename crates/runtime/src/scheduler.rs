@@ -93,8 +93,8 @@ pub(crate) struct Closed;
 
 /// The queue of a subscriber: a stable hash (FNV-1a, the store's shard hash) of Page and PSID.
 fn shard_index(page: &PageId, psid: &Psid, shards: usize) -> usize {
-    let key = format!("{}\u{0}{}", page.as_str(), psid.as_str());
-    (botflow_storage::ownership::fnv1a(key.as_bytes()) % shards.max(1) as u64) as usize
+    let key: [&[u8]; 3] = [page.as_str().as_bytes(), &[0], psid.as_str().as_bytes()];
+    (botflow_storage::ownership::fnv1a_parts(&key) % shards.max(1) as u64) as usize
 }
 
 impl Shards {

@@ -27,8 +27,13 @@ pub fn shard_of(page: &str) -> u32 {
 /// FNV-1a 64 of `bytes` (the published definition: offset basis 0xcbf29ce484222325, prime
 /// 0x100000001b3).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
+    fnv1a_parts(&[bytes])
+}
+
+/// FNV-1a 64 of the concatenation of `parts`, without building it.
+pub fn fnv1a_parts(parts: &[&[u8]]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
+    for byte in parts.iter().flat_map(|part| part.iter()) {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -201,6 +206,8 @@ mod tests {
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
         assert_eq!(shard_of("a"), (0xaf63_dc4c_8601_ec8c_u64 % 256) as u32);
+        // Hashing in parts is hashing the concatenation.
+        assert_eq!(fnv1a_parts(&[b"foo", b"", b"bar"]), fnv1a(b"foobar"));
     }
 
     #[test]
