@@ -29,6 +29,8 @@ const TOKEN_B: &str = "e2e-page-b-token";
 const SUBSCRIBERS: usize = 100;
 const OPTED_IN: usize = 20;
 const DELAYED: usize = 40;
+/// Holders of a second opt-in round, notified by a flow.
+const FLOW_NOTIFIED: usize = 10;
 const RATE: u32 = 40;
 const LEASE_MS: u64 = 2_000;
 /// Rounds of failure of node b: SIGKILL (then a restart) in even rounds, SIGSTOP (a paused
@@ -52,11 +54,9 @@ fn write_flows(dir: &Path) {
             {"id": "d", "type": "delay", "duration": "1s", "next": "b"},
             {"id": "b", "type": "send_message", "messages": [{"type": "text", "text": "after"}]}]});
     std::fs::write(dir.join("later.json"), later.to_string()).unwrap();
-    std::fs::copy(
-        workspace_root().join("flows/restock.json"),
-        dir.join("restock.json"),
-    )
-    .unwrap();
+    for flow in ["restock.json", "restock-notify.json"] {
+        std::fs::copy(workspace_root().join("flows").join(flow), dir.join(flow)).unwrap();
+    }
 }
 
 /// Starts node `id` on the shared database.
@@ -178,6 +178,24 @@ async fn two_nodes_survive_sigkills_with_each_event_once_in_order_and_paced() {
         .await;
     assert_eq!(status, 202, "{counts}");
     assert_eq!(counts["queued"], OPTED_IN, "{counts}");
+    // new holders, then a flow notification through a, which does not own the Page: b runs
+    // each subscriber's flow (journaled runs) and a answers once b's commits counted them all
+    let flow_psids: Vec<String> = (0..FLOW_NOTIFIED).map(|i| format!("f{i}")).collect();
+    let (_, flow_tokens) = opt_in_restock(&a, &fake, &flow_psids).await;
+    let (status, counts) = a
+        .api_json(
+            Method::POST,
+            &format!("/api/pages/{PAGE_ID}/topics/{topic_id}/notify"),
+            Some(json!({"flow": "restock-notify"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{counts}");
+    assert_eq!(
+        (&counts["queued"], &counts["no_token"]),
+        (&json!(FLOW_NOTIFIED), &json!(0)),
+        "{counts}"
+    );
+    let tokens: std::collections::BTreeSet<String> = tokens.union(&flow_tokens).cloned().collect();
 
     // the load: per subscriber k1, k2, k3 (and "later" for some) sent one after the other,
     // alternating nodes; a node that does not answer is replaced by the other (a redelivery)
@@ -460,6 +478,17 @@ async fn two_nodes_survive_sigkills_with_each_event_once_in_order_and_paced() {
         "a token paid twice: {paid:?}"
     );
     assert_eq!(paid.len(), tokens.len(), "every token paid: {paid:?}");
+    // the flow notification: one message to each of its holders, none to the others
+    let mut good_news: BTreeMap<String, usize> = BTreeMap::new();
+    for message in fake.sent_messages() {
+        let text = message.message.get("text").and_then(|t| t.as_str());
+        if text.is_some_and(|t| t.starts_with("Good news")) {
+            *good_news.entry(message.psid).or_insert(0) += 1;
+        }
+    }
+    let expected_news: BTreeMap<String, usize> =
+        (0..FLOW_NOTIFIED).map(|i| (format!("f{i}"), 1)).collect();
+    assert_eq!(good_news, expected_news, "the flow notification's messages");
     // pacing: per Page, requests in any sliding 1 s window
     let limit = (f64::from(RATE) * 1.1 + 2.0) as usize;
     for token in [TOKEN_A, TOKEN_B] {

@@ -167,6 +167,7 @@ mod tests {
                 tokens_added: Vec::new(),
                 now_ms: 1,
                 durable: false,
+                notification_run: None,
             })
             .unwrap();
         committed.outbox_ids[0]

@@ -135,6 +135,7 @@ mod flow_cache;
 pub mod inbound;
 pub mod input_check;
 pub mod metrics;
+mod notify_run;
 pub mod outbound;
 pub mod ownership;
 pub mod payload;

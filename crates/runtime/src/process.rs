@@ -4,16 +4,17 @@
 use crate::clock::Clock;
 use crate::context::StepContext;
 use crate::effect::{Effect, StepError};
-use crate::event::{InboundEvent, NotifyContent};
+use crate::event::InboundEvent;
 use crate::flow_cache::FlowCache;
 use crate::inbound::from_journal;
 use crate::metrics::RuntimeMetrics;
+use crate::notify_run::NotificationRunEvent;
 use crate::profile::{ProfileSettings, apply_profile};
 use crate::step::{step, versions_needed};
 use botflow_flow::TopicId;
 use botflow_storage::{
-    EventId, JournalEntry, NewToken, OutboxId, PageId, Psid, RECURRING_CAP_MS, StepCommit, Store,
-    StoreError, TokenSendOutcome,
+    EventId, JournalEntry, NewToken, NotificationRun, OutboxId, PageId, Psid, RECURRING_CAP_MS,
+    StepCommit, Store, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,14 +29,6 @@ pub(crate) enum Work {
         page: PageId,
         psid: Psid,
         timer_id: u64,
-    },
-    /// A topic notification that runs a flow for this subscriber.
-    Notify {
-        page: PageId,
-        psid: Psid,
-        topic: TopicId,
-        content: NotifyContent,
-        reply: Option<tokio::sync::oneshot::Sender<Result<NotifyReport, String>>>,
     },
     /// A User Profile fetch that ended: its names are stored as fields (or its failure recorded).
     Profile {
@@ -52,7 +45,6 @@ pub(crate) enum Work {
 pub(crate) enum WorkId {
     Event(u64),
     Timer(PageId, Psid, u64),
-    Notify,
     Profile,
 }
 
@@ -66,7 +58,6 @@ impl Work {
                 psid,
                 timer_id,
             } => WorkId::Timer(page.clone(), psid.clone(), *timer_id),
-            Self::Notify { .. } => WorkId::Notify,
             Self::Profile { .. } => WorkId::Profile,
         }
     }
@@ -75,23 +66,9 @@ impl Work {
     pub(crate) fn subscriber(&self) -> (&PageId, &Psid) {
         match self {
             Self::Event(entry) => (&entry.page, &entry.psid),
-            Self::Timer { page, psid, .. }
-            | Self::Notify { page, psid, .. }
-            | Self::Profile { page, psid, .. } => (page, psid),
+            Self::Timer { page, psid, .. } | Self::Profile { page, psid, .. } => (page, psid),
         }
     }
-}
-
-/// What one notification did for one subscriber.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct NotifyReport {
-    /// Messages paid for by OTN tokens.
-    pub(crate) queued: u64,
-    /// Messages paid for by the subscriber's recurring token (no usable OTN token).
-    pub(crate) recurring_queued: u64,
-    pub(crate) no_token: u64,
-    /// The token sends the run queued (they become the notification's).
-    pub(crate) token_outbox: Vec<OutboxId>,
 }
 
 /// What processing one unit of work did.
@@ -103,7 +80,6 @@ pub(crate) struct Processed {
     pub(crate) received_ms: Option<u64>,
     /// The event had been processed before (a redelivery after a crash): nothing changed.
     pub(crate) duplicate: bool,
-    pub(crate) notify: NotifyReport,
     /// The subscriber's profile should be fetched (the committed session has none fresh).
     pub(crate) profile_due: Option<(PageId, Psid)>,
     /// The subscriber's fetched profile was stored: a new fetch may be asked for.
@@ -190,7 +166,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 pub(crate) struct Pending {
     commit: StepCommit,
     received_ms: Option<u64>,
-    no_token: u64,
     /// The commit stores a profile fetch's outcome (so it asks for no fetch itself).
     profile: bool,
 }
@@ -303,22 +278,32 @@ impl Processor {
     }
 
     /// The commit that records a unit of work as failed, leaving the subscriber's state as it
-    /// was (an event is marked processed; a timer is removed); `None` for a notification run.
+    /// was (an event is marked processed, a notification run counted as failed; a timer is
+    /// removed); `None` for a profile.
     fn failed_commit(&self, work: &Work) -> Result<Option<Pending>, StoreError> {
         let (page, psid) = work.subscriber();
         let mut session = self.store.load_session(page, psid)?.unwrap_or_default();
-        let (event, at_ms) = match work {
-            Work::Event(entry) => (Some(entry.event.clone()), entry.received_ms),
+        let (event, at_ms, run) = match work {
+            Work::Event(entry) => (
+                Some(entry.event.clone()),
+                entry.received_ms,
+                NotificationRunEvent::of(entry),
+            ),
             Work::Timer { timer_id, .. } => {
                 session.timers.retain(|timer| timer.id != *timer_id);
-                (None, self.clock.now_ms())
+                (None, self.clock.now_ms(), None)
             }
-            Work::Notify { .. } | Work::Profile { .. } => return Ok(None),
+            Work::Profile { .. } => return Ok(None),
         };
-        Ok(Some(Pending {
-            commit: step_commit(page, psid, event, session, Vec::new(), Vec::new(), at_ms),
-            received_ms: None,
+        let mut commit = step_commit(page, psid, event, session, Vec::new(), Vec::new(), at_ms);
+        commit.notification_run = run.map(|run| NotificationRun {
+            notification: run.notification,
             no_token: 0,
+            failed: true,
+        });
+        Ok(Some(Pending {
+            commit,
+            received_ms: None,
             profile: false,
         }))
     }
@@ -335,43 +320,45 @@ impl Processor {
             return Ok(Prepared::Commit(Box::new(Pending {
                 commit: step_commit(page, psid, None, session, Vec::new(), Vec::new(), now),
                 received_ms: None,
-                no_token: 0,
                 profile: true,
             })));
         }
+        let mut notification = None;
         let (event_id, inbound, step_ms, received_ms) = match work {
             Work::Event(entry) => {
-                let inbound = match from_journal(entry) {
-                    Ok(inbound) => inbound,
-                    Err(error) => {
-                        tracing::error!(%error, "unreadable journal entry; marked processed");
-                        self.metrics.events_failed.inc();
-                        None
-                    }
-                };
                 // A step runs at the time the webhook arrived, so a replay after a restart gives the
                 // same outcome and the 24-hour window counts from the real interaction.
                 let step_ms = entry.received_ms.min(now);
-                (
-                    Some(entry.event.clone()),
-                    inbound,
-                    step_ms,
-                    Some(entry.received_ms),
-                )
+                if let Some(run) = NotificationRunEvent::of(entry) {
+                    notification = Some(run.notification);
+                    // Not a webhook: its sends stay out of the webhook → send latency.
+                    (
+                        Some(entry.event.clone()),
+                        Some(run.inbound()),
+                        step_ms,
+                        None,
+                    )
+                } else {
+                    let inbound = match from_journal(entry) {
+                        Ok(inbound) => inbound,
+                        Err(error) => {
+                            tracing::error!(%error, "unreadable journal entry; marked processed");
+                            self.metrics.events_failed.inc();
+                            None
+                        }
+                    };
+                    (
+                        Some(entry.event.clone()),
+                        inbound,
+                        step_ms,
+                        Some(entry.received_ms),
+                    )
+                }
             }
             Work::Timer { timer_id, .. } => (
                 None,
                 Some(InboundEvent::TimerFired {
                     timer_id: *timer_id,
-                }),
-                now,
-                None,
-            ),
-            Work::Notify { topic, content, .. } => (
-                None,
-                Some(InboundEvent::Notify {
-                    topic: topic.clone(),
-                    content: content.clone(),
                 }),
                 now,
                 None,
@@ -398,7 +385,6 @@ impl Processor {
                     step_ms,
                 ),
                 received_ms,
-                no_token: 0,
                 profile: false,
             })));
         };
@@ -480,22 +466,25 @@ impl Processor {
             && tokens.is_empty()
             && outcome.session == session;
         if unchanged {
-            let mut processed = Processed::default();
-            processed.notify.no_token = no_token;
-            return Ok(Prepared::Done(processed));
+            return Ok(Prepared::Done(Processed::default()));
         }
-        Ok(Prepared::Commit(Box::new(Pending {
-            commit: step_commit(
-                page,
-                psid,
-                event_id,
-                outcome.session,
-                outcome.outbound,
-                tokens,
-                step_ms,
-            ),
-            received_ms,
+        let mut commit = step_commit(
+            page,
+            psid,
+            event_id,
+            outcome.session,
+            outcome.outbound,
+            tokens,
+            step_ms,
+        );
+        commit.notification_run = notification.map(|notification| NotificationRun {
+            notification,
             no_token,
+            failed: false,
+        });
+        Ok(Prepared::Commit(Box::new(Pending {
+            commit,
+            received_ms,
             profile: false,
         })))
     }
@@ -526,23 +515,6 @@ impl Processor {
         self.metrics
             .tokens_stored
             .add(commit.tokens_added.len() as u64);
-        let mut notify = NotifyReport {
-            no_token: pending.no_token,
-            ..NotifyReport::default()
-        };
-        for send in &committed.token_sends {
-            match send {
-                TokenSendOutcome::Queued { outbox, .. } => {
-                    notify.queued += 1;
-                    notify.token_outbox.push(*outbox);
-                }
-                TokenSendOutcome::RecurringQueued { outbox, .. } => {
-                    notify.recurring_queued += 1;
-                    notify.token_outbox.push(*outbox);
-                }
-                TokenSendOutcome::NoToken { .. } => notify.no_token += 1,
-            }
-        }
         let subscriber = || (commit.page.clone(), commit.psid.clone());
         let profile_due = !pending.profile
             && self
@@ -552,7 +524,6 @@ impl Processor {
             outbox_ids: committed.outbox_ids,
             received_ms: pending.received_ms,
             duplicate: false,
-            notify,
             profile_due: profile_due.then(subscriber),
             profile_stored: pending.profile.then(subscriber),
         })
@@ -579,5 +550,6 @@ fn step_commit(
         // The journal holds the event durably; a commit lost in a crash is replayed from it.
         // The dispatcher flushes before sending anything this commit queued.
         durable: false,
+        notification_run: None,
     }
 }

@@ -6,15 +6,17 @@ use crate::dispatcher::{DispatchSettings, Dispatcher, PageClients};
 use crate::event::NotifyContent;
 use crate::flow_cache::FlowCache;
 use crate::metrics::{LatencyHook, RuntimeMetrics};
+use crate::notify_run::NotificationRunEvent;
 use crate::outbound::{Purpose, request_body};
-use crate::process::{InteractionCache, Processed, Processor, Work};
+use crate::process::{InteractionCache, Processed, Processor};
 use crate::profile::{ProfileQueue, ProfileSettings, run_profile_fetches};
 use crate::scheduler::{AfterWork, Shards, follow_journal, run_timers};
 use botflow_flow::TopicId;
 use botflow_messenger::SendClient;
 use botflow_storage::{
-    JournalEntry, Notification, NotificationCancel, NotificationContent, NotificationId, PageId,
-    RECURRING_CAP_MS, RecurringNotifyOutcome, RecurringPass, RecurringSkip, Store, StoreError,
+    Appended, JournalEntry, NewJournalEvent, Notification, NotificationCancel, NotificationContent,
+    NotificationId, PageId, RECURRING_CAP_MS, RecurringNotifyOutcome, RecurringPass, RecurringSkip,
+    Store, StoreError,
 };
 use serde::Serialize;
 use std::collections::HashSet;
@@ -485,7 +487,10 @@ impl Runtime {
         }
     }
 
-    /// The flow half of [`Runtime::notify_topic`] for notification `id`.
+    /// The flow half of [`Runtime::notify_topic`] for notification `id`: one journaled run
+    /// per subscriber (so the node that owns the subscriber runs it, in order with their other
+    /// events, and a crash only delays it), then waits until the runs' commits have counted
+    /// them all in the notification's record.
     async fn notify_with_flow(
         &self,
         page: &PageId,
@@ -520,75 +525,78 @@ impl Runtime {
                 Err(RecurringSkip::Retired) => {}
             }
         }
-        let mut replies = Vec::with_capacity(holders.len());
-        for psid in holders {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let who = psid.to_string();
-            let work = Work::Notify {
-                page: page.clone(),
-                psid,
-                topic: topic.clone(),
-                content: NotifyContent::Flow(flow.clone()),
-                reply: Some(tx),
-            };
-            self.inner
-                .shards
-                .submit(work)
-                .await
-                .map_err(|_| RuntimeError::ShuttingDown)?;
-            replies.push((who, rx));
-        }
-        let mut counts = NotifyCounts {
+        let run = NotificationRunEvent {
             notification: id,
-            expired,
-            recurring: skipped,
-            ..NotifyCounts::default()
+            topic: topic.clone(),
+            flow,
         };
-        let mut failure = None;
-        let mut first = true;
-        for (who, reply) in replies {
-            match reply.await {
-                Ok(Ok(report)) => {
-                    counts.queued += report.queued;
-                    counts.recurring.queued += report.recurring_queued;
-                    counts.no_token += report.no_token;
-                    // The sweep's expiries are reported with the first run.
-                    let swept = if std::mem::take(&mut first) {
-                        expired
-                    } else {
-                        0
-                    };
-                    let p = page.clone();
-                    self.blocking(move |store| {
-                        store.attach_to_notification(
-                            &p,
-                            id,
-                            &report.token_outbox,
-                            report.no_token,
-                            swept,
-                        )
-                    })
-                    .await?;
-                }
-                Ok(Err(reason)) => failure = failure.or(Some((who, reason))),
-                Err(_) => {
-                    failure = failure.or(Some((who, "its run was dropped".to_owned())));
-                }
-            }
-        }
-        // Notification runs are not journaled: make their commits durable before reporting
-        // them queued (closing the queuing flushes).
+        let records: Vec<_> = holders
+            .iter()
+            .map(|psid| run.journal_record(page, psid, now_ms))
+            .collect();
+        let runs = records.len() as u64;
         let p = page.clone();
-        self.blocking(move |store| store.close_notification_queuing(&p, id, now_ms))
+        let fresh = self
+            .blocking(move |store| {
+                // Expected first: the commit that ends the last run closes the queuing.
+                store.expect_notification_runs(&p, id, runs, expired, now_ms)?;
+                let appended = store.journal_append_batch(&records)?;
+                Ok(journaled(records, appended))
+            })
             .await?;
-        if let Some((psid, reason)) = failure {
+        self.submit(fresh).await?;
+        let record = self.runs_counted(page, id).await?;
+        let totals = record.totals;
+        let counts = NotifyCounts {
+            notification: id,
+            queued: totals.queued - totals.recurring,
+            no_token: totals.no_token,
+            expired: totals.expired,
+            recurring: RecurringNotifyOutcome {
+                queued: totals.recurring,
+                ..skipped
+            },
+        };
+        if let Some(psid) = record.runs.first_failed {
             return Err(RuntimeError::NotifyFailed {
-                psid,
-                reason,
+                psid: psid.to_string(),
+                reason: format!(
+                    "{} of {} runs failed (the node that ran them logged why)",
+                    record.runs.failed, record.runs.done
+                ),
                 counts,
             });
         }
         Ok(counts)
+    }
+
+    /// Waits until every run of flow notification `id` has committed (or it was cancelled),
+    /// reading its record every [`RUNS_POLL`]; the runs may be on another node.
+    async fn runs_counted(
+        &self,
+        page: &PageId,
+        id: NotificationId,
+    ) -> Result<Notification, RuntimeError> {
+        loop {
+            let p = page.clone();
+            let record = self
+                .blocking(move |store| store.notification(&p, id))
+                .await?
+                .ok_or_else(|| {
+                    RuntimeError::Store(StoreError::NotificationNotFound {
+                        page: page.clone(),
+                        id,
+                    })
+                })?;
+            if record.runs.finished() || !record.state.is_running() {
+                return Ok(record);
+            }
+            if self.inner.shards.is_closed() {
+                // The runs go on after the restart; the record shows them.
+                return Err(RuntimeError::ShuttingDown);
+            }
+            tokio::time::sleep(RUNS_POLL).await;
+        }
     }
 
     /// One notification of the Page with its time left at the Page's pace.
@@ -721,6 +729,22 @@ impl Runtime {
             .map_err(|e| RuntimeError::Task(e.to_string()))??;
         Ok(())
     }
+}
+
+/// How often a flow notification's record is read while its runs are under way.
+const RUNS_POLL: Duration = Duration::from_millis(20);
+
+/// The journal entries of the records that were new (a duplicate was journaled before and runs
+/// from there).
+fn journaled(records: Vec<NewJournalEvent>, appended: Vec<Appended>) -> Vec<JournalEntry> {
+    records
+        .into_iter()
+        .zip(appended)
+        .filter_map(|(record, appended)| match appended {
+            Appended::New { seq } => Some(record.journaled(seq)),
+            Appended::Duplicate => None,
+        })
+        .collect()
 }
 
 fn take(slot: &Mutex<Option<JoinHandle<()>>>) -> Option<JoinHandle<()>> {

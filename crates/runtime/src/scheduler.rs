@@ -197,8 +197,16 @@ impl Shards {
         match id {
             WorkId::Event(seq) => self.events().finish(seq),
             WorkId::Timer(page, psid, timer_id) => self.timers().finish((page, psid, timer_id)),
-            WorkId::Notify | WorkId::Profile => {}
+            WorkId::Profile => {}
         }
+    }
+
+    /// Whether [`Shards::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.senders
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
     }
 
     /// Stops accepting work; shards finish what is queued, then end.
@@ -272,20 +280,9 @@ fn run_shard(
                         processor.metrics.events_already_processed.inc();
                     }
                     after(&processed);
-                    if let Work::Notify {
-                        reply: Some(reply), ..
-                    } = work
-                    {
-                        let _ = reply.send(Ok(processed.notify));
-                    }
                 }
                 Err(error) => {
-                    if let Work::Notify {
-                        reply: Some(reply), ..
-                    } = work
-                    {
-                        let _ = reply.send(Err(error.to_string()));
-                    } else if let ProcessError::Store(error) = &error
+                    if let ProcessError::Store(error) = &error
                         && crate::ownership::is_lost(error)
                     {
                         // the shard moved to another node, which does the work

@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use botflow_messenger::{EventKind, MessagingEvent};
-use botflow_storage::{Appended, EventId, JournalEntry, NewJournalEvent, PageId, Psid};
+use botflow_storage::{Appended, EventId, NewJournalEvent, PageId, Psid};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What journaling one delivery did.
@@ -109,14 +109,7 @@ impl AppState {
                 Appended::New { seq } => {
                     tracing::debug!(seq, "event journaled");
                     outcome.new_events += 1;
-                    fresh.push(JournalEntry {
-                        seq,
-                        page: record.page,
-                        event: record.event,
-                        psid: record.psid,
-                        payload: record.payload,
-                        received_ms: record.received_ms,
-                    });
+                    fresh.push(record.journaled(seq));
                 }
                 Appended::Duplicate => {
                     tracing::info!("redelivery ignored");

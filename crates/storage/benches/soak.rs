@@ -123,6 +123,7 @@ fn step(page: &PageId, topic: &TopicId, n: u64, event: &NewJournalEvent, now: u6
         tokens_added,
         now_ms: now,
         durable: false,
+        notification_run: None,
     }
 }
 

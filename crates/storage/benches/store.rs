@@ -140,6 +140,7 @@ fn commits_store(threads: usize, durable: bool) -> f64 {
                 tokens_added: Vec::new(),
                 now_ms: i,
                 durable,
+                notification_run: None,
             })
             .unwrap();
     })
@@ -158,6 +159,7 @@ fn step(t: usize, i: u64) -> StepCommit {
         tokens_added: Vec::new(),
         now_ms: i,
         durable: true,
+        notification_run: None,
     }
 }
 
@@ -299,6 +301,7 @@ fn build_tokens(dir: &std::path::Path, tokens_total: u64) -> f64 {
                 tokens_added: tokens,
                 now_ms: 1,
                 durable: false,
+                notification_run: None,
             })
             .unwrap();
     }

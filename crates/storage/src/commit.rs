@@ -1,6 +1,7 @@
 //! The atomic step commit: session, processed event, new tokens and queued messages at once.
 
 use crate::ids::{EventId, OutboxId, PageId, Psid};
+use crate::notification::NotificationId;
 use crate::outbox::NewOutbound;
 use crate::session::{Session, Timer};
 use crate::token::{NewToken, TokenAdded};
@@ -26,6 +27,38 @@ pub struct StepCommit {
     pub now_ms: u64,
     /// Flush to disk before returning (see the crate's durability contract).
     pub durable: bool,
+    /// The flow notification this step runs for one subscriber: the token sends it queued
+    /// become the notification's, and the run is counted, in the same commit.
+    pub notification_run: Option<NotificationRun>,
+}
+
+/// One subscriber's run of a flow notification, ended by the step commit that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRun {
+    /// The notification.
+    pub notification: NotificationId,
+    /// Token sends the step skipped as it found no usable token (its `NoToken` effects); the
+    /// commit adds those it refuses itself.
+    pub no_token: u64,
+    /// The run failed: the commit records it done without its effects.
+    pub failed: bool,
+}
+
+impl NotificationRun {
+    /// From the commit's token send outcomes: the messages that become the notification's
+    /// (paid by a one-time or recurring token), and the run's sends that found no token.
+    pub(crate) fn token_messages(&self, sends: &[TokenSendOutcome]) -> (Vec<OutboxId>, u64) {
+        let mut messages = Vec::new();
+        let mut no_token = self.no_token;
+        for send in sends {
+            match send {
+                TokenSendOutcome::Queued { outbox, .. }
+                | TokenSendOutcome::RecurringQueued { outbox, .. } => messages.push(*outbox),
+                TokenSendOutcome::NoToken { .. } => no_token += 1,
+            }
+        }
+        (messages, no_token)
+    }
 }
 
 /// What a step commit did.

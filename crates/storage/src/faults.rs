@@ -344,16 +344,16 @@ impl Store for FaultyStore {
         self.inner.create_notification(page, topic, content, now_ms)
     }
 
-    fn attach_to_notification(
+    fn expect_notification_runs(
         &self,
         page: &PageId,
         id: NotificationId,
-        outbox: &[OutboxId],
-        no_token: u64,
+        runs: u64,
         expired: u64,
-    ) -> StoreResult<()> {
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
         self.inner
-            .attach_to_notification(page, id, outbox, no_token, expired)
+            .expect_notification_runs(page, id, runs, expired, now_ms)
     }
 
     fn close_notification_queuing(

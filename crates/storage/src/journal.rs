@@ -18,6 +18,20 @@ pub struct NewJournalEvent {
     pub received_ms: u64,
 }
 
+impl NewJournalEvent {
+    /// The entry it became when journaled under `seq`.
+    pub fn journaled(self, seq: u64) -> JournalEntry {
+        JournalEntry {
+            seq,
+            page: self.page,
+            event: self.event,
+            psid: self.psid,
+            payload: self.payload,
+            received_ms: self.received_ms,
+        }
+    }
+}
+
 /// A journaled event not yet processed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {

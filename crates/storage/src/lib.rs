@@ -127,7 +127,8 @@ pub mod token_rules;
 pub mod topic;
 
 pub use commit::{
-    DueTimer, NotifyOutcome, OutboxStats, StepCommit, StepCommitted, TokenSendOutcome,
+    DueTimer, NotificationRun, NotifyOutcome, OutboxStats, StepCommit, StepCommitted,
+    TokenSendOutcome,
 };
 pub use error::StoreError;
 pub use flows::{
@@ -138,8 +139,8 @@ pub use ids::{EventId, OutboxId, PageId, Psid};
 pub use journal::{Appended, JournalEntry, NewJournalEvent};
 pub use ledger::{DAY_MS, LEDGER_DAYS, LedgerDay, RecurringLedger, TopicLedger};
 pub use notification::{
-    Notification, NotificationCancel, NotificationContent, NotificationId, NotificationState,
-    NotificationTotals,
+    Notification, NotificationCancel, NotificationContent, NotificationId, NotificationRuns,
+    NotificationState, NotificationTotals,
 };
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;

@@ -1,7 +1,7 @@
 //! Topic notifications as resources: the record of one notification (state, totals, times),
 //! kept by the store in the same transactions that queue, finish or cancel its messages.
 
-use crate::ids::PageId;
+use crate::ids::{PageId, Psid};
 use botflow_flow::{FlowId, TopicId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -125,6 +125,60 @@ pub struct Notification {
     pub started_ms: Option<u64>,
     /// When it became done or cancelled.
     pub finished_ms: Option<u64>,
+    /// A flow notification's runs (one journaled event per subscriber); empty for a text one.
+    #[serde(default)]
+    pub runs: NotificationRuns,
+}
+
+/// The runs of a flow notification: one journaled event per subscriber, run by the node that
+/// owns the subscriber, each counted in the step commit that ends it. The commit that ends the
+/// last expected run closes the notification's queuing, so it needs no caller waiting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRuns {
+    /// Runs journaled (set before they are); `None` until then.
+    pub expected: Option<u64>,
+    /// Runs committed.
+    pub done: u64,
+    /// Of `done`, runs that failed (recorded as processed, without their effects).
+    pub failed: u64,
+    /// The first subscriber whose run failed.
+    pub first_failed: Option<Psid>,
+}
+
+impl NotificationRuns {
+    /// Whether every expected run has committed.
+    pub fn finished(&self) -> bool {
+        self.expected.is_some_and(|expected| self.done >= expected)
+    }
+}
+
+impl Notification {
+    /// Records how many runs were journaled and the tokens the sweep before them expired.
+    /// Returns whether its queuing closes now (every run has already committed).
+    pub(crate) fn expect_runs(&mut self, runs: u64, expired: u64) -> bool {
+        self.runs.expected = Some(runs);
+        self.totals.expired += expired;
+        self.close_when_runs_finished()
+    }
+
+    /// Counts one committed run of `psid`. Returns whether its queuing closes now (the last
+    /// expected run).
+    pub(crate) fn end_run(&mut self, psid: &Psid, failed: bool) -> bool {
+        self.runs.done += 1;
+        if failed {
+            self.runs.failed += 1;
+            self.runs.first_failed.get_or_insert_with(|| psid.clone());
+        }
+        self.close_when_runs_finished()
+    }
+
+    fn close_when_runs_finished(&mut self) -> bool {
+        let closes = !self.all_queued && self.runs.finished();
+        if closes {
+            self.all_queued = true;
+        }
+        closes
+    }
 }
 
 /// What a cancel did.

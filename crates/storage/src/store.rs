@@ -362,17 +362,18 @@ pub trait Store: Send + Sync {
         content: &NotificationContent,
         now_ms: u64,
     ) -> StoreResult<Notification>;
-    /// Makes messages queued by a notification's flow runs its own (they carry its id and count
-    /// in `queued`; one already finished counts its outcome too) and adds `no_token` and
-    /// `expired` to its totals, in one commit.
-    fn attach_to_notification(
+    /// Sets how many flow runs a flow notification has (the caller journals them next, one per
+    /// subscriber; each step commit carrying a [`crate::NotificationRun`] counts one) and adds
+    /// `expired` (the expiry sweep before it) to its totals. Its queuing closes in the commit
+    /// that ends the last run, or here when they all have already (or `runs` is 0). Durable.
+    fn expect_notification_runs(
         &self,
         page: &PageId,
         id: NotificationId,
-        outbox: &[OutboxId],
-        no_token: u64,
+        runs: u64,
         expired: u64,
-    ) -> StoreResult<()>;
+        now_ms: u64,
+    ) -> StoreResult<Notification>;
     /// Marks a notification fully queued: it becomes `done` once nothing of it is pending
     /// (at once when nothing is). Durable.
     fn close_notification_queuing(

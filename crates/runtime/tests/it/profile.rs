@@ -88,6 +88,7 @@ async fn the_first_message_runs_at_once_and_later_ones_greet_by_name() {
             tokens_added: Vec::new(),
             now_ms: clock.now_ms(),
             durable: true,
+            notification_run: None,
         })
         .unwrap();
     clock.advance(24 * HOUR);

@@ -37,6 +37,7 @@ fn process(store: &dyn Store, n: u32, at: u64) {
             tokens_added: Vec::new(),
             now_ms: at,
             durable: false,
+            notification_run: None,
         })
         .unwrap();
 }

@@ -478,6 +478,7 @@ async fn stored_bodies_are_checked_before_sending_and_old_wire_bodies_still_send
             tokens_added: Vec::new(),
             now_ms: now,
             durable: true,
+            notification_run: None,
         })
         .unwrap();
     let config = RuntimeConfig {

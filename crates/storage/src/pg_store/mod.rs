@@ -638,15 +638,15 @@ impl Store for PgStore {
     ) -> StoreResult<Notification> {
         self.notification_create(page, topic, content, now_ms)
     }
-    fn attach_to_notification(
+    fn expect_notification_runs(
         &self,
         page: &PageId,
         id: NotificationId,
-        outbox: &[OutboxId],
-        no_token: u64,
+        runs: u64,
         expired: u64,
-    ) -> StoreResult<()> {
-        self.notification_attach(page, id, outbox, no_token, expired)
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        self.notification_expect_runs(page, id, runs, expired, now_ms)
     }
     fn close_notification_queuing(
         &self,

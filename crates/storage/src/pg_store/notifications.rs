@@ -7,7 +7,7 @@ use super::db::{Tx, TxResult, big, decode, encode, shard_of, unbig};
 use super::outbox::{load_for_update, remove_pending, save as save_message};
 use super::steps::queue_token_send;
 use super::{recurring, tokens};
-use crate::commit::{NotifyOutcome, TokenSendOutcome};
+use crate::commit::{NotificationRun, NotifyOutcome, TokenSendOutcome};
 use crate::error::StoreError;
 use crate::ids::{OutboxId, PageId, Psid};
 use crate::notification::{
@@ -80,7 +80,7 @@ fn count_final(totals: &mut NotificationTotals, status: &OutboundStatus) {
 }
 
 /// Makes messages the notification's own and moves its totals; a cancelled notification
-/// removes them at once. Returns how many were removed.
+/// removes them at once. Returns those removed.
 pub(super) fn attach(
     tx: &mut Tx<'_, '_>,
     page: &PageId,
@@ -88,7 +88,7 @@ pub(super) fn attach(
     outbox: &[OutboxId],
     no_token: u64,
     expired: u64,
-) -> TxResult<u64> {
+) -> TxResult<Vec<OutboxId>> {
     let mut record = load(tx, page, id)?;
     for &message_id in outbox {
         let Some(mut message) = load_for_update(tx, message_id)? else {
@@ -114,7 +114,32 @@ pub(super) fn attach(
         let (removed, _restored) = cancel_messages(tx, page, id, outbox, cancelled_ms)?;
         return Ok(removed);
     }
-    Ok(0)
+    Ok(Vec::new())
+}
+
+/// Ends one subscriber's run of a flow notification inside the step commit that carries it:
+/// its token sends become the notification's, the sends that found no token count, and the
+/// last expected run closes the queuing. Returns the messages removed at once (cancelled).
+/// A record already swept away counts nothing.
+pub(super) fn end_run(
+    tx: &mut Tx<'_, '_>,
+    page: &PageId,
+    psid: &Psid,
+    run: &NotificationRun,
+    sends: &[TokenSendOutcome],
+    now_ms: u64,
+) -> TxResult<Vec<OutboxId>> {
+    if load_opt(tx, page, run.notification)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let (messages, no_token) = run.token_messages(sends);
+    let removed = attach(tx, page, run.notification, &messages, no_token, 0)?;
+    let mut record = load(tx, page, run.notification)?;
+    if record.end_run(psid, run.failed) {
+        settle(&mut record, now_ms);
+    }
+    save(tx, &record)?;
+    Ok(removed)
 }
 
 /// The first attempt of one of its messages: the notification is sending.
@@ -156,16 +181,16 @@ pub(super) fn note_outcome(
 }
 
 /// Removes the candidates still pending and never attempted, giving their tokens back; returns
-/// (removed, tokens given back).
+/// (those removed, tokens given back).
 fn cancel_messages(
     tx: &mut Tx<'_, '_>,
     page: &PageId,
     id: NotificationId,
     candidates: &[OutboxId],
     now_ms: u64,
-) -> TxResult<(u64, u64)> {
+) -> TxResult<(Vec<OutboxId>, u64)> {
     let mut record = load(tx, page, id)?;
-    let (mut removed, mut restored) = (0, 0);
+    let (mut removed, mut restored) = (Vec::new(), 0);
     for &message_id in candidates {
         let Some(message) = load_for_update(tx, message_id)? else {
             continue;
@@ -183,7 +208,7 @@ fn cancel_messages(
         };
         restored += u64::from(given_back);
         record.totals.cancelled += 1;
-        removed += 1;
+        removed.push(message_id);
     }
     save(tx, &record)?;
     Ok((removed, restored))
@@ -233,6 +258,7 @@ impl PgStore {
                 created_ms: now_ms,
                 started_ms: None,
                 finished_ms: None,
+                runs: Default::default(),
             };
             tx.execute(
                 "INSERT INTO notifications (page_id, id, topic_id, shard, rec, queued_by)
@@ -250,16 +276,21 @@ impl PgStore {
         })
     }
 
-    pub(super) fn notification_attach(
+    pub(super) fn notification_expect_runs(
         &self,
         page: &PageId,
         id: NotificationId,
-        outbox: &[OutboxId],
-        no_token: u64,
+        runs: u64,
         expired: u64,
-    ) -> StoreResult<()> {
-        self.pool.write("attach_to_notification", true, |tx| {
-            attach(tx, page, id, outbox, no_token, expired).map(|_| ())
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        self.pool.write("expect_notification_runs", true, |tx| {
+            let mut record = load(tx, page, id)?;
+            if record.expect_runs(runs, expired) {
+                settle(&mut record, now_ms);
+            }
+            save(tx, &record)?;
+            Ok(record)
         })
     }
 
@@ -340,7 +371,7 @@ impl PgStore {
                     .map(|r| OutboxId(unbig(r.get(0))))
                     .collect();
                 let (gone, back) = cancel_messages(tx, page, id, &ids, now_ms)?;
-                Ok((gone, back, ids.len() == CHUNK))
+                Ok((gone.len() as u64, back, ids.len() == CHUNK))
             })?;
             removed += gone;
             tokens_restored += back;
@@ -371,6 +402,7 @@ impl PgStore {
             let rows = c.query(
                 "SELECT rec FROM notifications WHERE finished_ms IS NULL
                  AND NOT (rec->>'all_queued')::boolean
+                 AND rec->'runs'->>'expected' IS NULL
                  AND (queued_by IS NULL OR queued_by = $1 OR queued_by NOT IN
                    (SELECT node_id FROM nodes
                     WHERE heartbeat_at > now() - $2::float8 * interval '1 millisecond'))",

@@ -5,7 +5,7 @@ use super::PgStore;
 use super::db::{Tx, TxResult, big, decode, encode, shard_of};
 use super::journal::{is_processed, lock_subscriber, mark_processed};
 use super::outbox::{enqueue, reserve_id};
-use super::{recurring, tokens};
+use super::{notifications, recurring, tokens};
 use crate::commit::{DueTimer, StepCommit, StepCommitted, TokenSendOutcome};
 use crate::error::StoreError;
 use crate::ids::{PageId, Psid};
@@ -166,6 +166,7 @@ fn apply_checked_step(
         tokens_added,
         now_ms,
         durable: _,
+        notification_run,
     } = commit;
     if let Some(event) = event {
         mark_processed(tx, page, psid, event, *now_ms, epoch)?;
@@ -212,6 +213,10 @@ fn apply_checked_step(
                 }
             }
         }
+    }
+    if let Some(run) = notification_run {
+        let removed = notifications::end_run(tx, page, psid, run, &token_sends, *now_ms)?;
+        outbox_ids.retain(|id| !removed.contains(id));
     }
     Ok(StepCommitted {
         outbox_ids,

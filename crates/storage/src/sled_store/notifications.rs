@@ -11,8 +11,9 @@ use super::outbox::{outbox_key, remove_pending};
 use super::recurring;
 use super::tokens;
 use super::trees::{T, Tx, TxResult};
+use crate::commit::{NotificationRun, TokenSendOutcome};
 use crate::error::StoreError;
-use crate::ids::{OutboxId, PageId};
+use crate::ids::{OutboxId, PageId, Psid};
 use crate::notification::{
     Notification, NotificationCancel, NotificationContent, NotificationId, NotificationState,
     NotificationTotals,
@@ -108,15 +109,16 @@ pub(super) fn create(
         created_ms: now_ms,
         started_ms: None,
         finished_ms: None,
+        runs: Default::default(),
     };
     save(tx, &record)?;
     Ok(record)
 }
 
-/// Makes queued messages the notification's, inside the transaction that queued them (text
-/// notifications) or just after (flow runs): each carries the id and counts in `queued`; a
-/// message already finished meanwhile counts its outcome too. Adds `no_token` and `expired`.
-/// Returns how many of them it removed at once because the notification was cancelled.
+/// Makes queued messages the notification's, inside the transaction that queued them: each
+/// carries the id and counts in `queued`; a message already finished counts its outcome too.
+/// Adds `no_token` and `expired`. Returns those it removed at once because the notification was
+/// cancelled.
 pub(super) fn attach(
     tx: &Tx<'_>,
     page: &PageId,
@@ -124,7 +126,7 @@ pub(super) fn attach(
     outbox: &[OutboxId],
     no_token: u64,
     expired: u64,
-) -> TxResult<u64> {
+) -> TxResult<Vec<OutboxId>> {
     let mut record = load(tx, page, id)?;
     for &message_id in outbox {
         let key = outbox_key(message_id);
@@ -153,9 +155,52 @@ pub(super) fn attach(
         // Queued after the cancel (a long queuing, a flow run that reported late): removed at
         // once, as the cancel would have.
         let (removed, _restored) = cancel_messages(tx, page, id, outbox, cancelled_ms)?;
-        return Ok(removed.len() as u64);
+        return Ok(removed);
     }
-    Ok(0)
+    Ok(Vec::new())
+}
+
+/// Ends one subscriber's run of a flow notification inside the step commit that carries it:
+/// its token sends become the notification's, the sends that found no token count, and the
+/// last expected run closes the queuing. Returns the messages removed at once (cancelled).
+/// A record already swept away counts nothing.
+pub(super) fn end_run(
+    tx: &Tx<'_>,
+    page: &PageId,
+    psid: &Psid,
+    run: &NotificationRun,
+    sends: &[TokenSendOutcome],
+    now_ms: u64,
+) -> TxResult<Vec<OutboxId>> {
+    let key = record_key(page, run.notification);
+    if tx.get::<Notification>(T::Notifications, &key)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let (messages, no_token) = run.token_messages(sends);
+    let removed = attach(tx, page, run.notification, &messages, no_token, 0)?;
+    let mut record = load(tx, page, run.notification)?;
+    if record.end_run(psid, run.failed) && settle(&mut record, now_ms) {
+        note_finished(tx, &record)?;
+    }
+    save(tx, &record)?;
+    Ok(removed)
+}
+
+/// Sets a flow notification's expected runs (see [`crate::Store::expect_notification_runs`]).
+fn expect_runs(
+    tx: &Tx<'_>,
+    page: &PageId,
+    id: NotificationId,
+    runs: u64,
+    expired: u64,
+    now_ms: u64,
+) -> TxResult<Notification> {
+    let mut record = load(tx, page, id)?;
+    if record.expect_runs(runs, expired) && settle(&mut record, now_ms) {
+        note_finished(tx, &record)?;
+    }
+    save(tx, &record)?;
+    Ok(record)
 }
 
 /// Marks the notification fully queued (it becomes `done` at once when nothing is pending).
@@ -280,17 +325,17 @@ impl SledStore {
         Ok(record)
     }
 
-    pub(super) fn notification_attach(
+    pub(super) fn notification_expect_runs(
         &self,
         page: &PageId,
         id: NotificationId,
-        outbox: &[OutboxId],
-        no_token: u64,
+        runs: u64,
         expired: u64,
-    ) -> StoreResult<()> {
-        let removed = self.transact(|tx| attach(tx, page, id, outbox, no_token, expired))?;
-        self.count_outbox(|s| s.pending = s.pending.saturating_sub(removed));
-        Ok(())
+        now_ms: u64,
+    ) -> StoreResult<Notification> {
+        let record = self.transact(|tx| expect_runs(tx, page, id, runs, expired, now_ms))?;
+        self.durable()?;
+        Ok(record)
     }
 
     pub(super) fn notification_close_queuing(
@@ -404,7 +449,8 @@ impl SledStore {
     pub(super) fn notifications_resume(&self) -> StoreResult<()> {
         let all: Vec<Notification> = self.scan(T::Notifications, &[])?;
         for record in all {
-            if !record.all_queued && record.state.is_running() {
+            // A flow notification with its runs journaled closes with its last run.
+            if !record.all_queued && record.state.is_running() && record.runs.expected.is_none() {
                 let at = record.started_ms.unwrap_or(record.created_ms);
                 self.transact(|tx| close_queuing(tx, &record.page, record.id, at))?;
             }

@@ -296,7 +296,7 @@ impl SledStore {
                 }
                 counts.queued = queued.len() as u64;
                 let cancelled = notifications::attach(tx, page, pass.notification, &queued, 0, 0)?;
-                Ok((counts, cancelled))
+                Ok((counts, cancelled.len() as u64))
             })?;
             self.count_outbox(|s| s.pending += counts.queued.saturating_sub(cancelled));
             outcome.queued += counts.queued;

@@ -171,6 +171,7 @@ fn apply_checked_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitte
         tokens_added,
         now_ms,
         durable: _,
+        notification_run,
     } = commit;
     if let Some(event) = event {
         mark_processed(tx, page, event, *now_ms)?;
@@ -221,6 +222,10 @@ fn apply_checked_step(tx: &Tx<'_>, commit: &StepCommit) -> TxResult<StepCommitte
                 token_sends.push(outcome);
             }
         }
+    }
+    if let Some(run) = notification_run {
+        let removed = notifications::end_run(tx, page, psid, run, &token_sends, *now_ms)?;
+        outbox_ids.retain(|id| !removed.contains(id));
     }
     Ok(StepCommitted {
         outbox_ids,
@@ -351,7 +356,7 @@ impl SledStore {
                 let (no_token, expired) = (counts.no_token, counts.expired);
                 let cancelled =
                     notifications::attach(tx, page, notification, &queued, no_token, expired)?;
-                Ok((counts, cancelled))
+                Ok((counts, cancelled.len() as u64))
             })?;
             let (counts, cancelled) = counts;
             self.count_outbox(|s| s.pending += counts.queued.saturating_sub(cancelled));

@@ -154,6 +154,7 @@ pub(crate) fn write_round(store: &SledStore, round: u64, steps: u64, ack: &mut d
                     tokens_added: tokens_added.clone(),
                     now_ms: now,
                     durable: true,
+                    notification_run: None,
                 }) {
                     Ok(committed) => committed,
                     // A token send without a usable token: the step is refused, nothing is

@@ -259,6 +259,7 @@ pub(crate) fn bare_commit(psid: &Psid, session: Session, now_ms: u64) -> StepCom
         tokens_added: Vec::new(),
         now_ms,
         durable: true,
+        notification_run: None,
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::*;
 use botflow_storage::{
-    DAY_MS, Notification, NotificationContent, NotificationId, NotificationState, OutboxId,
-    Outcome, RetentionPolicy, StoreError, TopicLedger,
+    DAY_MS, EventId, Notification, NotificationContent, NotificationId, NotificationRun,
+    NotificationState, OutboxId, Outcome, RetentionPolicy, StoreError, TopicLedger,
 };
 
 const T0: u64 = 20_000 * DAY_MS;
@@ -298,28 +298,66 @@ fn totals_survive_a_reopen_and_the_rest_drains_to_done() {
     assert_eq!(ledger(&*store, &t, T0 + 40).spent, 3);
 }
 
-fn flow_run_messages_attached_later_count_their_outcomes() {
-    let (_dir, store) = temp_store();
-    let t = topic_with_holders(&*store, 2);
-    let record_ = store
+/// A flow notification with `runs` expected runs (`expired` tokens swept before them).
+fn flow_notification(store: &dyn Store, t: &TopicId, runs: u64, expired: u64) -> NotificationId {
+    let record = store
         .create_notification(
             &page(),
-            &t,
+            t,
             &NotificationContent::Flow { flow: "f".into() },
             T0,
         )
         .unwrap();
-    let queued = |n: u32| {
-        store
-            .commit_step(StepCommit {
-                outbound: vec![token_message(&t)],
-                ..bare_commit(&psid(n), Session::default(), T0 + 1)
-            })
-            .unwrap()
-            .outbox_ids
-    };
-    let (a, b) = (queued(0), queued(1));
-    // The first finished before the run reported it: its outcome is counted on attach.
+    let expected = store
+        .expect_notification_runs(&page(), record.id, runs, expired, T0)
+        .unwrap();
+    assert_eq!(expected.runs.expected, Some(runs));
+    record.id
+}
+
+/// Commits subscriber `n`'s run of notification `id` with one token send per `sends`, plus
+/// `no_token` sends its step skipped; returns the queued ids.
+fn run_step(
+    store: &dyn Store,
+    t: &TopicId,
+    id: NotificationId,
+    n: u32,
+    sends: usize,
+    no_token: u64,
+    failed: bool,
+) -> Vec<OutboxId> {
+    store
+        .commit_step(StepCommit {
+            event: Some(EventId(format!("notify:{id}:{n}"))),
+            outbound: vec![token_message(t); sends],
+            notification_run: Some(NotificationRun {
+                notification: id,
+                no_token,
+                failed,
+            }),
+            ..bare_commit(&psid(n), Session::default(), T0 + 1)
+        })
+        .unwrap()
+        .outbox_ids
+}
+
+fn flow_runs_count_in_their_commits_and_the_last_one_closes_the_queuing() {
+    let (_dir, store) = temp_store();
+    let t = topic_with_holders(&*store, 3);
+    let id = flow_notification(&*store, &t, 3, 2);
+    let a = run_step(&*store, &t, id, 0, 1, 0, false);
+    // A send the step skipped for want of a token counts as no_token.
+    let b = run_step(&*store, &t, id, 1, 1, 1, false);
+    let n = get(&*store, id);
+    assert_eq!((n.runs.done, n.all_queued), (2, false));
+    assert_eq!(
+        (n.totals.queued, n.totals.no_token, n.totals.expired),
+        (2, 1, 2)
+    );
+    assert_eq!(
+        store.outbound(a[0]).unwrap().unwrap().notification,
+        Some(id)
+    );
     record(
         &*store,
         &[Outcome::Sent {
@@ -328,20 +366,14 @@ fn flow_run_messages_attached_later_count_their_outcomes() {
             at_ms: T0 + 2,
         }],
     );
-    store
-        .attach_to_notification(&page(), record_.id, &a, 0, 0)
-        .unwrap();
-    store
-        .attach_to_notification(&page(), record_.id, &b, 1, 0)
-        .unwrap();
-    let n = store
-        .close_notification_queuing(&page(), record_.id, T0 + 3)
-        .unwrap();
-    assert_eq!(n.state, NotificationState::Sending);
+    // The last run (it failed) closes the queuing; one message is still pending.
+    assert!(run_step(&*store, &t, id, 2, 0, 0, true).is_empty());
+    let n = get(&*store, id);
     assert_eq!(
-        (n.totals.queued, n.totals.sent, n.totals.no_token),
-        (2, 1, 1)
+        (n.state, n.all_queued, n.runs.done, n.runs.failed),
+        (NotificationState::Sending, true, 3, 1)
     );
+    assert_eq!(n.runs.first_failed, Some(psid(2)));
     record(
         &*store,
         &[Outcome::Sent {
@@ -350,12 +382,15 @@ fn flow_run_messages_attached_later_count_their_outcomes() {
             at_ms: T0 + 4,
         }],
     );
-    assert_eq!(get(&*store, record_.id).state, NotificationState::Done);
+    let n = get(&*store, id);
+    assert_eq!((n.state, n.totals.sent), (NotificationState::Done, 2));
+    assert_eq!(ledger(&*store, &t, T0 + 5).spent, 2);
+    assert_consistent(&store);
 }
 
-fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
+fn runs_that_commit_before_their_count_is_set_close_it_when_it_is() {
     let (_dir, store) = temp_store();
-    let t = topic_with_holders(&*store, 2);
+    let t = topic_with_holders(&*store, 1);
     let record_ = store
         .create_notification(
             &page(),
@@ -364,23 +399,60 @@ fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
             T0,
         )
         .unwrap();
-    let cancel = store
-        .cancel_notification(&page(), record_.id, T0 + 1)
+    run_step(&*store, &t, record_.id, 0, 0, 1, false);
+    assert!(!get(&*store, record_.id).all_queued);
+    let n = store
+        .expect_notification_runs(&page(), record_.id, 1, 0, T0 + 2)
         .unwrap();
+    assert_eq!(
+        (n.state, n.all_queued, n.totals.no_token),
+        (NotificationState::Done, true, 1)
+    );
+    // No runs at all: done at once.
+    let empty = flow_notification(&*store, &t, 0, 0);
+    assert_eq!(get(&*store, empty).state, NotificationState::Done);
+}
+
+fn a_run_journaled_again_after_a_crash_counts_once() {
+    let (_dir, store) = temp_store();
+    let t = topic_with_holders(&*store, 1);
+    let id = flow_notification(&*store, &t, 1, 0);
+    run_step(&*store, &t, id, 0, 1, 0, false);
+    // The same run's event again (a replay): refused as processed, nothing counted twice.
+    let again = store.commit_steps(vec![StepCommit {
+        event: Some(EventId(format!("notify:{id}:0"))),
+        outbound: vec![token_message(&t)],
+        notification_run: Some(NotificationRun {
+            notification: id,
+            no_token: 0,
+            failed: false,
+        }),
+        ..bare_commit(&psid(0), Session::default(), T0 + 3)
+    }]);
+    assert!(
+        matches!(
+            again.unwrap().as_slice(),
+            [Err(StoreError::EventAlreadyProcessed { .. })]
+        ),
+        "a replayed run is refused as processed"
+    );
+    let n = get(&*store, id);
+    assert_eq!((n.runs.done, n.totals.queued), (1, 1));
+}
+
+fn messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept() {
+    let (_dir, store) = temp_store();
+    let t = topic_with_holders(&*store, 2);
+    let id = flow_notification(&*store, &t, 2, 0);
+    let cancel = store.cancel_notification(&page(), id, T0 + 1).unwrap();
     assert_eq!(cancel.removed, 0);
-    // A flow run that reports after the cancel: its message never goes out.
-    let ids = store
-        .commit_step(StepCommit {
-            outbound: vec![token_message(&t)],
-            ..bare_commit(&psid(0), Session::default(), T0 + 2)
-        })
-        .unwrap()
-        .outbox_ids;
-    store
-        .attach_to_notification(&page(), record_.id, &ids, 0, 0)
-        .unwrap();
-    assert_eq!(store.outbound(ids[0]).unwrap(), None);
-    let n = get(&*store, record_.id);
+    // A flow run that commits after the cancel: its message never goes out.
+    let ids = run_step(&*store, &t, id, 0, 1, 0, false);
+    assert!(
+        ids.is_empty(),
+        "removed in the commit that queued it: {ids:?}"
+    );
+    let n = get(&*store, id);
     assert_eq!(
         (n.state, n.totals.queued, n.totals.cancelled),
         (NotificationState::Cancelled, 1, 1)
@@ -430,7 +502,9 @@ on_both_backends!(
     a_notification_without_holders_is_done_at_once_and_counts_no_token_and_expired,
     cancel_removes_unsent_messages_and_gives_their_tokens_back,
     cancel_of_an_unknown_notification_is_not_found,
-    flow_run_messages_attached_later_count_their_outcomes,
+    flow_runs_count_in_their_commits_and_the_last_one_closes_the_queuing,
+    runs_that_commit_before_their_count_is_set_close_it_when_it_is,
+    a_run_journaled_again_after_a_crash_counts_once,
     messages_queued_after_a_cancel_are_removed_at_once_and_their_tokens_kept,
     finished_notifications_are_swept_after_the_history_window_running_ones_never,
 );
