@@ -179,6 +179,30 @@ struct PhaseResult {
     latencies: Vec<Duration>,
     /// Bytes in the data directory after botflow stopped (sled and the log).
     data_bytes: u64,
+    /// The embedded store's log over the whole phase: (appends, fdatasyncs), from `/metrics`.
+    log: Option<(f64, f64)>,
+}
+
+/// Sums the embedded store's log counters of the servers (`None` on PostgreSQL).
+async fn log_counters(servers: &[botflow_server::app::RunningServer]) -> Option<(f64, f64)> {
+    let client = reqwest::Client::new();
+    let mut sums = None;
+    for server in servers {
+        let url = format!("http://{}/metrics", server.local_addr());
+        let text = client.get(&url).send().await.ok()?.text().await.ok()?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        let (appends, syncs) = (
+            value("botflow_log_appends_total")?,
+            value("botflow_log_fdatasyncs_total")?,
+        );
+        let (a, s) = sums.unwrap_or((0.0, 0.0));
+        sums = Some((a + appends, s + syncs));
+    }
+    sums
 }
 
 /// Bytes of the files under `path`, recursively.
@@ -711,9 +735,11 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
         })
         .collect();
     latencies.sort();
+    let mut log = None;
     match running {
         Running::Axum(handle) => handle.abort(),
         Running::Botflow(servers, database) => {
+            log = log_counters(&servers).await;
             for server in servers {
                 server.shutdown().await.unwrap();
             }
@@ -744,6 +770,7 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
         cpu,
         latencies,
         data_bytes,
+        log,
     }
 }
 
@@ -775,8 +802,19 @@ fn print_phase(label: &str, load: Load, result: &PhaseResult, replies: usize) {
             bytes as f64 / 1e3 / result.acknowledged.max(1) as f64
         ),
     };
+    let log = match result.log {
+        Some((appends, syncs)) if result.acknowledged > 0 => {
+            let events = result.acknowledged as f64;
+            format!(
+                ", log {:.2} appends and {:.2} fdatasyncs per event",
+                appends / events,
+                syncs / events
+            )
+        }
+        _ => String::new(),
+    };
     println!(
-        "  {label:<36} {load:>11} {:>8.0} answered events/s ({} acknowledged, {} failed, {} answered{cpu}{disk}){latency}",
+        "  {label:<36} {load:>11} {:>8.0} answered events/s ({} acknowledged, {} failed, {} answered{cpu}{disk}{log}){latency}",
         result.answered_per_second(),
         result.acknowledged,
         result.failed,

@@ -156,6 +156,24 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         "Published flows whose live version cannot be read (the Page's other flows run).",
         i64::try_from(broken).unwrap_or(i64::MAX),
     );
+    if let Some(log) = state.store.log_stats() {
+        text.counter(
+            "botflow_log_appends_total",
+            "Records appended to the embedded store's log (journaled events, commits, outcomes).",
+            log.appends,
+        )
+        .counter(
+            "botflow_log_fdatasyncs_total",
+            "Groups of log records written and made durable, each with one fdatasync (group \
+             commit: every record waiting at that moment shares it).",
+            log.syncs,
+        )
+        .counter(
+            "botflow_log_written_bytes_total",
+            "Bytes written to the embedded store's log.",
+            log.bytes,
+        );
+    }
     if let Some(database) = &state.database {
         text.counter(
             "botflow_database_errors_total",

@@ -515,4 +515,10 @@ pub trait Store: Send + Sync {
     fn calls_are_local(&self) -> bool {
         false
     }
+
+    /// The hot log's counters since the store opened (appends, `fdatasync`s, bytes); `None` for
+    /// a store without one (PostgreSQL keeps its own WAL).
+    fn log_stats(&self) -> Option<crate::log::LogStats> {
+        None
+    }
 }

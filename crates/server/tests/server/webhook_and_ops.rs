@@ -311,6 +311,15 @@ async fn a_signed_delivery_is_journaled_once_and_a_redelivery_is_a_duplicate() {
     );
     assert_eq!(server.metric("botflow_events_received_total").await, 1.0);
     assert_eq!(server.metric("botflow_events_duplicate_total").await, 1.0);
+    // The 200 came after the journal's append was made durable by an fdatasync of the log.
+    let appends = server.metric("botflow_log_appends_total").await;
+    let syncs = server.metric("botflow_log_fdatasyncs_total").await;
+    assert!(
+        appends >= 1.0 && syncs >= 1.0,
+        "{appends} appends, {syncs} syncs"
+    );
+    assert!(syncs <= appends, "a sync covers one or more appends");
+    assert!(server.metric("botflow_log_written_bytes_total").await > 0.0);
 }
 
 #[tokio::test]

@@ -919,6 +919,10 @@ impl Store for SledStore {
         true
     }
 
+    fn log_stats(&self) -> Option<crate::log::LogStats> {
+        Some(self.core.log.stats())
+    }
+
     fn flush_deferred(&self) -> Option<DurableWait> {
         Some(self.durable_wait(self.core.log.last_lsn(), "wait for the log's fdatasync"))
     }
