@@ -1,6 +1,7 @@
 //! SIGKILL of `botflow serve` during a stream of webhooks and while a topic notification drains:
 //! after a restart every event that got a 200 is processed, every queued token message goes out,
-//! and no token pays for two messages; on the embedded store and on PostgreSQL.
+//! and no token pays for two messages; on the embedded store and on PostgreSQL. And SIGKILL while
+//! a flow notification's runs are under way: they finish from the journal after the restart.
 
 use crate::support::{
     APP_SECRET, PAGE_ID, ServerProcess, opt_in_restock, wait_until, workspace_root,
@@ -171,4 +172,98 @@ async fn sigkill_story(env: &[(&str, &str)]) {
         .cloned()
         .unwrap();
     assert_eq!(topic["usable_tokens"], 0, "{topic}");
+}
+
+/// Holders of the flow notification killed while it runs.
+const FLOW_HOLDERS: usize = 60;
+
+/// SIGKILL while a flow notification's runs are journaled and under way (the API call still
+/// waiting for them): after the restart the remaining runs go on from the journal, each holder
+/// gets the flow's one message paid by its token, and the record ends `done` with every run
+/// counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_a_flow_notification_runs_finishes_it_after_the_restart() {
+    let fake = FakeGraphApi::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let flows = workspace_root().join("flows");
+    let mut server =
+        ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), &PACE).await;
+    let psids: Vec<String> = (0..FLOW_HOLDERS).map(|i| format!("88000{i}")).collect();
+    let (topic_id, tokens) = opt_in_restock(&server, &fake, &psids).await;
+
+    let notify = server
+        .api(
+            Method::POST,
+            &format!("/api/pages/{PAGE_ID}/topics/{topic_id}/notify"),
+        )
+        .json(&json!({"flow": "restock-notify"}))
+        .send();
+    let notify = tokio::spawn(notify);
+    let good_news = |fake: &FakeGraphApi| {
+        fake.sent_messages()
+            .into_iter()
+            .filter(|m| {
+                m.message
+                    .get("text")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| t.starts_with("Good news"))
+            })
+            .map(|m| m.psid)
+            .collect::<Vec<_>>()
+    };
+    wait_until("the flow notification's first message", WAIT, || {
+        let sent = good_news(&fake).len();
+        async move { (sent > 0).then_some(()) }
+    })
+    .await;
+    server.kill();
+    let answered = notify.await.unwrap();
+    eprintln!(
+        "killed with {} of {FLOW_HOLDERS} flow messages sent; the API call got {:?}",
+        good_news(&fake).len(),
+        answered.map(|r| r.status())
+    );
+
+    let server =
+        ServerProcess::start_with_env(data.path(), fake.base_url(), Some(&flows), &PACE).await;
+    wait_until("the notification done", WAIT, || async {
+        let (_, list) = server
+            .api_json(
+                Method::GET,
+                &format!("/api/pages/{PAGE_ID}/notifications"),
+                None,
+            )
+            .await;
+        let newest = list.as_array()?.first()?.clone();
+        (newest["state"] == "done").then_some(newest)
+    })
+    .await;
+    let (_, list) = server
+        .api_json(
+            Method::GET,
+            &format!("/api/pages/{PAGE_ID}/notifications"),
+            None,
+        )
+        .await;
+    let record = &list.as_array().unwrap()[0];
+    assert_eq!(record["totals"]["queued"], FLOW_HOLDERS, "{record}");
+    assert_eq!(record["totals"]["sent"], FLOW_HOLDERS, "{record}");
+    assert_eq!(record["totals"]["no_token"], 0, "{record}");
+    let mut per_psid: BTreeMap<String, usize> = BTreeMap::new();
+    for psid in good_news(&fake) {
+        *per_psid.entry(psid).or_insert(0) += 1;
+    }
+    let expected: BTreeMap<String, usize> = psids.iter().map(|p| (p.clone(), 1)).collect();
+    assert_eq!(per_psid, expected, "one flow message per holder");
+    let mut paid = BTreeMap::new();
+    for message in fake.sent_messages() {
+        if let Some(token) = message.token {
+            *paid.entry(token).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(paid.len(), tokens.len(), "every token paid: {paid:?}");
+    assert!(
+        paid.values().all(|n| *n == 1),
+        "a token paid twice: {paid:?}"
+    );
 }
