@@ -94,6 +94,18 @@ pub struct NotificationTotals {
 }
 
 impl NotificationTotals {
+    /// Counts one finished message by its final status (a pending one counts nothing).
+    pub(crate) fn count_final(&mut self, status: &crate::outbox::OutboundStatus) {
+        use crate::outbox::OutboundStatus;
+        match status {
+            OutboundStatus::Pending => {}
+            OutboundStatus::Sent { .. } => self.sent += 1,
+            OutboundStatus::Failed { .. } => self.failed += 1,
+            OutboundStatus::RefusedByPolicy { .. } => self.refused += 1,
+            OutboundStatus::DeliveredUnconfirmed { .. } => self.unconfirmed += 1,
+        }
+    }
+
     /// Messages queued and not finished nor cancelled yet.
     pub fn pending(&self) -> u64 {
         self.queued.saturating_sub(
@@ -153,6 +165,25 @@ impl NotificationRuns {
 }
 
 impl Notification {
+    /// Moves a running notification to `done` when all its messages are queued and none is
+    /// pending. Returns whether it just became done.
+    pub(crate) fn settle(&mut self, now_ms: u64) -> bool {
+        let done = self.state.is_running() && self.all_queued && self.totals.pending() == 0;
+        if done {
+            self.state = NotificationState::Done;
+            self.finished_ms = Some(now_ms);
+        }
+        done
+    }
+
+    /// Marks the first send of a notification: `queued` becomes `sending`.
+    pub(crate) fn start(&mut self, at_ms: u64) {
+        if self.state == NotificationState::Queued {
+            self.state = NotificationState::Sending;
+        }
+        self.started_ms.get_or_insert(at_ms);
+    }
+
     /// Records how many runs were journaled and the tokens the sweep before them expired.
     /// Returns whether its queuing closes now (every run has already committed).
     pub(crate) fn expect_runs(&mut self, runs: u64, expired: u64) -> bool {

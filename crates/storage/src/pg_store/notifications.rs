@@ -55,30 +55,6 @@ fn save(tx: &mut Tx<'_, '_>, record: &Notification) -> TxResult<()> {
     Ok(())
 }
 
-fn settle(record: &mut Notification, now_ms: u64) {
-    if record.state.is_running() && record.all_queued && record.totals.pending() == 0 {
-        record.state = NotificationState::Done;
-        record.finished_ms = Some(now_ms);
-    }
-}
-
-fn start(record: &mut Notification, at_ms: u64) {
-    if record.state == NotificationState::Queued {
-        record.state = NotificationState::Sending;
-    }
-    record.started_ms.get_or_insert(at_ms);
-}
-
-fn count_final(totals: &mut NotificationTotals, status: &OutboundStatus) {
-    match status {
-        OutboundStatus::Pending => {}
-        OutboundStatus::Sent { .. } => totals.sent += 1,
-        OutboundStatus::Failed { .. } => totals.failed += 1,
-        OutboundStatus::RefusedByPolicy { .. } => totals.refused += 1,
-        OutboundStatus::DeliveredUnconfirmed { .. } => totals.unconfirmed += 1,
-    }
-}
-
 /// Makes messages the notification's own and moves its totals; a cancelled notification
 /// removes them at once. Returns those removed.
 pub(super) fn attach(
@@ -100,10 +76,10 @@ pub(super) fn attach(
             record.totals.recurring += 1;
         }
         if !message.status.is_pending() {
-            count_final(&mut record.totals, &message.status);
+            record.totals.count_final(&message.status);
         }
         if message.attempts > 0 || !message.status.is_pending() {
-            start(&mut record, message.created_ms);
+            record.start(message.created_ms);
         }
         save_message(tx, &message)?;
     }
@@ -136,7 +112,7 @@ pub(super) fn end_run(
     let removed = attach(tx, page, run.notification, &messages, no_token, 0)?;
     let mut record = load(tx, page, run.notification)?;
     if record.end_run(psid, run.failed) {
-        settle(&mut record, now_ms);
+        record.settle(now_ms);
     }
     save(tx, &record)?;
     Ok(removed)
@@ -155,7 +131,7 @@ pub(super) fn note_attempt(
         return Ok(());
     };
     if record.state == NotificationState::Queued || record.started_ms.is_none() {
-        start(&mut record, at_ms);
+        record.start(at_ms);
         save(tx, &record)?;
     }
     Ok(())
@@ -174,9 +150,9 @@ pub(super) fn note_outcome(
     let Some(mut record) = load_opt(tx, &message.page, id)? else {
         return Ok(());
     };
-    count_final(&mut record.totals, status);
-    start(&mut record, at_ms);
-    settle(&mut record, at_ms);
+    record.totals.count_final(status);
+    record.start(at_ms);
+    record.settle(at_ms);
     save(tx, &record)
 }
 
@@ -222,7 +198,7 @@ fn close_queuing(
 ) -> TxResult<Notification> {
     let mut record = load(tx, page, id)?;
     record.all_queued = true;
-    settle(&mut record, now_ms);
+    record.settle(now_ms);
     save(tx, &record)?;
     Ok(record)
 }
@@ -287,7 +263,7 @@ impl PgStore {
         self.pool.write("expect_notification_runs", true, |tx| {
             let mut record = load(tx, page, id)?;
             if record.expect_runs(runs, expired) {
-                settle(&mut record, now_ms);
+                record.settle(now_ms);
             }
             save(tx, &record)?;
             Ok(record)

@@ -60,36 +60,6 @@ fn note_finished(tx: &Tx<'_>, record: &Notification) -> TxResult<()> {
     }
 }
 
-/// Moves a running notification to `done` when all its messages are queued and none is pending.
-/// Returns whether it just became done.
-fn settle(record: &mut Notification, now_ms: u64) -> bool {
-    let done = record.state.is_running() && record.all_queued && record.totals.pending() == 0;
-    if done {
-        record.state = NotificationState::Done;
-        record.finished_ms = Some(now_ms);
-    }
-    done
-}
-
-/// Marks the first send of a notification: `queued` becomes `sending`.
-fn start(record: &mut Notification, at_ms: u64) {
-    if record.state == NotificationState::Queued {
-        record.state = NotificationState::Sending;
-    }
-    record.started_ms.get_or_insert(at_ms);
-}
-
-/// Counts one finished message in `totals`.
-fn count_final(totals: &mut NotificationTotals, status: &OutboundStatus) {
-    match status {
-        OutboundStatus::Pending => {}
-        OutboundStatus::Sent { .. } => totals.sent += 1,
-        OutboundStatus::Failed { .. } => totals.failed += 1,
-        OutboundStatus::RefusedByPolicy { .. } => totals.refused += 1,
-        OutboundStatus::DeliveredUnconfirmed { .. } => totals.unconfirmed += 1,
-    }
-}
-
 /// Creates a notification record in state `queued` (ids from sled's id generator).
 pub(super) fn create(
     tx: &Tx<'_>,
@@ -141,10 +111,10 @@ pub(super) fn attach(
         if message.status.is_pending() {
             tx.mark(T::NotificationMessages, &message_key(id, message_id))?;
         } else {
-            count_final(&mut record.totals, &message.status);
+            record.totals.count_final(&message.status);
         }
         if message.attempts > 0 || !message.status.is_pending() {
-            start(&mut record, message.created_ms);
+            record.start(message.created_ms);
         }
         tx.put(T::Outbox, &key, &message)?;
     }
@@ -179,7 +149,7 @@ pub(super) fn end_run(
     let (messages, no_token) = run.token_messages(sends);
     let removed = attach(tx, page, run.notification, &messages, no_token, 0)?;
     let mut record = load(tx, page, run.notification)?;
-    if record.end_run(psid, run.failed) && settle(&mut record, now_ms) {
+    if record.end_run(psid, run.failed) && record.settle(now_ms) {
         note_finished(tx, &record)?;
     }
     save(tx, &record)?;
@@ -196,7 +166,7 @@ fn expect_runs(
     now_ms: u64,
 ) -> TxResult<Notification> {
     let mut record = load(tx, page, id)?;
-    if record.expect_runs(runs, expired) && settle(&mut record, now_ms) {
+    if record.expect_runs(runs, expired) && record.settle(now_ms) {
         note_finished(tx, &record)?;
     }
     save(tx, &record)?;
@@ -212,7 +182,7 @@ pub(super) fn close_queuing(
 ) -> TxResult<Notification> {
     let mut record = load(tx, page, id)?;
     record.all_queued = true;
-    if settle(&mut record, now_ms) {
+    if record.settle(now_ms) {
         note_finished(tx, &record)?;
     }
     save(tx, &record)?;
@@ -231,7 +201,7 @@ pub(super) fn note_attempt(tx: &Tx<'_>, message: &OutboundMessage, at_ms: u64) -
         return Ok(());
     };
     if record.state == NotificationState::Queued || record.started_ms.is_none() {
-        start(&mut record, at_ms);
+        record.start(at_ms);
         save(tx, &record)?;
     }
     Ok(())
@@ -254,9 +224,9 @@ pub(super) fn note_outcome(
         return Ok(());
     };
     tx.del(T::NotificationMessages, &message_key(id, message.id))?;
-    count_final(&mut record.totals, status);
-    start(&mut record, at_ms);
-    if settle(&mut record, at_ms) {
+    record.totals.count_final(status);
+    record.start(at_ms);
+    if record.settle(at_ms) {
         note_finished(tx, &record)?;
     }
     save(tx, &record)
