@@ -103,6 +103,18 @@ impl From<NotificationTotals> for TotalsView {
     }
 }
 
+/// A flow notification's runs: one per subscriber, each counted when its step commits.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = NotificationRuns)]
+pub(crate) struct RunsView {
+    /// Runs journaled (one per subscriber reached); null while they are being journaled.
+    expected: Option<u64>,
+    /// Runs committed (the notification is fully queued once every expected run is).
+    done: u64,
+    /// Of `done`, runs that failed (recorded without their effects; the server's log says why).
+    failed: u64,
+}
+
 /// A topic notification: what it sends, where it stands, its counts and times.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Notification)]
@@ -120,6 +132,9 @@ pub(crate) struct NotificationView {
     state: StateView,
     /// Its counts.
     totals: TotalsView,
+    /// For `content: flow`, how far its runs are (absent for a text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runs: Option<RunsView>,
     /// When it was created (Unix ms).
     created_ms: u64,
     /// When its first message started sending (Unix ms).
@@ -140,6 +155,11 @@ impl From<NotificationProgress> for NotificationView {
             NotificationContent::Text => ("text", None),
             NotificationContent::Flow { flow } => ("flow", Some(flow.0)),
         };
+        let runs = flow.is_some().then_some(RunsView {
+            expected: n.runs.expected,
+            done: n.runs.done,
+            failed: n.runs.failed,
+        });
         Self {
             id: n.id.0,
             topic: n.topic.0,
@@ -147,6 +167,7 @@ impl From<NotificationProgress> for NotificationView {
             flow,
             state: n.state.into(),
             totals: n.totals.into(),
+            runs,
             created_ms: n.created_ms,
             started_ms: n.started_ms,
             finished_ms: n.finished_ms,

@@ -144,6 +144,19 @@ async fn a_flow_notification_runs_the_flow_for_each_token_holder() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{counts}");
     assert_eq!(counts["queued"], 1, "{counts}");
+    // The 202 came once the one subscriber's run had committed.
+    let (_, record) = server
+        .json(server.get(&format!(
+            "/api/pages/{PAGE_ID}/notifications/{}",
+            counts["id"]
+        )))
+        .await;
+    assert_eq!(
+        record["runs"],
+        json!({"expected": 1, "done": 1, "failed": 0}),
+        "{record}"
+    );
+    assert_eq!(record["totals"]["queued"], 1, "{record}");
     let sent = eventually("the flow's otn_send message", || async {
         server
             .fake

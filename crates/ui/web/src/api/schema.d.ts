@@ -744,6 +744,7 @@ export interface components {
             state: components["schemas"]["NotificationState"];
             /** @description Its counts. */
             totals: components["schemas"]["NotificationTotals"];
+            runs?: null | components["schemas"]["NotificationRuns"];
             /**
              * Format: int64
              * @description When it was created (Unix ms).
@@ -785,6 +786,24 @@ export interface components {
              * @description Tokens of removed messages usable again (the others had expired meanwhile).
              */
             tokens_restored: number;
+        };
+        /** @description A flow notification's runs: one per subscriber, each counted when its step commits. */
+        NotificationRuns: {
+            /**
+             * Format: int64
+             * @description Runs journaled (one per subscriber reached); null while they are being journaled.
+             */
+            expected?: number | null;
+            /**
+             * Format: int64
+             * @description Runs committed (the notification is fully queued once every expected run is).
+             */
+            done: number;
+            /**
+             * Format: int64
+             * @description Of `done`, runs that failed (recorded without their effects; the server's log says why).
+             */
+            failed: number;
         };
         /**
          * @description Where a notification stands: `queued` (nothing sent yet), `sending`, `done` (nothing left

@@ -34,6 +34,17 @@ describe('notification progress', () => {
     const n = notification('done', { queued: 5, recurring: 2, sent: 5 }, null);
     expect(progressText(n)).toBe('done · 5/5 sent · 2 recurring');
   });
+  it('says how far a flow notification ran its flow while it runs, and failed runs always', () => {
+    const running = { ...notification('queued', { queued: 40, pending: 40 }, 800), content: 'flow' as const, flow: 'f' };
+    expect(progressText({ ...running, runs: { expected: 60, done: 40, failed: 0 } })).toBe(
+      'queued · flow ran for 40/60 · 0/40 sent · about 1s left',
+    );
+    expect(progressText({ ...running, runs: { expected: null, done: 0, failed: 0 } })).toBe(
+      'queued · flow ran for 0/… · 0/40 sent · about 1s left',
+    );
+    const done = { ...notification('done', { queued: 59, sent: 59 }, null), content: 'flow' as const, flow: 'f' };
+    expect(progressText({ ...done, runs: { expected: 60, done: 60, failed: 1 } })).toBe('done · 59/59 sent · 1 run failed');
+  });
   it('writes durations in seconds, minutes and hours', () => {
     expect(shortDuration(0)).toBe('0s');
     expect(shortDuration(59_001)).toBe('1m 00s');

@@ -23,11 +23,17 @@ export function shortDuration(ms: number): string {
 
 /**
  * `sending · 120/300 sent · about 4s left`, `done · 300/300 sent`, `cancelled · 120/300 sent · 180 not sent`;
- * `· 2 recurring` when recurring tokens paid for some of the queued messages.
+ * `· 2 recurring` when recurring tokens paid for some of the queued messages; a flow notification
+ * still running its flow for the subscribers says `flow ran for 40/60` first, and `· 2 runs failed`.
  */
 export function progressText(n: Notification): string {
   const t = n.totals;
-  const parts = [n.state, `${t.sent}/${t.queued} sent`];
+  const parts: string[] = [n.state];
+  const runs = n.runs;
+  if (runs && isRunning(n) && (runs.expected == null || runs.done < runs.expected)) {
+    parts.push(`flow ran for ${runs.done}/${runs.expected ?? '…'}`);
+  }
+  parts.push(`${t.sent}/${t.queued} sent`);
   if (t.recurring > 0) parts.push(`${t.recurring} recurring`);
   for (const [count, what] of [
     [t.failed, 'failed'],
@@ -37,6 +43,7 @@ export function progressText(n: Notification): string {
   ] as const) {
     if (count > 0) parts.push(`${count} ${what}`);
   }
+  if (runs && runs.failed > 0) parts.push(`${runs.failed} ${runs.failed === 1 ? 'run' : 'runs'} failed`);
   if (isRunning(n) && n.eta_ms != null) parts.push(`about ${shortDuration(n.eta_ms)} left`);
   return parts.join(' · ');
 }
