@@ -19,13 +19,28 @@ pub(super) fn lock_subscriber(tx: &mut Tx<'_, '_>, page: &PageId, psid: &Psid) -
     Ok(())
 }
 
-/// Whether the event was processed.
-pub(super) fn is_processed(tx: &mut Tx<'_, '_>, page: &PageId, event: &EventId) -> TxResult<bool> {
-    let row = tx.query_opt(
-        "SELECT processed_ms IS NOT NULL FROM journal WHERE page_id = $1 AND event_id = $2",
-        &[&page.as_str(), &event.as_str()],
+/// [`lock_subscriber`], and in the same round trip whether `event` was processed already.
+pub(super) fn lock_subscriber_for(
+    tx: &mut Tx<'_, '_>,
+    page: &PageId,
+    psid: &Psid,
+    event: &EventId,
+) -> TxResult<bool> {
+    let row = tx.query_one(
+        "WITH locked AS (
+           INSERT INTO subscribers (page_id, psid, shard) VALUES ($1, $2, $3)
+           ON CONFLICT (page_id, psid) DO UPDATE SET shard = EXCLUDED.shard RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM journal WHERE page_id = $1 AND event_id = $4
+                          AND processed_ms IS NOT NULL),
+                (SELECT count(*) FROM locked)",
+        &[
+            &page.as_str(),
+            &psid.as_str(),
+            &shard_of(page.as_str()),
+            &event.as_str(),
+        ],
     )?;
-    Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+    Ok(row.get::<_, bool>(0))
 }
 
 /// Marks an event processed under lease `epoch`, refusing one processed before; an event the

@@ -3,7 +3,7 @@
 
 use super::PgStore;
 use super::db::{Tx, TxResult, big, decode, encode, shard_of};
-use super::journal::{is_processed, lock_subscriber, mark_processed};
+use super::journal::{lock_subscriber, lock_subscriber_for, mark_processed};
 use super::outbox::{enqueue, reserve_id};
 use super::{notifications, recurring, tokens};
 use crate::commit::{DueTimer, StepCommit, StepCommitted, TokenSendOutcome};
@@ -130,14 +130,25 @@ fn recurring_gone(tx: &mut Tx<'_, '_>, commit: &StepCommit) -> TxResult<Option<T
     Ok(None)
 }
 
-/// One step, refused whole with `TokenGone` when a token send would find no token; its event
-/// records `epoch`, the lease epoch the node committed under.
+/// One step, refused whole with `EventAlreadyProcessed` for a replayed event (checked in the
+/// round trip that locks the subscriber) or `TokenGone` when a token send would find no token;
+/// its event records `epoch`, the lease epoch the node committed under.
 pub(super) fn apply_step(
     tx: &mut Tx<'_, '_>,
     commit: &StepCommit,
     epoch: i64,
 ) -> TxResult<StoreResult<StepCommitted>> {
-    lock_subscriber(tx, &commit.page, &commit.psid)?;
+    match &commit.event {
+        Some(event) => {
+            if lock_subscriber_for(tx, &commit.page, &commit.psid, event)? {
+                return Ok(Err(StoreError::EventAlreadyProcessed {
+                    page: commit.page.clone(),
+                    event: event.clone(),
+                }));
+            }
+        }
+        None => lock_subscriber(tx, &commit.page, &commit.psid)?,
+    }
     let gone = match missing_token(tx, commit)? {
         Some(topic) => Some(topic),
         None => recurring_gone(tx, commit)?,
@@ -234,15 +245,6 @@ pub(super) fn apply_steps(
 ) -> TxResult<Vec<StoreResult<StepCommitted>>> {
     let mut results = Vec::with_capacity(commits.len());
     for (commit, &epoch) in commits.iter().zip(epochs) {
-        if let Some(event) = &commit.event {
-            if is_processed(tx, &commit.page, event)? {
-                results.push(Err(StoreError::EventAlreadyProcessed {
-                    page: commit.page.clone(),
-                    event: event.clone(),
-                }));
-                continue;
-            }
-        }
         results.push(apply_step(tx, commit, epoch)?);
     }
     Ok(results)

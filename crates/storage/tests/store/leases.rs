@@ -223,7 +223,7 @@ fn a_takeover_waits_for_a_commit_in_flight_and_epochs_only_grow() {
             let waiting: i64 = watcher
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-                     AND query LIKE 'INSERT INTO subscribers%'",
+                     AND query LIKE '%INSERT INTO subscribers%'",
                     &[],
                 )
                 .unwrap()
