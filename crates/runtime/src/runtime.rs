@@ -406,8 +406,9 @@ impl Runtime {
     /// one token per subscriber (an OTN token, spent in the same commit, else a recurring token
     /// that may pay now); a flow runs for each such subscriber, in their order with their other
     /// events, its `otn_send` blocks paying with an OTN token, else the recurring token (those
-    /// messages become the notification's when each run reports). Returns when
-    /// everything is queued (the dispatcher then drains at the Page's pace).
+    /// messages become the notification's in the commit of each run, journaled and run on the
+    /// node that owns the subscriber). Returns when everything is queued (the dispatcher then
+    /// drains at the Page's pace).
     pub async fn notify_topic(
         &self,
         page: &PageId,
