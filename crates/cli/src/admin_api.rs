@@ -114,6 +114,9 @@ pub(crate) struct NotificationView {
     pub(crate) state: String,
     /// Its counts.
     pub(crate) totals: NotificationTotals,
+    /// A flow notification's runs (absent for a text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) runs: Option<NotificationRuns>,
     /// When it was created (Unix ms).
     pub(crate) created_ms: u64,
     /// When its first message started sending.
@@ -124,6 +127,35 @@ pub(crate) struct NotificationView {
     pub(crate) eta_ms: Option<u64>,
     /// The Page's pace (sends per second).
     pub(crate) rate_per_sec: u64,
+}
+
+/// A flow notification's runs, one per subscriber reached.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+pub(crate) struct NotificationRuns {
+    /// Runs journaled; null while they are being journaled.
+    pub(crate) expected: Option<u64>,
+    /// Runs committed.
+    pub(crate) done: u64,
+    /// Of `done`, runs that failed.
+    pub(crate) failed: u64,
+}
+
+impl NotificationRuns {
+    /// `40/60` (`40/…` before the count is known), then ` (2 failed)`.
+    pub(crate) fn describe(&self) -> String {
+        let expected = self
+            .expected
+            .map_or_else(|| "…".to_owned(), |n| n.to_string());
+        match self.failed {
+            0 => format!("{}/{expected}", self.done),
+            failed => format!("{}/{expected} ({failed} failed)", self.done),
+        }
+    }
+
+    /// Whether runs are still to commit.
+    pub(crate) fn under_way(&self) -> bool {
+        self.expected.is_none_or(|n| self.done < n)
+    }
 }
 
 impl NotificationView {

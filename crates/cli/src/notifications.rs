@@ -133,7 +133,11 @@ pub(crate) async fn follow(client: &AdminClient, id: u64) -> Result<Notification
 /// `sending: 120/400 sent (30 by recurring token), 2 failed, about 1m 12s left`.
 pub(crate) fn progress(n: &NotificationView) -> String {
     let t = &n.totals;
-    let mut line = format!("{}: {}/{} sent", n.state, t.sent, t.queued);
+    let mut line = format!("{}: ", n.state);
+    if let Some(runs) = n.runs.filter(|r| n.is_running() && r.under_way()) {
+        let _ = write!(line, "flow ran for {}, ", runs.describe());
+    }
+    let _ = write!(line, "{}/{} sent", t.sent, t.queued);
     if t.recurring > 0 {
         let _ = write!(line, " ({} by recurring token)", t.recurring);
     }
@@ -198,6 +202,10 @@ fn details(n: &NotificationView) -> String {
     let rows = [
         ("content", content),
         ("state", n.state.clone()),
+        (
+            "flow runs",
+            n.runs.map_or_else(|| "-".to_owned(), |r| r.describe()),
+        ),
         ("queued", t.queued.to_string()),
         ("recurring", t.recurring.to_string()),
         ("pending", t.pending.to_string()),
@@ -226,7 +234,8 @@ fn details(n: &NotificationView) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::duration;
+    use super::{duration, progress};
+    use crate::admin_api::{NotificationRuns, NotificationView};
 
     #[test]
     fn durations_read_as_hours_minutes_seconds_rounded_up() {
@@ -234,5 +243,31 @@ mod tests {
         assert_eq!(duration(1), "1s");
         assert_eq!(duration(61_000), "1m 1s");
         assert_eq!(duration(3_723_000), "1h 2m 3s");
+    }
+
+    #[test]
+    fn a_flow_notification_says_how_far_its_runs_are_while_they_run() {
+        let mut n: NotificationView = serde_json::from_value(serde_json::json!({
+            "id": 3, "topic": "t", "content": "flow", "flow": "f", "state": "queued",
+            "totals": {"queued": 40, "recurring": 0, "pending": 40, "sent": 0, "failed": 0,
+                       "refused": 0, "unconfirmed": 0, "no_token": 0, "expired": 0, "cancelled": 0},
+            "runs": {"expected": 60, "done": 40, "failed": 1},
+            "created_ms": 0, "started_ms": null, "finished_ms": null, "eta_ms": null,
+            "rate_per_sec": 50
+        }))
+        .unwrap();
+        assert_eq!(
+            progress(&n),
+            "queued: flow ran for 40/60 (1 failed), 0/40 sent"
+        );
+        n.runs = Some(NotificationRuns {
+            expected: Some(60),
+            done: 60,
+            failed: 1,
+        });
+        n.state = "sending".into();
+        assert_eq!(progress(&n), "sending: 0/40 sent");
+        n.runs = None;
+        assert_eq!(progress(&n), "sending: 0/40 sent");
     }
 }
