@@ -318,7 +318,7 @@ impl Dispatcher {
         let rate = self.settings.page_rate_per_sec.max(1);
         let interval = Duration::from_secs(1) / rate;
         loop {
-            let at = {
+            let (at, now) = {
                 let mut slots = self
                     .next_slot
                     .lock()
@@ -327,8 +327,13 @@ impl Dispatcher {
                 let slot = slots.entry(page.clone()).or_insert(now);
                 let at = (*slot).max(now);
                 *slot = at + interval;
-                at
+                (at, now)
             };
+            if at <= now {
+                // The slot is free now: no timer (a timer rounds up to the next millisecond
+                // tick of Tokio's clock, and under load fires later still).
+                return;
+            }
             tokio::time::sleep_until(at).await;
             if Instant::now().saturating_duration_since(at) <= interval.max(PACE_LATE) {
                 return;
