@@ -10,15 +10,16 @@ use std::process::ExitCode;
 /// Arguments of `botflow migrate`.
 #[derive(Debug, Args)]
 pub(crate) struct MigrateArgs {
-    /// TOML configuration file (its `database_url`); BOTFLOW_DATABASE_URL wins over it.
+    /// TOML configuration file (its `database_url` and `database_ca_file`); BOTFLOW_DATABASE_URL
+    /// and BOTFLOW_DATABASE_CA_FILE win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
 
 /// Runs the migrations; exit code 2 when no database is configured, 1 when they fail.
 pub(crate) fn run(args: &MigrateArgs) -> ExitCode {
-    let url = match ServerConfig::load_database_url(args.config.as_deref()) {
-        Ok(Some(url)) => url,
+    let options = match ServerConfig::load_database(args.config.as_deref()) {
+        Ok(Some(options)) => options,
         Ok(None) => {
             eprintln!(
                 "botflow migrate: no database is configured: set BOTFLOW_DATABASE_URL (or \
@@ -32,7 +33,7 @@ pub(crate) fn run(args: &MigrateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match PgStore::migrate(&url) {
+    match PgStore::migrate_with(&options) {
         Ok(applied) if applied.is_empty() => {
             println!(
                 "the database schema is up to date (version {}); nothing to apply",

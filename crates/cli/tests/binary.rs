@@ -49,6 +49,7 @@ fn migrate(env: &[(&str, &str)]) -> (std::process::Output, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_botflow"))
         .arg("migrate")
         .env_remove("BOTFLOW_DATABASE_URL")
+        .env_remove("BOTFLOW_DATABASE_CA_FILE")
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -81,4 +82,30 @@ fn migrate_applies_the_schema_once_and_says_what_it_did() {
     let (out, _, stderr) = migrate(&[("BOTFLOW_DATABASE_URL", "mysql://db/botflow")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("not a postgres:// URL"), "{stderr}");
+}
+
+#[test]
+fn migrate_reads_the_database_ca_file_and_explains_tls_failures() {
+    let database = botflow_storage::pg_test::TestDatabase::new();
+    // a CA file that cannot be read stops it before it connects, naming the file
+    let missing =
+        std::env::temp_dir().join(format!("botflow-no-such-ca-{}.pem", std::process::id()));
+    let missing_text = missing.display().to_string();
+    let (out, _, stderr) = migrate(&[
+        ("BOTFLOW_DATABASE_URL", database.url()),
+        ("BOTFLOW_DATABASE_CA_FILE", &missing_text),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("BOTFLOW_DATABASE_CA_FILE") && stderr.contains(&missing_text),
+        "{stderr}"
+    );
+    // the tests' server has no TLS: sslmode=require is refused with what to change
+    let url = format!("{}?sslmode=require", database.url());
+    let (out, _, stderr) = migrate(&[("BOTFLOW_DATABASE_URL", &url)]);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not accept TLS") && stderr.contains("sslmode"),
+        "{stderr}"
+    );
 }

@@ -137,18 +137,12 @@ pub async fn start(
         .iter()
         .map(|p| PageId::from(p.id.as_str()))
         .collect();
-    let database_url = config.database_url.clone();
-    let (node_id, lease_ms) = (config.node_id.clone(), config.shard_lease_ms);
+    let database = config.database_options();
     let (store, database, published) = tokio::task::spawn_blocking(move || {
-        let (store, database): (Arc<dyn Store>, Option<Arc<PgStore>>) = match &database_url {
-            Some(url) => {
-                let options = botflow_storage::PgOptions {
-                    node_id,
-                    lease_ttl: std::time::Duration::from_millis(lease_ms),
-                    ..botflow_storage::PgOptions::new(url)
-                };
+        let (store, database): (Arc<dyn Store>, Option<Arc<PgStore>>) = match &database {
+            Some(options) => {
                 let pg = Arc::new(
-                    PgStore::connect_with(&options)
+                    PgStore::connect_with(options)
                         .map_err(|source| ServeError::OpenDatabase { source })?,
                 );
                 (pg.clone(), Some(pg))

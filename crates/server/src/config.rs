@@ -5,6 +5,7 @@
 //! start-up with an error naming the environment variable and the file key.
 
 use botflow_flow::FlowDuration;
+use botflow_storage::PgOptions;
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -74,6 +75,10 @@ pub struct ServerConfig {
     /// A `postgres://` URL selecting the PostgreSQL store instead of the embedded sled one
     /// (`BOTFLOW_DATABASE_URL`, file key `database_url`); `None` keeps sled.
     pub database_url: Option<String>,
+    /// A PEM file of CA certificates trusted for the database server's TLS certificate besides
+    /// the webpki roots (`BOTFLOW_DATABASE_CA_FILE`, file key `database_ca_file`); checked at
+    /// load when `database_url` is set, unused otherwise.
+    pub database_ca_file: Option<PathBuf>,
     /// This node's id among several nodes sharing the PostgreSQL database (`BOTFLOW_NODE_ID`,
     /// file key `node_id`); `None`: a random UUID per start. Give each node a stable id: a
     /// node restarted with its id takes its shard leases back at once.
@@ -118,6 +123,7 @@ impl fmt::Debug for ServerConfig {
                 "database_url",
                 &self.database_url.as_ref().map(|_| "<redacted>"),
             )
+            .field("database_ca_file", &self.database_ca_file)
             .field("node_id", &self.node_id)
             .field("shard_lease_ms", &self.shard_lease_ms)
             .field("graph_api_url", &self.graph_api_url)
@@ -225,6 +231,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    database_ca_file: Option<PathBuf>,
     node_id: Option<String>,
     shard_lease_ms: Option<u64>,
     graph_api_url: Option<String>,
@@ -296,6 +303,12 @@ impl ServerConfig {
             .or(file_config.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database_url = database_url(env("BOTFLOW_DATABASE_URL").or(file_config.database_url))?;
+        let database_ca_file = database_ca_file(
+            env("BOTFLOW_DATABASE_CA_FILE")
+                .map(PathBuf::from)
+                .or(file_config.database_ca_file),
+            database_url.is_some(),
+        )?;
         let node_id = env("BOTFLOW_NODE_ID")
             .or(file_config.node_id)
             .map(|id| id.trim().to_owned());
@@ -459,6 +472,7 @@ impl ServerConfig {
             listen,
             data_dir,
             database_url,
+            database_ca_file,
             node_id,
             shard_lease_ms,
             graph_api_url,
@@ -476,9 +490,10 @@ impl ServerConfig {
         })
     }
 
-    /// The database URL alone, from the same file and environment as [`ServerConfig::load`]
-    /// (for `botflow migrate`, which needs no secrets); `None` when the embedded store is used.
-    pub fn load_database_url(file: Option<&Path>) -> Result<Option<String>, ConfigError> {
+    /// The database settings alone (URL and CA file), from the same file and environment as
+    /// [`ServerConfig::load`] (for `botflow migrate`, which needs no secrets); `None` when the
+    /// embedded store is used.
+    pub fn load_database(file: Option<&Path>) -> Result<Option<PgOptions>, ConfigError> {
         let from_file = match file {
             Some(path) => {
                 let text =
@@ -486,19 +501,39 @@ impl ServerConfig {
                         path: path.to_path_buf(),
                         source,
                     })?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|err| ConfigError::ParseFile {
-                        path: path.to_path_buf(),
-                        message: err.message().to_owned(),
-                    })?
-                    .database_url
+                toml::from_str::<FileConfig>(&text).map_err(|err| ConfigError::ParseFile {
+                    path: path.to_path_buf(),
+                    message: err.message().to_owned(),
+                })?
             }
-            None => None,
+            None => FileConfig::default(),
         };
-        let env = std::env::var("BOTFLOW_DATABASE_URL")
-            .ok()
-            .filter(|v| !v.trim().is_empty());
-        database_url(env.or(from_file))
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let Some(url) = database_url(env("BOTFLOW_DATABASE_URL").or(from_file.database_url))?
+        else {
+            return Ok(None);
+        };
+        let ca_file = database_ca_file(
+            env("BOTFLOW_DATABASE_CA_FILE")
+                .map(PathBuf::from)
+                .or(from_file.database_ca_file),
+            true,
+        )?;
+        Ok(Some(PgOptions {
+            ca_file,
+            ..PgOptions::new(&url)
+        }))
+    }
+
+    /// How to reach the PostgreSQL database (`None`: the embedded store): the URL, the CA file,
+    /// this node's id and its lease TTL.
+    pub fn database_options(&self) -> Option<PgOptions> {
+        self.database_url.as_ref().map(|url| PgOptions {
+            ca_file: self.database_ca_file.clone(),
+            node_id: self.node_id.clone(),
+            lease_ttl: std::time::Duration::from_millis(self.shard_lease_ms),
+            ..PgOptions::new(url)
+        })
     }
 
     /// The retention sweeper's settings: the two windows, swept every tenth of the shorter
@@ -561,6 +596,21 @@ fn retention(
         });
     }
     Ok(duration)
+}
+
+/// Checks the CA file of the database's TLS when a database is used (`used`): a readable PEM
+/// file of CA certificates; the message names the file and what is wrong with it.
+fn database_ca_file(value: Option<PathBuf>, used: bool) -> Result<Option<PathBuf>, ConfigError> {
+    match value {
+        Some(path) if used => match botflow_storage::check_database_ca_file(&path) {
+            Ok(_) => Ok(Some(path)),
+            Err(message) => Err(ConfigError::Invalid {
+                setting: "BOTFLOW_DATABASE_CA_FILE (file key `database_ca_file`)",
+                message,
+            }),
+        },
+        other => Ok(other),
+    }
 }
 
 /// Checks a database URL: only `postgres://` (or `postgresql://`) selects a database.
@@ -764,6 +814,75 @@ mod tests {
             "the password stays out of the message: {err}"
         );
     }
+
+    #[test]
+    fn the_database_ca_file_comes_from_the_file_or_the_environment_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(
+                &path,
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            )
+            .unwrap();
+            path
+        };
+        let broken = ca("broken.pem");
+        let missing = dir.path().join("missing.pem");
+        let mut env = FULL_ENV.to_vec();
+        env.push(("BOTFLOW_DATABASE_URL", "postgres://botflow@db/botflow"));
+        // unset: only the webpki roots
+        let config = load(None, &env, false).unwrap();
+        assert_eq!(config.database_ca_file, None);
+        assert_eq!(config.database_options().unwrap().ca_file, None);
+        // from the file, and the environment wins; each is read and checked
+        let file = format!("database_ca_file = {:?}", missing.display().to_string());
+        let err = load(Some(&file), &env, false).unwrap_err().to_string();
+        assert!(
+            err.contains("BOTFLOW_DATABASE_CA_FILE")
+                && err.contains("database_ca_file")
+                && err.contains(&missing.display().to_string())
+                && err.contains("cannot read it"),
+            "{err}"
+        );
+        let broken_text = broken.display().to_string();
+        env.push(("BOTFLOW_DATABASE_CA_FILE", &broken_text));
+        let err = load(Some(&file), &env, false).unwrap_err().to_string();
+        assert!(
+            err.contains(&broken_text) && err.contains("cannot be used as a CA certificate"),
+            "the environment's file is the one read: {err}"
+        );
+        // a good one: a CA certificate in PEM (with text around it, as providers ship them)
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, format!("Test CA\n{TEST_CA_PEM}")).unwrap();
+        env.pop();
+        let good_text = good.display().to_string();
+        env.push(("BOTFLOW_DATABASE_CA_FILE", &good_text));
+        let config = load(Some(&file), &env, false).unwrap();
+        assert_eq!(config.database_ca_file.as_deref(), Some(good.as_path()));
+        let options = config.database_options().unwrap();
+        assert_eq!(options.ca_file.as_deref(), Some(good.as_path()));
+        assert_eq!(options.url, "postgres://botflow@db/botflow");
+        // without a database it is not used, so not read
+        let config = load(Some(&file), &FULL_ENV, false).unwrap();
+        assert_eq!(config.database_ca_file, Some(missing.clone()));
+        assert!(config.database_options().is_none());
+    }
+
+    /// A self-signed CA certificate (P-256, valid until 2126) for the CA file checks.
+    const TEST_CA_PEM: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIBmTCCAT+gAwIBAgIUaTChpKhP5D1K9BaivpWozA1RdcowCgYIKoZIzj0EAwIw\n\
+ITEfMB0GA1UEAwwWYm90ZmxvdyBjb25maWcgdGVzdCBDQTAgFw0yNjEyMDEwODI3\n\
+NTZaGA8yMTI2MTEwNzA4Mjc1NlowITEfMB0GA1UEAwwWYm90ZmxvdyBjb25maWcg\n\
+dGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABEPxGWgaL8Ia6dW+jHY6\n\
+oqY+uvoESfikTsnB2LWj4wHEbDcdR6lngBPjw2YxHfyaX/YWwljtzFOgbm8+yazw\n\
+ojyjUzBRMB0GA1UdDgQWBBRDbXvRtJjVGvy1YtcC6R1xlC9CHTAfBgNVHSMEGDAW\n\
+gBRDbXvRtJjVGvy1YtcC6R1xlC9CHTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49\n\
+BAMCA0gAMEUCIQDzfzitzV+6jTDqmRNkEDR/zU/cPvl6DufG0WEqsGZiSwIgf2je\n\
+FV5+e4onUjSYWvspPZNn3RhgNnNTwfiCPLQ83qk=\n\
+-----END CERTIFICATE-----\n\
+";
 
     #[test]
     fn demo_requires_nothing() {

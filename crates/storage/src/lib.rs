@@ -145,7 +145,7 @@ pub use notification::{
 pub use outbox::{NewOutbound, OutboundKind, OutboundMessage, OutboundStatus};
 pub use outcome::Outcome;
 pub use ownership::{Lease, Ownership, SHARD_COUNT, shard_of};
-pub use pg_store::{DEFAULT_LEASE_TTL, PgOptions, PgStore};
+pub use pg_store::{DEFAULT_LEASE_TTL, PgOptions, PgStore, check_database_ca_file};
 pub use recurring::{
     RECURRING_CAP_MS, RecurringChange, RecurringChanged, RecurringNotifyOutcome, RecurringOptin,
     RecurringPass, RecurringSkip, RecurringStatus, RecurringToken,

@@ -21,6 +21,8 @@ pub struct TestCluster {
     as_postgres: bool,
     /// `fsync` on (benchmarks comparing durable commits); tests run with it off.
     durable: bool,
+    /// `ssl = on` with the certificate and key written in the cluster's directory.
+    tls: bool,
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -70,16 +72,24 @@ impl TestCluster {
     /// Starts a new cluster (initdb into a temp dir, as the `postgres` user when running as
     /// root), on a free port; panics with what to install when the binaries are missing.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, None)
+    }
+
+    /// Starts a cluster with `ssl = on` serving `cert_pem` (the server certificate, followed by
+    /// any intermediate certificates) with the private key `key_pem`; both files are written
+    /// with mode 0600 and owned by the user the server runs as, as PostgreSQL requires of the
+    /// key. The server accepts plain connections too (`sslmode=disable`).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        Self::start_with(false, Some((cert_pem, key_pem)))
     }
 
     /// Starts a cluster that syncs its WAL like a production server (`fsync` and full page
     /// writes on), for benchmarks set against the sled store's `fdatasync`.
     pub fn start_durable() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(durable: bool) -> Self {
+    fn start_with(durable: bool, tls: Option<(&str, &str)>) -> Self {
         let Some(bin) = find_bin() else {
             missing("no initdb/pg_ctl was found in /usr/lib/postgresql/*/bin or on PATH")
         };
@@ -107,6 +117,7 @@ impl TestCluster {
             port: 0,
             as_postgres,
             durable,
+            tls: tls.is_some(),
         };
         let data = cluster.dir.join("data");
         let out = cluster
@@ -130,9 +141,39 @@ impl TestCluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some((cert, key)) = tls {
+            cluster.write_private("server.crt", cert);
+            cluster.write_private("server.key", key);
+        }
         cluster.watch();
         cluster.start_server();
         cluster
+    }
+
+    /// Writes a file of the server's into the cluster's directory: mode 0600, owned by the
+    /// user the server runs as.
+    fn write_private(&self, name: &str, text: &str) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        if self.as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&path)
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "chown postgres {} failed",
+                path.display()
+            );
+        }
     }
 
     fn command(&self, tool: &str) -> Command {
@@ -200,9 +241,18 @@ impl TestCluster {
                 .args(["-w", "-t", "60", "-o"])
                 .arg(format!(
                     "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={sync} \
-                     -c full_page_writes={sync} -c max_connections=300",
+                     -c full_page_writes={sync} -c max_connections=300{ssl}",
                     self.dir.display(),
-                    sync = if self.durable { "on" } else { "off" }
+                    sync = if self.durable { "on" } else { "off" },
+                    ssl = if self.tls {
+                        format!(
+                            " -c ssl=on -c ssl_cert_file={dir}/server.crt \
+                             -c ssl_key_file={dir}/server.key",
+                            dir = self.dir.display()
+                        )
+                    } else {
+                        String::new()
+                    }
                 ))
                 .arg("start")
                 .output()
@@ -223,6 +273,11 @@ impl TestCluster {
     /// The server's URL.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The port the server listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The cluster's directory (data in `data/`, the server log in `server.log`).

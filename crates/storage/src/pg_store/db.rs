@@ -1,11 +1,12 @@
 //! The PostgreSQL connection pool, the transaction runner (serializable, retried on conflicts)
 //! and the mapping of driver errors to [`StoreError::Postgres`].
 
+use super::tls::Connector;
 use crate::error::StoreError;
 use crate::store::StoreResult;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row, Statement, Transaction};
+use postgres::{Client, GenericClient, IsolationLevel, Row, Statement, Transaction};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -218,17 +219,17 @@ impl<C: GenericClient> Cached<'_, C> {
 
 /// A small pool of blocking clients.
 pub(super) struct Pool {
-    config: postgres::Config,
+    connector: Connector,
     idle: Mutex<Vec<Connection>>,
     /// Calls that failed with a database error (not refusals), for metrics.
     errors: AtomicU64,
 }
 
 impl Pool {
-    /// A pool connecting with `config` (no connection is made yet).
-    pub(super) fn new(config: postgres::Config) -> Self {
+    /// A pool connecting with `connector` (no connection is made yet).
+    pub(super) fn new(connector: Connector) -> Self {
         Self {
-            config,
+            connector,
             idle: Mutex::new(Vec::new()),
             errors: AtomicU64::new(0),
         }
@@ -248,9 +249,7 @@ impl Pool {
 
     /// A new connection.
     pub(super) fn connect(&self, what: &str) -> StoreResult<Client> {
-        self.config
-            .connect(NoTls)
-            .map_err(|err| db_error(&format!("{what}: connecting"), &err))
+        self.connector.connect(what)
     }
 
     fn take(&self, what: &str) -> StoreResult<Connection> {

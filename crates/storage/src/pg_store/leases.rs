@@ -3,10 +3,11 @@
 //! dedicated connection and thread, and the fence every owner write transaction runs first.
 
 use super::db::{Tx, TxResult, db_error};
+use super::tls::Connector;
 use crate::error::StoreError;
 use crate::ownership::{Lease, Ownership, SHARD_COUNT};
 use crate::store::StoreResult;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -99,7 +100,7 @@ struct Signal {
 
 /// The lease manager's state on its thread.
 struct Leaser {
-    config: postgres::Config,
+    connector: Connector,
     client: Option<Client>,
     ownership: Arc<Ownership>,
     ttl: Duration,
@@ -115,10 +116,7 @@ fn ttl_ms(ttl: Duration) -> i64 {
 impl Leaser {
     fn client(&mut self) -> StoreResult<&mut Client> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            let client = self
-                .config
-                .connect(NoTls)
-                .map_err(|e| db_error("shard leases: connecting", &e))?;
+            let client = self.connector.connect("shard leases")?;
             self.client = Some(client);
         }
         self.client.as_mut().ok_or_else(|| StoreError::Postgres {
@@ -286,14 +284,10 @@ impl Leaser {
 impl LeaseManager {
     /// Checks the shard count the database was created with, runs a first round (so the node
     /// holds its share when this returns) and starts the renewal thread.
-    pub(super) fn start(
-        config: postgres::Config,
-        node_id: &str,
-        ttl: Duration,
-    ) -> StoreResult<Self> {
+    pub(super) fn start(connector: Connector, node_id: &str, ttl: Duration) -> StoreResult<Self> {
         let ownership = Arc::new(Ownership::new(node_id));
         let mut leaser = Leaser {
-            config,
+            connector,
             client: None,
             ownership: Arc::clone(&ownership),
             ttl,

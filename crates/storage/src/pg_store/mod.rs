@@ -21,6 +21,7 @@ mod outbox;
 mod recurring;
 mod retention;
 mod steps;
+mod tls;
 mod tokens;
 mod topics;
 
@@ -46,15 +47,24 @@ use botflow_flow::{FlowDocument, FlowId, TopicId, ValidFlow};
 use db::Pool;
 pub use leases::DEFAULT_LEASE_TTL;
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+pub use tls::check_database_ca_file;
+use tls::{Connector, Tls};
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
     /// A `postgres://user:password@host:port/database` URL (key=value connection strings work
-    /// too). Plain TCP or a unix socket directory as `host`; TLS is not supported.
+    /// too). Plain TCP or a unix socket directory as `host`. Its `sslmode` decides TLS as libpq
+    /// does (`disable`, `prefer`: the default, `require`; `verify-ca` and `verify-full` read as
+    /// `require`); whenever TLS is used the server's certificate chain and host name are
+    /// verified ([`PgOptions::ca_file`]).
     pub url: String,
+    /// A PEM file of CA certificates trusted for the server's certificate besides the webpki
+    /// roots (`BOTFLOW_DATABASE_CA_FILE`): a provider's CA, or a self-signed server certificate.
+    pub ca_file: Option<PathBuf>,
     /// The schema botflow's tables live in (`search_path`), created when missing; `None` uses
     /// the server's default (`public`). The tests give each test its own.
     pub schema: Option<String>,
@@ -72,6 +82,7 @@ impl PgOptions {
     pub fn new(url: &str) -> Self {
         Self {
             url: url.to_owned(),
+            ca_file: None,
             schema: None,
             node_id: None,
             lease_ttl: DEFAULT_LEASE_TTL,
@@ -159,15 +170,36 @@ fn flush_slot() -> i16 {
     i16::try_from(hasher.finish() % 16).unwrap_or(0)
 }
 
+/// The URL with libpq's verifying `sslmode`s, which the driver does not know, read as `require`
+/// (which verifies the chain and the host name here).
+fn url_for_driver(url: &str) -> String {
+    url.replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require")
+}
+
 fn config(options: &PgOptions) -> StoreResult<postgres::Config> {
     let mut config: postgres::Config =
-        options
-            .url
+        url_for_driver(&options.url)
             .parse()
-            .map_err(|err: postgres::Error| StoreError::Postgres {
-                what: "reading the database URL (BOTFLOW_DATABASE_URL / database_url)".to_owned(),
-                detail: format!("{err}; expected postgres://user:password@host:port/database"),
-                transient: false,
+            .map_err(|err: postgres::Error| {
+                let text = err.to_string();
+                let hint = if text.contains("sslrootcert") {
+                    "; give the CA file with BOTFLOW_DATABASE_CA_FILE (file key database_ca_file) \
+                     instead of sslrootcert"
+                } else if text.contains("sslmode") {
+                    "; sslmode is one of disable, prefer, require (verify-ca and verify-full are \
+                     read as require, which verifies the certificate)"
+                } else {
+                    ""
+                };
+                StoreError::Postgres {
+                    what: "reading the database URL (BOTFLOW_DATABASE_URL / database_url)"
+                        .to_owned(),
+                    detail: format!(
+                        "{err}{hint}; expected postgres://user:password@host:port/database"
+                    ),
+                    transient: false,
+                }
             })?;
     if config.get_application_name().is_none() {
         config.application_name("botflow");
@@ -223,7 +255,8 @@ impl PgStore {
     /// Connects with `options` (creating the schema when one is named), applies pending
     /// migrations and returns the store.
     pub fn connect_with(options: &PgOptions) -> StoreResult<Self> {
-        Self::migrate_with(options)?;
+        let tls = Tls::new(options.ca_file.as_deref())?;
+        Self::migrate_on(options, &tls)?;
         let node_id = options
             .node_id
             .clone()
@@ -231,11 +264,11 @@ impl PgStore {
         let mut lease_config = session_config(options)?;
         lease_config.application_name(&format!("botflow-leases-{node_id}"));
         let store = Self {
-            pool: Pool::new(session_config(options)?),
+            pool: Pool::new(Connector::new(session_config(options)?, &tls)),
             valid_flows: Mutex::new(HashMap::new()),
             finished: Mutex::new(OutboxStats::default()),
             leases: Box::new(leases::LeaseManager::start(
-                lease_config,
+                Connector::new(lease_config, &tls),
                 &node_id,
                 options.lease_ttl,
             )?),
@@ -251,11 +284,15 @@ impl PgStore {
         Self::migrate_with(&PgOptions::new(url))
     }
 
-    /// [`PgStore::migrate`] with options (a schema).
+    /// [`PgStore::migrate`] with options (a schema, a CA file).
     pub fn migrate_with(options: &PgOptions) -> StoreResult<Vec<(i32, &'static str)>> {
+        Self::migrate_on(options, &Tls::new(options.ca_file.as_deref())?)
+    }
+
+    fn migrate_on(options: &PgOptions, tls: &Tls) -> StoreResult<Vec<(i32, &'static str)>> {
         if let Some(schema) = &options.schema {
             let plain = PgOptions::new(&options.url);
-            let pool = Pool::new(config(&plain)?);
+            let pool = Pool::new(Connector::new(config(&plain)?, tls));
             config(options)?; // checks the name before it reaches SQL
             db::off_runtime("creating the schema", || {
                 let mut client = pool.connect("creating the schema")?;
@@ -269,7 +306,7 @@ impl PgStore {
                     .map_err(|e| db::db_error("creating the schema", &e))
             })?;
         }
-        migrate::run(&Pool::new(config(options)?))
+        migrate::run(&Pool::new(Connector::new(config(options)?, tls)))
     }
 
     /// The schema version this release migrates to.
@@ -336,6 +373,19 @@ impl PgStore {
             Ok(())
         })
         .unwrap_or(());
+    }
+
+    /// Whether a pooled connection of this store is encrypted (`pg_stat_ssl` of its own backend),
+    /// for tests.
+    #[cfg(feature = "test-support")]
+    pub fn pooled_connection_uses_tls(&self) -> StoreResult<bool> {
+        self.pool.read("pooled_connection_uses_tls", |c| {
+            Ok(c.query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )?
+            .get(0))
+        })
     }
 
     /// Checks that the database answers (`SELECT 1`), for health checks.

@@ -22,7 +22,8 @@
 //!   (`SledStore::retention_backlog`), the version cache's capacity (sled `StoreOptions`).
 //!
 //! `postgres.rs` holds what only the PostgreSQL backend has (migrations, connection errors,
-//! async callers, racing connections, statements outliving a migration); `model.rs` and
+//! async callers, racing connections, statements outliving a migration) and `tls.rs` its TLS
+//! (a throwaway cluster with `ssl = on` and a certificate made by the test); `model.rs` and
 //! `token_race.rs` run their proptests on both (fewer cases on PostgreSQL; the model's
 //! checkpoints and power-loss restarts are sled's, a restart on PostgreSQL reconnects).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -54,6 +55,7 @@ mod postgres;
 mod power_loss;
 mod recurring;
 mod retention;
+mod tls;
 mod token_race;
 mod tokens;
 mod topics;
