@@ -247,7 +247,11 @@ async fn sigkill_while_a_flow_notification_runs_finishes_it_after_the_restart() 
         .await;
     let record = &list.as_array().unwrap()[0];
     assert_eq!(record["totals"]["queued"], FLOW_HOLDERS, "{record}");
-    assert_eq!(record["totals"]["sent"], FLOW_HOLDERS, "{record}");
+    // A send in flight at the kill went out but was not recorded: sent again after the restart,
+    // Messenger refuses the used token and it counts as delivered-unconfirmed (never twice).
+    let finished = record["totals"]["sent"].as_u64().unwrap()
+        + record["totals"]["unconfirmed"].as_u64().unwrap();
+    assert_eq!(finished, FLOW_HOLDERS as u64, "{record}");
     assert_eq!(record["totals"]["no_token"], 0, "{record}");
     let mut per_psid: BTreeMap<String, usize> = BTreeMap::new();
     for psid in good_news(&fake) {
