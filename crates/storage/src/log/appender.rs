@@ -178,8 +178,14 @@ pub(crate) struct Appender {
     pub(crate) shared: Arc<Shared>,
     pub(crate) dir: Arc<dyn LogDir>,
     pub(crate) file: Box<dyn LogFile>,
+    /// Where the segment's records end (the next group goes there).
     pub(crate) file_len: u64,
+    /// Where the zeros written ahead of the records end (at least `file_len`).
+    pub(crate) zeroed: u64,
     pub(crate) segment_bytes: u64,
+    pub(crate) preallocate_bytes: u64,
+    /// A buffer of zeros to preallocate with, made on first use.
+    pub(crate) zeros: Vec<u8>,
 }
 
 impl Appender {
@@ -227,21 +233,55 @@ impl Appender {
     /// when the current one is full.
     fn write_group(&mut self, group: &[u8], first: Lsn) -> Result<(), String> {
         if self.file_len > 0 && self.file_len + group.len() as u64 > self.segment_bytes {
-            // Every earlier group of the current segment is already synced.
+            // Every earlier group of the current segment is already synced. Its preallocated
+            // zeros are cut off first: only the last segment may end in anything but records.
+            if self.zeroed > self.file_len {
+                self.file
+                    .truncate(self.file_len)
+                    .map_err(|e| format!("cut the full segment to its records: {e}"))?;
+            }
             let name = segment_name(first);
             self.file = self
                 .dir
                 .create(&name)
                 .map_err(|e| format!("create segment {name}: {e}"))?;
             self.file_len = 0;
+            self.zeroed = 0;
             lock(&self.shared.segments).push(Segment { first, name });
         }
         self.file
             .write_at(self.file_len, group)
             .map_err(|e| format!("write {} bytes at LSN {first}: {e}", group.len()))?;
         self.file_len += group.len() as u64;
+        self.preallocate()
+            .map_err(|e| format!("preallocate the segment after LSN {first}: {e}"))?;
         self.file
             .sync_data()
             .map_err(|e| format!("fdatasync after LSN {first}: {e}"))
+    }
+
+    /// Writes zeros ahead of the records when less than half of
+    /// [`preallocate_bytes`](super::LogOptions::preallocate_bytes) is left (never past the
+    /// segment's size); the group's sync makes them durable with it.
+    fn preallocate(&mut self) -> std::io::Result<()> {
+        let want = self.preallocate_bytes;
+        if want == 0 || self.file_len + want / 2 <= self.zeroed {
+            return Ok(());
+        }
+        let target = (self.file_len + want).min(self.segment_bytes);
+        let mut at = self.file_len.max(self.zeroed);
+        if target <= at {
+            return Ok(());
+        }
+        if self.zeros.is_empty() {
+            self.zeros = vec![0; usize::try_from(want).unwrap_or(usize::MAX).min(1 << 20)];
+        }
+        while at < target {
+            let len = (target - at).min(self.zeros.len() as u64);
+            self.file.write_at(at, &self.zeros[..len as usize])?;
+            at += len;
+        }
+        self.zeroed = target;
+        Ok(())
     }
 }

@@ -7,6 +7,11 @@
 //!   payload (`frame.rs`).
 //! - **Segments** are files named after their first LSN (`00000000000000000001.seg`); a new one
 //!   starts when the current one would pass [`LogOptions::segment_bytes`].
+//! - **Preallocation**: the appender keeps zeros written and synced ahead of the records in the
+//!   segment it writes ([`LogOptions::preallocate_bytes`]), so most syncs write data blocks
+//!   into a file whose size does not change: an `fdatasync` then needs no file-system journal
+//!   commit (on ext4, 2 device writes instead of 3, about a third less CPU and latency per
+//!   sync). A segment is cut to its records before the next one starts.
 //! - **Group commit**: [`HotLog::append`] copies the frame into a shared buffer and returns its
 //!   LSN at once; one appender thread writes the buffer with one write, calls `fdatasync`, and
 //!   publishes the durable watermark ([`HotLog::durable_lsn`]). [`HotLog::wait_durable`] blocks,
@@ -17,7 +22,8 @@
 //!   what is on disk.
 //! - **Recovery** ([`HotLog::open`]) reads every segment in order. In the last segment, the
 //!   first invalid frame (torn write, zeros, garbage, wrong LSN) ends the log and the rest is cut
-//!   off: nothing acknowledged can lie there. In an earlier segment an invalid frame means synced
+//!   off: nothing acknowledged can lie there. A rest of zeros only (the preallocated space) is
+//!   kept as it is: zeros never decode as a frame. In an earlier segment an invalid frame means synced
 //!   data was damaged: open refuses with [`LogError::Corrupt`], naming the file and offset.
 //!   (A damaged frame inside the synced part of the *last* segment cannot be told from a torn
 //!   write and is cut off with it; the stage that replays the log must tolerate that or keep
@@ -101,12 +107,17 @@ pub enum LogError {
 pub struct LogOptions {
     /// A new segment starts when the current one would grow past this many bytes (64 MiB).
     pub segment_bytes: u64,
+    /// Zeros kept written ahead of the records (1 MiB; 0: none, the file grows with each
+    /// group). The appender extends them, in the same sync as a group, when less than half
+    /// is left.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
         Self {
             segment_bytes: 64 * 1024 * 1024,
+            preallocate_bytes: 1024 * 1024,
         }
     }
 }
@@ -181,7 +192,10 @@ impl HotLog {
             dir: Arc::clone(&dir),
             file: scanned.tail,
             file_len: scanned.tail_len,
+            zeroed: scanned.tail_zeroed,
             segment_bytes: options.segment_bytes.max(1),
+            preallocate_bytes: options.preallocate_bytes,
+            zeros: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("botflow-log".to_owned())

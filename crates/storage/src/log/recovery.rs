@@ -40,6 +40,8 @@ pub(crate) struct Scanned {
     /// The last segment's file and its length after the scan (any torn tail cut off).
     pub(crate) tail: Box<dyn LogFile>,
     pub(crate) tail_len: u64,
+    /// Where the last segment's zeros written ahead of its records end (`tail_len` when none).
+    pub(crate) tail_zeroed: u64,
     /// Bytes cut off the end of the last segment.
     pub(crate) truncated: u64,
 }
@@ -78,6 +80,7 @@ pub(crate) fn scan(dir: &dyn LogDir) -> Result<Scanned, LogError> {
             next_lsn: 1,
             tail,
             tail_len: 0,
+            tail_zeroed: 0,
             truncated: 0,
         });
     }
@@ -114,19 +117,27 @@ pub(crate) fn scan(dir: &dyn LogDir) -> Result<Scanned, LogError> {
             }
             continue;
         }
-        if invalid.is_some() {
+        // Zeros only after the records: the space the appender preallocated, kept for it.
+        let preallocated = bytes[end..].iter().all(|&b| b == 0);
+        if invalid.is_some() && !preallocated {
             // A torn tail: the appender syncs whole groups and acknowledges only synced
-            // records, so nothing acknowledged lies past the first invalid frame.
+            // records, so nothing acknowledged lies past the first invalid frame. It is cut
+            // off, not zeroed over: no stale frame may follow the records appended next.
             file.truncate(end as u64)
                 .map_err(|e| io_error(dir, "truncate the torn tail of", &segment.name, e))?;
         }
+        let (tail_zeroed, truncated) = match preallocated {
+            true => (bytes.len() as u64, 0),
+            false => (end as u64, (bytes.len() - end) as u64),
+        };
         return Ok(Scanned {
             segments,
             records,
             next_lsn: expected,
             tail: file,
             tail_len: end as u64,
-            truncated: (bytes.len() - end) as u64,
+            tail_zeroed,
+            truncated,
         });
     }
     Err(LogError::Corrupt {

@@ -294,6 +294,7 @@ impl SledStore {
             log_dir,
             LogOptions {
                 segment_bytes: options.log_segment_bytes,
+                ..LogOptions::default()
             },
         )
         .map_err(|source| StoreError::Log {

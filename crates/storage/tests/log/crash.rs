@@ -152,6 +152,7 @@ fn crash_child_appender() {
         Arc::new(kill_dir),
         LogOptions {
             segment_bytes: SEGMENT_BYTES,
+            ..LogOptions::default()
         },
     )
     .unwrap();
@@ -271,6 +272,7 @@ fn acknowledged_records_survive_sigkill() {
             dir.path(),
             LogOptions {
                 segment_bytes: SEGMENT_BYTES,
+                ..LogOptions::default()
             },
         )
         .unwrap_or_else(|e| panic!("round {round} ({point:?}, seed {seed}): {e}"));

@@ -16,11 +16,25 @@ pub(crate) fn payload(n: u64) -> Vec<u8> {
     format!("record-{n}-{}", "x".repeat((n % 97) as usize)).into_bytes()
 }
 
-/// Opens a log on a simulated directory.
+/// Opens a log on a simulated directory, without preallocation: each segment holds exactly
+/// its frames, which the tests of raw segment bytes rely on.
 pub(crate) fn open_sim(dir: &SimDir, segment_bytes: u64) -> (HotLog, Recovered) {
+    open_sim_preallocating(dir, segment_bytes, 0)
+}
+
+/// Opens a log on a simulated directory that keeps `preallocate_bytes` of zeros ahead of its
+/// records.
+pub(crate) fn open_sim_preallocating(
+    dir: &SimDir,
+    segment_bytes: u64,
+    preallocate_bytes: u64,
+) -> (HotLog, Recovered) {
     HotLog::open(
         Arc::new(dir.clone()) as Arc<dyn LogDir>,
-        LogOptions { segment_bytes },
+        LogOptions {
+            segment_bytes,
+            preallocate_bytes,
+        },
     )
     .unwrap()
 }

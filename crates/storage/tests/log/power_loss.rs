@@ -2,7 +2,7 @@
 //! pages. After every crash, the recovered log is a prefix of what was appended that holds every
 //! record acknowledged as durable, and appends continue after it.
 
-use crate::{open_sim, payload};
+use crate::{open_sim_preallocating, payload};
 use botflow_storage::log::{HotLog, Lsn, SimDir};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
@@ -38,13 +38,14 @@ proptest! {
         ),
         keep in prop::collection::vec(any::<bool>(), 1..64),
         segment_bytes in prop::sample::select(vec![256u64, 2048, 1 << 20]),
+        preallocate_bytes in prop::sample::select(vec![0u64, 100, 4096]),
     ) {
         let mut dir = SimDir::new();
         let mut appended: Lsn = 0;
         let mut acknowledged: Lsn = 0;
         let mut keep = keep.into_iter().cycle();
         for (ops, unsynced) in rounds {
-            let (log, recovered) = open_sim(&dir, segment_bytes);
+            let (log, recovered) = open_sim_preallocating(&dir, segment_bytes, preallocate_bytes);
             // Recovered: a prefix 1..=k of what was appended, holding every acknowledged record.
             let k = recovered.records.last().map_or(0, |r| r.0);
             prop_assert!(k >= acknowledged, "lost acknowledged records: kept {k}, acked {acknowledged}");
@@ -73,7 +74,7 @@ proptest! {
             drop(log);
             dir = crashed;
         }
-        let (_, recovered) = open_sim(&dir, segment_bytes);
+        let (_, recovered) = open_sim_preallocating(&dir, segment_bytes, preallocate_bytes);
         let k = recovered.records.last().map_or(0, |r| r.0);
         prop_assert!(k >= acknowledged && k <= appended);
     }

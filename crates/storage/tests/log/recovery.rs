@@ -2,7 +2,7 @@
 //! earlier segment refuses to open with an error naming the file and offset; appends continue
 //! after a recovered tail; deleted segments stay deleted.
 
-use crate::{append_durable, assert_records, open_sim, payload};
+use crate::{append_durable, assert_records, open_sim, open_sim_preallocating, payload};
 use botflow_storage::log::{HotLog, LogError, LogOptions, SimDir};
 
 /// The frame header's length (magic, length, checksum, LSN).
@@ -47,7 +47,7 @@ fn a_torn_tail_at_every_byte_offset_keeps_the_longest_valid_prefix() {
 }
 
 #[test]
-fn zeros_garbage_and_a_valid_frame_with_the_wrong_lsn_end_the_last_segment() {
+fn garbage_and_a_valid_frame_with_the_wrong_lsn_end_the_last_segment_and_are_cut_off() {
     let dir = SimDir::new();
     {
         let (log, _) = open_sim(&dir, 1 << 20);
@@ -57,8 +57,9 @@ fn zeros_garbage_and_a_valid_frame_with_the_wrong_lsn_end_the_last_segment() {
     let full = dir.bytes(name).unwrap();
     let first_frame = HEADER + payload(1).len();
     for tail in [
-        vec![0u8; 4096],
         b"garbage after the records".to_vec(),
+        // Garbage in the middle of preallocated zeros (a torn write into them).
+        [vec![0u8; 100], b"torn".to_vec(), vec![0u8; 4000]].concat(),
         // A copy of frame 1 (a valid frame, LSN 1) where LSN 6 is expected.
         full[..first_frame].to_vec(),
     ] {
@@ -102,7 +103,10 @@ fn a_flipped_bit_in_an_earlier_segment_refuses_to_open_naming_file_and_offset() 
         damaged.set_bytes(victim, bytes);
         let error = HotLog::open(
             std::sync::Arc::new(damaged),
-            LogOptions { segment_bytes: 300 },
+            LogOptions {
+                segment_bytes: 300,
+                preallocate_bytes: 0,
+            },
         )
         .expect_err("a damaged earlier segment must refuse to open");
         let LogError::Corrupt { file, offset, .. } = &error else {
@@ -137,7 +141,10 @@ fn a_missing_middle_segment_refuses_to_open() {
     damaged.remove(&names[1]).unwrap();
     let error = HotLog::open(
         std::sync::Arc::new(damaged),
-        LogOptions { segment_bytes: 200 },
+        LogOptions {
+            segment_bytes: 200,
+            preallocate_bytes: 0,
+        },
     )
     .expect_err("a gap must refuse to open");
     assert!(
@@ -174,4 +181,85 @@ fn delete_below_removes_only_whole_durable_segments_below_the_lsn() {
     );
     assert_eq!(recovered.records.last().unwrap().0, 40);
     assert_eq!(log.append(&payload(41)).unwrap(), 41);
+}
+
+#[test]
+fn zeros_after_the_records_end_the_last_segment_and_are_kept_for_the_next_appends() {
+    let dir = SimDir::new();
+    {
+        let (log, _) = open_sim(&dir, 1 << 20);
+        append_durable(&log, 1, 5);
+    }
+    let name = "00000000000000000001.seg";
+    let mut bytes = dir.bytes(name).unwrap();
+    let records_end = bytes.len();
+    bytes.extend_from_slice(&[0u8; 4096]);
+    let zeroed = dir.crash(|| true);
+    zeroed.set_bytes(name, bytes.clone());
+    let (log, recovered) = open_sim(&zeroed, 1 << 20);
+    assert_records(&recovered, 5);
+    assert_eq!(recovered.truncated_bytes, 0, "zeros are no torn tail");
+    assert_eq!(zeroed.bytes(name).unwrap(), bytes, "the zeros stay on disk");
+    // The next records go right after the old ones, over the zeros.
+    assert_eq!(log.append_durable(&payload(6)).unwrap(), 6);
+    drop(log);
+    let on_disk = zeroed.bytes(name).unwrap();
+    assert_eq!(on_disk.len(), bytes.len(), "written inside the zeros");
+    assert_eq!(&on_disk[..records_end], &bytes[..records_end]);
+    let (_, again) = open_sim(&zeroed, 1 << 20);
+    assert_records(&again, 6);
+}
+
+#[test]
+fn a_preallocating_log_keeps_zeros_ahead_and_cuts_each_full_segment_to_its_records() {
+    let dir = SimDir::new();
+    let names = {
+        // Segments of 400 bytes, 128 bytes of zeros kept ahead.
+        let (log, _) = open_sim_preallocating(&dir, 400, 128);
+        for n in 1..=40 {
+            append_durable(&log, n, n);
+        }
+        let names = log.segment_names();
+        assert!(names.len() > 3, "{names:?}");
+        // The segment being written ends in synced zeros: the crash keeps nothing unsynced.
+        let tail = dir.crash(|| false).bytes(names.last().unwrap()).unwrap();
+        let records: usize = (1..=40u64)
+            .filter(|n| {
+                *n >= names
+                    .last()
+                    .unwrap()
+                    .trim_end_matches(".seg")
+                    .parse()
+                    .unwrap()
+            })
+            .map(|n| HEADER + payload(n).len())
+            .sum();
+        assert!(
+            tail.len() > records,
+            "zeros are written ahead of the records"
+        );
+        assert!(tail[records..].iter().all(|&b| b == 0));
+        names
+    };
+    // Every full segment holds exactly its frames.
+    for window in names.windows(2) {
+        let first: u64 = window[0].trim_end_matches(".seg").parse().unwrap();
+        let next: u64 = window[1].trim_end_matches(".seg").parse().unwrap();
+        let frames: usize = (first..next).map(|n| HEADER + payload(n).len()).sum();
+        assert_eq!(
+            dir.bytes(&window[0]).unwrap().len(),
+            frames,
+            "{}",
+            window[0]
+        );
+    }
+    // A power loss now keeps every record, and appends continue after a reopen.
+    let crashed = dir.crash(|| false);
+    let (log, recovered) = open_sim_preallocating(&crashed, 400, 128);
+    assert_records(&recovered, 40);
+    assert_eq!(recovered.truncated_bytes, 0);
+    append_durable(&log, 41, 60);
+    drop(log);
+    let (_, again) = open_sim_preallocating(&crashed, 400, 128);
+    assert_records(&again, 60);
 }
