@@ -1,5 +1,6 @@
 //! HotLog probe: durable appends of a webhook-sized record (about 400 bytes) from 1, 16 and 64
-//! threads on a real directory; prints appends/s, fdatasyncs per append, bytes per sync and the
+//! threads on a real directory, with the default 1 MiB of zeros kept ahead of the records and
+//! without (the file grows with each group); prints appends/s, fdatasyncs per append, bytes per sync and the
 //! p50/p99 wait of one durable append; then a raw `fdatasync` probe: write + `fdatasync` latency
 //! by bytes per sync, appending to a growing file versus overwriting a zero-filled, synced one
 //! (the choice between growing and preallocated segments). Every loop is bounded.
@@ -59,9 +60,19 @@ fn main() {
         record.len(),
         run_time()
     );
-    for threads in [1usize, 16, 64] {
+    let rows = [1usize, 16, 64].into_iter().flat_map(|threads| {
+        [
+            (threads, LogOptions::default().preallocate_bytes),
+            (threads, 0),
+        ]
+    });
+    for (threads, preallocate_bytes) in rows {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = HotLog::open_path(dir.path(), LogOptions::default()).unwrap();
+        let options = LogOptions {
+            preallocate_bytes,
+            ..LogOptions::default()
+        };
+        let (log, _) = HotLog::open_path(dir.path(), options).unwrap();
         let log = Arc::new(log);
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
@@ -90,7 +101,11 @@ fn main() {
         let at = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
         let stats = log.stats();
         println!(
-            "  {threads:>2} appenders: {:>8.0} appends/s, {:.3} fdatasyncs per append, {:>6.0} B per sync, wait p50 {:.2} ms, p99 {:.2} ms",
+            "  {threads:>2} appenders, {:>7}: {:>8.0} appends/s, {:.3} fdatasyncs per append, {:>6.0} B per sync, wait p50 {:.2} ms, p99 {:.2} ms",
+            match preallocate_bytes {
+                0 => "growing".to_owned(),
+                n => format!("{} KiB", n / 1024),
+            },
             stats.appends as f64 / elapsed,
             stats.syncs as f64 / stats.appends.max(1) as f64,
             stats.bytes as f64 / stats.syncs.max(1) as f64,
