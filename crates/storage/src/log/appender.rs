@@ -2,6 +2,8 @@
 //! their LSN at once; one appender thread takes the whole buffer, writes it to the segment with
 //! one write, `fdatasync`s it and publishes the durable-LSN watermark. Records that arrive during
 //! a sync form the next group, so the group grows with the load and nothing waits on a timer.
+//! A lazy record (one nobody waits for yet) starts no sync of its own: it joins the next group
+//! that an eager record or a waiter starts, or is synced once it is `lazy_sync` old.
 //! A failed write or sync poisons the log for good (never retried: after a failed `fdatasync`
 //! the kernel may have dropped the dirty pages and a retry could falsely succeed).
 
@@ -11,6 +13,7 @@ use super::recovery::{Segment, segment_name};
 use super::{LogError, Lsn};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 /// Records appended but not yet taken by the appender.
 #[derive(Default)]
@@ -19,6 +22,10 @@ struct Pending {
     /// The LSN of the first record in `buffer`.
     first: Lsn,
     next_lsn: Lsn,
+    /// Whether a record in `buffer` is waited for (or eager): the appender syncs at once.
+    wanted: bool,
+    /// When the first record of `buffer` was appended.
+    since: Option<Instant>,
     /// Set by `close`: the appender drains the buffer and stops.
     closed: bool,
     /// Set when the log is poisoned: appends fail.
@@ -67,6 +74,8 @@ impl Shared {
                 buffer: Vec::new(),
                 first: next_lsn,
                 next_lsn,
+                wanted: false,
+                since: None,
                 closed: false,
                 poisoned: false,
             }),
@@ -79,8 +88,13 @@ impl Shared {
         }
     }
 
-    /// Frames `payloads` into the buffer with consecutive LSNs; returns the last one.
-    pub(crate) fn append<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Lsn, LogError> {
+    /// Frames `payloads` into the buffer with consecutive LSNs; returns the last one. An eager
+    /// append starts a sync at once; a lazy one waits for a waiter, an eager record or its age.
+    pub(crate) fn append<P: AsRef<[u8]>>(
+        &self,
+        payloads: &[P],
+        eager: bool,
+    ) -> Result<Lsn, LogError> {
         if let Some(large) = payloads.iter().find(|p| p.as_ref().len() > MAX_PAYLOAD) {
             return Err(LogError::TooLarge {
                 len: large.as_ref().len(),
@@ -93,9 +107,14 @@ impl Shared {
         if pending.closed {
             return Err(LogError::Closed);
         }
-        if pending.buffer.is_empty() {
+        let was_empty = pending.buffer.is_empty();
+        if was_empty {
             pending.first = pending.next_lsn;
+            pending.since = Some(Instant::now());
         }
+        // A lazy record still wakes an idle appender, to start its age clock.
+        let wake = (eager && !pending.wanted) || was_empty;
+        pending.wanted |= eager;
         for payload in payloads {
             let lsn = pending.next_lsn;
             frame::encode(&mut pending.buffer, lsn, payload.as_ref());
@@ -106,8 +125,23 @@ impl Shared {
         self.counters
             .appends
             .fetch_add(payloads.len() as u64, Ordering::Relaxed);
-        self.work.notify_one();
+        if wake {
+            self.work.notify_one();
+        }
         Ok(last)
+    }
+
+    /// Asks for a sync through `lsn` now (a waiter is about to wait for it): lazy records up to
+    /// `lsn` still in the buffer stop waiting for their age.
+    pub(crate) fn want(&self, lsn: Lsn) {
+        let mut pending = lock(&self.pending);
+        if pending.wanted || pending.buffer.is_empty() || lsn < pending.first {
+            // Already asked for, or in the group being synced, or synced.
+            return;
+        }
+        pending.wanted = true;
+        drop(pending);
+        self.work.notify_one();
     }
 
     /// The LSN of the last record appended (durable or not); 0 when none.
@@ -126,6 +160,7 @@ impl Shared {
 
     /// Blocks until `lsn` is durable or the log is poisoned.
     pub(crate) fn wait_durable(&self, lsn: Lsn) -> Result<(), LogError> {
+        self.want(lsn);
         let mut guard = lock(&self.watermark);
         loop {
             if guard.0.durable >= lsn {
@@ -182,6 +217,8 @@ pub(crate) struct Appender {
     pub(crate) file_len: u64,
     /// Where the zeros written ahead of the records end (at least `file_len`).
     pub(crate) zeroed: u64,
+    /// The longest a lazy record waits for a sync (see [`super::LogOptions::lazy_sync`]).
+    pub(crate) lazy_sync: Duration,
     pub(crate) segment_bytes: u64,
     pub(crate) preallocate_bytes: u64,
     /// A buffer of zeros to preallocate with, made on first use.
@@ -195,16 +232,38 @@ impl Appender {
         loop {
             let (mut group, first, last) = {
                 let mut pending = lock(&self.shared.pending);
-                while pending.buffer.is_empty() && !pending.closed {
-                    pending = self
-                        .shared
-                        .work
-                        .wait(pending)
-                        .unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    if pending.closed || (pending.wanted && !pending.buffer.is_empty()) {
+                        break;
+                    }
+                    let due = pending.since.map(|since| since + self.lazy_sync);
+                    match due {
+                        Some(due) if !pending.buffer.is_empty() => {
+                            let now = Instant::now();
+                            if now >= due {
+                                break;
+                            }
+                            pending = self
+                                .shared
+                                .work
+                                .wait_timeout(pending, due - now)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0;
+                        }
+                        _ => {
+                            pending = self
+                                .shared
+                                .work
+                                .wait(pending)
+                                .unwrap_or_else(PoisonError::into_inner);
+                        }
+                    }
                 }
                 if pending.buffer.is_empty() {
                     return;
                 }
+                pending.wanted = false;
+                pending.since = None;
                 let group = std::mem::replace(&mut pending.buffer, std::mem::take(&mut spare));
                 (group, pending.first, pending.next_lsn - 1)
             };

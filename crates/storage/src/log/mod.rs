@@ -16,7 +16,9 @@
 //!   LSN at once; one appender thread writes the buffer with one write, calls `fdatasync`, and
 //!   publishes the durable watermark ([`HotLog::durable_lsn`]). [`HotLog::wait_durable`] blocks,
 //!   [`HotLog::wait_durable_async`] awaits. An acknowledged (durable) record survives a process
-//!   kill and a power loss.
+//!   kill and a power loss. A record appended with [`HotLog::append_lazy`] (one nobody waits
+//!   for yet, as a send outcome) starts no sync of its own: it rides with the next group that
+//!   an eager append or a waiter starts, or is synced once it is [`LogOptions::lazy_sync`] old.
 //! - **Poison**: a failed write or `fdatasync` is never retried. The log refuses every later
 //!   append and wait with [`LogError::Poisoned`]; the process must restart and recover from
 //!   what is on disk.
@@ -111,6 +113,9 @@ pub struct LogOptions {
     /// group). The appender extends them, in the same sync as a group, when less than half
     /// is left.
     pub preallocate_bytes: u64,
+    /// The longest a record appended with [`HotLog::append_lazy`] waits for a sync that a
+    /// waiter or an eager append starts (100 ms).
+    pub lazy_sync: std::time::Duration,
 }
 
 impl Default for LogOptions {
@@ -118,6 +123,7 @@ impl Default for LogOptions {
         Self {
             segment_bytes: 64 * 1024 * 1024,
             preallocate_bytes: 1024 * 1024,
+            lazy_sync: std::time::Duration::from_millis(100),
         }
     }
 }
@@ -195,6 +201,7 @@ impl HotLog {
             zeroed: scanned.tail_zeroed,
             segment_bytes: options.segment_bytes.max(1),
             preallocate_bytes: options.preallocate_bytes,
+            lazy_sync: options.lazy_sync,
             zeros: Vec::new(),
         };
         let handle = std::thread::Builder::new()
@@ -216,15 +223,21 @@ impl HotLog {
         Ok((log, recovered))
     }
 
-    /// Appends one record; returns its LSN at once (not yet durable: see
+    /// Appends one record and starts its sync; returns its LSN at once (not yet durable: see
     /// [`HotLog::wait_durable`]).
     pub fn append(&self, payload: &[u8]) -> Result<Lsn, LogError> {
-        self.shared.append(&[payload])
+        self.shared.append(&[payload], true)
+    }
+
+    /// Appends one record nobody waits for yet: it joins the next sync another append or a
+    /// waiter starts, and starts one itself only after [`LogOptions::lazy_sync`].
+    pub fn append_lazy(&self, payload: &[u8]) -> Result<Lsn, LogError> {
+        self.shared.append(&[payload], false)
     }
 
     /// Appends records with consecutive LSNs, in one group; returns the last LSN.
     pub fn append_all<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Lsn, LogError> {
-        self.shared.append(payloads)
+        self.shared.append(payloads, true)
     }
 
     /// Appends one record and blocks until it is durable.
@@ -251,6 +264,8 @@ impl HotLog {
         &self,
         lsn: Lsn,
     ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + 'static {
+        // Asked for now, not when first polled: a waiter dropped unpolled still gets its sync.
+        self.shared.want(lsn);
         let mut watch = self.shared.watch.subscribe();
         let shared = Arc::clone(&self.shared);
         async move {

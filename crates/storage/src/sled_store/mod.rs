@@ -139,9 +139,14 @@ impl Core {
     }
 
     /// Runs `f` as one transaction: under the commit lock, its writes become one redo record
-    /// appended to the log (not waited for) and are applied to the overlay. Returns the
+    /// appended to the log (not waited for; its sync starts at once when `eager`, else with the
+    /// next one, see [`HotLog::append_lazy`]) and are applied to the overlay. Returns the
     /// record's LSN (`None`: nothing written).
-    fn transact<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> StoreResult<(R, Option<u64>)> {
+    fn transact<R>(
+        &self,
+        eager: bool,
+        f: impl Fn(&Tx<'_>) -> TxResult<R>,
+    ) -> StoreResult<(R, Option<u64>)> {
         let _turn = self.commit.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = Tx::new(&self.base);
         let result = f(&tx).map_err(|err| match err {
@@ -155,13 +160,16 @@ impl Core {
         if writes.is_empty() {
             return Ok((result, None));
         }
-        let lsn = self
-            .log
-            .append(&redo::encode(&writes))
-            .map_err(|source| StoreError::Log {
-                action: "append a commit",
-                source,
-            })?;
+        let record = redo::encode(&writes);
+        let appended = if eager {
+            self.log.append(&record)
+        } else {
+            self.log.append_lazy(&record)
+        };
+        let lsn = appended.map_err(|source| StoreError::Log {
+            action: "append a commit",
+            source,
+        })?;
         self.apply(writes, lsn);
         Ok((result, Some(lsn)))
     }
@@ -378,7 +386,13 @@ impl SledStore {
 
     /// Runs `f` as one atomic transaction over every tree.
     fn transact<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> StoreResult<R> {
-        Ok(self.core.transact(f)?.0)
+        Ok(self.core.transact(true, f)?.0)
+    }
+
+    /// [`Self::transact`] for writes nobody waits for yet (send outcomes): their record's sync
+    /// waits for the next one a waiter or another commit starts (at most the log's `lazy_sync`).
+    fn transact_lazy<R>(&self, f: impl Fn(&Tx<'_>) -> TxResult<R>) -> StoreResult<R> {
+        Ok(self.core.transact(false, f)?.0)
     }
 
     /// Waits until everything committed so far is durable in the log (shared `fdatasync`).

@@ -80,7 +80,8 @@ impl SledStore {
         outcomes: &[Outcome],
     ) -> StoreResult<(Vec<StoreResult<()>>, Option<Lsn>)> {
         let statuses: Vec<Option<OutboundStatus>> = outcomes.iter().map(final_status).collect();
-        let batch = self.transact(|tx| {
+        // Lazy: a normal outcome may wait for the next sync; a token send's is waited for below.
+        let batch = self.transact_lazy(|tx| {
             let mut results = Vec::with_capacity(outcomes.len());
             let mut token_send = false;
             for (outcome, status) in outcomes.iter().zip(&statuses) {

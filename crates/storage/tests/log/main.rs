@@ -5,6 +5,7 @@
 
 mod concurrency;
 mod crash;
+mod lazy;
 mod power_loss;
 mod recovery;
 
@@ -34,6 +35,7 @@ pub(crate) fn open_sim_preallocating(
         LogOptions {
             segment_bytes,
             preallocate_bytes,
+            ..LogOptions::default()
         },
     )
     .unwrap()

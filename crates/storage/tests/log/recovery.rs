@@ -106,6 +106,7 @@ fn a_flipped_bit_in_an_earlier_segment_refuses_to_open_naming_file_and_offset() 
             LogOptions {
                 segment_bytes: 300,
                 preallocate_bytes: 0,
+                ..LogOptions::default()
             },
         )
         .expect_err("a damaged earlier segment must refuse to open");
@@ -144,6 +145,7 @@ fn a_missing_middle_segment_refuses_to_open() {
         LogOptions {
             segment_bytes: 200,
             preallocate_bytes: 0,
+            ..LogOptions::default()
         },
     )
     .expect_err("a gap must refuse to open");

@@ -1,0 +1,117 @@
+//! Lazy appends: a record nobody waits for starts no sync of its own, rides with the next sync
+//! an eager append or a waiter starts, and is synced by itself once `lazy_sync` old; a power
+//! loss before then may lose it, never an acknowledged record.
+
+use crate::{append_durable, assert_records, payload};
+use botflow_storage::log::{HotLog, LogDir, LogOptions, SimDir};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn open_lazy(dir: &SimDir, lazy_sync: Duration) -> HotLog {
+    let options = LogOptions {
+        preallocate_bytes: 0,
+        lazy_sync,
+        ..LogOptions::default()
+    };
+    HotLog::open(Arc::new(dir.clone()) as Arc<dyn LogDir>, options)
+        .unwrap()
+        .0
+}
+
+/// Polls until `done` holds, for at most `limit`; returns whether it did.
+fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    done()
+}
+
+#[test]
+fn a_lazy_record_starts_no_sync_until_something_waits_for_it() {
+    let dir = SimDir::new();
+    let log = open_lazy(&dir, Duration::from_secs(3600));
+    append_durable(&log, 1, 1);
+    let syncs = dir.syncs();
+    let lsn = log.append_lazy(&payload(2)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(dir.syncs(), syncs, "a lazy record synced on its own");
+    assert_eq!(log.durable_lsn(), 1);
+    // A power loss now may lose it: it was never acknowledged.
+    assert_records(
+        &HotLog::open(Arc::new(dir.crash(|| false)), LogOptions::default())
+            .unwrap()
+            .1,
+        1,
+    );
+    // Waiting asks for the sync at once (bounded, so a regression fails instead of hanging).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), log.wait_durable_async(lsn)).await
+        })
+        .expect("the waiter's sync never came")
+        .unwrap();
+    assert_eq!(dir.syncs(), syncs + 1);
+    assert_eq!(log.durable_lsn(), 2);
+}
+
+#[test]
+fn lazy_records_ride_with_the_next_eager_append() {
+    let dir = SimDir::new();
+    let log = open_lazy(&dir, Duration::from_secs(3600));
+    let syncs = dir.syncs();
+    for n in 1..=3 {
+        log.append_lazy(&payload(n)).unwrap();
+    }
+    let eager = log.append(&payload(4)).unwrap();
+    log.wait_durable(eager).unwrap();
+    assert_eq!(log.durable_lsn(), 4);
+    assert_eq!(
+        dir.syncs(),
+        syncs + 1,
+        "one sync covered the lazy records and the eager one"
+    );
+    drop(log);
+    assert_records(
+        &HotLog::open(Arc::new(dir.crash(|| false)), LogOptions::default())
+            .unwrap()
+            .1,
+        4,
+    );
+}
+
+#[test]
+fn a_lazy_record_nobody_asks_for_is_synced_once_lazy_sync_old() {
+    let dir = SimDir::new();
+    let log = open_lazy(&dir, Duration::from_millis(40));
+    let appended = Instant::now();
+    let lsn = log.append_lazy(&payload(1)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || log.durable_lsn() >= lsn),
+        "the lazy record was never synced"
+    );
+    assert!(
+        appended.elapsed() >= Duration::from_millis(40),
+        "synced before lazy_sync passed: {:?}",
+        appended.elapsed()
+    );
+}
+
+#[test]
+fn a_waiter_dropped_before_it_is_polled_still_gets_its_sync() {
+    let dir = SimDir::new();
+    let log = open_lazy(&dir, Duration::from_secs(3600));
+    let lsn = log.append_lazy(&payload(1)).unwrap();
+    drop(log.durable_waiter(lsn));
+    assert!(
+        eventually(Duration::from_secs(10), || log.durable_lsn() >= lsn),
+        "asking for a waiter did not start the sync"
+    );
+}
