@@ -262,6 +262,74 @@ fn deferred_appends_and_flushes_resolve_only_once_the_log_is_synced() {
 }
 
 #[test]
+fn a_redelivery_of_an_event_stepped_before_its_sync_waits_for_its_record() {
+    // The webhook hands events to the runtime while their fdatasync runs, so a step may commit
+    // (in memory) before its event is durable; a redelivery then must not be acknowledged first.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimDir::new();
+    let store = open_on(dir.path(), &sim, 64 * 1024 * 1024);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let resolves = |wait: botflow_storage::DurableWait| {
+        runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_millis(100), wait.wait())
+                .await
+                .is_ok()
+        })
+    };
+    sim.hold_syncs(true);
+    // Released before the store is dropped, so a failed assertion fails instead of hanging
+    // in the store's final sync.
+    struct Release<'a>(&'a SimDir);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.hold_syncs(false);
+        }
+    }
+    let _release = Release(&sim);
+    let e = event(1, 1);
+    let (appended, durable) = store
+        .journal_append_batch_deferred(std::slice::from_ref(&e))
+        .unwrap();
+    assert!(matches!(appended[..], [Appended::New { .. }]));
+    store
+        .commit_step(StepCommit {
+            event: Some(e.event.clone()),
+            // As the runtime commits: the dispatcher's flush waits for the disk, not the step.
+            durable: false,
+            ..bare_commit(&e.psid, Session::default(), 10)
+        })
+        .unwrap();
+    let (again, redelivered) = store
+        .journal_append_batch_deferred(std::slice::from_ref(&e))
+        .unwrap();
+    assert_eq!(again, vec![Appended::Duplicate]);
+    assert!(
+        !resolves(redelivered),
+        "a redelivery was acknowledged before the event's record was durable"
+    );
+    assert!(!resolves(durable));
+    // Power loss now: the event is gone, and no 200 said otherwise.
+    let lost = sim.crash(|| false);
+    sim.hold_syncs(false);
+    assert!(
+        keys(
+            &open_on(tempfile::tempdir().unwrap().path(), &lost, 64 * 1024 * 1024)
+                .unprocessed_events()
+                .unwrap()
+        )
+        .is_empty()
+    );
+    // Once synced, a redelivery is acknowledged at once.
+    let (_, synced) = store
+        .journal_append_batch_deferred(std::slice::from_ref(&e))
+        .unwrap();
+    assert!(resolves(synced));
+}
+
+#[test]
 fn a_failed_fdatasync_poisons_the_journal_and_a_reopen_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimDir::new();
