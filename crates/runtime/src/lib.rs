@@ -13,7 +13,7 @@
 //! #               entries: Vec<botflow_storage::JournalEntry>) -> Result<(), botflow_runtime::RuntimeError> {
 //! use botflow_runtime::{NotifyContent, Runtime, RuntimeConfig};
 //! let runtime = Runtime::start(store, client, RuntimeConfig::default()).await?; // resumes the journal
-//! runtime.submit(entries).await?; // events the server journaled (durable before its 200)
+//! runtime.submit(entries).await?; // events the server journaled durably before answering 200
 //! let page = botflow_storage::PageId::from("1234");
 //! let topic = botflow_flow::TopicId::from("topic-id");
 //! let now = runtime.clock().now_ms();

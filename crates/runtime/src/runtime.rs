@@ -381,9 +381,7 @@ impl Runtime {
         Ok(runtime)
     }
 
-    /// Queues journaled events for processing (their records may still be on their way to disk:
-    /// nothing a step commits is durable, and no message leaves, before they are, since the log
-    /// is one sequence and the dispatcher flushes before sending), each
+    /// Queues journaled events (the caller journaled them durably first) for processing, each
     /// behind its subscriber's earlier events; an event already queued or just processed is
     /// skipped. Waits while a queue is full (backpressure). Events never handed over (the caller
     /// failed in between) are found in the journal and queued within two `journal_poll`s.

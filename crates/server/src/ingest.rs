@@ -50,8 +50,8 @@ pub fn journal_record(
 }
 
 impl AppState {
-    /// Journals the events of one delivery in one durable commit and hands the new ones to the
-    /// runtime. Returns only once the journal is on disk, so the caller may answer 200.
+    /// Journals the events of one delivery in one durable commit, then hands the new ones to
+    /// the runtime. Returns only once the journal is on disk, so the caller may answer 200.
     pub async fn ingest(&self, events: Vec<MessagingEvent>) -> Result<IngestOutcome, ApiError> {
         if events.is_empty() {
             return Ok(IngestOutcome::default());
@@ -67,7 +67,7 @@ impl AppState {
             .iter()
             .map(|record| (record.page.0.clone(), record.psid.0.clone()))
             .collect();
-        let in_order = self.subscriber_locks.lock(subscribers).await;
+        let _in_order = self.subscriber_locks.lock(subscribers).await;
         let store = self.store.clone();
         let started = std::time::Instant::now();
         // The append runs in place when the store's calls are local (else on a blocking
@@ -83,7 +83,11 @@ impl AppState {
             .await
             .map_err(ApiError::internal)?
         };
-        let report = |err: botflow_storage::StoreError| {
+        let appended = match appended {
+            Ok((appended, durable)) => durable.wait().await.map(|()| appended),
+            Err(err) => Err(err),
+        };
+        let appended = appended.map_err(|err| {
             if err.is_fatal() {
                 // Messenger redelivers after the 500; this process must restart to recover.
                 self.report_fatal(&err);
@@ -94,8 +98,8 @@ impl AppState {
                 return ApiError::Unavailable(format!("the database is unavailable: {err}"));
             }
             ApiError::internal(err)
-        };
-        let (appended, durable) = appended.map_err(report)?;
+        })?;
+        self.metrics.journal_append.observe(started.elapsed());
         let mut outcome = IngestOutcome::default();
         let mut fresh = Vec::new();
         for (record, appended) in records.into_iter().zip(appended) {
@@ -113,16 +117,9 @@ impl AppState {
                 }
             }
         }
-        // Handed over while the `fdatasync` runs, so the step record usually joins the same
-        // group commit. Safe: the log is one sequence, so nothing the step commits reaches disk
-        // (a checkpoint waits for the log) and no message leaves (the dispatcher flushes first)
-        // before this event's record is durable, and a failed `fdatasync` ends the process.
-        self.submit_to_runtime(fresh).await;
-        drop(in_order);
-        durable.wait().await.map_err(report)?;
-        self.metrics.journal_append.observe(started.elapsed());
         self.metrics.events_received.add(outcome.new_events as u64);
         self.metrics.events_duplicate.add(outcome.duplicates as u64);
+        self.submit_to_runtime(fresh).await;
         Ok(outcome)
     }
 }

@@ -88,8 +88,7 @@ pub(crate) struct DeliveryReceipt {
 }
 
 /// `POST /webhook`: verifies the signature on the raw body, parses the envelope, journals the
-/// events, hands the new ones to the runtime while their `fdatasync` runs, and answers 200 once
-/// they are durable.
+/// events durably, hands the new ones to the runtime, then answers 200.
 #[utoipa::path(
     post,
     path = "/webhook",

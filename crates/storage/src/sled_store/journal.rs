@@ -253,9 +253,9 @@ impl SledStore {
                 // Not in memory: either new, or processed (the step commit marks sled before it
                 // drops the event from memory, under this lock).
                 if self.tree(T::EventKeys).contains_key(&key)? {
-                    // Its step may have run before its own record was durable (the webhook
-                    // hands events over during the sync): wait for everything appended so far,
-                    // which holds that record, so this 200 too means the event is on disk.
+                    // A caller may have stepped it before its own record was durable: wait for
+                    // everything appended so far, which holds that record, so the answer to a
+                    // redelivery too means the event is on disk.
                     wait = wait.max(self.core.log.last_lsn());
                     outcomes.push(Appended::Duplicate);
                     continue;

@@ -263,8 +263,8 @@ fn deferred_appends_and_flushes_resolve_only_once_the_log_is_synced() {
 
 #[test]
 fn a_redelivery_of_an_event_stepped_before_its_sync_waits_for_its_record() {
-    // The webhook hands events to the runtime while their fdatasync runs, so a step may commit
-    // (in memory) before its event is durable; a redelivery then must not be acknowledged first.
+    // Nothing in the store stops a caller from committing an event's step (in memory) before
+    // the event is durable; a redelivery then must still not be acknowledged first.
     let dir = tempfile::tempdir().unwrap();
     let sim = SimDir::new();
     let store = open_on(dir.path(), &sim, 64 * 1024 * 1024);
