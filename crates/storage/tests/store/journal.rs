@@ -202,8 +202,24 @@ fn an_acknowledged_batch_survives_a_power_loss_of_the_log() {
     }
 }
 
-#[test]
-fn deferred_appends_and_flushes_resolve_only_once_the_log_is_synced() {
+/// The keys of the unprocessed events a store opened on `log` (a crashed copy) finds.
+fn unprocessed_after_reopen(log: &SimDir) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    keys(
+        &open_on(dir.path(), log, 64 * 1024 * 1024)
+            .unprocessed_events()
+            .unwrap(),
+    )
+}
+
+/// A store whose log is a `SimDir` (its syncs can be held or failed), with a runtime to await
+/// its deferred waits on.
+fn store_on_sim() -> (
+    tempfile::TempDir,
+    SimDir,
+    SledStore,
+    tokio::runtime::Runtime,
+) {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimDir::new();
     let store = open_on(dir.path(), &sim, 64 * 1024 * 1024);
@@ -211,6 +227,12 @@ fn deferred_appends_and_flushes_resolve_only_once_the_log_is_synced() {
         .enable_time()
         .build()
         .unwrap();
+    (dir, sim, store, runtime)
+}
+
+#[test]
+fn deferred_appends_and_flushes_resolve_only_once_the_log_is_synced() {
+    let (_dir, sim, store, runtime) = store_on_sim();
     let pending = |wait: botflow_storage::DurableWait| {
         runtime.block_on(async {
             let mut wait = Box::pin(wait.wait());
@@ -236,14 +258,7 @@ fn deferred_appends_and_flushes_resolve_only_once_the_log_is_synced() {
     sim.hold_syncs(false);
     runtime.block_on(durable).unwrap();
     runtime.block_on(flushed).unwrap();
-    assert!(
-        keys(
-            &open_on(tempfile::tempdir().unwrap().path(), &lost, 64 * 1024 * 1024)
-                .unprocessed_events()
-                .unwrap()
-        )
-        .is_empty()
-    );
+    assert!(unprocessed_after_reopen(&lost).is_empty());
     // Nothing pending: the waits of a redelivery and of a flush resolve at once.
     let (again, durable) = store.journal_append_batch_deferred(&[event(1, 1)]).unwrap();
     assert_eq!(again, vec![Appended::Duplicate]);
@@ -265,13 +280,7 @@ fn deferred_appends_and_flushes_resolve_only_once_the_log_is_synced() {
 fn a_redelivery_of_an_event_stepped_before_its_sync_waits_for_its_record() {
     // Nothing in the store stops a caller from committing an event's step (in memory) before
     // the event is durable; a redelivery then must still not be acknowledged first.
-    let dir = tempfile::tempdir().unwrap();
-    let sim = SimDir::new();
-    let store = open_on(dir.path(), &sim, 64 * 1024 * 1024);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let (_dir, sim, store, runtime) = store_on_sim();
     let resolves = |wait: botflow_storage::DurableWait| {
         runtime.block_on(async {
             tokio::time::timeout(std::time::Duration::from_millis(100), wait.wait())
@@ -314,14 +323,7 @@ fn a_redelivery_of_an_event_stepped_before_its_sync_waits_for_its_record() {
     // Power loss now: the event is gone, and no 200 said otherwise.
     let lost = sim.crash(|| false);
     sim.hold_syncs(false);
-    assert!(
-        keys(
-            &open_on(tempfile::tempdir().unwrap().path(), &lost, 64 * 1024 * 1024)
-                .unprocessed_events()
-                .unwrap()
-        )
-        .is_empty()
-    );
+    assert!(unprocessed_after_reopen(&lost).is_empty());
     // Once synced, a redelivery is acknowledged at once.
     let (_, synced) = store
         .journal_append_batch_deferred(std::slice::from_ref(&e))
