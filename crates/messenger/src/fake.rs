@@ -295,14 +295,19 @@ impl FakeGraphApi {
         deadline: Duration,
     ) -> Result<Vec<RecordedRequest>, WaitTimeout> {
         let mut receiver = self.shared.request_count.subscribe();
-        let waited = tokio::time::timeout(deadline, receiver.wait_for(|seen| *seen >= count)).await;
-        match waited {
-            Ok(Ok(_)) => Ok(self.requests()),
-            _ => Err(WaitTimeout {
+        // The watch's read guard is dropped here, before `requests` takes the state lock: a
+        // handler holds that lock while it publishes the count, so holding both would deadlock.
+        let reached = tokio::time::timeout(deadline, receiver.wait_for(|seen| *seen >= count))
+            .await
+            .is_ok_and(|seen| seen.is_ok());
+        if reached {
+            Ok(self.requests())
+        } else {
+            Err(WaitTimeout {
                 expected: count,
                 received: self.request_count(),
                 waited: deadline,
-            }),
+            })
         }
     }
 
