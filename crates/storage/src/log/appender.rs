@@ -236,9 +236,9 @@ impl Appender {
                     if pending.closed || (pending.wanted && !pending.buffer.is_empty()) {
                         break;
                     }
-                    let due = pending.since.map(|since| since + self.lazy_sync);
-                    match due {
-                        Some(due) if !pending.buffer.is_empty() => {
+                    // `since` is set exactly while the buffer holds records.
+                    match pending.since.map(|since| since + self.lazy_sync) {
+                        Some(due) => {
                             let now = Instant::now();
                             if now >= due {
                                 break;
@@ -250,7 +250,7 @@ impl Appender {
                                 .unwrap_or_else(PoisonError::into_inner)
                                 .0;
                         }
-                        _ => {
+                        None => {
                             pending = self
                                 .shared
                                 .work

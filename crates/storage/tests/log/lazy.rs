@@ -2,7 +2,7 @@
 //! an eager append or a waiter starts, and is synced by itself once `lazy_sync` old; a power
 //! loss before then may lose it, never an acknowledged record.
 
-use crate::{append_durable, assert_records, payload};
+use crate::{append_durable, assert_records, open_sim, payload};
 use botflow_storage::log::{HotLog, LogDir, LogOptions, SimDir};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,12 +41,7 @@ fn a_lazy_record_starts_no_sync_until_something_waits_for_it() {
     assert_eq!(dir.syncs(), syncs, "a lazy record synced on its own");
     assert_eq!(log.durable_lsn(), 1);
     // A power loss now may lose it: it was never acknowledged.
-    assert_records(
-        &HotLog::open(Arc::new(dir.crash(|| false)), LogOptions::default())
-            .unwrap()
-            .1,
-        1,
-    );
+    assert_records(&open_sim(&dir.crash(|| false), 1 << 20).1, 1);
     // Waiting asks for the sync at once (bounded, so a regression fails instead of hanging).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -79,12 +74,7 @@ fn lazy_records_ride_with_the_next_eager_append() {
         "one sync covered the lazy records and the eager one"
     );
     drop(log);
-    assert_records(
-        &HotLog::open(Arc::new(dir.crash(|| false)), LogOptions::default())
-            .unwrap()
-            .1,
-        4,
-    );
+    assert_records(&open_sim(&dir.crash(|| false), 1 << 20).1, 4);
 }
 
 #[test]
