@@ -6,6 +6,7 @@ use botflow_flow::Frequency;
 use botflow_messenger::webhook::{NotificationStatus, RecurringFrequency};
 use botflow_messenger::{EventKind, MessagingEvent};
 use botflow_storage::JournalEntry;
+use serde::Deserialize;
 
 /// Why a journal record could not be read back as a webhook event.
 #[derive(Debug, thiserror::Error)]
@@ -106,8 +107,9 @@ pub fn from_messaging(event: &MessagingEvent) -> Option<InboundEvent> {
 
 /// Reads a journal record (the serde form of a [`MessagingEvent`], as the server journals it).
 pub fn from_journal(entry: &JournalEntry) -> Result<Option<InboundEvent>, JournalPayloadError> {
-    let event: MessagingEvent =
-        serde_json::from_value(entry.payload.clone()).map_err(|source| JournalPayloadError {
+    // Read from the stored value in place (no copy of the payload per step).
+    let event =
+        MessagingEvent::deserialize(&entry.payload).map_err(|source| JournalPayloadError {
             seq: entry.seq,
             event: entry.event.to_string(),
             source,

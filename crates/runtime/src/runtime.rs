@@ -29,9 +29,9 @@ use tokio::task::JoinHandle;
 #[derive(Clone)]
 pub struct RuntimeConfig {
     /// Shards (subscribers are spread over them; each processes one batch at a time). Default
-    /// twice the available cores, 4 to 64: store commits are CPU work, and more shards than
-    /// cores only add thread hand-offs (64 shards on 2 cores cost about 25% more CPU per event
-    /// than 4 in the load bench).
+    /// 0, automatic: on a local store (sled) one per two cores, each a Tokio task that steps
+    /// and commits in place; on a store over the network twice the cores, 4 to 64, each on a
+    /// thread of its own (see `scheduler::automatic_shards` for the measurements).
     pub workers: usize,
     /// Queue capacity per shard; a full queue makes `submit` wait (backpressure). Default 1,024.
     pub queue_capacity: usize,
@@ -64,18 +64,10 @@ pub struct RuntimeConfig {
     pub profiles: ProfileSettings,
 }
 
-/// Twice the available cores, 4 to 64.
-fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, std::num::NonZeroUsize::get)
-        .saturating_mul(2)
-        .clamp(4, 64)
-}
-
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            workers: default_workers(),
+            workers: 0,
             queue_capacity: 1_024,
             step_budget: crate::DEFAULT_STEP_BUDGET,
             page_rate_per_sec: 250,

@@ -29,7 +29,7 @@
 //! whose profile it fetches: one more Graph call and step per event).
 //! With the defaults a run takes about three minutes; `BOTFLOW_BENCH_SECONDS=2` makes a quick one,
 //! `BOTFLOW_BENCH_ONLY=open-loop` runs the fixed-rate phase alone at `BOTFLOW_BENCH_RATE`
-//! events/s (default 1,000), and `BOTFLOW_BENCH_ONLY=one-reply` runs the one-reply phase alone (16 connections, one event
+//! events/s (default 1,000), and `BOTFLOW_BENCH_ONLY=one-reply` (or `restock`) runs that flow's phase alone (16 connections, one event
 //! per webhook), e.g. under `perf record`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -907,13 +907,18 @@ fn main() {
         .build()
         .unwrap();
     match std::env::var("BOTFLOW_BENCH_ONLY").as_deref() {
-        Ok("one-reply") => {
-            // One phase alone (for a profiler): the one-reply flow, 16 connections, 1 event per
-            // webhook unless `BOTFLOW_BENCH_BATCH` says otherwise.
+        Ok(only @ ("one-reply" | "restock")) => {
+            // One phase alone (for a profiler): the one-reply or the restock flow, 16
+            // connections, 1 event per webhook unless `BOTFLOW_BENCH_BATCH` says otherwise.
+            let target = if only == "restock" {
+                Target::Restock
+            } else {
+                Target::OneReply
+            };
             let load = Load::Closed { connections: 16 };
             let batch = env_number("BOTFLOW_BENCH_BATCH", 1) as usize;
-            let result = runtime.block_on(phase(Target::OneReply, load, duration, batch));
-            print_phase(Target::OneReply.label(), load, &result, 1);
+            let result = runtime.block_on(phase(target, load, duration, batch));
+            print_phase(target.label(), load, &result, target.replies());
             return;
         }
         Ok("postgres") => {
