@@ -29,9 +29,8 @@ use tokio::task::JoinHandle;
 #[derive(Clone)]
 pub struct RuntimeConfig {
     /// Shards (subscribers are spread over them; each processes one batch at a time). Default
-    /// 0, automatic: on a local store (sled) one per two cores, each a Tokio task that steps
-    /// and commits in place; on a store over the network twice the cores, 4 to 64, each on a
-    /// thread of its own (see `scheduler::automatic_shards` for the measurements).
+    /// 0, automatic: on a local store (sled) one per two cores, on a store over the network
+    /// twice the cores, 4 to 64 (see `scheduler::automatic_shards` for the measurements).
     pub workers: usize,
     /// Queue capacity per shard; a full queue makes `submit` wait (backpressure). Default 1,024.
     pub queue_capacity: usize,

@@ -1,10 +1,9 @@
 //! The scheduler: per-subscriber ordering, concurrency across subscribers, bounded queues.
 //!
-//! Work is routed to one of N shards by a hash of (Page, PSID). A shard is one task with a
-//! bounded FIFO queue that processes its items in order, a batch at a time, so the events of a
-//! subscriber are processed strictly in arrival order with at most one in flight, while
-//! different shards run concurrently. On a local store a shard is a Tokio task that steps and
-//! commits in place; on a store over the network, a thread of its own. A full queue makes [`Shards::submit`] wait (backpressure). Timers are found by
+//! Work is routed to one of N shards by a hash of (Page, PSID). A shard is one long-lived blocking
+//! task with a bounded FIFO queue that processes its items in order (a batch at a time), so the events of a subscriber are
+//! processed strictly in arrival order with at most one in flight, while different shards run
+//! concurrently. A full queue makes [`Shards::submit`] wait (backpressure). Timers are found by
 //! polling the store's due-timer index and go through the same queues as events.
 
 use crate::metrics::RuntimeMetrics;
@@ -95,10 +94,11 @@ fn available_cores() -> usize {
 
 /// Shards when [`crate::RuntimeConfig::workers`] is 0 (automatic). On a local store (sled)
 /// one per two cores: its commits take one lock in turn, so more shards only split the batches
-/// that share a commit and its log record (on 2 cores, 1 shard against 4 answered 18% more
-/// one-reply and 30% more restock events per second in the load bench, issue 14 phase 7). On a
-/// store over the network twice the cores, 4 to 64: a shard's thread waits for every round
-/// trip, so more of them keep the cores busy.
+/// that share a commit and its log record, and add thread wake-ups (issue 14 phase 7, load
+/// bench on 2 cores, alternating runs: 1 shard against 4 answered about 20% more one-reply and
+/// 30% more restock events per second, with a third fewer `fdatasync`s per event). On a store
+/// over the network twice the cores, 4 to 64: a shard waits for every round trip, so more of
+/// them keep the cores busy.
 pub(crate) fn automatic_shards(local: bool, cores: usize) -> usize {
     if local {
         (cores / 2).max(1)
@@ -126,9 +126,8 @@ impl Shards {
         after: AfterWork,
     ) -> (Arc<Self>, Vec<JoinHandle<()>>) {
         let metrics = Arc::clone(&processor.metrics);
-        let local = processor.store.calls_are_local();
         let count = match count {
-            0 => automatic_shards(local, available_cores()),
+            0 => automatic_shards(processor.store.calls_are_local(), available_cores()),
             count => count,
         };
         let mut senders = Vec::with_capacity(count);
@@ -153,11 +152,7 @@ impl Shards {
                 let processor = Arc::clone(&processor);
                 let shards = Arc::downgrade(&shards);
                 let after = Arc::clone(&after);
-                if local {
-                    tokio::spawn(run_shard_task(rx, processor, shards, after))
-                } else {
-                    tokio::task::spawn_blocking(move || run_shard(rx, &processor, &shards, &after))
-                }
+                tokio::task::spawn_blocking(move || run_shard(rx, &processor, &shards, &after))
             })
             .collect();
         (shards, tasks)
@@ -256,10 +251,10 @@ const BATCH: usize = 32;
 /// answered 184 events/s, of 4 541, of 1 574.
 const NETWORK_BATCH: usize = 1;
 
-/// A shard's loop on a store over the network, on a thread of its own (a long-lived blocking
-/// task, since every store call waits for a round trip): takes what is queued, processes it in
-/// order and reports each item, until the queue's senders are gone. The shards are held weakly
-/// so dropping them (at shutdown, or a runtime dropped without one) ends the loop.
+/// A shard's loop, on a thread of its own (a long-lived blocking task): takes what is queued,
+/// processes it in order and reports each item, until the queue's senders are gone. Step and
+/// commit run right here, with no hand-off to another thread per batch. The shards are held
+/// weakly so dropping them (at shutdown, or a runtime dropped without one) ends the loop.
 fn run_shard(
     mut rx: mpsc::Receiver<Work>,
     processor: &Arc<Processor>,
@@ -270,116 +265,72 @@ fn run_shard(
         let Some(shards) = shards.upgrade() else {
             return;
         };
-        let batch = take_batch(first, &mut rx, NETWORK_BATCH);
-        run_batch(processor, &shards, after, batch, &std::thread::sleep);
-    }
-}
-
-/// A shard's loop on a local store (sled): a Tokio task that steps and commits in place, as
-/// the webhook journals in place. A local store call costs microseconds of CPU and never a
-/// round trip, so a thread of its own would only add a wake-up and a context switch per batch.
-/// A pause before retrying a store error leaves the worker to the other tasks while it lasts.
-async fn run_shard_task(
-    mut rx: mpsc::Receiver<Work>,
-    processor: Arc<Processor>,
-    shards: std::sync::Weak<Shards>,
-    after: AfterWork,
-) {
-    let pause = |duration: Duration| {
-        if tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread
-        {
-            tokio::task::block_in_place(|| std::thread::sleep(duration));
+        // Take what is already queued too; the batch is still processed strictly in order.
+        let mut batch = vec![first];
+        let most = if processor.store.calls_are_local() {
+            BATCH
         } else {
-            std::thread::sleep(duration);
-        }
-    };
-    while let Some(first) = rx.recv().await {
-        let Some(shards) = shards.upgrade() else {
-            return;
+            NETWORK_BATCH
         };
-        let batch = take_batch(first, &mut rx, BATCH);
-        run_batch(&processor, &shards, &after, batch, &pause);
-        drop(shards);
-        // Let the tasks this batch woke (the dispatcher, the webhooks) run before the next.
-        tokio::task::yield_now().await;
-    }
-}
-
-/// `first` and what is already queued behind it, up to `most` items (processed strictly in
-/// order, committed together).
-fn take_batch(first: Work, rx: &mut mpsc::Receiver<Work>, most: usize) -> Vec<Work> {
-    let mut batch = vec![first];
-    while batch.len() < most {
-        match rx.try_recv() {
-            Ok(work) => batch.push(work),
-            Err(_) => break,
-        }
-    }
-    batch
-}
-
-/// Processes one batch and reports each item; `pause` waits before a store error's retry.
-fn run_batch(
-    processor: &Arc<Processor>,
-    shards: &Shards,
-    after: &AfterWork,
-    batch: Vec<Work>,
-    pause: &dyn Fn(Duration),
-) {
-    shards.metrics.queue_depth.add(-(batch.len() as i64));
-    let ids: Vec<WorkId> = batch.iter().map(Work::id).collect();
-    let results = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        process_batch(processor, batch, pause)
-    })) {
-        Ok(results) => results,
-        Err(_) => {
-            // Panics inside a step are contained per item; this is one outside them (in a
-            // commit). The work is gone from memory, not from the store: release it so the
-            // journal follower and the timer loop offer it again.
-            processor.metrics.events_failed.inc();
-            tracing::error!(items = ids.len(), "processing a batch panicked");
-            for id in ids {
-                shards.finished(id);
+        while batch.len() < most {
+            match rx.try_recv() {
+                Ok(work) => batch.push(work),
+                Err(_) => break,
             }
-            return;
         }
-    };
-    for (work, result) in results {
-        shards.finished(work.id());
-        match result {
-            Ok(processed) => {
-                if processed.duplicate {
-                    processor.metrics.events_already_processed.inc();
+        shards.metrics.queue_depth.add(-(batch.len() as i64));
+        let ids: Vec<WorkId> = batch.iter().map(Work::id).collect();
+        let results = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process_batch(processor, batch)
+        })) {
+            Ok(results) => results,
+            Err(_) => {
+                // Panics inside a step are contained per item; this is one outside them (in a
+                // commit). The work is gone from memory, not from the store: release it so the
+                // journal follower and the timer loop offer it again.
+                processor.metrics.events_failed.inc();
+                tracing::error!(items = ids.len(), "processing a batch panicked");
+                for id in ids {
+                    shards.finished(id);
                 }
-                after(&processed);
+                continue;
             }
-            Err(error) => {
-                if let ProcessError::Store(error) = &error
-                    && crate::ownership::is_lost(error)
-                {
-                    // the shard moved to another node, which does the work
-                    tracing::debug!(%error, "work dropped: its shard is not ours");
-                } else if let ProcessError::Store(_) = error {
-                    // The event stays unprocessed in the journal; the follower offers it again.
-                    processor.metrics.events_failed.inc();
-                    tracing::error!(%error, "giving up on work after store errors");
-                } else if let ProcessError::Deferred = error {
-                    // Left behind its failed predecessor, in the journal (or the session, for
-                    // a timer), to be offered again in order.
-                    tracing::warn!(work = ?work.id(), "work left for later behind a failed earlier item of its subscriber");
+        };
+        for (work, result) in results {
+            shards.finished(work.id());
+            match result {
+                Ok(processed) => {
+                    if processed.duplicate {
+                        processor.metrics.events_already_processed.inc();
+                    }
+                    after(&processed);
+                }
+                Err(error) => {
+                    if let ProcessError::Store(error) = &error
+                        && crate::ownership::is_lost(error)
+                    {
+                        // the shard moved to another node, which does the work
+                        tracing::debug!(%error, "work dropped: its shard is not ours");
+                    } else if let ProcessError::Store(_) = error {
+                        // The event stays unprocessed in the journal; the follower offers it again.
+                        processor.metrics.events_failed.inc();
+                        tracing::error!(%error, "giving up on work after store errors");
+                    } else if let ProcessError::Deferred = error {
+                        // Left behind its failed predecessor, in the journal (or the session, for
+                        // a timer), to be offered again in order.
+                        tracing::warn!(work = ?work.id(), "work left for later behind a failed earlier item of its subscriber");
+                    }
                 }
             }
         }
     }
 }
 
-/// Processes a shard's batch in order; work that met a store error is retried alone a few
-/// times, `pause` apart.
+/// Processes a shard's batch in order on a blocking thread; work that met a store error is
+/// retried alone a few times.
 fn process_batch(
     processor: &Processor,
     batch: Vec<Work>,
-    pause: &dyn Fn(Duration),
 ) -> Vec<(Work, Result<Processed, ProcessError>)> {
     let results = processor.process_batch(&batch);
     // Subscribers whose work failed for good in this batch: their later work stays deferred
@@ -408,7 +359,7 @@ fn process_batch(
                     tracing::debug!(%error, "token gone before the commit; stepping again");
                 } else {
                     tracing::warn!(%error, attempt, "store error while processing; retrying");
-                    pause(Duration::from_millis(50 << attempt));
+                    std::thread::sleep(Duration::from_millis(50 << attempt));
                 }
                 attempt += 1;
                 result = processor.process(&work);

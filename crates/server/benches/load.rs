@@ -29,8 +29,8 @@
 //! whose profile it fetches: one more Graph call and step per event).
 //! With the defaults a run takes about three minutes; `BOTFLOW_BENCH_SECONDS=2` makes a quick one,
 //! `BOTFLOW_BENCH_ONLY=open-loop` runs the fixed-rate phase alone at `BOTFLOW_BENCH_RATE`
-//! events/s (default 1,000), and `BOTFLOW_BENCH_ONLY=one-reply` (or `restock`) runs that flow's phase alone (16 connections, one event
-//! per webhook), e.g. under `perf record`.
+//! events/s (default 1,000), and `BOTFLOW_BENCH_ONLY=one-reply` (or `restock`) runs that flow's phase alone (16 connections or
+//! `BOTFLOW_BENCH_CONNECTIONS`, one event per webhook), e.g. under `perf record`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 /// The allocator of the `botflow` binary, so the bench measures what production runs.
@@ -915,7 +915,9 @@ fn main() {
             } else {
                 Target::OneReply
             };
-            let load = Load::Closed { connections: 16 };
+            let load = Load::Closed {
+                connections: env_number("BOTFLOW_BENCH_CONNECTIONS", 16) as usize,
+            };
             let batch = env_number("BOTFLOW_BENCH_BATCH", 1) as usize;
             let result = runtime.block_on(phase(target, load, duration, batch));
             print_phase(target.label(), load, &result, target.replies());
