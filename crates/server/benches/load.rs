@@ -29,7 +29,8 @@
 //! whose profile it fetches: one more Graph call and step per event).
 //! With the defaults a run takes about three minutes; `BOTFLOW_BENCH_SECONDS=2` makes a quick one,
 //! `BOTFLOW_BENCH_ONLY=open-loop` runs the fixed-rate phase alone at `BOTFLOW_BENCH_RATE`
-//! events/s (default 1,000), and `BOTFLOW_BENCH_ONLY=one-reply` (or `restock`) runs that flow's phase alone (16 connections or
+//! events/s (default 1,000; `BOTFLOW_BENCH_BATCH` events per webhook, default 1), and
+//! `BOTFLOW_BENCH_ONLY=one-reply` (or `restock`) runs that flow's phase alone (16 connections or
 //! `BOTFLOW_BENCH_CONNECTIONS`, one event per webhook), e.g. under `perf record`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -935,7 +936,8 @@ fn main() {
             let load = Load::Open {
                 events_per_second: env_number("BOTFLOW_BENCH_RATE", 1_000) as f64,
             };
-            let result = runtime.block_on(phase(Target::OneReply, load, duration, 1));
+            let batch = env_number("BOTFLOW_BENCH_BATCH", 1) as usize;
+            let result = runtime.block_on(phase(Target::OneReply, load, duration, batch));
             print_phase("botflow, one-reply flow, fixed rate", load, &result, 1);
             return;
         }
