@@ -27,9 +27,9 @@
 //! Work for a subscriber (Page, PSID) — journaled events, fired timers, notification runs — is
 //! routed by a hash of the subscriber to one of [`RuntimeConfig::workers`] shards. A shard is a
 //! FIFO queue drained by one task, in order (a batch at a time, committed together), so a
-//! subscriber's events are processed strictly in the order they were submitted (the server submits in journal order; at
-//! start-up the unprocessed journal is queued in arrival order before `start` returns), with at
-//! most one in flight; different subscribers run concurrently on other shards. Queues are bounded
+//! subscriber's events are processed strictly in the order they were submitted (the server
+//! submits in journal order; at start-up the unprocessed journal is queued in arrival order
+//! before `start` returns), with at most one in flight; different subscribers run concurrently on other shards. Queues are bounded
 //! ([`RuntimeConfig::queue_capacity`]): a full queue makes [`Runtime::submit`] wait. The outbox
 //! keeps order too: the store only offers the head of each subscriber's queue, so a message is
 //! sent (or finally recorded as failed or refused) before the next one of that subscriber starts,
