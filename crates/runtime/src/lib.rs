@@ -27,15 +27,15 @@
 //! Work for a subscriber (Page, PSID) — journaled events, fired timers, notification runs — is
 //! routed by a hash of the subscriber to one of [`RuntimeConfig::workers`] shards. A shard is a
 //! FIFO queue drained by one task, in order (a batch at a time, committed together), so a
-//! subscriber's events are processed strictly in the order they were submitted (the server
-//! submits in journal order; at start-up the unprocessed journal is queued in arrival order
-//! before `start` returns), with at most one in flight; different subscribers run concurrently on other shards. Queues are bounded
-//! ([`RuntimeConfig::queue_capacity`]): a full queue makes [`Runtime::submit`] wait. The outbox
-//! keeps order too: the store only offers the head of each subscriber's queue, so a message is
-//! sent (or finally recorded as failed or refused) before the next one of that subscriber starts,
-//! across retries and restarts. One exception: an event whose commit keeps failing in the store
-//! (after retries) is left unprocessed in the journal and replayed at the next start, after the
-//! subscriber's later events.
+//! subscriber's events are processed strictly in the order they were submitted (the server submits
+//! in journal order; at start-up the unprocessed journal is queued in arrival order before `start`
+//! returns), with at most one in flight; different subscribers run concurrently on other shards.
+//! Queues are bounded ([`RuntimeConfig::queue_capacity`]): a full queue makes [`Runtime::submit`]
+//! wait. The outbox keeps order too: the store only offers the head of each subscriber's queue, so
+//! a message is sent (or finally recorded as failed or refused) before the next one of that
+//! subscriber starts, across retries and restarts. One exception: an event whose commit keeps
+//! failing in the store (after retries) is left unprocessed in the journal and replayed at the next
+//! start, after the subscriber's later events.
 //!
 //! # Durability guarantee
 //! An event is safe once the server journaled it durably (before answering 200): the journal is

@@ -1,10 +1,11 @@
 //! The scheduler: per-subscriber ordering, concurrency across subscribers, bounded queues.
 //!
-//! Work is routed to one of N shards by a hash of (Page, PSID). A shard is one long-lived
-//! blocking task with a bounded FIFO queue that processes its items in order (a batch at a
-//! time), so the events of a subscriber are processed strictly in arrival order with at most one
-//! in flight, while different shards run concurrently. A full queue makes [`Shards::submit`] wait (backpressure). Timers are found by
-//! polling the store's due-timer index and go through the same queues as events.
+//! Work is routed to one of N shards by a hash of (Page, PSID). A shard is one long-lived blocking
+//! task with a bounded FIFO queue that processes its items in order (a batch at a time), so the
+//! events of a subscriber are processed strictly in arrival order with at most one in flight, while
+//! different shards run concurrently. A full queue makes [`Shards::submit`] wait (backpressure).
+//! Timers are found by polling the store's due-timer index and go through the same queues as
+//! events.
 
 use crate::metrics::RuntimeMetrics;
 use crate::process::{ProcessError, Processed, Processor, Work, WorkId};
