@@ -96,8 +96,8 @@ fn available_cores() -> usize {
 /// Shards when [`crate::RuntimeConfig::workers`] is 0 (automatic). On a local store (sled)
 /// one per two cores: its commits take one lock in turn, so more shards only split the batches
 /// that share a commit and its log record, and add thread wake-ups (issue 14 phase 7, load
-/// bench on 2 cores, alternating runs: 1 shard against 4 answered about 20% more one-reply and
-/// 30% more restock events per second, with a third fewer `fdatasync`s per event). On a store
+/// bench on 2 cores, alternating runs: 1 shard against 4 answered 20-30% more one-reply and
+/// restock events per second, with a third fewer `fdatasync`s per event). On a store
 /// over the network twice the cores, 4 to 64: a shard waits for every round trip, so more of
 /// them keep the cores busy.
 pub(crate) fn automatic_shards(local: bool, cores: usize) -> usize {
