@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use botflow_messenger::{EventKind, MessagingEvent};
-use botflow_storage::{Appended, EventId, NewJournalEvent, PageId, Psid};
+use botflow_storage::{Appended, EventId, NewJournalEvent, PageId, Psid, StoreError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What journaling one delivery did.
@@ -50,8 +50,8 @@ pub fn journal_record(
 }
 
 impl AppState {
-    /// Journals the events of one delivery in one durable commit, then hands the new ones to
-    /// the runtime. Returns only once the journal is on disk, so the caller may answer 200.
+    /// Journals the events of one delivery in one durable commit and hands the new ones to the
+    /// runtime. Returns only once the journal is on disk, so the caller may answer 200.
     pub async fn ingest(&self, events: Vec<MessagingEvent>) -> Result<IngestOutcome, ApiError> {
         if events.is_empty() {
             return Ok(IngestOutcome::default());
@@ -67,7 +67,7 @@ impl AppState {
             .iter()
             .map(|record| (record.page.0.clone(), record.psid.0.clone()))
             .collect();
-        let _in_order = self.subscriber_locks.lock(subscribers).await;
+        let in_order = self.subscriber_locks.lock(subscribers).await;
         let store = self.store.clone();
         let started = std::time::Instant::now();
         // The append runs in place when the store's calls are local (else on a blocking
@@ -83,23 +83,10 @@ impl AppState {
             .await
             .map_err(ApiError::internal)?
         };
-        let appended = match appended {
-            Ok((appended, durable)) => durable.wait().await.map(|()| appended),
-            Err(err) => Err(err),
+        let (appended, durable) = match appended {
+            Ok(appended) => appended,
+            Err(err) => return Err(self.journal_failed(err)),
         };
-        let appended = appended.map_err(|err| {
-            if err.is_fatal() {
-                // Messenger redelivers after the 500; this process must restart to recover.
-                self.report_fatal(&err);
-            }
-            if err.is_transient() {
-                // The database is unreachable for now: 503, Messenger redelivers later.
-                tracing::warn!(%err, "webhook answered 503: the database is unavailable");
-                return ApiError::Unavailable(format!("the database is unavailable: {err}"));
-            }
-            ApiError::internal(err)
-        })?;
-        self.metrics.journal_append.observe(started.elapsed());
         let mut outcome = IngestOutcome::default();
         let mut fresh = Vec::new();
         for (record, appended) in records.into_iter().zip(appended) {
@@ -117,9 +104,33 @@ impl AppState {
                 }
             }
         }
+        // Handed over before the wait: the step may commit while the journal syncs, and its
+        // commit's sync then makes both durable (one `fdatasync` before the reply, not two). No
+        // message leaves before that commit is durable (the dispatcher waits for it), and the
+        // 200 waits for the events below.
+        self.submit_to_runtime(fresh).await;
+        drop(in_order);
+        durable
+            .wait()
+            .await
+            .map_err(|err| self.journal_failed(err))?;
+        self.metrics.journal_append.observe(started.elapsed());
         self.metrics.events_received.add(outcome.new_events as u64);
         self.metrics.events_duplicate.add(outcome.duplicates as u64);
-        self.submit_to_runtime(fresh).await;
         Ok(outcome)
+    }
+
+    /// The answer to a journal append or sync that failed.
+    fn journal_failed(&self, err: StoreError) -> ApiError {
+        if err.is_fatal() {
+            // Messenger redelivers after the 500; this process must restart to recover.
+            self.report_fatal(&err);
+        }
+        if err.is_transient() {
+            // The database is unavailable for now: 503, Messenger redelivers later.
+            tracing::warn!(%err, "webhook answered 503: the database is unavailable");
+            return ApiError::Unavailable(format!("the database is unavailable: {err}"));
+        }
+        ApiError::internal(err)
     }
 }

@@ -1,24 +1,30 @@
-//! A failed `fdatasync` of the event log: the webhook answers 500 (Messenger redelivers), the
-//! server reports the fatal error so `botflow serve` exits, and a restart recovers. A hanging
-//! `fdatasync`: nothing is acknowledged and nothing is sent until it returns.
+//! The server over a simulated event log. A failed `fdatasync`: the webhook answers 500
+//! (Messenger redelivers), the server reports the fatal error so `botflow serve` exits, and a
+//! restart recovers. A hanging `fdatasync`: nothing is acknowledged and nothing is sent until it
+//! returns. An event and its step's commit share one `fdatasync`.
 
 use crate::support::{APP_SECRET, PAGE_ID, message_delivery, test_config};
-use botflow_messenger::fake::FakeGraphApi;
+use botflow_messenger::fake::{FakeGraphApi, Fault};
 use botflow_server::metrics::ServerMetrics;
 use botflow_server::{AppState, app, router, startup};
-use botflow_storage::log::SimDir;
+use botflow_storage::log::{HotLog, LogDir, LogOptions, SimDir};
 use botflow_storage::{SledStore, Store, StoreOptions};
 use reqwest::StatusCode;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn open_store(path: &Path, log: &SimDir) -> Arc<dyn Store> {
+    open_store_with(path, log, StoreOptions::default())
+}
+
+fn open_store_with(path: &Path, log: &SimDir, options: StoreOptions) -> Arc<dyn Store> {
     let store = SledStore::open(
         path,
         StoreOptions {
             flush_every_ms: None,
             log_dir: Some(Arc::new(log.clone())),
-            ..StoreOptions::default()
+            ..options
         },
     )
     .unwrap();
@@ -164,6 +170,58 @@ async fn while_fdatasync_hangs_nothing_is_acknowledged_and_nothing_is_sent() {
         let sent = fake.sent_messages();
         let to = |psid: &str| sent.iter().any(|m| m.psid == psid);
         (to("7") && to("8")).then_some(())
+    })
+    .await;
+}
+
+/// The records a power loss now would leave in the log.
+fn records_on_disk(sim: &SimDir) -> Vec<(u64, Vec<u8>)> {
+    let dir: Arc<dyn LogDir> = Arc::new(sim.crash(|| false));
+    HotLog::open(dir, LogOptions::default()).unwrap().1.records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_and_its_step_become_durable_by_one_fdatasync() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGraphApi::start().await;
+    // The reply's send is held, so no send outcome is logged while the test counts syncs.
+    fake.inject(Fault::Delay(Duration::from_secs(2)), 1);
+    let sim = SimDir::new();
+    // An event left alone would wait 10 s for its sync: only its step's commit can start the
+    // sync sooner. No checkpoints (they wait for the log too).
+    let options = StoreOptions {
+        event_sync_wait: Duration::from_secs(10),
+        checkpoint_every_ms: None,
+        ..StoreOptions::default()
+    };
+    let store = open_store_with(dir.path(), &sim, options);
+    let restock = botflow_flow::parse_flow(&crate::support::example_flow_text("restock")).unwrap();
+    store.publish_document(&PAGE_ID.into(), restock, 1).unwrap();
+    let (_state, url, _stop, _task) = serve(store.clone(), dir.path(), &fake).await;
+    let syncs = sim.syncs();
+    let before = records_on_disk(&sim).len();
+
+    let started = Instant::now();
+    let status = deliver(&url, &message_delivery("7", "m-1", "restock")).await;
+    let (answered_in, synced) = (started.elapsed(), sim.syncs());
+    let on_disk = records_on_disk(&sim);
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        answered_in < Duration::from_secs(5),
+        "the event waited for its own sync ({answered_in:?}): its step's commit did not start it"
+    );
+    assert_eq!(synced, syncs + 1, "one fdatasync before the 200");
+    // Durable by that one sync: the event's record and the commit that processed it (a redo
+    // record naming the event).
+    let new = &on_disk[before..];
+    let names = |kind: u8| {
+        new.iter()
+            .any(|(_, r)| r.first() == Some(&kind) && r.windows(3).any(|w| w == b"m-1"))
+    };
+    assert!(names(1), "the event's record is not on disk");
+    assert!(names(2), "the step's commit is not on disk with its event");
+    crate::support::eventually("the reply", || async {
+        (!fake.sent_messages().is_empty()).then_some(())
     })
     .await;
 }

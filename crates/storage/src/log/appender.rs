@@ -2,8 +2,9 @@
 //! their LSN at once; one appender thread takes the whole buffer, writes it to the segment with
 //! one write, `fdatasync`s it and publishes the durable-LSN watermark. Records that arrive during
 //! a sync form the next group, so the group grows with the load and nothing waits on a timer.
-//! A lazy record (one nobody waits for yet) starts no sync of its own: it joins the next group
-//! that an eager record or a waiter starts, or is synced once it is `lazy_sync` old.
+//! A record that may wait (one nobody waits for yet) starts no sync of its own: it joins the next
+//! group that an eager record or a waiter starts, or is synced once its wait is over (the
+//! buffer's deadline is the earliest of its records').
 //! A failed write or sync poisons the log for good (never retried: after a failed `fdatasync`
 //! the kernel may have dropped the dirty pages and a retry could falsely succeed).
 
@@ -24,8 +25,9 @@ struct Pending {
     next_lsn: Lsn,
     /// Whether a record in `buffer` is waited for (or eager): the appender syncs at once.
     wanted: bool,
-    /// When the first record of `buffer` was appended.
-    since: Option<Instant>,
+    /// When the appender must start a sync of `buffer` at the latest (the earliest deadline of
+    /// its records); set exactly while `buffer` holds records.
+    due: Option<Instant>,
     /// Set by `close`: the appender drains the buffer and stops.
     closed: bool,
     /// Set when the log is poisoned: appends fail.
@@ -75,7 +77,7 @@ impl Shared {
                 first: next_lsn,
                 next_lsn,
                 wanted: false,
-                since: None,
+                due: None,
                 closed: false,
                 poisoned: false,
             }),
@@ -88,18 +90,21 @@ impl Shared {
         }
     }
 
-    /// Frames `payloads` into the buffer with consecutive LSNs; returns the last one. An eager
-    /// append starts a sync at once; a lazy one waits for a waiter, an eager record or its age.
+    /// Frames `payloads` into the buffer with consecutive LSNs; returns the last one. With a
+    /// zero `may_wait` the append starts a sync at once; else its records wait at most that
+    /// long for a sync something else starts (a waiter, an eager append, an earlier deadline).
     pub(crate) fn append<P: AsRef<[u8]>>(
         &self,
         payloads: &[P],
-        eager: bool,
+        may_wait: Duration,
     ) -> Result<Lsn, LogError> {
         if let Some(large) = payloads.iter().find(|p| p.as_ref().len() > MAX_PAYLOAD) {
             return Err(LogError::TooLarge {
                 len: large.as_ref().len(),
             });
         }
+        let eager = may_wait.is_zero();
+        let due = (!eager).then(|| Instant::now() + may_wait);
         let mut pending = lock(&self.pending);
         if pending.poisoned {
             return Err(self.poison_error());
@@ -107,13 +112,20 @@ impl Shared {
         if pending.closed {
             return Err(LogError::Closed);
         }
-        let was_empty = pending.buffer.is_empty();
-        if was_empty {
+        if pending.buffer.is_empty() {
             pending.first = pending.next_lsn;
-            pending.since = Some(Instant::now());
         }
-        // A lazy record still wakes an idle appender, to start its age clock.
-        let wake = (eager && !pending.wanted) || was_empty;
+        // A waiting record wakes the appender when it moves the deadline earlier (an idle
+        // appender has none), to start that clock.
+        let earlier = match (due, pending.due) {
+            (Some(due), Some(current)) => due < current,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let wake = !pending.wanted && (eager || earlier);
+        if earlier {
+            pending.due = due;
+        }
         pending.wanted |= eager;
         for payload in payloads {
             let lsn = pending.next_lsn;
@@ -217,8 +229,6 @@ pub(crate) struct Appender {
     pub(crate) file_len: u64,
     /// Where the zeros written ahead of the records end (at least `file_len`).
     pub(crate) zeroed: u64,
-    /// The longest a lazy record waits for a sync (see [`super::LogOptions::lazy_sync`]).
-    pub(crate) lazy_sync: Duration,
     pub(crate) segment_bytes: u64,
     pub(crate) preallocate_bytes: u64,
     /// A buffer of zeros to preallocate with, made on first use.
@@ -236,8 +246,7 @@ impl Appender {
                     if pending.closed || (pending.wanted && !pending.buffer.is_empty()) {
                         break;
                     }
-                    // `since` is set exactly while the buffer holds records.
-                    match pending.since.map(|since| since + self.lazy_sync) {
+                    match pending.due {
                         Some(due) => {
                             let now = Instant::now();
                             if now >= due {
@@ -263,7 +272,7 @@ impl Appender {
                     return;
                 }
                 pending.wanted = false;
-                pending.since = None;
+                pending.due = None;
                 let group = std::mem::replace(&mut pending.buffer, std::mem::take(&mut spare));
                 (group, pending.first, pending.next_lsn - 1)
             };

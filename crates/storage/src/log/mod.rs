@@ -18,7 +18,9 @@
 //!   [`HotLog::wait_durable_async`] awaits. An acknowledged (durable) record survives a process
 //!   kill and a power loss. A record appended with [`HotLog::append_lazy`] (one nobody waits
 //!   for yet, as a send outcome) starts no sync of its own: it rides with the next group that
-//!   an eager append or a waiter starts, or is synced once it is [`LogOptions::lazy_sync`] old.
+//!   an eager append or a waiter starts, or is synced once it is [`LogOptions::lazy_sync`] old;
+//!   [`HotLog::append_within`] sets that wait per record (an inbound event waits briefly for
+//!   its step's commit), and [`HotLog::durable_watcher`] awaits a sync without asking for one.
 //! - **Poison**: a failed write or `fdatasync` is never retried. The log refuses every later
 //!   append and wait with [`LogError::Poisoned`]; the process must restart and recover from
 //!   what is on disk.
@@ -55,6 +57,7 @@ use appender::{Appender, Shared};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// A log sequence number: records are numbered 1, 2, 3, ...; 0 means "none".
 pub type Lsn = u64;
@@ -115,7 +118,7 @@ pub struct LogOptions {
     pub preallocate_bytes: u64,
     /// The longest a record appended with [`HotLog::append_lazy`] waits for a sync that a
     /// waiter or an eager append starts (100 ms).
-    pub lazy_sync: std::time::Duration,
+    pub lazy_sync: Duration,
 }
 
 impl Default for LogOptions {
@@ -123,7 +126,7 @@ impl Default for LogOptions {
         Self {
             segment_bytes: 64 * 1024 * 1024,
             preallocate_bytes: 1024 * 1024,
-            lazy_sync: std::time::Duration::from_millis(100),
+            lazy_sync: Duration::from_millis(100),
         }
     }
 }
@@ -153,6 +156,8 @@ pub struct HotLog {
     shared: Arc<Shared>,
     dir: Arc<dyn LogDir>,
     appender: Option<std::thread::JoinHandle<()>>,
+    /// How long a lazy append may wait for a sync ([`LogOptions::lazy_sync`]).
+    lazy_sync: Duration,
 }
 
 impl std::fmt::Debug for HotLog {
@@ -201,7 +206,6 @@ impl HotLog {
             zeroed: scanned.tail_zeroed,
             segment_bytes: options.segment_bytes.max(1),
             preallocate_bytes: options.preallocate_bytes,
-            lazy_sync: options.lazy_sync,
             zeros: Vec::new(),
         };
         let handle = std::thread::Builder::new()
@@ -219,6 +223,7 @@ impl HotLog {
             shared,
             dir,
             appender: Some(handle),
+            lazy_sync: options.lazy_sync,
         };
         Ok((log, recovered))
     }
@@ -226,18 +231,24 @@ impl HotLog {
     /// Appends one record and starts its sync; returns its LSN at once (not yet durable: see
     /// [`HotLog::wait_durable`]).
     pub fn append(&self, payload: &[u8]) -> Result<Lsn, LogError> {
-        self.shared.append(&[payload], true)
+        self.shared.append(&[payload], Duration::ZERO)
     }
 
     /// Appends one record nobody waits for yet: it joins the next sync another append or a
     /// waiter starts, and starts one itself only after [`LogOptions::lazy_sync`].
     pub fn append_lazy(&self, payload: &[u8]) -> Result<Lsn, LogError> {
-        self.shared.append(&[payload], false)
+        self.shared.append(&[payload], self.lazy_sync)
+    }
+
+    /// Appends one record whose sync may wait up to `may_wait` for one that something else
+    /// starts (a record expected to follow at once, so one `fdatasync` covers both).
+    pub fn append_within(&self, payload: &[u8], may_wait: Duration) -> Result<Lsn, LogError> {
+        self.shared.append(&[payload], may_wait)
     }
 
     /// Appends records with consecutive LSNs, in one group; returns the last LSN.
     pub fn append_all<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Lsn, LogError> {
-        self.shared.append(payloads, true)
+        self.shared.append(payloads, Duration::ZERO)
     }
 
     /// Appends one record and blocks until it is durable.
@@ -266,6 +277,15 @@ impl HotLog {
     ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + 'static {
         // Asked for now, not when first polled: a waiter dropped unpolled still gets its sync.
         self.shared.want(lsn);
+        self.durable_watcher(lsn)
+    }
+
+    /// [`HotLog::durable_waiter`] that asks for no sync: it resolves with the sync that the
+    /// records' own deadlines, an eager append or another waiter start.
+    pub fn durable_watcher(
+        &self,
+        lsn: Lsn,
+    ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + 'static {
         let mut watch = self.shared.watch.subscribe();
         let shared = Arc::clone(&self.shared);
         async move {

@@ -7,6 +7,12 @@
 //!   transaction (as before), then drops it from memory. An event is therefore always either in
 //!   memory or marked in sled (or both for a moment), and dedup checks memory first, then sled,
 //!   under the same lock the appends take.
+//! - **One sync for an event and its step**: a new event's record waits up to
+//!   [`StoreOptions::event_sync_wait`](crate::StoreOptions::event_sync_wait) for a sync, and
+//!   the webhook hands the event to the runtime before it waits: the step's commit (an eager
+//!   append) starts the `fdatasync` that makes both durable, so the reply needs one sync, not
+//!   two. Replay stays correct: recovery keeps a prefix of the log (it cuts at the first bad
+//!   frame), so a step record is never recovered without its event.
 //! - **Duplicates** answer [`Appended::Duplicate`]; a duplicate of an event whose record is not
 //!   durable yet waits until it is, so its 200 means what the first one's does.
 //! - **Recovery** at open reads the log's event records and keeps the events the store (after
@@ -263,7 +269,7 @@ impl SledStore {
                 let lsn = self
                     .core
                     .log
-                    .append(payload)
+                    .append_within(payload, self.core.event_sync_wait)
                     .map_err(log_error("append an event"))?;
                 unprocessed.insert(lsn, key, event.clone());
                 wait = wait.max(lsn);

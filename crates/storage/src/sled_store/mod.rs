@@ -77,6 +77,9 @@ pub struct StoreOptions {
     pub checkpoint_every_ms: Option<u64>,
     /// Checkpoint early once this many written keys wait in memory (100,000).
     pub checkpoint_keys: usize,
+    /// How long a new event's log record waits for its step's commit to start the one
+    /// `fdatasync` that makes both durable; then it starts its own (2 ms).
+    pub event_sync_wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -89,6 +92,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("log_segment_bytes", &self.log_segment_bytes)
             .field("checkpoint_every_ms", &self.checkpoint_every_ms)
             .field("checkpoint_keys", &self.checkpoint_keys)
+            .field("event_sync_wait", &self.event_sync_wait)
             .finish()
     }
 }
@@ -105,6 +109,9 @@ impl Default for StoreOptions {
             // 250 ms checkpoints and 12-20 ms with 100 ms (the same CPU per event).
             checkpoint_every_ms: Some(100),
             checkpoint_keys: 100_000,
+            // At 1,800 one-reply events/s open loop: 0.87 instead of 1.7 fdatasyncs per event,
+            // 11% less CPU; the step commits within a fraction of it when the shard is free.
+            event_sync_wait: std::time::Duration::from_millis(2),
         }
     }
 }
@@ -131,6 +138,8 @@ pub(super) struct Core {
     base: Base,
     /// The database directory.
     path: PathBuf,
+    /// [`StoreOptions::event_sync_wait`].
+    event_sync_wait: std::time::Duration,
 }
 
 impl Core {
@@ -334,6 +343,7 @@ impl SledStore {
             final_checkpoint: std::sync::atomic::AtomicBool::new(true),
             base,
             path: path.as_ref().to_path_buf(),
+            event_sync_wait: options.event_sync_wait,
         });
         let records = core.replay(recovered.records)?;
         let checkpointer = checkpoint::Checkpointer::start(
@@ -407,7 +417,15 @@ impl SledStore {
 
     /// The wait (holding no thread) until the log is durable through `lsn`.
     fn durable_wait(&self, lsn: Lsn, action: &'static str) -> DurableWait {
-        let waiter = self.core.log.durable_waiter(lsn);
+        self.durable_wait_for(self.core.log.durable_waiter(lsn), action)
+    }
+
+    /// The wait (holding no thread) for `waiter`, a [`crate::log::HotLog`] durable waiter.
+    fn durable_wait_for(
+        &self,
+        waiter: impl std::future::Future<Output = Result<(), LogError>> + Send + 'static,
+        action: &'static str,
+    ) -> DurableWait {
         DurableWait::on(async move {
             waiter
                 .await
@@ -705,9 +723,15 @@ impl Store for SledStore {
         events: &[NewJournalEvent],
     ) -> StoreResult<(Vec<Appended>, DurableWait)> {
         let (outcomes, lsn) = self.journal_append_pending(events)?;
+        const ACTION: &str = "wait for the event log's fdatasync";
         let wait = match lsn {
             0 => DurableWait::ready(),
-            lsn => self.durable_wait(lsn, "wait for the event log's fdatasync"),
+            // New events only: their records' own deadline starts the sync if their step's
+            // commit has not by then, so the wait asks for none.
+            lsn if outcomes.iter().all(|o| matches!(o, Appended::New { .. })) => {
+                self.durable_wait_for(self.core.log.durable_watcher(lsn), ACTION)
+            }
+            lsn => self.durable_wait(lsn, ACTION),
         };
         Ok((outcomes, wait))
     }

@@ -105,3 +105,73 @@ fn a_waiter_dropped_before_it_is_polled_still_gets_its_sync() {
         "asking for a waiter did not start the sync"
     );
 }
+
+#[test]
+fn a_record_that_may_wait_is_synced_by_itself_once_its_wait_is_over() {
+    let dir = SimDir::new();
+    let log = open_lazy(&dir, Duration::from_secs(3600));
+    let appended = Instant::now();
+    let lsn = log
+        .append_within(&payload(1), Duration::from_millis(300))
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || log.durable_lsn() >= lsn),
+        "the record was never synced"
+    );
+    assert!(
+        appended.elapsed() >= Duration::from_millis(300),
+        "synced before its wait was over: {:?}",
+        appended.elapsed()
+    );
+}
+
+#[test]
+fn a_shorter_wait_moves_the_sync_of_the_records_before_it_forward() {
+    let dir = SimDir::new();
+    let log = open_lazy(&dir, Duration::from_secs(3600));
+    let syncs = dir.syncs();
+    log.append_lazy(&payload(1)).unwrap();
+    let lsn = log
+        .append_within(&payload(2), Duration::from_millis(20))
+        .unwrap();
+    // The appender slept towards the lazy record's hour: the new deadline must wake it.
+    assert!(
+        eventually(Duration::from_secs(10), || log.durable_lsn() >= lsn),
+        "the shorter wait did not move the sync forward"
+    );
+    assert_eq!(dir.syncs(), syncs + 1, "one sync for both records");
+    drop(log);
+    assert_records(&open_sim(&dir.crash(|| false), 1 << 20).1, 2);
+}
+
+#[test]
+fn a_record_that_may_wait_rides_with_the_next_eager_append_and_a_watcher_asks_for_nothing() {
+    let dir = SimDir::new();
+    let log = open_lazy(&dir, Duration::from_secs(3600));
+    let syncs = dir.syncs();
+    let first = log
+        .append_within(&payload(1), Duration::from_secs(3600))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    // A watcher starts no sync: it is still waiting after a while.
+    let watched = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_millis(100), log.durable_watcher(first)).await
+    });
+    assert!(
+        watched.is_err(),
+        "a watcher's record was synced: {watched:?}"
+    );
+    assert_eq!(dir.syncs(), syncs);
+    // The next eager append's sync covers it (what a step's commit does for its event).
+    let watcher = log.durable_watcher(first);
+    let eager = log.append(&payload(2)).unwrap();
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), watcher).await })
+        .expect("the eager append's sync did not cover the waiting record")
+        .unwrap();
+    log.wait_durable(eager).unwrap();
+    assert_eq!(dir.syncs(), syncs + 1, "one sync covered both records");
+}
