@@ -142,13 +142,7 @@ fn while_fdatasync_hangs_nothing_new_is_acknowledged() {
     append_durable(&log, 1, 2);
     dir.hold_syncs(true);
     let lsn = log.append(&payload(3)).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let waited = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_millis(200), log.wait_durable_async(lsn)).await
-    });
+    let waited = crate::await_within(Duration::from_millis(200), log.wait_durable_async(lsn));
     assert!(waited.is_err(), "a wait returned while fdatasync hung");
     assert_eq!(log.durable_lsn(), 2);
     dir.hold_syncs(false);

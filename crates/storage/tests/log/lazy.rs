@@ -2,7 +2,7 @@
 //! an eager append or a waiter starts, and is synced by itself once `lazy_sync` old; a power
 //! loss before then may lose it, never an acknowledged record.
 
-use crate::{append_durable, assert_records, open_sim, payload};
+use crate::{append_durable, assert_records, await_within, open_sim, payload};
 use botflow_storage::log::{HotLog, LogDir, LogOptions, SimDir};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,14 +43,7 @@ fn a_lazy_record_starts_no_sync_until_something_waits_for_it() {
     // A power loss now may lose it: it was never acknowledged.
     assert_records(&open_sim(&dir.crash(|| false), 1 << 20).1, 1);
     // Waiting asks for the sync at once (bounded, so a regression fails instead of hanging).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(10), log.wait_durable_async(lsn)).await
-        })
+    await_within(Duration::from_secs(10), log.wait_durable_async(lsn))
         .expect("the waiter's sync never came")
         .unwrap();
     assert_eq!(dir.syncs(), syncs + 1);
@@ -77,21 +70,27 @@ fn lazy_records_ride_with_the_next_eager_append() {
     assert_records(&open_sim(&dir.crash(|| false), 1 << 20).1, 4);
 }
 
+/// Asserts that the record at `lsn`, appended at `appended` to wait `wait` for a sync, was
+/// synced by itself once that wait was over, and not before.
+fn assert_synced_alone_after(log: &HotLog, lsn: u64, appended: Instant, wait: Duration) {
+    assert!(
+        eventually(Duration::from_secs(10), || log.durable_lsn() >= lsn),
+        "the record was never synced"
+    );
+    assert!(
+        appended.elapsed() >= wait,
+        "synced before its wait of {wait:?} was over: {:?}",
+        appended.elapsed()
+    );
+}
+
 #[test]
 fn a_lazy_record_nobody_asks_for_is_synced_once_lazy_sync_old() {
     let dir = SimDir::new();
     let log = open_lazy(&dir, Duration::from_millis(40));
     let appended = Instant::now();
     let lsn = log.append_lazy(&payload(1)).unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || log.durable_lsn() >= lsn),
-        "the lazy record was never synced"
-    );
-    assert!(
-        appended.elapsed() >= Duration::from_millis(40),
-        "synced before lazy_sync passed: {:?}",
-        appended.elapsed()
-    );
+    assert_synced_alone_after(&log, lsn, appended, Duration::from_millis(40));
 }
 
 #[test]
@@ -111,18 +110,9 @@ fn a_record_that_may_wait_is_synced_by_itself_once_its_wait_is_over() {
     let dir = SimDir::new();
     let log = open_lazy(&dir, Duration::from_secs(3600));
     let appended = Instant::now();
-    let lsn = log
-        .append_within(&payload(1), Duration::from_millis(300))
-        .unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || log.durable_lsn() >= lsn),
-        "the record was never synced"
-    );
-    assert!(
-        appended.elapsed() >= Duration::from_millis(300),
-        "synced before its wait was over: {:?}",
-        appended.elapsed()
-    );
+    let wait = Duration::from_millis(300);
+    let lsn = log.append_within(&payload(1), wait).unwrap();
+    assert_synced_alone_after(&log, lsn, appended, wait);
 }
 
 #[test]
@@ -152,14 +142,8 @@ fn a_record_that_may_wait_rides_with_the_next_eager_append_and_a_watcher_asks_fo
     let first = log
         .append_within(&payload(1), Duration::from_secs(3600))
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
     // A watcher starts no sync: it is still waiting after a while.
-    let watched = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_millis(100), log.durable_watcher(first)).await
-    });
+    let watched = await_within(Duration::from_millis(100), log.durable_watcher(first));
     assert!(
         watched.is_err(),
         "a watcher's record was synced: {watched:?}"
@@ -168,8 +152,7 @@ fn a_record_that_may_wait_rides_with_the_next_eager_append_and_a_watcher_asks_fo
     // The next eager append's sync covers it (what a step's commit does for its event).
     let watcher = log.durable_watcher(first);
     let eager = log.append(&payload(2)).unwrap();
-    runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), watcher).await })
+    await_within(Duration::from_secs(10), watcher)
         .expect("the eager append's sync did not cover the waiting record")
         .unwrap();
     log.wait_durable(eager).unwrap();

@@ -41,6 +41,18 @@ pub(crate) fn open_sim_preallocating(
     .unwrap()
 }
 
+/// Runs `future` on a current-thread runtime for at most `limit` (`Err`: it did not finish).
+pub(crate) fn await_within<F: std::future::Future>(
+    limit: std::time::Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+        .block_on(async { tokio::time::timeout(limit, future).await })
+}
+
 /// Appends records `from..=to` (payloads by [`payload`]) and waits until they are durable.
 pub(crate) fn append_durable(log: &HotLog, from: u64, to: u64) -> Lsn {
     let mut last = 0;
