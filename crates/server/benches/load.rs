@@ -120,10 +120,11 @@ impl Target {
 }
 
 /// One acknowledged webhook: its events (subscriber, and how many events that subscriber sent
-/// before this one) and when it was (or was scheduled to be) sent.
+/// before this one), when it was (or was scheduled to be) sent, and when its 200 arrived.
 struct Sample {
     events: Vec<(String, usize)>,
     sent_at: SystemTime,
+    acknowledged_at: SystemTime,
 }
 
 /// Who sends the events: each load source cycles through `per_source` subscribers of its own
@@ -178,6 +179,9 @@ struct PhaseResult {
     cpu: Option<Duration>,
     /// Per webhook, scheduled send -> first reply of the webhook at the fake (sorted).
     latencies: Vec<Duration>,
+    /// Per webhook, scheduled send -> its 200 (sorted): in a closed loop, the sooner the 200,
+    /// the more events the load generator puts ahead of the runtime.
+    acknowledgements: Vec<Duration>,
     /// Bytes in the data directory after botflow stopped (sled and the log).
     data_bytes: u64,
     /// The embedded store's log over the whole phase: (appends, fdatasyncs), from `/metrics`.
@@ -322,7 +326,11 @@ async fn drive_closed(
                     webhook_body(&format!("{connection:03}"), n, batch, text, subscribers);
                 let sent_at = SystemTime::now();
                 match post_webhook(&client, &url, body).await {
-                    true => driven.acknowledged.push(Sample { events, sent_at }),
+                    true => driven.acknowledged.push(Sample {
+                        events,
+                        sent_at,
+                        acknowledged_at: SystemTime::now(),
+                    }),
                     false => driven.failed += batch,
                 }
             }
@@ -375,9 +383,15 @@ async fn drive_open(
         let url = urls[n as usize % urls.len()].clone();
         let sent_at = start_wall + offset;
         tasks.push(tokio::spawn(async move {
+            let acknowledged = post_webhook(&client, &url, body).await;
+            let acknowledged_at = SystemTime::now();
             (
-                post_webhook(&client, &url, body).await,
-                Sample { events, sent_at },
+                acknowledged,
+                Sample {
+                    events,
+                    sent_at,
+                    acknowledged_at,
+                },
             )
         }));
     }
@@ -736,6 +750,16 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
         })
         .collect();
     latencies.sort();
+    let mut acknowledgements: Vec<Duration> = driven
+        .acknowledged
+        .iter()
+        .map(|s| {
+            s.acknowledged_at
+                .duration_since(s.sent_at)
+                .unwrap_or_default()
+        })
+        .collect();
+    acknowledgements.sort();
     let mut log = None;
     match running {
         Running::Axum(handle) => handle.abort(),
@@ -770,6 +794,7 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
         elapsed,
         cpu,
         latencies,
+        acknowledgements,
         data_bytes,
         log,
     }
@@ -791,9 +816,10 @@ fn print_phase(label: &str, load: Load, result: &PhaseResult, replies: usize) {
     let latency = match replies {
         0 => String::new(),
         _ => format!(
-            "; webhook->first reply p50 {:.1} ms, p99 {:.1} ms",
+            "; webhook->first reply p50 {:.1} ms, p99 {:.1} ms; webhook->200 p50 {:.1} ms",
             percentile(&result.latencies, 0.50).as_secs_f64() * 1e3,
-            percentile(&result.latencies, 0.99).as_secs_f64() * 1e3
+            percentile(&result.latencies, 0.99).as_secs_f64() * 1e3,
+            percentile(&result.acknowledgements, 0.50).as_secs_f64() * 1e3
         ),
     };
     let disk = match result.data_bytes {
