@@ -25,8 +25,8 @@ struct Pending {
     next_lsn: Lsn,
     /// Whether a record in `buffer` is waited for (or eager): the appender syncs at once.
     wanted: bool,
-    /// When the appender must start a sync of `buffer` at the latest (the earliest deadline of
-    /// its records); set exactly while `buffer` holds records.
+    /// When the appender must start a sync of `buffer` at the latest: the earliest deadline of
+    /// its records that may wait (`None` while the buffer holds none of those).
     due: Option<Instant>,
     /// Set by `close`: the appender drains the buffer and stops.
     closed: bool,
