@@ -104,7 +104,8 @@ pub struct ServerMetrics {
     /// Time from a webhook's arrival to the Send API accepting a message it caused (fed by the
     /// runtime's latency hook).
     pub webhook_to_send: LatencyHistogram,
-    /// Time to journal a delivery durably (the wait before its 200).
+    /// Time to journal a delivery durably (the wait before its 200, which since issue 14 phase 8
+    /// includes handing the events to the runtime, whose step commit usually starts the sync).
     pub journal_append: LatencyHistogram,
     /// Records removed by the retention sweeper, by kind (fed by the sweeper).
     pub retention: std::sync::Arc<botflow_runtime::RetentionMetrics>,
