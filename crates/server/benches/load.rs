@@ -184,14 +184,25 @@ struct PhaseResult {
     acknowledgements: Vec<Duration>,
     /// Bytes in the data directory after botflow stopped (sled and the log).
     data_bytes: u64,
-    /// The embedded store's log over the whole phase: (appends, fdatasyncs), from `/metrics`.
-    log: Option<(f64, f64)>,
+    /// The embedded store's log over the whole phase, from `/metrics`.
+    log: Option<LogCounters>,
+    /// Share of the host's CPU time stolen by the hypervisor during the phase (`/proc/stat`).
+    steal: Option<f64>,
+}
+
+/// The embedded store's log counters, summed over the servers.
+#[derive(Debug, Clone, Copy, Default)]
+struct LogCounters {
+    appends: f64,
+    syncs: f64,
+    /// Seconds spent in `fdatasync`.
+    sync_seconds: f64,
 }
 
 /// Sums the embedded store's log counters of the servers (`None` on PostgreSQL).
-async fn log_counters(servers: &[botflow_server::app::RunningServer]) -> Option<(f64, f64)> {
+async fn log_counters(servers: &[botflow_server::app::RunningServer]) -> Option<LogCounters> {
     let client = reqwest::Client::new();
-    let mut sums = None;
+    let mut sums: Option<LogCounters> = None;
     for server in servers {
         let url = format!("http://{}/metrics", server.local_addr());
         let text = client.get(&url).send().await.ok()?.text().await.ok()?;
@@ -200,14 +211,26 @@ async fn log_counters(servers: &[botflow_server::app::RunningServer]) -> Option<
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
                 .and_then(|v| v.trim().parse::<f64>().ok())
         };
-        let (appends, syncs) = (
-            value("botflow_log_appends_total")?,
-            value("botflow_log_fdatasyncs_total")?,
-        );
-        let (a, s) = sums.unwrap_or((0.0, 0.0));
-        sums = Some((a + appends, s + syncs));
+        let sum = sums.get_or_insert_with(LogCounters::default);
+        sum.appends += value("botflow_log_appends_total")?;
+        sum.syncs += value("botflow_log_fdatasyncs_total")?;
+        sum.sync_seconds += value("botflow_log_fdatasync_seconds_total")?;
     }
     sums
+}
+
+/// The host's CPU time so far as (stolen, all), in ticks, from the first line of `/proc/stat`
+/// (Linux): steal is the eighth value.
+fn host_cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let values: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    Some((*values.get(7)?, values.iter().sum()))
 }
 
 /// Bytes of the files under `path`, recursively.
@@ -671,6 +694,7 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
     let (urls, running) = start(target, &fake, data.path()).await;
     let text = target.text();
     let cpu_at_start = process_cpu_time();
+    let host_at_start = host_cpu_ticks();
     let start = Instant::now();
     let start_wall = SystemTime::now();
     let deadline = start + duration;
@@ -686,6 +710,11 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
     let cpu = process_cpu_time()
         .zip(cpu_at_start)
         .map(|(end, start)| end.saturating_sub(start));
+    let steal = host_cpu_ticks()
+        .zip(host_at_start)
+        .map(|((steal, all), (steal0, all0))| {
+            steal.saturating_sub(steal0) as f64 / all.saturating_sub(all0).max(1) as f64
+        });
     let acknowledged: usize = driven.acknowledged.iter().map(|s| s.events.len()).sum();
     let replies = target.replies();
     let end_wall = start_wall + elapsed;
@@ -797,6 +826,7 @@ async fn phase(target: Target, load: Load, duration: Duration, batch: usize) -> 
         acknowledgements,
         data_bytes,
         log,
+        steal,
     }
 }
 
@@ -816,10 +846,11 @@ fn print_phase(label: &str, load: Load, result: &PhaseResult, replies: usize) {
     let latency = match replies {
         0 => String::new(),
         _ => format!(
-            "; webhook->first reply p50 {:.1} ms, p99 {:.1} ms; webhook->200 p50 {:.1} ms",
+            "; webhook->first reply p50 {:.1} ms, p99 {:.1} ms; webhook->200 p50 {:.1} ms, p99 {:.1} ms",
             percentile(&result.latencies, 0.50).as_secs_f64() * 1e3,
             percentile(&result.latencies, 0.99).as_secs_f64() * 1e3,
-            percentile(&result.acknowledgements, 0.50).as_secs_f64() * 1e3
+            percentile(&result.acknowledgements, 0.50).as_secs_f64() * 1e3,
+            percentile(&result.acknowledgements, 0.99).as_secs_f64() * 1e3
         ),
     };
     let disk = match result.data_bytes {
@@ -830,18 +861,24 @@ fn print_phase(label: &str, load: Load, result: &PhaseResult, replies: usize) {
         ),
     };
     let log = match result.log {
-        Some((appends, syncs)) if result.acknowledged > 0 => {
+        Some(log) if result.acknowledged > 0 => {
             let events = result.acknowledged as f64;
             format!(
-                ", log {:.2} appends and {:.2} fdatasyncs per event",
-                appends / events,
-                syncs / events
+                ", log {:.2} appends and {:.2} fdatasyncs per event, fdatasync mean {:.2} ms",
+                log.appends / events,
+                log.syncs / events,
+                log.sync_seconds * 1e3 / log.syncs.max(1.0)
             )
         }
         _ => String::new(),
     };
+    // The machine's weather: CPU the hypervisor gave to other guests meanwhile.
+    let steal = match result.steal {
+        Some(steal) => format!(", host steal {:.1}%", steal * 100.0),
+        None => String::new(),
+    };
     println!(
-        "  {label:<36} {load:>11} {:>8.0} answered events/s ({} acknowledged, {} failed, {} answered{cpu}{disk}{log}){latency}",
+        "  {label:<36} {load:>11} {:>8.0} answered events/s ({} acknowledged, {} failed, {} answered{cpu}{disk}{log}{steal}){latency}",
         result.answered_per_second(),
         result.acknowledged,
         result.failed,

@@ -118,8 +118,8 @@ pub struct MetricsText {
 }
 
 impl MetricsText {
-    /// A counter family with one unlabelled sample.
-    pub fn counter(&mut self, name: &str, help: &str, value: u64) -> &mut Self {
+    /// A counter family with one unlabelled sample (a count, or seconds spent).
+    pub fn counter(&mut self, name: &str, help: &str, value: impl std::fmt::Display) -> &mut Self {
         self.header(name, help, "counter");
         let _ = writeln!(self.text, "{name} {value}");
         self

@@ -169,6 +169,12 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
             log.syncs,
         )
         .counter(
+            "botflow_log_fdatasync_seconds_total",
+            "Time the log spent in fdatasync; divided by botflow_log_fdatasyncs_total, the \
+             disk's mean sync latency (every acknowledged webhook waits for one).",
+            log.sync_time.as_secs_f64(),
+        )
+        .counter(
             "botflow_log_written_bytes_total",
             "Bytes written to the embedded store's log.",
             log.bytes,

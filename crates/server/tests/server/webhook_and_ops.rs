@@ -319,6 +319,10 @@ async fn a_signed_delivery_is_journaled_once_and_a_redelivery_is_a_duplicate() {
         "{appends} appends, {syncs} syncs"
     );
     assert!(syncs <= appends, "a sync covers one or more appends");
+    assert!(
+        server.metric("botflow_log_fdatasync_seconds_total").await > 0.0,
+        "the time spent in fdatasync is counted"
+    );
     assert!(server.metric("botflow_log_written_bytes_total").await > 0.0);
 }
 

@@ -48,6 +48,8 @@ pub(crate) struct Counters {
     pub(crate) appends: AtomicU64,
     pub(crate) groups: AtomicU64,
     pub(crate) bytes: AtomicU64,
+    /// Nanoseconds spent in `fdatasync`.
+    pub(crate) sync_nanos: AtomicU64,
 }
 
 /// State shared by the callers and the appender thread.
@@ -323,9 +325,14 @@ impl Appender {
         self.file_len += group.len() as u64;
         self.preallocate()
             .map_err(|e| format!("preallocate the segment after LSN {first}: {e}"))?;
-        self.file
-            .sync_data()
-            .map_err(|e| format!("fdatasync after LSN {first}: {e}"))
+        let started = Instant::now();
+        let synced = self.file.sync_data();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.shared
+            .counters
+            .sync_nanos
+            .fetch_add(nanos, Ordering::Relaxed);
+        synced.map_err(|e| format!("fdatasync after LSN {first}: {e}"))
     }
 
     /// Writes zeros ahead of the records when less than half of

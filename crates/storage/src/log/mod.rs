@@ -149,6 +149,8 @@ pub struct LogStats {
     pub syncs: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Time spent in `fdatasync`: divided by `syncs`, the disk's mean sync latency.
+    pub sync_time: Duration,
 }
 
 /// An append-only, group-committed segment log; see the [module docs](self).
@@ -323,6 +325,7 @@ impl HotLog {
             appends: counters.appends.load(Ordering::Relaxed),
             syncs: counters.groups.load(Ordering::Relaxed),
             bytes: counters.bytes.load(Ordering::Relaxed),
+            sync_time: Duration::from_nanos(counters.sync_nanos.load(Ordering::Relaxed)),
         }
     }
 

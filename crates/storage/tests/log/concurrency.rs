@@ -44,6 +44,11 @@ fn concurrent_appenders_share_fdatasyncs_on_a_real_directory() {
             stats.syncs,
             stats.appends
         );
+        assert!(
+            stats.sync_time > std::time::Duration::ZERO,
+            "the time spent in {} fdatasyncs is counted",
+            stats.syncs
+        );
         written
     };
     assert_eq!(
